@@ -202,9 +202,15 @@ CHANGES=(
     -c "LABEL vnet-te.debian-suite=$SUITE"
 )
 [[ -n "$FRR_VERSION" ]] && CHANGES+=(-c "LABEL vnet-te.frr-version=$FRR_VERSION")
+OLD_ID="$(docker image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)"
 IMAGE_ID="$(tar -C "$ROOTFS" --numeric-owner --xattrs -c . |
     docker import "${CHANGES[@]}" -m "vnet-te $KIND rootfs ($SUITE, debootstrap minbase)" - "$TAG")"
 T2=$(now)
+# --force: drop the image the tag pointed to, unless other tags or containers still use it.
+if [[ -n "$OLD_ID" && "$OLD_ID" != "$IMAGE_ID" ]] &&
+    [[ -z "$(docker image inspect -f '{{join .RepoTags " "}}' "$OLD_ID" 2>/dev/null)" ]]; then
+    docker image rm "$OLD_ID" >/dev/null 2>&1 && log "removed the previous image ${OLD_ID:0:19}" || true
+fi
 log "import: $(elapsed "$T1" "$T2") s (rootfs ${ROOTFS_MB} MB)"
 
 SIZE="$(docker image inspect -f '{{.Size}}' "$TAG" | awk '{ printf "%.0f MB", $1 / 1e6 }')"

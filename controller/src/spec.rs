@@ -612,7 +612,9 @@ fn ordered_pair(a: &str, b: &str) -> (String, String) {
 }
 
 fn known_list(routers: &[RouterSpec]) -> String {
-    let names: Vec<&str> = routers.iter().map(|r| r.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    let names: Vec<&str> =
+        routers.iter().map(|r| r.name.as_str()).filter(|n| seen.insert(*n)).collect();
     if names.len() <= 6 {
         names.join(", ")
     } else {

@@ -1,0 +1,73 @@
+//! FRR's own parser must accept every golden `frr.conf`: `vtysh --dryrun -f FILE` exits
+//! non-zero and names the line for anything FRR 8.4 would reject.
+//!
+//! Needs Debian's `frr` package on the machine. Without it the test reports a skip (and
+//! fails when VNET_TE_REQUIRE_FRR=1, as CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn golden_frr_confs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            golden_frr_confs(&p, out);
+        } else if p.file_name().is_some_and(|n| n == "frr.conf") {
+            out.push(p);
+        }
+    }
+}
+
+fn vtysh() -> Option<PathBuf> {
+    ["/usr/bin/vtysh", "/usr/local/bin/vtysh"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+#[test]
+fn frr_accepts_every_golden_config() {
+    let Some(vtysh) = vtysh() else {
+        let reason = "vtysh not found (install Debian's frr package)";
+        if std::env::var("VNET_TE_REQUIRE_FRR").is_ok_and(|v| v == "1") {
+            panic!("{reason}, and VNET_TE_REQUIRE_FRR=1");
+        }
+        eprintln!("SKIPPED frr_accepts_every_golden_config: {reason}");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/golden");
+    let mut confs = Vec::new();
+    golden_frr_confs(&root, &mut confs);
+    confs.sort();
+    assert!(confs.len() >= 20, "expected golden frr.conf files, found {}", confs.len());
+    let mut rejected = Vec::new();
+    for c in &confs {
+        let out = Command::new(&vtysh).arg("--dryrun").arg("-f").arg(c).output().unwrap();
+        if !out.status.success() {
+            rejected.push(format!(
+                "{}: {}{}",
+                c.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(rejected.is_empty(), "FRR rejected:\n{}", rejected.join("\n"));
+    eprintln!("FRR accepted {} golden configs", confs.len());
+}
+
+/// The check itself must be able to fail: a config with a typo is rejected.
+#[test]
+fn frr_dry_run_rejects_a_bad_line() {
+    let Some(vtysh) = vtysh() else {
+        if std::env::var("VNET_TE_REQUIRE_FRR").is_ok_and(|v| v == "1") {
+            panic!("vtysh not found, and VNET_TE_REQUIRE_FRR=1");
+        }
+        eprintln!("SKIPPED frr_dry_run_rejects_a_bad_line: vtysh not found");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("vnet-te-frrcheck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("frr.conf");
+    std::fs::write(&bad, "router bgp 65001\n neighbor 10.0.0.1 remote-as 65002\n neighbor 10.0.0.1 timrs connect 1\nexit\n").unwrap();
+    let out = Command::new(&vtysh).arg("--dryrun").arg("-f").arg(&bad).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!out.status.success(), "vtysh accepted a bad line");
+}
