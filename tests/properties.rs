@@ -86,7 +86,9 @@ proptest! {
         let last = p.path.len() - 1;
         for e in &p.expectations.routes {
             let r = p.router(&e.router).unwrap();
-            let toward_b = p.routers.iter().find(|x| x.name == p.path[last]).unwrap().originate.contains(&e.prefix);
+            let toward_b = e.toward == plan::Toward::Last;
+            let end = if toward_b { &p.path[last] } else { &p.path[0] };
+            prop_assert!(p.router(end).unwrap().originate.contains(&e.prefix), "{} not originated at {}", e.prefix, end);
             let rest: Vec<&String> = if toward_b && !(e.hop == last) {
                 p.path[e.hop + 1..].iter().collect()
             } else if !toward_b && e.hop != 0 {
@@ -95,7 +97,7 @@ proptest! {
                 vec![]
             };
             let want: Vec<u32> = rest.iter().map(|n| asn_of[n.as_str()]).collect();
-            prop_assert_eq!(&e.as_path, &want, "{} {}", e.router, e.prefix);
+            prop_assert_eq!(&e.as_path(&p), &want, "{} {}", e.router, e.prefix);
             match rest.first() {
                 Some(next) => {
                     prop_assert_eq!(e.via.as_deref(), Some(next.as_str()));

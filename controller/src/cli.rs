@@ -164,16 +164,29 @@ fn load_plan(a: &SpecArgs) -> anyhow::Result<Plan> {
 
 /// Writes `<out>/<container>/<file>` for every rendered file; returns how many.
 pub fn write_rendered(plan: &Plan, out: &Path) -> anyhow::Result<usize> {
-    let files = render::render(plan)?;
-    let mut n = 0;
-    for (object, list) in &files {
-        let dir = out.join(object);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for f in list {
-            let p = dir.join(&f.name);
-            std::fs::write(&p, &f.content).with_context(|| format!("writing {}", p.display()))?;
-            n += 1;
-        }
-    }
-    Ok(n)
+    let files: Vec<(String, Vec<render::RenderedFile>)> = render::render(plan)?.into_iter().collect();
+    // Thousands of small files: creating them dominates, so spread it over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = files.len().div_ceil(threads).max(64);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || -> anyhow::Result<usize> {
+                    let mut n = 0;
+                    for (object, list) in part {
+                        let dir = out.join(object);
+                        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                        for f in list {
+                            let p = dir.join(&f.name);
+                            std::fs::write(&p, &f.content).with_context(|| format!("writing {}", p.display()))?;
+                            n += 1;
+                        }
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer thread panicked")).sum()
+    })
 }

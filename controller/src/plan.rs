@@ -53,6 +53,8 @@ pub struct Plan {
     pub nodes: Vec<String>,
     /// Router names in path order (first to last hop).
     pub path: Vec<String>,
+    /// Their ASNs, in the same order.
+    pub path_asns: Vec<u32>,
     pub routers: Vec<RouterPlan>,
     pub hosts: Vec<HostPlan>,
     pub networks: Vec<NetworkPlan>,
@@ -200,18 +202,40 @@ pub struct Expectations {
     pub traceroutes: Vec<TracerouteExpectation>,
 }
 
-/// On `router`, the best route to `prefix` is via `next_hop` with exactly `as_path`
-/// (empty and no next hop: originated by this router).
+/// On `router`, the best route to `prefix` is via `next_hop` with exactly the AS path of the
+/// hops between this router and the end of the path it leads `toward` (empty and no next
+/// hop: originated by this router). The AS path itself is `as_path(plan)`: storing it would
+/// make the plan quadratic in the path length.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteExpectation {
     pub router: String,
     pub hop: usize,
     pub prefix: Ipv4Net,
+    pub toward: Toward,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub next_hop: Option<Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub via: Option<String>,
-    pub as_path: Vec<u32>,
+}
+
+/// Which end of the path a route leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toward {
+    /// The first hop (the LAN of host a).
+    First,
+    /// The last hop (the LAN of host b).
+    Last,
+}
+
+impl RouteExpectation {
+    /// The exact AS path expected: ASNs of the remaining hops, nearest first.
+    pub fn as_path(&self, plan: &Plan) -> Vec<u32> {
+        match self.toward {
+            Toward::Last => plan.path_asns[self.hop + 1..].to_vec(),
+            Toward::First => plan.path_asns[..self.hop].iter().rev().copied().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -557,15 +581,14 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 }
                 None => (None, None),
             };
-            let as_path: Vec<u32> = rest.iter().map(|r| asns[index_of[r.as_str()]]).collect();
             for prefix in prefixes.iter() {
                 routes.push(RouteExpectation {
                     router: rname.clone(),
                     hop: h,
                     prefix: *prefix,
+                    toward: if toward_end { Toward::Last } else { Toward::First },
                     next_hop,
                     via: via.clone(),
-                    as_path: as_path.clone(),
                 });
             }
         }
@@ -601,6 +624,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         hash: String::new(),
         l2vpn: spec.l2vpn,
         nodes: inv.nodes.clone(),
+        path_asns: path.iter().map(|r| asns[index_of[r.as_str()]]).collect(),
         path,
         routers,
         hosts,
@@ -708,7 +732,7 @@ mod tests {
         assert_eq!(r1.asn, 4_200_000_001);
         assert_eq!(r1.interfaces[1].address.to_string(), "10.199.0.2");
         let e = p.expectations.routes.iter().find(|e| e.router == "r1" && e.prefix.to_string() == "10.210.1.0/24").unwrap();
-        assert_eq!(e.as_path, vec![4_200_000_002, 4_200_000_003]);
+        assert_eq!(e.as_path(&p), vec![4_200_000_002, 4_200_000_003]);
         assert_eq!(e.next_hop.unwrap().to_string(), "10.199.0.3");
         let t = &p.expectations.traceroutes[0];
         let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();

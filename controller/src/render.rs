@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
@@ -195,16 +195,26 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
     }
 }
 
+fn context(object: &str, ctx: &impl Serialize) -> Result<Context, RenderError> {
+    Context::wraps(ctx).map_err(|e| RenderError {
+        template: "context",
+        object: object.to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// Renders one template from a context converted once per container (the conversion to
+/// JSON dominates rendering time for long paths).
 fn file(
     h: &Handlebars<'_>,
     template: &'static str,
     object: &str,
-    ctx: &impl Serialize,
+    ctx: &Context,
     name: &str,
     container_path: &str,
     mode: u32,
 ) -> Result<RenderedFile, RenderError> {
-    let content = h.render(template, ctx).map_err(|e| RenderError {
+    let content = h.render_with_context(template, ctx).map_err(|e| RenderError {
         template,
         object: object.to_string(),
         source: Box::new(e),
@@ -216,8 +226,27 @@ fn file(
 pub fn render(plan: &Plan) -> Result<Rendered, RenderError> {
     let h = registry();
     let mut out = Rendered::new();
-    for r in &plan.routers {
-        out.insert(r.name.clone(), render_router(&h, plan, r)?);
+    // Routers render independently: split them over the cores (long paths have thousands).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = plan.routers.len().div_ceil(threads).max(64);
+    let parts: Vec<Result<Vec<(String, Vec<RenderedFile>)>, RenderError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .routers
+            .chunks(chunk)
+            .map(|routers| {
+                let h = &h;
+                s.spawn(move || {
+                    routers
+                        .iter()
+                        .map(|r| Ok((r.name.clone(), render_router(h, plan, r)?)))
+                        .collect::<Result<Vec<_>, RenderError>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|t| t.join().expect("render thread panicked")).collect()
+    });
+    for part in parts {
+        out.extend(part?);
     }
     for host in &plan.hosts {
         out.insert(host.name.clone(), render_host(&h, plan, host)?);
@@ -226,7 +255,7 @@ pub fn render(plan: &Plan) -> Result<Rendered, RenderError> {
 }
 
 fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<RenderedFile>, RenderError> {
-    let ctx = router_ctx(plan, r);
+    let ctx = context(&r.name, &router_ctx(plan, r))?;
     let mut files = match r.kind {
         RouterKind::Frr => vec![
             file(h, "frr.conf", &r.name, &ctx, "frr.conf", "/etc/frr/frr.conf", 0o640)?,
@@ -256,6 +285,7 @@ fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<R
         gateway: host.gateway,
         l2_address: host.l2_address,
     };
+    let ctx = context(&host.name, &ctx)?;
     Ok(vec![file(h, "host-setup.sh", &host.name, &ctx, "setup.sh", SETUP_PATH, 0o755)?])
 }
 
