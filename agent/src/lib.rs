@@ -1,1 +1,13 @@
-//! Agent library.
+//! vnet-te agent library: what runs on (or for) one node.
+//!
+//! - `node`: the `Node` interface — the allow-listed operations the controller needs on a
+//!   node (networks, containers, config upload, BGP reads, traceroute/ping). Implemented
+//!   in-process by `docker::LocalNode` (embedded single-host mode) and, in a cluster, by
+//!   the HTTPS agent in front of the same code.
+//! - `frr`, `probe`: tolerant parsers of FRR's `show ... json` and of traceroute output,
+//!   shared by both binaries and tested against outputs captured from real FRR 8.4.
+
+pub mod docker;
+pub mod frr;
+pub mod node;
+pub mod probe;

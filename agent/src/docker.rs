@@ -1,0 +1,405 @@
+//! `LocalNode`: the `Node` operations against one Docker engine through bollard.
+//!
+//! Docker 20.10 speaks API 1.41: the version is negotiated down, one network is given at
+//! create and the rest connected afterwards, and files are uploaded as a tar archive through
+//! the API before start (no bind mounts; `docker cp` onto tmpfs paths would be invisible).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::frr::{BgpSummary, BgpTable};
+use crate::node::{ContainerRole, ContainerSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe};
+
+pub struct LocalNode {
+    name: String,
+    docker: Docker,
+}
+
+fn docker_err(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> NodeError {
+    let doing = doing.into();
+    move |source| NodeError::Docker { doing, source }
+}
+
+fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+/// Capabilities FRR needs (not --privileged): interfaces and routes, raw sockets, and
+/// SYS_ADMIN for the namespace operations zebra performs.
+const ROUTER_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW", "SYS_ADMIN"];
+const HOST_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW"];
+
+impl LocalNode {
+    /// Connects to the local engine (DOCKER_HOST or the default socket) and negotiates the
+    /// API version down to what the engine speaks.
+    pub async fn connect(name: &str) -> NodeResult<Self> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(docker_err("connecting to the Docker engine"))?
+            .negotiate_version()
+            .await
+            .map_err(docker_err("negotiating the Docker API version (is dockerd running?)"))?;
+        Ok(LocalNode { name: name.to_string(), docker })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Runs an allow-listed command in a container and collects its output.
+    async fn exec(&self, container: &str, cmd: &[&str], doing: &str) -> NodeResult<(i64, String)> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                if is_status(&e, 409) {
+                    NodeError::NotRunning { doing: doing.to_string(), container: container.to_string() }
+                } else {
+                    NodeError::Docker { doing: doing.to_string(), source: e }
+                }
+            })?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await.map_err(docker_err(doing))?
+        {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(docker_err(doing))?;
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let code = self.docker.inspect_exec(&exec.id).await.map_err(docker_err(doing))?.exit_code.unwrap_or(-1);
+        Ok((code, text))
+    }
+
+    async fn upload(&self, container: &str, files: &[crate::node::FileSpec]) -> NodeResult<()> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for f in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(f.content.len() as u64);
+            header.set_mode(f.mode);
+            header.set_mtime(0);
+            header.set_cksum();
+            let rel = f.path.trim_start_matches('/');
+            builder
+                .append_data(&mut header, rel, f.content.as_bytes())
+                .map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
+        }
+        let tar = builder
+            .into_inner()
+            .map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
+        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.docker
+            .upload_to_container(container, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .map_err(docker_err(format!("uploading config files into {container}")))
+    }
+
+    async fn list_containers(&self, filters: HashMap<String, Vec<String>>) -> NodeResult<Vec<Found>> {
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(docker_err("listing containers"))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Found {
+                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+                subnets: Vec::new(),
+            })
+            .collect())
+    }
+}
+
+fn label_filter(label: &str, value: Option<&str>) -> HashMap<String, Vec<String>> {
+    let f = match value {
+        Some(v) => format!("{label}={v}"),
+        None => label.to_string(),
+    };
+    HashMap::from([("label".to_string(), vec![f])])
+}
+
+#[async_trait]
+impl Node for LocalNode {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
+        let mut out = BTreeMap::new();
+        for r in refs {
+            let present = match self.docker.inspect_image(r).await {
+                Ok(_) => true,
+                Err(e) if is_status(&e, 404) => false,
+                Err(e) => return Err(NodeError::Docker { doing: format!("inspecting image {r}"), source: e }),
+            };
+            out.insert(r.clone(), present);
+        }
+        Ok(out)
+    }
+
+    async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
+        let nets = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(docker_err("listing networks"))?;
+        Ok(nets
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
+    async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        self.list_containers(label_filter(label, value)).await
+    }
+
+    async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        let opts = ListNetworksOptionsBuilder::default().filters(&label_filter(label, value)).build();
+        let nets = self.docker.list_networks(Some(opts)).await.map_err(docker_err("listing networks"))?;
+        Ok(nets
+            .into_iter()
+            .map(|n| Found {
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+                running: true,
+                subnets: n.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().filter_map(|c| c.subnet).collect(),
+            })
+            .collect())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
+        let mut options = HashMap::new();
+        if let Some(b) = &spec.bridge_name {
+            options.insert("com.docker.network.bridge.name".to_string(), b.clone());
+        }
+        if let Some(mtu) = spec.mtu {
+            options.insert("com.docker.network.driver.mtu".to_string(), mtu.to_string());
+        }
+        let overlay = spec.driver == "overlay";
+        let req = NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: Some(spec.driver.clone()),
+            // Internal: no route out of the machine, no default route competing with BGP.
+            internal: Some(true),
+            attachable: overlay.then_some(true),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(spec.subnet.clone()),
+                    gateway: Some(spec.gateway.clone()),
+                    ip_range: Some(spec.ip_range.clone()),
+                    ..Default::default()
+                }]),
+                options: None,
+            }),
+            options: Some(options),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(req)
+            .await
+            .map(|_| ())
+            .map_err(docker_err(format!("creating {} network {} ({})", spec.driver, spec.name, spec.subnet)))
+    }
+
+    async fn remove_network(&self, name: &str) -> NodeResult<()> {
+        // Swarm attachment tasks and endpoints of just-removed containers linger briefly:
+        // retry "in use" answers with a deadline instead of failing the delete.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.docker.remove_network(name).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_status(&e, 404) => return Ok(()),
+                Err(e) if is_status(&e, 403) || is_status(&e, 409) || e.to_string().contains("in use") => {
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(NodeError::Docker { doing: format!("removing network {name}"), source: e });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(NodeError::Docker { doing: format!("removing network {name}"), source: e }),
+            }
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
+        let first = spec.attachments.first().ok_or_else(|| NodeError::Failed {
+            doing: format!("creating container {}", spec.name),
+            message: "no network to attach".into(),
+        })?;
+        let endpoint = |a: &crate::node::Attachment| EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(a.address.to_string()), ..Default::default() }),
+            ..Default::default()
+        };
+        let (caps, mut sysctls) = match spec.role {
+            ContainerRole::Router => (ROUTER_CAPS, HashMap::from([
+                ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                // Traceroute replies come from the interface the probe arrived on, so the
+                // hop list is exactly the planned addresses.
+                ("net.ipv4.icmp_errors_use_inbound_ifaddr".to_string(), "1".to_string()),
+                ("net.ipv4.conf.all.rp_filter".to_string(), "0".to_string()),
+                ("net.ipv4.conf.default.rp_filter".to_string(), "0".to_string()),
+            ])),
+            ContainerRole::Host => (HOST_CAPS, HashMap::new()),
+        };
+        sysctls.insert("net.ipv6.conf.all.disable_ipv6".to_string(), "1".to_string());
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            hostname: Some(spec.hostname.clone()),
+            cmd: Some(spec.cmd.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            host_config: Some(HostConfig {
+                cap_add: Some(caps.iter().map(|c| c.to_string()).collect()),
+                sysctls: Some(sysctls),
+                network_mode: Some(first.network.clone()),
+                init: Some(false),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(first.network.clone(), endpoint(first))])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        self.docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
+        for a in &spec.attachments[1..] {
+            self.docker
+                .connect_network(
+                    &a.network,
+                    NetworkConnectRequest { container: spec.name.clone(), endpoint_config: Some(endpoint(a)) },
+                )
+                .await
+                .map_err(docker_err(format!("attaching {} to {} as {}", spec.name, a.network, a.address)))?;
+        }
+        if !spec.files.is_empty() {
+            self.upload(&spec.name, &spec.files).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_container(&self, name: &str) -> NodeResult<()> {
+        self.docker
+            .start_container(name, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(docker_err(format!("starting container {name}")))
+    }
+
+    async fn remove_container(&self, name: &str) -> NodeResult<()> {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            // 409: removal already in progress (a concurrent delete): treat as done.
+            Err(e) if is_status(&e, 409) => Ok(()),
+            Err(e) => Err(NodeError::Docker { doing: format!("removing container {name}"), source: e }),
+        }
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
+        let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let bytes: Vec<u8> = match self
+            .docker
+            .download_from_container(container, Some(opts))
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(NodeError::Docker { doing: format!("reading {path} from {container}"), source: e }),
+        };
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let fail = |e: std::io::Error| NodeError::Failed { doing: format!("reading {path} from {container}"), message: e.to_string() };
+        for entry in archive.entries().map_err(fail)? {
+            let mut entry = entry.map_err(fail)?;
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut s).map_err(fail)?;
+            return Ok(Some(s));
+        }
+        Ok(None)
+    }
+
+    async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
+        let (_, out) = self.exec(router, &["vtysh", "-c", "show bgp ipv4 unicast json"], &format!("reading the BGP table of {router}")).await?;
+        Ok(BgpTable::parse(&out)?)
+    }
+
+    async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
+        let (_, out) = self.exec(router, &["vtysh", "-c", "show bgp summary json"], &format!("reading BGP sessions of {router}")).await?;
+        Ok(BgpSummary::parse(&out)?)
+    }
+
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+        let t = target.to_string();
+        let m = max_hops.to_string();
+        let (code, output) = self
+            .exec(host, &["traceroute", "-n", "-q", "1", "-w", "1", "-m", &m, &t], &format!("traceroute from {host} to {t}"))
+            .await?;
+        Ok(Probe { success: code == 0, output })
+    }
+
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+        let t = target.to_string();
+        let s = size.map(|s| s.to_string());
+        let mut cmd = vec!["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1"];
+        if let Some(s) = &s {
+            cmd.extend(["-s", s.as_str()]);
+        }
+        if dont_fragment {
+            cmd.extend(["-M", "do"]);
+        }
+        cmd.push(&t);
+        let (code, output) = self.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
+        Ok(Probe { success: code == 0, output })
+    }
+
+    async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
+        // One rule in the chain Docker reserves for users; the bridges keep `internal`
+        // (no route out), only traffic between two vte* bridges is accepted.
+        let rule = ["DOCKER-USER", "-i", "vte+", "-o", "vte+", "-j", "ACCEPT"];
+        let run = |op: &str| {
+            let mut c = std::process::Command::new("iptables");
+            c.arg("-w").arg(op).args(rule);
+            c.output()
+        };
+        let doing = "updating the DOCKER-USER forwarding rule for vte* bridges";
+        let fail = |m: String| NodeError::Failed { doing: doing.to_string(), message: m };
+        let present = run("-C").map_err(|e| fail(format!("running iptables: {e}")))?.status.success();
+        let out = match (enable, present) {
+            (true, false) => run("-I"),
+            (false, true) => run("-D"),
+            _ => return Ok(()),
+        }
+        .map_err(|e| fail(format!("running iptables: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The node interface: every operation the controller may ask of a node, and nothing else
+//! (no "run this command"). Types here are plain data so they can cross the wire unchanged.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Label keys on every Docker object vnet-te creates. Labels are the source of truth for
+/// what belongs to a path.
+pub mod labels {
+    pub const PATH: &str = "vnet-te.path";
+    pub const ROLE: &str = "vnet-te.role";
+    pub const HOP: &str = "vnet-te.hop";
+    pub const PLAN_HASH: &str = "vnet-te.plan-hash";
+    pub const NODE: &str = "vnet-te.node";
+    pub const ASN: &str = "vnet-te.asn";
+    pub const OBJECT: &str = "vnet-te.object";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// `bridge` or `overlay`.
+    pub driver: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub ip_range: String,
+    /// Linux bridge name (bridge driver only).
+    pub bridge_name: Option<String>,
+    pub mtu: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub address: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRole {
+    Router,
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub hostname: String,
+    pub image: String,
+    pub role: ContainerRole,
+    /// In attach order; the first is given at create (Docker API 1.41 takes one).
+    pub attachments: Vec<Attachment>,
+    pub files: Vec<FileSpec>,
+    pub cmd: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// Absolute path inside the container.
+    pub path: String,
+    pub mode: u32,
+    pub content: String,
+}
+
+/// A labelled object found on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Containers: running or not. Networks: always true.
+    pub running: bool,
+    /// Networks: their IPv4 subnets.
+    pub subnets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub success: bool,
+    pub output: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{doing}: {source}")]
+    Docker {
+        doing: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("{doing}: container {container} is not running")]
+    NotRunning { doing: String, container: String },
+    #[error("{doing}: {message}")]
+    Failed { doing: String, message: String },
+    #[error(transparent)]
+    Parse(#[from] crate::frr::ParseError),
+}
+
+pub type NodeResult<T> = Result<T, NodeError>;
+
+/// The allow-listed operations on one node (a Docker engine).
+#[async_trait]
+pub trait Node: Send + Sync {
+    /// Node name as the plan knows it.
+    fn name(&self) -> &str;
+    /// Image IDs present for the given references (missing ones absent from the map).
+    async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>>;
+    /// Subnets of every network on this node (ours or not): the planner avoids them.
+    async fn taken_subnets(&self) -> NodeResult<Vec<String>>;
+    /// Objects carrying `label=value` (or the label at all, when `value` is None).
+    async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>>;
+    async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>>;
+    async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()>;
+    /// Removes a network; absent is success. Retries while Docker still sees endpoints.
+    async fn remove_network(&self, name: &str) -> NodeResult<()>;
+    /// Creates the container, attaches every network in order, uploads its files.
+    async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()>;
+    async fn start_container(&self, name: &str) -> NodeResult<()>;
+    /// Force-removes a container; absent is success.
+    async fn remove_container(&self, name: &str) -> NodeResult<()>;
+    /// Reads one file from a container (running or stopped).
+    async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>>;
+    /// `show bgp ipv4 unicast json` in a router container.
+    async fn bgp_table(&self, router: &str) -> NodeResult<crate::frr::BgpTable>;
+    /// `show bgp summary json` in a router container.
+    async fn bgp_summary(&self, router: &str) -> NodeResult<crate::frr::BgpSummary>;
+    /// Traceroute from an experiment host to an address.
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe>;
+    /// A few pings from an experiment host; `size` is the ICMP payload, `dont_fragment` sets DF.
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe>;
+    /// Lets routed traffic cross the path's internal bridges (Docker's isolation rules drop
+    /// transit traffic on internal bridges); `false` withdraws it.
+    async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()>;
+}
