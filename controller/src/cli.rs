@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
+use crate::ops;
 use crate::plan::{self, Inventory, Plan, PlanError};
 use crate::render;
 use crate::spec::{self, SpecError};
@@ -26,6 +27,22 @@ pub enum Command {
     /// Plan, render, create, inspect and delete paths.
     #[command(subcommand)]
     Path(PathCommand),
+    /// Container images for routers and experiment hosts.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImagesCommand {
+    /// Build the router and host images offline (debootstrap + docker import).
+    Build(ImagesBuildArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesBuildArgs {
+    /// Rebuild even when the image tag already exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,6 +51,73 @@ pub enum PathCommand {
     Plan(PlanArgs),
     /// Write every container's config files, one directory per router or host.
     Render(RenderArgs),
+    /// Create the path on the Docker engine, then verify it (control and data plane).
+    Create(CreateArgs),
+    /// Verify a running path against its plan.
+    Verify(VerifyArgs),
+    /// List the paths found on the engine (by their labels).
+    List(ListArgs),
+    /// Show one path: its plan and the state of its containers.
+    Show(ShowArgs),
+    /// Delete a path (or every path) and everything it created.
+    Delete(DeleteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Delete an existing path of the same name first.
+    #[arg(long)]
+    pub replace: bool,
+    /// Skip verification after create.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Seconds to wait for convergence before verification fails.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Path name.
+    pub name: String,
+    /// Seconds to wait for convergence.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    pub name: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct DeleteTarget {
+    /// Path name.
+    pub name: Option<String>,
+    /// Delete every vnet-te path on the engine.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub target: DeleteTarget,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -110,6 +194,12 @@ pub struct BadInput(pub String);
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Path(PathCommand::Create(a)) => runtime()?.block_on(ops::create(a)),
+        Command::Path(PathCommand::Verify(a)) => runtime()?.block_on(ops::verify(a)),
+        Command::Path(PathCommand::List(a)) => runtime()?.block_on(ops::list(a)),
+        Command::Path(PathCommand::Show(a)) => runtime()?.block_on(ops::show(a)),
+        Command::Path(PathCommand::Delete(a)) => runtime()?.block_on(ops::delete(a)),
+        Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(ops::images_build(a.force)),
         Command::Path(PathCommand::Plan(a)) => {
             let plan = load_plan(&a.spec)?;
             match a.output {
@@ -125,6 +215,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
 pub fn plan_json(plan: &Plan) -> String {
@@ -157,7 +251,7 @@ pub fn inventory_for(a: &SpecArgs) -> Inventory {
     }
 }
 
-fn load_plan(a: &SpecArgs) -> anyhow::Result<Plan> {
+pub(crate) fn load_plan(a: &SpecArgs) -> anyhow::Result<Plan> {
     let spec = load_spec(a)?;
     Ok(plan::build(&spec, &inventory_for(a))?)
 }

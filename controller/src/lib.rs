@@ -4,9 +4,12 @@
 //! desired state) → `render` (config files) → executor (I/O) → verify.
 
 pub mod cli;
+pub mod deploy;
+pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod verify;
 
 /// Exit codes shared by every command.
 pub mod exit {

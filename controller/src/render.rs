@@ -45,9 +45,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("router-setup.sh", include_str!("../templates/router-setup.sh.hbs")),
     ("host-setup.sh", include_str!("../templates/host-setup.sh.hbs")),
     ("vyos.commands", include_str!("../templates/vyos.commands.hbs")),
+    ("router-boot.sh", include_str!("../templates/router-boot.sh.hbs")),
+    ("host-boot.sh", include_str!("../templates/host-boot.sh.hbs")),
 ];
 
 pub const SETUP_PATH: &str = "/etc/vnet-te/setup.sh";
+/// The container command of FRR routers and hosts.
+pub const BOOT_PATH: &str = "/etc/vnet-te/boot.sh";
 
 fn registry() -> Handlebars<'static> {
     let mut h = Handlebars::new();
@@ -258,9 +262,10 @@ fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<
     let ctx = context(&r.name, &router_ctx(plan, r))?;
     let mut files = match r.kind {
         RouterKind::Frr => vec![
-            file(h, "frr.conf", &r.name, &ctx, "frr.conf", "/etc/frr/frr.conf", 0o640)?,
-            file(h, "daemons", &r.name, &ctx, "daemons", "/etc/frr/daemons", 0o640)?,
-            file(h, "vtysh.conf", &r.name, &ctx, "vtysh.conf", "/etc/frr/vtysh.conf", 0o640)?,
+            file(h, "frr.conf", &r.name, &ctx, "frr.conf", "/etc/frr/frr.conf", 0o644)?,
+            file(h, "daemons", &r.name, &ctx, "daemons", "/etc/frr/daemons", 0o644)?,
+            file(h, "vtysh.conf", &r.name, &ctx, "vtysh.conf", "/etc/frr/vtysh.conf", 0o644)?,
+            file(h, "router-boot.sh", &r.name, &ctx, "boot.sh", BOOT_PATH, 0o755)?,
         ],
         RouterKind::Vyos => vec![file(
             h,
@@ -286,7 +291,10 @@ fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<R
         l2_address: host.l2_address,
     };
     let ctx = context(&host.name, &ctx)?;
-    Ok(vec![file(h, "host-setup.sh", &host.name, &ctx, "setup.sh", SETUP_PATH, 0o755)?])
+    Ok(vec![
+        file(h, "host-setup.sh", &host.name, &ctx, "setup.sh", SETUP_PATH, 0o755)?,
+        file(h, "host-boot.sh", &host.name, &ctx, "boot.sh", BOOT_PATH, 0o755)?,
+    ])
 }
 
 #[cfg(test)]
@@ -304,5 +312,6 @@ mod tests {
         assert!(r2.contains("router bgp 4200000002"));
         assert!(!r2.contains("{{"));
         assert_eq!(out["src"][0].container_path, SETUP_PATH);
+        assert_eq!(out["src"][1].container_path, BOOT_PATH);
     }
 }

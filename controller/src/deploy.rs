@@ -1,0 +1,427 @@
+//! The executor: turns a plan and its rendered files into Docker objects on the nodes, and
+//! finds and removes them again by their labels.
+//!
+//! All I/O goes through the `Node` interface, so the same code drives the local engine
+//! in-process or remote agents, and unit tests drive a recording fake.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use vnet_te_agent::node::{
+    labels, Attachment, ContainerRole, ContainerSpec, FileSpec, NetworkSpec, Node, NodeError,
+};
+
+use crate::plan::{Driver, NetworkRole, Plan};
+use crate::render::{self, Rendered, BOOT_PATH};
+use crate::spec::RouterKind;
+
+/// How many Docker requests run at once per step. Docker serialises some of its own work
+/// (network attach, IPAM), so more does not help; fewer leaves the engine idle.
+pub const PARALLELISM: usize = 12;
+/// Where each experiment host keeps a copy of the plan, so `path verify/show` work
+/// without the spec file.
+pub const PLAN_PATH: &str = "/etc/vnet-te/plan.json";
+
+/// Image references, versioned with vnet-te.
+pub fn router_image() -> String {
+    format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION"))
+}
+pub fn host_image() -> String {
+    format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION"))
+}
+/// VyOS images cannot be built offline; users supply one (`docker load`) under this name
+/// or point VNET_TE_VYOS_IMAGE at theirs.
+pub fn vyos_image() -> String {
+    std::env::var("VNET_TE_VYOS_IMAGE").unwrap_or_else(|_| "vyos/vyos:1.4".to_string())
+}
+
+/// The nodes of the deployment: the manager (overlays are created there) and every node
+/// by name. In the embedded default both are the local engine.
+#[derive(Clone)]
+pub struct Nodes {
+    pub manager: Arc<dyn Node>,
+    pub by_name: BTreeMap<String, Arc<dyn Node>>,
+}
+
+impl Nodes {
+    pub fn single(node: Arc<dyn Node>) -> Self {
+        let name = node.name().to_string();
+        Nodes { manager: node.clone(), by_name: BTreeMap::from([(name, node)]) }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    fn get(&self, name: &str) -> Result<&Arc<dyn Node>, DeployError> {
+        self.by_name.get(name).ok_or_else(|| DeployError::UnknownNode(name.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("path '{0}' already exists; delete it first (`vnet-te path delete {0}`) or pass --replace")]
+    Exists(String),
+    #[error("image {image} is missing on node {node}; build it with `vnet-te images build`{hint}")]
+    ImageMissing { image: String, node: String, hint: String },
+    #[error("node '{0}' is not part of this deployment")]
+    UnknownNode(String),
+    #[error("{step}: {source}")]
+    Step {
+        step: &'static str,
+        #[source]
+        source: NodeError,
+    },
+    #[error("rendering configs: {0}")]
+    Render(#[from] render::RenderError),
+}
+
+/// What one step of a create is about; reported on failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Preflight,
+    Networks,
+    Containers,
+    Start,
+}
+
+impl Step {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::Preflight => "checking images and names",
+            Step::Networks => "creating networks",
+            Step::Containers => "creating containers and uploading configs",
+            Step::Start => "starting containers",
+        }
+    }
+}
+
+/// Progress callbacks (a progress bar in the CLI, nothing in tests).
+pub trait Progress: Send + Sync {
+    fn step(&self, _step: Step, _total: usize) {}
+    fn tick(&self) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+fn base_labels(plan: &Plan, role: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::PATH.to_string(), plan.name.clone()),
+        (labels::ROLE.to_string(), role.to_string()),
+        (labels::PLAN_HASH.to_string(), plan.hash.clone()),
+    ])
+}
+
+/// The Docker networks of a plan, each with the nodes it is created on.
+pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
+    plan.networks
+        .iter()
+        .map(|n| {
+            let mut l = base_labels(plan, match n.role {
+                NetworkRole::Link => "link",
+                NetworkRole::Lan => "lan",
+            });
+            l.insert(labels::OBJECT.into(), n.name.clone());
+            let spec = NetworkSpec {
+                name: n.name.clone(),
+                driver: match n.driver {
+                    Driver::Bridge => "bridge".into(),
+                    Driver::Overlay => "overlay".into(),
+                },
+                subnet: n.subnet.to_string(),
+                gateway: n.gateway.to_string(),
+                ip_range: n.ip_range.to_string(),
+                bridge_name: (n.driver == Driver::Bridge).then(|| n.bridge.clone()),
+                mtu: n.mtu,
+                labels: l,
+            };
+            (n.nodes.clone(), spec)
+        })
+        .collect()
+}
+
+/// Every container of a plan with its node, files and attachments.
+pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
+    let plan_json = serde_json::to_string(plan).expect("plan serialises");
+    let mut out = Vec::new();
+    for r in &plan.routers {
+        let mut l = base_labels(plan, "router");
+        l.insert(labels::OBJECT.into(), r.name.clone());
+        l.insert(labels::NODE.into(), r.node.clone());
+        l.insert(labels::ASN.into(), r.asn.to_string());
+        if let Some(h) = r.hop {
+            l.insert(labels::HOP.into(), h.to_string());
+        }
+        let (image, cmd) = match r.kind {
+            RouterKind::Frr => (router_image(), vec!["/bin/sh".to_string(), BOOT_PATH.to_string()]),
+            RouterKind::Vyos => (vyos_image(), vec!["/sbin/init".to_string()]),
+        };
+        out.push((
+            r.node.clone(),
+            ContainerSpec {
+                name: r.container.clone(),
+                hostname: r.name.clone(),
+                image,
+                role: ContainerRole::Router,
+                attachments: r
+                    .interfaces
+                    .iter()
+                    .map(|i| Attachment { network: i.network.clone(), address: i.address })
+                    .collect(),
+                files: file_specs(files.get(&r.name)),
+                cmd,
+                labels: l,
+            },
+        ));
+    }
+    for h in &plan.hosts {
+        let mut l = base_labels(plan, "host");
+        l.insert(labels::OBJECT.into(), h.name.clone());
+        l.insert(labels::NODE.into(), h.node.clone());
+        let mut f = file_specs(files.get(&h.name));
+        f.push(FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: plan_json.clone() });
+        out.push((
+            h.node.clone(),
+            ContainerSpec {
+                name: h.container.clone(),
+                hostname: h.name.clone(),
+                image: host_image(),
+                role: ContainerRole::Host,
+                attachments: vec![Attachment { network: h.network.clone(), address: h.address }],
+                files: f,
+                cmd: vec!["/bin/sh".to_string(), BOOT_PATH.to_string()],
+                labels: l,
+            },
+        ));
+    }
+    out
+}
+
+fn file_specs(files: Option<&Vec<render::RenderedFile>>) -> Vec<FileSpec> {
+    files
+        .map(|v| {
+            v.iter()
+                .map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What exists of a path on the nodes.
+#[derive(Debug, Default, Clone)]
+pub struct Existing {
+    /// (node, container name, running)
+    pub containers: Vec<(String, String, bool)>,
+    /// (node, network name)
+    pub networks: Vec<(String, String)>,
+    pub plan_hashes: BTreeSet<String>,
+}
+
+impl Existing {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty()
+    }
+}
+
+/// Finds everything labelled with `path` (or every path, with None) on every node.
+pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployError> {
+    let mut ex = Existing::default();
+    let all: Vec<(String, Arc<dyn Node>)> =
+        nodes.by_name.iter().map(|(n, node)| (n.clone(), node.clone())).collect();
+    let found = stream::iter(all)
+        .map(|(name, node)| async move {
+            let c = node.find_containers(labels::PATH, path).await;
+            let n = node.find_networks(labels::PATH, path).await;
+            (name, c, n)
+        })
+        .buffer_unordered(PARALLELISM)
+        .collect::<Vec<_>>()
+        .await;
+    let mut seen_nets = BTreeSet::new();
+    for (node, c, n) in found {
+        let step = "listing labelled objects";
+        for f in c.map_err(|source| DeployError::Step { step, source })? {
+            if let Some(h) = f.labels.get(labels::PLAN_HASH) {
+                ex.plan_hashes.insert(h.clone());
+            }
+            ex.containers.push((node.clone(), f.name, f.running));
+        }
+        for f in n.map_err(|source| DeployError::Step { step, source })? {
+            // Overlays show up on every node that uses them; remove each once.
+            if seen_nets.insert(f.name.clone()) {
+                ex.networks.push((node.clone(), f.name));
+            }
+        }
+    }
+    ex.containers.sort();
+    ex.networks.sort();
+    Ok(ex)
+}
+
+/// Creates every network and container of the plan and starts them. On any error the
+/// caller rolls back with `delete` (labels find everything this created).
+pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Result<(), DeployError> {
+    let files = render::render(plan)?;
+    let containers = container_specs(plan, &files);
+    let networks = network_specs(plan);
+
+    // Preflight: nothing is created before these pass.
+    progress.step(Step::Preflight, 1);
+    let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (node, c) in &containers {
+        needed.entry(node.clone()).or_default().insert(c.image.clone());
+    }
+    for (node, images) in &needed {
+        let n = nodes.get(node)?;
+        let refs: Vec<String> = images.iter().cloned().collect();
+        let present = n
+            .images_present(&refs)
+            .await
+            .map_err(|source| DeployError::Step { step: Step::Preflight.describe(), source })?;
+        if let Some((image, _)) = present.iter().find(|(_, p)| !**p) {
+            let hint = if *image == vyos_image() {
+                " — VyOS images cannot be built offline: load one with `docker load` and set VNET_TE_VYOS_IMAGE to its name".to_string()
+            } else {
+                String::new()
+            };
+            return Err(DeployError::ImageMissing { image: image.clone(), node: node.clone(), hint });
+        }
+    }
+    if !find(nodes, Some(&plan.name)).await?.is_empty() {
+        return Err(DeployError::Exists(plan.name.clone()));
+    }
+
+    let used_nodes: BTreeSet<&String> = containers.iter().map(|(n, _)| n).collect();
+    for node in &used_nodes {
+        if plan.networks.iter().any(|n| n.driver == Driver::Bridge && n.nodes.contains(node)) {
+            nodes
+                .get(node)?
+                .bridge_forwarding(true)
+                .await
+                .map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
+        }
+    }
+
+    progress.step(Step::Networks, networks.len());
+    let mut net_jobs = Vec::new();
+    for (on, spec) in &networks {
+        if spec.driver == "overlay" {
+            net_jobs.push((nodes.manager.clone(), spec));
+        } else {
+            for n in on {
+                net_jobs.push((nodes.get(n)?.clone(), spec));
+            }
+        }
+    }
+    run_all(net_jobs, Step::Networks, progress, |(node, spec)| async move { node.create_network(spec).await })
+        .await?;
+
+    progress.step(Step::Containers, containers.len());
+    let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
+        containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
+    run_all(jobs.clone(), Step::Containers, progress, |(node, c)| async move { node.create_container(c).await })
+        .await?;
+
+    progress.step(Step::Start, containers.len());
+    run_all(jobs, Step::Start, progress, |(node, c)| async move { node.start_container(&c.name).await }).await?;
+    Ok(())
+}
+
+async fn run_all<J, F, Fut>(jobs: Vec<J>, step: Step, progress: &dyn Progress, f: F) -> Result<(), DeployError>
+where
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = Result<(), NodeError>>,
+{
+    stream::iter(jobs)
+        .map(|j| {
+            let fut = f(j);
+            async move {
+                let r = fut.await;
+                progress.tick();
+                r
+            }
+        })
+        .buffer_unordered(PARALLELISM)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
+        .map_err(|source| DeployError::Step { step: step.describe(), source })
+}
+
+/// What a delete removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: usize,
+    pub networks: usize,
+}
+
+/// Removes everything labelled with the path (every path, with None) on every node:
+/// containers first, then networks. Idempotent. Withdraws the bridge forwarding rule from
+/// nodes where no vnet-te network is left.
+pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, DeployError> {
+    let mut removed = Removed::default();
+    // Two sweeps: a create interrupted mid-request can land one more object just after
+    // the first listing.
+    for sweep in 0..2 {
+        let ex = find(nodes, path).await?;
+        if ex.is_empty() {
+            break;
+        }
+        if sweep == 1 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let step = "removing containers";
+        let jobs: Vec<(Arc<dyn Node>, String)> =
+            ex.containers.iter().map(|(n, c, _)| Ok((nodes.get(n)?.clone(), c.clone()))).collect::<Result<_, DeployError>>()?;
+        removed.containers += jobs.len();
+        stream::iter(jobs)
+            .map(|(node, c)| async move { node.remove_container(&c).await })
+            .buffer_unordered(PARALLELISM * 2)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|source| DeployError::Step { step, source })?;
+        let step = "removing networks";
+        let jobs: Vec<(Arc<dyn Node>, String)> =
+            ex.networks.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c.clone()))).collect::<Result<_, DeployError>>()?;
+        removed.networks += jobs.len();
+        stream::iter(jobs)
+            .map(|(node, n)| async move { node.remove_network(&n).await })
+            .buffer_unordered(PARALLELISM * 2)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|source| DeployError::Step { step, source })?;
+    }
+    for node in nodes.by_name.values() {
+        let left = node
+            .find_networks(labels::PATH, None)
+            .await
+            .map_err(|source| DeployError::Step { step: "listing networks", source })?;
+        if left.is_empty() {
+            node.bridge_forwarding(false)
+                .await
+                .map_err(|source| DeployError::Step { step: "withdrawing the forwarding rule", source })?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Reads the plan a running path was created from (kept in its experiment hosts).
+pub async fn load_plan(nodes: &Nodes, path: &str) -> Result<Option<Plan>, DeployError> {
+    for node in nodes.by_name.values() {
+        let hosts = node
+            .find_containers(labels::PATH, Some(path))
+            .await
+            .map_err(|source| DeployError::Step { step: "listing containers", source })?;
+        for h in hosts.iter().filter(|h| h.labels.get(labels::ROLE).map(String::as_str) == Some("host")) {
+            if let Ok(Some(text)) = node.read_file(&h.name, PLAN_PATH).await {
+                if let Ok(plan) = serde_json::from_str::<Plan>(&text) {
+                    return Ok(Some(plan));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
