@@ -180,7 +180,12 @@ pub fn init_tracing(verbose: u8) {
 
 /// Maps an error to the documented exit code: bad input is 2, anything else 3.
 pub fn exit_code_for(e: &anyhow::Error) -> i32 {
-    if e.chain().any(|c| c.is::<SpecError>() || c.is::<PlanError>() || c.is::<BadInput>()) {
+    // downcast_ref also finds values attached with `.context(..)`, which chain() hides.
+    let bad = e.downcast_ref::<BadInput>().is_some()
+        || e.downcast_ref::<SpecError>().is_some()
+        || e.downcast_ref::<PlanError>().is_some()
+        || e.chain().any(|c| c.is::<SpecError>() || c.is::<PlanError>() || c.is::<BadInput>());
+    if bad {
         exit::BAD_INPUT
     } else {
         exit::FAILED

@@ -1,0 +1,197 @@
+//! End-to-end tests against the real local Docker engine with real FRR routers.
+//!
+//! They need a running engine and the vnet-te images (`vnet-te images build`). Without an
+//! engine they report a skip, or fail when VNET_TE_REQUIRE_DOCKER=1 (as CI sets it). Every
+//! test removes what it created, whatever the outcome (a guard deletes by label on drop).
+//! They run one at a time: concurrent creates on one engine race for subnets.
+
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vnet-te")
+}
+
+fn vnet(args: &[&str]) -> Output {
+    let out = Command::new(bin()).args(args).output().expect("running vnet-te");
+    eprintln!(
+        "$ vnet-te {}\n(exit {:?})\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("running docker");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Labelled containers and networks of a path, as Docker itself reports them.
+fn labelled(path: &str) -> (usize, usize) {
+    let f = format!("label=vnet-te.path={path}");
+    let c = docker(&["ps", "-aq", "--filter", &f]).lines().count();
+    let n = docker(&["network", "ls", "-q", "--filter", &f]).lines().count();
+    (c, n)
+}
+
+/// Returns false (skip) when no engine or images are here, unless CI requires them.
+fn docker_ready(test: &str) -> bool {
+    let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
+    let images = engine
+        && Command::new("docker")
+            .args(["image", "inspect", &format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION"))])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    if engine && images {
+        return true;
+    }
+    let reason = if engine { "vnet-te images missing (run `vnet-te images build`)" } else { "no Docker engine answers" };
+    if std::env::var("VNET_TE_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("{test}: {reason}, and VNET_TE_REQUIRE_DOCKER=1");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    false
+}
+
+/// Deletes the path on drop, so a failing assertion leaves nothing behind.
+struct Cleanup(&'static str);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new(bin()).args(["path", "delete", self.0]).output();
+    }
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("single_host_24_hops") {
+        return;
+    }
+    let name = "e2e24";
+    let _cleanup = Cleanup(name);
+    let out = vnet(&["path", "create", "--hops", "24", "--name", name, "--timeout", "120", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    let report = json(&out);
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["hops"].as_array().unwrap().len(), 24);
+    assert!(report["hops"].as_array().unwrap().iter().all(|h| h["status"] == "ok"));
+    // Data plane: both traceroutes followed all 24 routers.
+    let probes = report["probes"].as_array().unwrap();
+    let traces: Vec<_> = probes.iter().filter(|p| p["kind"] == "traceroute").collect();
+    assert_eq!(traces.len(), 2);
+    for t in traces {
+        assert_eq!(t["ok"], true);
+        assert_eq!(t["observed"].as_array().unwrap().len(), 25);
+    }
+    assert_eq!(labelled(name), (26, 25));
+
+    // Every object carries the labels the lifecycle relies on.
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", "vte-e2e24-r5"]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["vnet-te.role"], "router");
+    assert_eq!(labels["vnet-te.hop"], "4");
+    assert!(labels["vnet-te.plan-hash"].as_str().is_some_and(|h| h.len() == 12));
+
+    // list and show find it without the spec.
+    let out = vnet(&["path", "list", "--output", "json"]);
+    let list = json(&out);
+    let entry = list.as_array().unwrap().iter().find(|p| p["name"] == name).expect("listed");
+    assert_eq!(entry["routers"], 24);
+    assert_eq!(entry["running"], 26);
+    assert_eq!(vnet(&["path", "show", name]).status.code(), Some(0));
+
+    // Stop a middle router: verification fails and names that hop.
+    docker(&["stop", "-t", "1", "vte-e2e24-r12"]);
+    let out = vnet(&["path", "verify", name, "--timeout", "10", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "verify should fail with r12 stopped");
+    let report = json(&out);
+    let r12 = report["hops"].as_array().unwrap().iter().find(|h| h["router"] == "r12").unwrap();
+    assert_eq!(r12["status"], "down");
+    assert!(r12["problems"][0].as_str().unwrap().contains("not running"), "{r12}");
+    let out = vnet(&["path", "verify", name, "--timeout", "5"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("r12"));
+
+    let out = vnet(&["path", "delete", name]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0), "objects left after delete");
+    // Idempotent.
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_eq!(vnet(&["path", "verify", name]).status.code(), Some(2));
+}
+
+#[test]
+fn bad_spec_exits_2_and_creates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("bad_spec_exits_2") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vnet-te-e2e-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.yaml");
+    std::fs::write(&f, "name: e2ebad\nrouters:\n  - { name: r1 }\n  - { name: r2 }\nlinks:\n  - { a: r1, b: r9 }\npath: [r1, r2]\n").unwrap();
+    let out = vnet(&["path", "create", "-f", f.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("links[0].b: unknown router 'r9'"), "{err}");
+    assert!(err.contains("path[1]: no link between 'r1' and 'r2'"), "{err}");
+    assert_eq!(labelled("e2ebad"), (0, 0));
+    assert_eq!(vnet(&["path", "create", "--hops", "0"]).status.code(), Some(2));
+}
+
+#[test]
+fn two_paths_side_by_side_and_a_name_clash() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("two_paths_side_by_side") {
+        return;
+    }
+    let (_a, _b) = (Cleanup("e2ea"), Cleanup("e2eb"));
+    assert_eq!(vnet(&["path", "create", "--hops", "3", "--name", "e2ea"]).status.code(), Some(0));
+    assert_eq!(vnet(&["path", "create", "--hops", "4", "--name", "e2eb"]).status.code(), Some(0));
+    // Different subnets: the second plan skipped what the first took.
+    let subnet = |net: &str| docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", net]);
+    assert_ne!(subnet("vte-e2ea-l1"), subnet("vte-e2eb-l1"));
+    // The same name again is refused, and the existing path is untouched.
+    let out = vnet(&["path", "create", "--hops", "2", "--name", "e2ea"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(labelled("e2ea"), (5, 4));
+    assert_eq!(vnet(&["path", "delete", "e2ea"]).status.code(), Some(0));
+    assert_eq!(labelled("e2ea"), (0, 0));
+    // The other path still works.
+    assert_eq!(vnet(&["path", "verify", "e2eb", "--timeout", "20"]).status.code(), Some(0));
+    assert_eq!(vnet(&["path", "delete", "e2eb"]).status.code(), Some(0));
+    assert_eq!(labelled("e2eb"), (0, 0));
+}
+
+#[test]
+fn failure_half_way_rolls_back_everything_it_created() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("failure_half_way") {
+        return;
+    }
+    let _c = Cleanup("e2efail");
+    // A foreign container (not ours: no labels) holds the name of router r3: the create
+    // fails at the container step, after networks and other containers exist.
+    let blocker = "vte-e2efail-r3";
+    let _ = Command::new("docker").args(["rm", "-f", blocker]).output();
+    docker(&["create", "--name", blocker, "--network", "none", &format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION"))]);
+    let out = vnet(&["path", "create", "--hops", "5", "--name", "e2efail"]);
+    let _ = Command::new("docker").args(["rm", "-f", blocker]).output();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("vte-e2efail-r3"), "{err}");
+    assert_eq!(labelled("e2efail"), (0, 0), "rollback left labelled objects");
+}
