@@ -51,9 +51,16 @@ install_packages() {
     command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script supports Debian 12)"
     export DEBIAN_FRONTEND=noninteractive
     log "installing missing packages: ${missing[*]}"
+    local out
+    out="$(mktemp)"
     log "running apt-get update"
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ! apt-get update -qq >"$out" 2>&1; then
+        cat "$out" >&2; rm -f "$out"; die "apt-get update failed"
+    fi
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$out" 2>&1; then
+        cat "$out" >&2; rm -f "$out"; die "apt-get install failed"
+    fi
+    rm -f "$out"
     log "installed: ${missing[*]}"
 }
 

@@ -21,10 +21,14 @@
 # For machines with a registry, images/router/Dockerfile and images/host/Dockerfile build
 # equivalent images FROM debian:bookworm-slim.
 #
+# Environment: VNET_TE_DEBIAN_MIRROR (mirror URI), VNET_TE_DEBIAN_SUITE (default bookworm),
+# VNET_TE_DEBOOTSTRAP_CACHE (.deb cache dir), VNET_TE_APT_ETC (default /etc/apt).
+#
 # Needs root, debootstrap and a running Docker engine (see deploy/ensure-docker.sh).
 set -euo pipefail
 
 SUITE="${VNET_TE_DEBIAN_SUITE:-bookworm}"
+APT_ETC="${VNET_TE_APT_ETC:-/etc/apt}" # where apt_mirror reads the sources from
 CACHE_DIR="${VNET_TE_DEBOOTSTRAP_CACHE:-/var/cache/vnet-te/debootstrap}"
 CACHE_MAX_AGE_DAYS=30
 COMMON_PACKAGES="iproute2,iputils-ping,traceroute,tcpdump,iperf3,procps"
@@ -67,7 +71,7 @@ esac
 # then one-line `deb` entries in /etc/apt/sources.list and sources.list.d/*.list.
 apt_mirror() {
     local suite="$1" f uri
-    for f in /etc/apt/sources.list.d/*.sources; do
+    for f in "$APT_ETC"/sources.list.d/*.sources; do
         [[ -r "$f" ]] || continue
         uri="$(awk -v suite="$suite" '
             function flush() {
@@ -94,7 +98,7 @@ apt_mirror() {
             return 0
         fi
     done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    for f in "$APT_ETC"/sources.list "$APT_ETC"/sources.list.d/*.list; do
         [[ -r "$f" ]] || continue
         uri="$(awk -v suite="$suite" '
             $1 == "deb" {
@@ -208,8 +212,12 @@ IMAGE_ID="$(tar -C "$ROOTFS" --numeric-owner --xattrs -c . |
 T2=$(now)
 # --force: drop the image the tag pointed to, unless other tags or containers still use it.
 if [[ -n "$OLD_ID" && "$OLD_ID" != "$IMAGE_ID" ]] &&
-    [[ -z "$(docker image inspect -f '{{join .RepoTags " "}}' "$OLD_ID" 2>/dev/null)" ]]; then
-    docker image rm "$OLD_ID" >/dev/null 2>&1 && log "removed the previous image ${OLD_ID:0:19}" || true
+    [[ "$(docker image inspect -f '{{len .RepoTags}}' "$OLD_ID" 2>/dev/null)" == 0 ]]; then
+    if rm_out="$(docker image rm "$OLD_ID" 2>&1)"; then
+        log "removed the previous image ${OLD_ID:0:19}"
+    else
+        log "kept the previous image ${OLD_ID:0:19}: ${rm_out//$'\n'/ }"
+    fi
 fi
 log "import: $(elapsed "$T1" "$T2") s (rootfs ${ROOTFS_MB} MB)"
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# test.sh — the project's test command, as CI runs it.
+#
+# VNET_TE_REQUIRE_DOCKER=1 and VNET_TE_REQUIRE_FRR=1 make tests that need a Docker engine or
+# FRR (vtysh) fail when those are missing, instead of reporting a skip.
+# Extra arguments go to the test harness, e.g. `deploy/test.sh frr_` to filter by name.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+    # shellcheck source=/dev/null
+    . "$HOME/.cargo/env"
+fi
+
+export VNET_TE_REQUIRE_DOCKER=1
+export VNET_TE_REQUIRE_FRR=1
+exec cargo test --workspace --release -- --test-threads=2 "$@"
