@@ -305,6 +305,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         }
     }
 
+    let t0 = std::time::Instant::now();
     progress.step(Step::Networks, networks.len());
     let mut net_jobs = Vec::new();
     for (on, spec) in &networks {
@@ -319,14 +320,17 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     run_all(net_jobs, Step::Networks, progress, |(node, spec)| async move { node.create_network(spec).await })
         .await?;
 
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
     progress.step(Step::Containers, containers.len());
     let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
         containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
     run_all(jobs.clone(), Step::Containers, progress, |(node, c)| async move { node.create_container(c).await })
         .await?;
 
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "containers created");
     progress.step(Step::Start, containers.len());
     run_all(jobs, Step::Start, progress, |(node, c)| async move { node.start_container(&c.name).await }).await?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "containers started");
     Ok(())
 }
 
@@ -383,6 +387,7 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
             .try_collect::<Vec<()>>()
             .await
             .map_err(|source| DeployError::Step { step, source })?;
+        tracing::info!("containers removed");
         let step = "removing networks";
         let jobs: Vec<(Arc<dyn Node>, String)> =
             ex.networks.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c.clone()))).collect::<Result<_, DeployError>>()?;

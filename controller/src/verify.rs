@@ -323,6 +323,7 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
         let ok_hops = report.hops.iter().filter(|h| h.status == crate::verify::HopStatus::Ok).count();
         progress.update(ok_hops, total, "BGP best paths");
         if report.control_plane_ok {
+            tracing::info!(elapsed_ms = start.elapsed().as_millis() as u64, "control plane verified");
             progress.update(ok_hops, total, "traceroute and ping");
             probe(plan, nodes, &mut obs).await;
             let report = compare(plan, &obs);
