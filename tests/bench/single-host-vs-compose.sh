@@ -25,7 +25,9 @@ trap cleanup EXIT
 "$bin" path render --hops "$HOPS" --name "$name" --out "$work/render" >/dev/null
 python3 tests/bench/compose-from-plan.py "$work/plan.json" "$work/render" >"$work/docker-compose.yml"
 dst=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][1]["address"])' "$work/plan.json")
-iptables -w -C DOCKER-USER -i vte+ -o vte+ -j ACCEPT 2>/dev/null || iptables -w -I DOCKER-USER -i vte+ -o vte+ -j ACCEPT
+# The compose chain needs the same forwarding rule vnet-te keeps (vnet-te delete withdraws
+# it with the last path, so put it back before every compose run).
+forward() { iptables -w -C DOCKER-USER -i vte+ -o vte+ -j ACCEPT 2>/dev/null || iptables -w -I DOCKER-USER -i vte+ -o vte+ -j ACCEPT; }
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 declare -a AC AD BC BD
@@ -41,6 +43,7 @@ for run in $(seq 1 "$RUNS"); do
     fi
     t=$(date +%s%N); "$bin" path delete "$name" >/dev/null 2>&1; AD+=($(ms "$t"))
 
+    forward
     t=$(date +%s%N)
     docker-compose -p cmp -f "$work/docker-compose.yml" up -d >/dev/null 2>&1
     deadline=$(( $(date +%s) + 300 ))
