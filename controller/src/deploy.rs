@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use vnet_te_agent::node::{
@@ -217,7 +216,6 @@ pub struct Existing {
     pub containers: Vec<(String, String, bool)>,
     /// (node, network name)
     pub networks: Vec<(String, String)>,
-    pub plan_hashes: BTreeSet<String>,
 }
 
 impl Existing {
@@ -244,9 +242,6 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
     for (node, c, n) in found {
         let step = "listing labelled objects";
         for f in c.map_err(|source| DeployError::Step { step, source })? {
-            if let Some(h) = f.labels.get(labels::PLAN_HASH) {
-                ex.plan_hashes.insert(h.clone());
-            }
             ex.containers.push((node.clone(), f.name, f.running));
         }
         for f in n.map_err(|source| DeployError::Step { step, source })? {
@@ -369,35 +364,18 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
     let mut removed = Removed::default();
     // Two sweeps: a create interrupted mid-request can land one more object just after
     // the first listing.
-    for sweep in 0..2 {
+    for _sweep in 0..2 {
         let ex = find(nodes, path).await?;
         if ex.is_empty() {
             break;
         }
-        if sweep == 1 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        let step = "removing containers";
-        let jobs: Vec<(Arc<dyn Node>, String)> =
-            ex.containers.iter().map(|(n, c, _)| Ok((nodes.get(n)?.clone(), c.clone()))).collect::<Result<_, DeployError>>()?;
-        removed.containers += jobs.len();
-        stream::iter(jobs)
-            .map(|(node, c)| async move { node.remove_container(&c).await })
-            .buffer_unordered(PARALLELISM * 2)
-            .try_collect::<Vec<()>>()
-            .await
-            .map_err(|source| DeployError::Step { step, source })?;
+        let containers: Vec<(&String, &String)> = ex.containers.iter().map(|(n, c, _)| (n, c)).collect();
+        removed.containers += containers.len();
+        remove_each(nodes, containers, "removing containers", |node, c| async move { node.remove_container(&c).await }).await?;
         tracing::info!("containers removed");
-        let step = "removing networks";
-        let jobs: Vec<(Arc<dyn Node>, String)> =
-            ex.networks.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c.clone()))).collect::<Result<_, DeployError>>()?;
-        removed.networks += jobs.len();
-        stream::iter(jobs)
-            .map(|(node, n)| async move { node.remove_network(&n).await })
-            .buffer_unordered(PARALLELISM * 2)
-            .try_collect::<Vec<()>>()
-            .await
-            .map_err(|source| DeployError::Step { step, source })?;
+        let networks: Vec<(&String, &String)> = ex.networks.iter().map(|(n, c)| (n, c)).collect();
+        removed.networks += networks.len();
+        remove_each(nodes, networks, "removing networks", |node, n| async move { node.remove_network(&n).await }).await?;
     }
     for node in nodes.by_name.values() {
         let left = node
@@ -411,6 +389,24 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
         }
     }
     Ok(removed)
+}
+
+/// Runs one removal per (node, object), concurrently.
+async fn remove_each<F, Fut>(nodes: &Nodes, objects: Vec<(&String, &String)>, step: &'static str, f: F) -> Result<(), DeployError>
+where
+    F: Fn(Arc<dyn Node>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), NodeError>>,
+{
+    let jobs = objects
+        .into_iter()
+        .map(|(n, o)| Ok(f(nodes.get(n)?.clone(), o.clone())))
+        .collect::<Result<Vec<_>, DeployError>>()?;
+    stream::iter(jobs)
+        .buffer_unordered(PARALLELISM * 2)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
+        .map_err(|source| DeployError::Step { step, source })
 }
 
 /// Reads the plan a running path was created from (kept in its experiment hosts).
