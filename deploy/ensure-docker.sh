@@ -16,7 +16,7 @@ set -euo pipefail
 DEADLINE="${VNET_TE_DOCKER_DEADLINE:-60}"
 DOCKERD_LOG="${VNET_TE_DOCKERD_LOG:-/var/log/dockerd.log}"
 # ca-certificates: debootstrap needs it when the apt mirror is an https:// URI.
-PACKAGES=(docker.io debootstrap frr docker-compose iptables iproute2 ca-certificates)
+PACKAGES=(docker.io debootstrap frr docker-compose iptables iproute2 ca-certificates openssh-server openssh-client)
 
 log() { printf 'ensure-docker: %s\n' "$*"; }
 die() { printf 'ensure-docker: error: %s\n' "$*" >&2; exit 1; }

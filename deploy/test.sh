@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — the project's test command, as CI runs it.
 #
-# VNET_TE_REQUIRE_DOCKER=1 and VNET_TE_REQUIRE_FRR=1 make tests that need a Docker engine or
-# FRR (vtysh) fail when those are missing, instead of reporting a skip.
+# VNET_TE_REQUIRE_DOCKER=1, VNET_TE_REQUIRE_FRR=1, VNET_TE_REQUIRE_SSH=1 and
+# VNET_TE_REQUIRE_CLUSTER=1 make tests that need a Docker engine, FRR (vtysh), OpenSSH's sshd
+# or the local multi-node cluster fail when those are missing, instead of reporting a skip.
+# The cluster test builds its own 3-node cluster (deploy/cluster-up.sh) and removes it.
 # Extra arguments go to the test harness, e.g. `deploy/test.sh frr_` to filter by name.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,4 +16,6 @@ fi
 
 export VNET_TE_REQUIRE_DOCKER=1
 export VNET_TE_REQUIRE_FRR=1
+export VNET_TE_REQUIRE_SSH=1
+export VNET_TE_REQUIRE_CLUSTER=1
 exec cargo test --workspace --release -- --test-threads=2 "$@"

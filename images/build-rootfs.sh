@@ -5,6 +5,8 @@
 #
 #   KIND   router  FRR + iproute2, iputils-ping, traceroute, tcpdump, iperf3, procps
 #          host    iproute2, iputils-ping, traceroute, iperf3, tcpdump, procps
+#          node    a "hypervisor" node for the local multi-node cluster (deploy/cluster-up.sh):
+#                  docker.io, openssh-server, iptables (runs its own dockerd and sshd)
 #   TAG    image reference to create, e.g. vnet-te/router:0.1.0
 #
 #   --force     rebuild even if TAG already exists
@@ -31,7 +33,7 @@ SUITE="${VNET_TE_DEBIAN_SUITE:-bookworm}"
 APT_ETC="${VNET_TE_APT_ETC:-/etc/apt}" # where apt_mirror reads the sources from
 CACHE_DIR="${VNET_TE_DEBOOTSTRAP_CACHE:-/var/cache/vnet-te/debootstrap}"
 CACHE_MAX_AGE_DAYS=30
-COMMON_PACKAGES="iproute2,iputils-ping,traceroute,tcpdump,iperf3,procps"
+COMMON_PACKAGES="iproute2,iputils-ping,traceroute,tcpdump,iperf3,procps,iptables"
 # PID 1 of every container: idle, but exit at once on SIGTERM/SIGINT so `docker stop` does
 # not wait for its 10 s timeout (a bare `sleep infinity` as PID 1 ignores SIGTERM).
 CMD_JSON='["/bin/sh","-c","trap \"exit 0\" TERM INT; sleep infinity & wait"]'
@@ -63,7 +65,11 @@ TAG="${ARGS[1]}"
 case "$KIND" in
     router) PACKAGES="frr,$COMMON_PACKAGES" ;;
     host) PACKAGES="$COMMON_PACKAGES" ;;
-    *) die "KIND must be 'router' or 'host', not '$KIND'" ;;
+    node)
+        PACKAGES="docker.io,openssh-server,iptables,iproute2,iputils-ping,procps,ca-certificates,kmod"
+        CMD_JSON='["/usr/local/sbin/vnet-te-node-boot"]'
+        ;;
+    *) die "KIND must be 'router', 'host' or 'node', not '$KIND'" ;;
 esac
 
 # --- the Debian mirror apt is configured with ---------------------------------------------
@@ -196,6 +202,28 @@ rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/archives/p
 find "$ROOTFS/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete 2>/dev/null || true
 find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
 : >"$ROOTFS/etc/hostname"
+if [[ "$KIND" == node ]]; then
+    # No host keys in the image: every node makes its own at first boot, as a real machine
+    # would, so that known_hosts checks mean something.
+    rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+    cat >"$ROOTFS/usr/local/sbin/vnet-te-node-boot" <<'BOOT'
+#!/bin/sh
+# PID 1 of a local-cluster node: sshd (host keys made on first boot), then dockerd.
+# VNET_TE_AUTHORIZED_KEY: the public key the cluster manager logs in with.
+set -eu
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd /root/.ssh
+chmod 700 /root/.ssh
+if [ -n "${VNET_TE_AUTHORIZED_KEY:-}" ]; then
+    printf '%s\n' "$VNET_TE_AUTHORIZED_KEY" >/root/.ssh/authorized_keys
+    chmod 600 /root/.ssh/authorized_keys
+fi
+/usr/sbin/sshd -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password
+# Containers of the inner engine get their own cgroup subtree named after the node.
+exec dockerd --cgroup-parent "/$(hostname)" >/var/log/dockerd.log 2>&1
+BOOT
+    chmod 0755 "$ROOTFS/usr/local/sbin/vnet-te-node-boot"
+fi
 ROOTFS_MB="$(du -sm --one-file-system "$ROOTFS" | cut -f1)"
 
 # --- import -------------------------------------------------------------------------------

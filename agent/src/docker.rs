@@ -21,8 +21,11 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::frr::{BgpSummary, BgpTable};
-use crate::node::{ContainerRole, ContainerSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe};
+use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
+use crate::node::{
+    ContainerRole, ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, WRITABLE_PREFIX,
+};
+use crate::probe::InterfaceCounters;
 
 pub struct LocalNode {
     name: String,
@@ -233,6 +236,12 @@ impl Node for LocalNode {
             match self.docker.remove_network(name).await {
                 Ok(()) => return Ok(()),
                 Err(e) if is_status(&e, 404) => return Ok(()),
+                // A worker's copy of a swarm overlay: only the manager removes overlays (the
+                // executor asks it first); the worker drops its copy once unused.
+                Err(e) if is_status(&e, 503) && e.to_string().contains("not a swarm manager") => {
+                    tracing::debug!(network = name, "swarm-scoped network on a worker; left to the manager");
+                    return Ok(());
+                }
                 Err(e) if is_status(&e, 403) || is_status(&e, 409) || e.to_string().contains("in use") => {
                     if tokio::time::Instant::now() > deadline {
                         return Err(NodeError::Docker { doing: format!("removing network {name}"), source: e });
@@ -401,5 +410,63 @@ impl Node for LocalNode {
         } else {
             Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()))
         }
+    }
+
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
+        let (_, out) = self
+            .exec(router, &["vtysh", "-c", "show bgp l2vpn evpn json"], &format!("reading the EVPN routes of {router}"))
+            .await?;
+        Ok(EvpnRoutes::parse(&out)?)
+    }
+
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
+        let (_, out) =
+            self.exec(router, &["vtysh", "-c", "show evpn vni json"], &format!("reading the EVPN VNIs of {router}")).await?;
+        Ok(EvpnVnis::parse(&out)?)
+    }
+
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
+        let (_, out) = self
+            .exec(container, &["ip", "-s", "-j", "addr", "show"], &format!("reading interface counters of {container}"))
+            .await?;
+        Ok(crate::probe::parse_interface_counters(&out)?)
+    }
+
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
+        const REMOVE_PATH: &str = "/etc/vnet-te/frr-remove.conf";
+        let doing = format!("applying the new FRR configuration to {router}");
+        self.upload(
+            router,
+            &[
+                FileSpec { path: "/etc/frr/frr.conf".into(), mode: 0o644, content: config.to_string() },
+                FileSpec { path: REMOVE_PATH.into(), mode: 0o644, content: remove.to_string() },
+            ],
+        )
+        .await?;
+        if !remove.trim().is_empty() {
+            // Lines already gone (an operator removed them by hand) make vtysh complain;
+            // that is the state wanted, so only the full config's result counts.
+            let (code, out) = self.exec(router, &["vtysh", "-f", REMOVE_PATH], &doing).await?;
+            if code != 0 {
+                tracing::debug!(router, code, output = %out.trim(), "removal lines partly absent");
+            }
+        }
+        let (code, out) = self.exec(router, &["vtysh", "-f", "/etc/frr/frr.conf"], &doing).await?;
+        if code != 0 {
+            return Err(NodeError::Failed { doing, message: format!("vtysh -f exited {code}: {}", out.trim()) });
+        }
+        // Re-run inbound policy now instead of after FRR's route-map delay timer.
+        self.exec(router, &["vtysh", "-c", "clear bgp ipv4 unicast * soft in"], &doing).await?;
+        Ok(())
+    }
+
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        if let Some(f) = files.iter().find(|f| !f.path.starts_with(WRITABLE_PREFIX) || f.path.contains("..")) {
+            return Err(NodeError::Failed {
+                doing: format!("writing files into {container}"),
+                message: format!("{} is outside {WRITABLE_PREFIX}", f.path),
+            });
+        }
+        self.upload(container, files).await
     }
 }

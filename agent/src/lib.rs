@@ -11,3 +11,6 @@ pub mod docker;
 pub mod frr;
 pub mod node;
 pub mod probe;
+pub mod remote;
+pub mod server;
+pub mod tls;

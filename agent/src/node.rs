@@ -135,4 +135,43 @@ pub trait Node: Send + Sync {
     /// Lets routed traffic cross the path's internal bridges (Docker's isolation rules drop
     /// transit traffic on internal bridges); `false` withdraws it.
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()>;
+
+    // Operations added for EVPN verification and `path update`. Each has a default that
+    // refuses, so a node implementation that does not offer it yet still compiles and says so.
+
+    /// `show bgp l2vpn evpn json` in a router container.
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<crate::frr::EvpnRoutes> {
+        Err(unsupported(format!("reading the EVPN routes of {router}")))
+    }
+    /// `show evpn vni json` in a router container.
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<crate::frr::EvpnVnis> {
+        Err(unsupported(format!("reading the EVPN VNIs of {router}")))
+    }
+    /// Byte/packet counters and IPv4 addresses of every interface (`ip -s -j addr show`)
+    /// in a router or host container.
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<crate::probe::InterfaceCounters>> {
+        Err(unsupported(format!("reading interface counters of {container}")))
+    }
+    /// Changes a running FRR router's configuration without restarting it: writes `config`
+    /// to `/etc/frr/frr.conf` (what FRR boots from), applies `remove` (FRR configuration
+    /// commands that take out lines the new config no longer has; lines already absent are
+    /// not an error), then applies `config` itself and asks every IPv4 unicast neighbour to
+    /// resend its routes through the new inbound policy.
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
+        let _ = (config, remove);
+        Err(unsupported(format!("applying a new FRR configuration to {router}")))
+    }
+    /// Replaces files under `/etc/vnet-te/` in a container (running or not); any other path
+    /// is refused.
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        let _ = files;
+        Err(unsupported(format!("writing files into {container}")))
+    }
+}
+
+/// Where `Node::write_files` may write.
+pub const WRITABLE_PREFIX: &str = "/etc/vnet-te/";
+
+fn unsupported(doing: String) -> NodeError {
+    NodeError::Failed { doing, message: "not supported by this node".into() }
 }

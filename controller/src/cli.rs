@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster;
 use crate::exit;
 use crate::ops;
 use crate::plan::{self, Inventory, Plan, PlanError};
@@ -30,6 +31,79 @@ pub enum Command {
     /// Container images for routers and experiment hosts.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// The cluster on this swarm manager: init (swarm, CA), status.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Cluster nodes: add over SSH, list, remove.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Make this engine a swarm manager (if it is not one), create the cluster CA and the
+    /// controller's client certificate. Safe to run again.
+    Init(ClusterInitArgs),
+    /// Every node: swarm state, agent reachability (mutual TLS), labelled containers.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterInitArgs {
+    /// Address of this machine that the other nodes reach (needed when not yet in a swarm).
+    #[arg(long)]
+    pub advertise_addr: Option<std::net::IpAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Bootstrap a node over SSH: check Docker, join the swarm, load the images, start the
+    /// agent with its own certificate. Host keys are checked against known_hosts.
+    Add(NodeAddArgs),
+    /// The cluster's nodes (same as `cluster status`).
+    List(StatusArgs),
+    /// Stop a node's agent, make it leave the swarm and forget it.
+    Remove(NodeRemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeAddArgs {
+    /// user@host[:port]
+    pub target: String,
+    /// Node name (default: the node's Docker host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Record an unknown host key in known_hosts instead of refusing. A changed key is
+    /// always refused.
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Private key to log in with (default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa).
+    #[arg(long, short = 'i')]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file (default ~/.ssh/known_hosts).
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    /// TCP port of the node's agent.
+    #[arg(long, default_value_t = crate::cluster::DEFAULT_AGENT_PORT)]
+    pub agent_port: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeRemoveArgs {
+    pub name: String,
+    /// Remove the node's path containers, and forget it even if it does not answer.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, short = 'i')]
+    pub identity: Option<PathBuf>,
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +135,10 @@ pub enum PathCommand {
     Show(ShowArgs),
     /// Delete a path (or every path) and everything it created.
     Delete(DeleteArgs),
+    /// Re-point a running path at another chosen path over the same topology: the new TE
+    /// policy is applied to the running routers (no container or network is recreated), the
+    /// stored plan replaced, then the path verified.
+    Update(UpdateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +164,23 @@ pub struct VerifyArgs {
     pub name: String,
     /// Seconds to wait for convergence.
     #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Name of the running path (the spec must carry the same name).
+    #[arg(value_name = "NAME")]
+    pub path: String,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Skip verification after the update.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Seconds to wait for convergence before verification fails.
+    #[arg(long, default_value_t = 60)]
     pub timeout: u64,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
@@ -204,7 +299,36 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Path(PathCommand::List(a)) => runtime()?.block_on(ops::list(a)),
         Command::Path(PathCommand::Show(a)) => runtime()?.block_on(ops::show(a)),
         Command::Path(PathCommand::Delete(a)) => runtime()?.block_on(ops::delete(a)),
+        Command::Path(PathCommand::Update(a)) => runtime()?.block_on(ops::update(a)),
         Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(ops::images_build(a.force)),
+        Command::Cluster(ClusterCommand::Init(a)) => runtime()?.block_on(async {
+            cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr }).await.map(|()| exit::OK)
+        }),
+        Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => {
+            runtime()?.block_on(ops::cluster_status(a.output))
+        }
+        Command::Node(NodeCommand::Add(a)) => runtime()?.block_on(async {
+            cluster::add(cluster::AddArgs {
+                target: a.target,
+                name: a.name,
+                accept_new_host_key: a.accept_new_host_key,
+                identity: a.identity,
+                known_hosts: a.known_hosts,
+                agent_port: a.agent_port,
+            })
+            .await
+            .map(|()| exit::OK)
+        }),
+        Command::Node(NodeCommand::Remove(a)) => runtime()?.block_on(async {
+            cluster::remove(cluster::RemoveArgs {
+                name: a.name,
+                force: a.force,
+                identity: a.identity,
+                known_hosts: a.known_hosts,
+            })
+            .await
+            .map(|()| exit::OK)
+        }),
         Command::Path(PathCommand::Plan(a)) => {
             let plan = load_plan(&a.spec)?;
             match a.output {

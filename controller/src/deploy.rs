@@ -42,16 +42,18 @@ pub fn vyos_image() -> String {
 pub struct Nodes {
     pub manager: Arc<dyn Node>,
     pub by_name: BTreeMap<String, Arc<dyn Node>>,
+    /// Node names in placement order (the manager first, then nodes as they were added).
+    pub order: Vec<String>,
 }
 
 impl Nodes {
     pub fn single(node: Arc<dyn Node>) -> Self {
         let name = node.name().to_string();
-        Nodes { manager: node.clone(), by_name: BTreeMap::from([(name, node)]) }
+        Nodes { manager: node.clone(), by_name: BTreeMap::from([(name.clone(), node)]), order: vec![name] }
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.by_name.keys().cloned().collect()
+        self.order.clone()
     }
 
     fn get(&self, name: &str) -> Result<&Arc<dyn Node>, DeployError> {
@@ -83,7 +85,6 @@ pub enum Step {
     Preflight,
     Networks,
     Containers,
-    Start,
 }
 
 impl Step {
@@ -91,8 +92,7 @@ impl Step {
         match self {
             Step::Preflight => "checking images and names",
             Step::Networks => "creating networks",
-            Step::Containers => "creating containers and uploading configs",
-            Step::Start => "starting containers",
+            Step::Containers => "creating containers, uploading configs, starting them",
         }
     }
 }
@@ -238,6 +238,11 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
         .buffer_unordered(PARALLELISM)
         .collect::<Vec<_>>()
         .await;
+    // The manager first: an overlay is listed by every node that uses it, but only the
+    // manager can remove it.
+    let manager = nodes.manager.name().to_string();
+    let mut found = found;
+    found.sort_by_key(|(name, _, _)| *name != manager);
     let mut seen_nets = BTreeSet::new();
     for (node, c, n) in found {
         let step = "listing labelled objects";
@@ -316,17 +321,81 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         .await?;
 
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
+    // Each container is started as soon as it is created (its files are uploaded before
+    // start), so starts overlap the remaining creates. In a cluster every overlay attach is
+    // a round trip through the manager that times out after 20 s, so each node gets only a
+    // few at a time; the single-host default uses the full parallelism.
     progress.step(Step::Containers, containers.len());
+    let per_node = if nodes.by_name.len() > 1 { CLUSTER_PER_NODE } else { PARALLELISM };
     let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
         containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
-    run_all(jobs.clone(), Step::Containers, progress, |(node, c)| async move { node.create_container(c).await })
-        .await?;
-
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "containers created");
-    progress.step(Step::Start, containers.len());
-    run_all(jobs, Step::Start, progress, |(node, c)| async move { node.start_container(&c.name).await }).await?;
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "containers started");
+    run_per_node(jobs, per_node, Step::Containers, progress, |node, c| async move {
+        node.create_container(c).await?;
+        start_with_retry(&*node, &c.name).await
+    })
+    .await?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "containers created and started");
     Ok(())
+}
+
+/// Concurrent container operations per node in a cluster.
+pub const CLUSTER_PER_NODE: usize = 2;
+
+/// Starts a container, retrying when a swarm overlay attach timed out in the manager
+/// ("attaching to network failed … context deadline exceeded"): the start did not happen
+/// and a second attempt usually goes through once the manager's queue drains.
+async fn start_with_retry(node: &dyn Node, name: &str) -> Result<(), NodeError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match node.start_container(name).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && {
+                let m = e.to_string();
+                m.contains("attaching to network failed") || m.contains("context deadline exceeded")
+            } => {
+                tracing::warn!(container = name, attempt, error = %e, "overlay attach timed out; retrying the start");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs `f` for every (node, job), each node's jobs `per_node` at a time, all nodes at once.
+async fn run_per_node<J, F, Fut>(
+    jobs: Vec<(Arc<dyn Node>, J)>,
+    per_node: usize,
+    step: Step,
+    progress: &dyn Progress,
+    f: F,
+) -> Result<(), DeployError>
+where
+    F: Fn(Arc<dyn Node>, J) -> Fut,
+    Fut: std::future::Future<Output = Result<(), NodeError>>,
+{
+    let mut groups: BTreeMap<String, Vec<(Arc<dyn Node>, J)>> = BTreeMap::new();
+    for (node, j) in jobs {
+        groups.entry(node.name().to_string()).or_default().push((node, j));
+    }
+    let f = &f;
+    let per_group = groups.into_values().map(|g| {
+        stream::iter(g)
+            .map(move |(node, j)| {
+                let fut = f(node, j);
+                async move {
+                    let r = fut.await;
+                    progress.tick();
+                    r
+                }
+            })
+            .buffer_unordered(per_node)
+            .try_collect::<Vec<()>>()
+    });
+    futures_util::future::try_join_all(per_group)
+        .await
+        .map(|_| ())
+        .map_err(|source| DeployError::Step { step: step.describe(), source })
 }
 
 async fn run_all<J, F, Fut>(jobs: Vec<J>, step: Step, progress: &dyn Progress, f: F) -> Result<(), DeployError>
@@ -410,12 +479,19 @@ where
 }
 
 /// Reads the plan a running path was created from (kept in its experiment hosts).
+/// A node that does not answer is skipped (a path stays verifiable with a node lost) as
+/// long as another node holds a copy; with none readable, the first error is returned.
 pub async fn load_plan(nodes: &Nodes, path: &str) -> Result<Option<Plan>, DeployError> {
+    let mut first_err = None;
     for node in nodes.by_name.values() {
-        let hosts = node
-            .find_containers(labels::PATH, Some(path))
-            .await
-            .map_err(|source| DeployError::Step { step: "listing containers", source })?;
+        let hosts = match node.find_containers(labels::PATH, Some(path)).await {
+            Ok(h) => h,
+            Err(source) => {
+                tracing::warn!(node = node.name(), error = %source, "cannot list containers");
+                first_err.get_or_insert(DeployError::Step { step: "listing containers", source });
+                continue;
+            }
+        };
         for h in hosts.iter().filter(|h| h.labels.get(labels::ROLE).map(String::as_str) == Some("host")) {
             if let Ok(Some(text)) = node.read_file(&h.name, PLAN_PATH).await {
                 if let Ok(plan) = serde_json::from_str::<Plan>(&text) {
@@ -424,5 +500,8 @@ pub async fn load_plan(nodes: &Nodes, path: &str) -> Result<Option<Plan>, Deploy
             }
         }
     }
-    Ok(None)
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
 }

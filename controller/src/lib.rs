@@ -4,11 +4,14 @@
 //! desired state) → `render` (config files) → executor (I/O) → verify.
 
 pub mod cli;
+pub mod cluster;
 pub mod deploy;
 pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod update;
+pub mod ssh;
 pub mod verify;
 
 /// Exit codes shared by every command.

@@ -3,27 +3,23 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::labels;
 
 use crate::cli::{BadInput, CreateArgs, DeleteArgs, ListArgs, Output, ShowArgs, VerifyArgs};
 use crate::deploy::{self, DeployError, Nodes, Step};
 use crate::exit;
-use crate::plan::{self, Inventory, LOCAL_NODE};
+use crate::plan::{self, Inventory};
 use crate::verify::{self, Report};
 
-/// The embedded default: the local Docker engine is the only node.
+/// The nodes path commands work on: the cluster's when `vnet-te cluster init` ran here,
+/// else the local engine alone (the embedded default).
 async fn local_nodes() -> anyhow::Result<Nodes> {
-    let node = LocalNode::connect(LOCAL_NODE).await.context(
-        "no Docker engine answered; start one (`bash deploy/ensure-docker.sh` installs and starts it)",
-    )?;
-    Ok(Nodes::single(Arc::new(node)))
+    crate::cluster::nodes().await
 }
 
 struct Bar(ProgressBar);
@@ -316,5 +312,128 @@ pub async fn images_build(force: bool) -> anyhow::Result<i32> {
             bail!("building image {tag} failed (see the messages above)");
         }
     }
+    build_agent_image(force).await?;
     Ok(exit::OK)
+}
+
+const AGENT_DOCKERFILE: &str = include_str!("../../images/agent/Dockerfile");
+
+/// The agent image (for clusters): the `vnet-te-agent` binary next to this one, on the host
+/// image, built through the engine's classic builder (offline: the base is local). Rebuilt
+/// when the binary differs from the one in the image (its SHA-256 is a label).
+async fn build_agent_image(force: bool) -> anyhow::Result<()> {
+    use bollard::query_parameters::BuildImageOptionsBuilder;
+    use futures_util::StreamExt;
+    use sha2::Digest;
+
+    let tag = crate::cluster::agent_image();
+    let bin = match std::env::var_os("VNET_TE_AGENT_BINARY") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::current_exe().context("locating this binary")?.with_file_name("vnet-te-agent"),
+    };
+    let Ok(binary) = std::fs::read(&bin) else {
+        eprintln!(
+            "images: {tag} not built: {} not found (`cargo build --release` builds it; only clusters need it)",
+            bin.display()
+        );
+        return Ok(());
+    };
+    let digest = format!("{:x}", sha2::Sha256::digest(&binary));
+    let local = vnet_te_agent::docker::LocalNode::connect(crate::plan::LOCAL_NODE).await?;
+    let docker = local.docker();
+    if !force {
+        if let Ok(img) = docker.inspect_image(&tag).await {
+            let same = img.config.and_then(|c| c.labels).and_then(|l| l.get("vnet-te.agent-sha256").cloned());
+            if same.as_deref() == Some(digest.as_str()) {
+                eprintln!("images: {tag} is up to date");
+                return Ok(());
+            }
+        }
+    }
+    let mut dockerfile = AGENT_DOCKERFILE.to_string();
+    dockerfile.push_str(&format!("LABEL vnet-te.agent-sha256={digest}\n"));
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [("Dockerfile", dockerfile.as_bytes(), 0o644), ("vnet-te-agent", &binary[..], 0o755)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data).context("packing the agent build context")?;
+    }
+    let context = tar.into_inner().context("packing the agent build context")?;
+    let args = std::collections::HashMap::from([("BASE".to_string(), deploy::host_image())]);
+    let opts = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).buildargs(&args).rm(true).build();
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+    while let Some(item) = stream.next().await {
+        let info = item.with_context(|| format!("building {tag}"))?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            bail!("building {tag}: {e}");
+        }
+    }
+    eprintln!("images: built {tag} (agent {})", &digest[..12]);
+    Ok(())
+}
+
+/// `cluster status` / `node list`: exit 0 when every node answers, 1 otherwise.
+pub async fn cluster_status(output: Output) -> anyhow::Result<i32> {
+    let (_, rows) = crate::cluster::status().await?;
+    match output {
+        Output::Table => crate::cluster::print_status(&rows),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    }
+    Ok(if rows.iter().all(|r| r.agent == "ok") { exit::OK } else { exit::VERIFY_FAILED })
+}
+
+/// `path update NAME -f SPEC`: re-plan over the running path's own subnets, refuse anything
+/// that needs other containers or networks, apply the new policy to the running routers,
+/// store the new plan, verify (see `crate::update`).
+pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
+    let spec = crate::cli::load_spec(&a.spec)?;
+    if !a.spec.nodes.is_empty() {
+        return Err(BadInput("--nodes is for `path plan`; `path update` keeps the running path's nodes".into()).into());
+    }
+    if spec.name != a.path {
+        return Err(BadInput(format!(
+            "the spec is for path '{}', not '{}' (an update keeps the path's name)",
+            spec.name, a.path
+        ))
+        .into());
+    }
+    let nodes = local_nodes().await?;
+    let old = plan_of(&nodes, &a.path).await?;
+    let started = Instant::now();
+    let refused = |why: String| {
+        BadInput(format!(
+            "cannot update path '{}' in place (nothing was changed): {why}\n\
+             an update keeps every container, network and address; to change those, delete the path and create it again",
+            a.path
+        ))
+    };
+    let new = crate::update::replan(&old, &spec)
+        .map_err(|e| refused(format!("the new spec needs subnets the running path does not have ({e})")))?;
+    let conflicts = crate::update::conflicts(&old, &new);
+    if !conflicts.is_empty() {
+        return Err(refused(format!("\n  {}", conflicts.join("\n  "))).into());
+    }
+    let applied = crate::update::apply(&old, &new, &nodes)
+        .await
+        .with_context(|| format!("updating path '{}'", a.path))?;
+    let show = |p: &[String]| if p.len() <= 12 { p.join(" → ") } else { format!("{} hops", p.len()) };
+    eprintln!(
+        "updated path {}: {} became {}; new policy on {applied} running routers in {:.1} s (no container or network recreated)",
+        a.path,
+        show(&old.path),
+        show(&new.path),
+        started.elapsed().as_secs_f64()
+    );
+    if a.no_verify {
+        return Ok(exit::OK);
+    }
+    let progress = bar();
+    let report = verify::verify(&new, &nodes, Duration::from_secs(a.timeout), &progress).await;
+    progress.0.finish_and_clear();
+    print_report(&report, a.output);
+    eprintln!("total {:.1} s from start to verdict", started.elapsed().as_secs_f64());
+    Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
 }

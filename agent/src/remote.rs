@@ -1,0 +1,331 @@
+//! `RemoteNode`: the `Node` operations of a node whose agent is reached over HTTPS with
+//! mutual TLS (see `server` for the routes, `tls` for the certificates).
+//!
+//! - The agent is verified *as its node*: when the node name is a DNS name the request goes to
+//!   `https://<node>:<port>` resolved to the given address, so the agent's certificate must
+//!   carry the node name (as `tls::ClusterCa::issue_agent` does). Otherwise the address
+//!   itself is the name checked against the certificate's SANs.
+//! - Timeouts: 3 s to connect; 30 s for reads, more for creations and network removal.
+//! - Connection-level failures (refused, reset, connect timeout; not TLS refusals) are retried
+//!   with backoff for idempotent operations only: reads, finds, probes, removals,
+//!   `bridge_forwarding` and `write_files` (both set a state). Creations, start and
+//!   `apply_frr_config` are sent once.
+//! - Every error names the node and its address: `node n2 (10.0.0.2:7443): ...`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
+use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe};
+use crate::probe::InterfaceCounters;
+use crate::server::wire::{self, ErrorBody, Health};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Creating a container (attach every network, upload files) and removing a network (the
+/// agent itself waits up to 30 s for endpoints to go) take longer.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(120);
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts for idempotent operations, and the first pause between two (tripled each time).
+pub const ATTEMPTS: u32 = 4;
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Idempotent: retried on connection-level failures.
+    Yes,
+    No,
+}
+
+pub struct RemoteNode {
+    name: String,
+    addr: SocketAddr,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for RemoteNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteNode").field("name", &self.name).field("addr", &self.addr).finish()
+    }
+}
+
+impl RemoteNode {
+    /// The agent of node `name` at `addr`, spoken to with `tls` (from `tls::client_config`:
+    /// the cluster CA and the controller certificate). Nothing is sent until the first call.
+    pub fn new(name: &str, addr: SocketAddr, tls: &rustls::ClientConfig) -> NodeResult<Self> {
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .http1_only()
+            .https_only(true)
+            .user_agent(concat!("vnet-te/", env!("CARGO_PKG_VERSION")));
+        let base = if crate::tls::name_is_dns(name) {
+            let host = name.to_ascii_lowercase();
+            builder = builder.resolve(&host, addr);
+            format!("https://{host}:{}", addr.port())
+        } else {
+            format!("https://{addr}")
+        };
+        let client = builder.build().map_err(|e| NodeError::Failed {
+            doing: format!("node {name} ({addr}): setting up the HTTPS client"),
+            message: chain(&e),
+        })?;
+        Ok(RemoteNode { name: name.to_string(), addr, base, client })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The agent's node name and version; fails when the agent answers as another node.
+    pub async fn health(&self) -> NodeResult<Health> {
+        let doing = "asking the agent's health";
+        let h: Health = self
+            .send(doing, Retry::Yes, Duration::from_secs(10), |c| c.get(format!("{}/v1/health", self.base)))
+            .await?;
+        if h.node != self.name {
+            return Err(self.failed(doing, format!("the agent there serves node {:?}", h.node)));
+        }
+        Ok(h)
+    }
+
+    fn failed(&self, doing: &str, message: String) -> NodeError {
+        NodeError::Failed { doing: format!("node {} ({}): {doing}", self.name, self.addr), message }
+    }
+
+    async fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        op: &str,
+        doing: &str,
+        args: &A,
+        retry: Retry,
+        timeout: Duration,
+    ) -> NodeResult<R> {
+        let url = format!("{}/v1/{op}", self.base);
+        let body = serde_json::to_vec(args).map_err(|e| self.failed(doing, format!("encoding the request: {e}")))?;
+        self.send(doing, retry, timeout, |c| {
+            c.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
+        })
+        .await
+    }
+
+    async fn send<R: DeserializeOwned>(
+        &self,
+        doing: &str,
+        retry: Retry,
+        timeout: Duration,
+        request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> NodeResult<R> {
+        let attempts = if retry == Retry::Yes { ATTEMPTS } else { 1 };
+        let mut pause = FIRST_BACKOFF;
+        let mut attempt = 1;
+        let resp = loop {
+            match request(&self.client).timeout(timeout).send().await {
+                Ok(r) => break r,
+                Err(e) if attempt < attempts && retryable(&e) => {
+                    tracing::debug!(node = %self.name, addr = %self.addr, attempt, "{doing}: {}; retrying", chain(&e));
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let mut message = if e.is_timeout() {
+                        format!("no answer within {} s ({})", timeout.as_secs(), chain(&e))
+                    } else {
+                        chain(&e)
+                    };
+                    if attempt > 1 {
+                        message.push_str(&format!(" (after {attempt} attempts)"));
+                    }
+                    return Err(self.failed(doing, message));
+                }
+            }
+        };
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.failed(doing, format!("reading the answer: {}", chain(&e))))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| self.failed(doing, format!("undecodable answer from the agent: {e}")));
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(ErrorBody { kind, doing: agent_doing, container: Some(container), .. }) if kind == "not_running" => {
+                NodeError::NotRunning { doing: format!("node {} ({}): {agent_doing}", self.name, self.addr), container }
+            }
+            Ok(b) => NodeError::Failed { doing: format!("node {} ({}): {}", self.name, self.addr, b.doing), message: b.message },
+            Err(_) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let text: String = text.chars().take(300).collect();
+                self.failed(doing, format!("agent answered {status}: {}", text.trim()))
+            }
+        })
+    }
+}
+
+/// Failures where the request surely did not run (or ran an idempotent operation that may
+/// be repeated): connection refused or reset, connect timeout. Never TLS refusals (retrying
+/// cannot fix a certificate) nor answer timeouts.
+fn retryable(e: &reqwest::Error) -> bool {
+    if tls_error(e).is_some() {
+        return false;
+    }
+    e.is_connect() || (e.is_request() && !e.is_timeout())
+}
+
+/// The next cause of `err`. `io::Error::source` skips the error an io::Error wraps (and
+/// hyper-rustls wraps rustls' io::Error in another), so look inside it first.
+fn cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => err.source(),
+    }
+}
+
+/// The rustls error somewhere in `e`'s chain.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        cur = cause(err);
+    }
+    None
+}
+
+/// `e` and its causes, without repeats: reqwest's own message alone ("error sending
+/// request") says nothing.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = cause(err);
+    }
+    parts.join(": ")
+}
+
+#[async_trait]
+impl Node for RemoteNode {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
+        let args = wire::Refs { refs: refs.to_vec() };
+        self.call("images_present", "checking images", &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
+        self.call("taken_subnets", "listing subnets", &wire::NoArgs {}, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        let args = wire::Label { label: label.to_string(), value: value.map(str::to_string) };
+        self.call("find_containers", &format!("finding containers labelled {label}"), &args, Retry::Yes, READ_TIMEOUT)
+            .await
+    }
+
+    async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        let args = wire::Label { label: label.to_string(), value: value.map(str::to_string) };
+        self.call("find_networks", &format!("finding networks labelled {label}"), &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
+        let doing = format!("creating network {}", spec.name);
+        self.call("create_network", &doing, spec, Retry::No, CHANGE_TIMEOUT).await
+    }
+
+    async fn remove_network(&self, name: &str) -> NodeResult<()> {
+        let args = wire::Name { name: name.to_string() };
+        self.call("remove_network", &format!("removing network {name}"), &args, Retry::Yes, LONG_TIMEOUT).await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
+        let doing = format!("creating container {}", spec.name);
+        self.call("create_container", &doing, spec, Retry::No, LONG_TIMEOUT).await
+    }
+
+    async fn start_container(&self, name: &str) -> NodeResult<()> {
+        let args = wire::Name { name: name.to_string() };
+        self.call("start_container", &format!("starting container {name}"), &args, Retry::No, CHANGE_TIMEOUT).await
+    }
+
+    async fn remove_container(&self, name: &str) -> NodeResult<()> {
+        let args = wire::Name { name: name.to_string() };
+        self.call("remove_container", &format!("removing container {name}"), &args, Retry::Yes, CHANGE_TIMEOUT).await
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
+        let args = wire::FileRef { container: container.to_string(), path: path.to_string() };
+        self.call("read_file", &format!("reading {path} from {container}"), &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
+        let args = wire::Router { router: router.to_string() };
+        self.call("bgp_table", &format!("reading the BGP table of {router}"), &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
+        let args = wire::Router { router: router.to_string() };
+        self.call("bgp_summary", &format!("reading BGP sessions of {router}"), &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+        let args = wire::Traceroute { host: host.to_string(), target, max_hops };
+        // Each silent hop costs the agent's traceroute about a second.
+        let timeout = READ_TIMEOUT + Duration::from_secs(2 * u64::from(max_hops));
+        self.call("traceroute", &format!("traceroute from {host} to {target}"), &args, Retry::Yes, timeout).await
+    }
+
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+        let args = wire::Ping { host: host.to_string(), target, size, dont_fragment };
+        self.call("ping", &format!("ping from {host} to {target}"), &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
+        let args = wire::Enable { enable };
+        let doing = "updating the forwarding rule for vte* bridges";
+        self.call("bridge_forwarding", doing, &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
+        let args = wire::Router { router: router.to_string() };
+        self.call("bgp_evpn_routes", &format!("reading the EVPN routes of {router}"), &args, Retry::Yes, READ_TIMEOUT)
+            .await
+    }
+
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
+        let args = wire::Router { router: router.to_string() };
+        self.call("evpn_vnis", &format!("reading the EVPN VNIs of {router}"), &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
+        let args = wire::Container { container: container.to_string() };
+        let doing = format!("reading interface counters of {container}");
+        self.call("interface_counters", &doing, &args, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
+        let args = wire::FrrConfig { router: router.to_string(), config: config.to_string(), remove: remove.to_string() };
+        let doing = format!("applying a new FRR configuration to {router}");
+        self.call("apply_frr_config", &doing, &args, Retry::No, LONG_TIMEOUT).await
+    }
+
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        // Replaces the files: idempotent.
+        let args = wire::Files { container: container.to_string(), files: files.to_vec() };
+        self.call("write_files", &format!("writing files into {container}"), &args, Retry::Yes, CHANGE_TIMEOUT).await
+    }
+}

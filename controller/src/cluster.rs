@@ -1,0 +1,543 @@
+//! The cluster: what the controller on the swarm manager knows about its nodes, and the
+//! commands that change it (`cluster init|status`, `node add|list|remove`).
+//!
+//! State lives in one directory on the manager (`$VNET_TE_HOME`, default `~/.vnet-te`):
+//!
+//! ```text
+//! cluster.json              manager name and address, the nodes and their agent addresses
+//! pki/ca.pem ca-key.pem     the cluster CA (made at `cluster init`; the key never leaves)
+//! controller/{ca,cert,key}.pem   the controller's client certificate for the agents
+//! ```
+//!
+//! The manager's own engine is driven in-process (`LocalNode`); every other node through
+//! its agent over mutual TLS (`RemoteNode`). Both are `Node`s, so the executor and the
+//! verifier do not care which is which. No cluster state means the embedded single-host
+//! default: the local engine is the only node.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use vnet_te_agent::docker::LocalNode;
+use vnet_te_agent::node::{labels, Node};
+use vnet_te_agent::remote::RemoteNode;
+use vnet_te_agent::tls::{self, ClusterCa};
+
+use crate::cli::BadInput;
+use crate::deploy::{self, Nodes};
+use crate::plan::LOCAL_NODE;
+use crate::ssh::{HostKeyPolicy, Session, SshTarget};
+
+/// The agent's TCP port unless `node add --agent-port` says otherwise.
+pub const DEFAULT_AGENT_PORT: u16 = 7443;
+/// Name of the agent container on every node (labelled `vnet-te.object=agent`).
+pub const AGENT_CONTAINER: &str = "vnet-te-agent";
+/// Where `node add` writes the agent's certificate, key and the cluster CA on the node.
+pub const AGENT_CERT_DIR: &str = "/etc/vnet-te/agent";
+const STATE_VERSION: u32 = 1;
+
+pub fn agent_image() -> String {
+    format!("vnet-te/agent:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The state directory: `$VNET_TE_HOME`, else `~/.vnet-te`.
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("VNET_TE_HOME") {
+        return PathBuf::from(h);
+    }
+    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    base.join(".vnet-te")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterState {
+    pub version: u32,
+    /// The manager's node name (its swarm hostname): placement uses it like any node.
+    pub manager: String,
+    /// The address the manager advertises to the swarm.
+    pub advertise_addr: IpAddr,
+    /// Every other node, in the order they were added.
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub name: String,
+    /// How `node add` reached it (`user@host[:port]`).
+    pub ssh: String,
+    /// The agent's address.
+    pub agent: SocketAddr,
+}
+
+impl ClusterState {
+    pub fn node_names(&self) -> Vec<String> {
+        std::iter::once(self.manager.clone()).chain(self.nodes.iter().map(|n| n.name.clone())).collect()
+    }
+}
+
+fn state_file(home: &Path) -> PathBuf {
+    home.join("cluster.json")
+}
+
+/// The cluster state, or None when no cluster was initialised here.
+pub fn load_state(home: &Path) -> anyhow::Result<Option<ClusterState>> {
+    let f = state_file(home);
+    match std::fs::read_to_string(&f) {
+        Ok(text) => {
+            let s: ClusterState =
+                serde_json::from_str(&text).with_context(|| format!("reading cluster state {}", f.display()))?;
+            if s.version != STATE_VERSION {
+                bail!("{} has version {}, this vnet-te reads version {STATE_VERSION}", f.display(), s.version);
+            }
+            Ok(Some(s))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", f.display())),
+    }
+}
+
+/// Writes the state atomically (temp file + rename), so a crash never leaves half a file.
+pub fn save_state(home: &Path, s: &ClusterState) -> anyhow::Result<()> {
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+    let f = state_file(home);
+    let tmp = f.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(s)? + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &f).with_context(|| format!("replacing {}", f.display()))?;
+    Ok(())
+}
+
+/// The controller's TLS client configuration: its certificate, trusting only the cluster CA.
+fn controller_tls(home: &Path) -> anyhow::Result<rustls::ClientConfig> {
+    let dir = controller_dir(home);
+    let id = tls::IssuedCert::load(&dir)
+        .with_context(|| format!("loading the controller certificate from {} (run `vnet-te cluster init`)", dir.display()))?;
+    Ok(tls::client_config(&id)?)
+}
+
+fn pki_dir(home: &Path) -> PathBuf {
+    home.join("pki")
+}
+fn controller_dir(home: &Path) -> PathBuf {
+    home.join("controller")
+}
+
+/// The nodes a path command works on: the cluster's (manager in-process, the rest through
+/// their agents) or, with no cluster, the local engine alone.
+pub async fn nodes() -> anyhow::Result<Nodes> {
+    let home = home();
+    let Some(state) = load_state(&home)? else {
+        let node = LocalNode::connect(LOCAL_NODE).await.context(
+            "no Docker engine answered; start one (`bash deploy/ensure-docker.sh` installs and starts it)",
+        )?;
+        return Ok(Nodes::single(Arc::new(node)));
+    };
+    let manager: Arc<dyn Node> = Arc::new(
+        LocalNode::connect(&state.manager)
+            .await
+            .context("the manager's Docker engine does not answer (is dockerd running?)")?,
+    );
+    let client = controller_tls(&home)?;
+    let mut by_name: BTreeMap<String, Arc<dyn Node>> = BTreeMap::new();
+    by_name.insert(state.manager.clone(), manager.clone());
+    for n in &state.nodes {
+        let remote = RemoteNode::new(&n.name, n.agent, &client)
+            .with_context(|| format!("setting up the client for node {}", n.name))?;
+        by_name.insert(n.name.clone(), Arc::new(remote));
+    }
+    Ok(Nodes { manager, by_name, order: state.node_names() })
+}
+
+// ---------------------------------------------------------------------------------------
+// cluster init
+
+pub struct InitArgs {
+    pub advertise_addr: Option<IpAddr>,
+}
+
+pub async fn init(a: InitArgs) -> anyhow::Result<()> {
+    let home = home();
+    let local = LocalNode::connect(LOCAL_NODE).await.context("no Docker engine answers on this machine")?;
+    let docker = local.docker().clone();
+    let info = docker.info().await.context("reading the engine's info")?;
+    let swarm = info.swarm.clone().unwrap_or_default();
+    let state_str = swarm.local_node_state.map(|s| s.to_string()).unwrap_or_default();
+    let advertise: IpAddr = if state_str == "active" {
+        if swarm.control_available != Some(true) {
+            bail!("this engine is a swarm worker; run `vnet-te cluster init` on a swarm manager");
+        }
+        let addr = swarm.node_addr.clone().unwrap_or_default();
+        let addr: IpAddr = addr.parse().with_context(|| format!("the swarm's node address '{addr}'"))?;
+        if let Some(want) = a.advertise_addr {
+            if want != addr {
+                bail!("the swarm already advertises {addr}, not {want}; leave it first (`docker swarm leave --force`) or drop --advertise-addr");
+            }
+        }
+        eprintln!("swarm: already active, this engine is a manager at {addr}");
+        addr
+    } else {
+        let Some(addr) = a.advertise_addr else {
+            return Err(BadInput(
+                "this engine is not in a swarm: pass --advertise-addr <IP of this machine that the other nodes reach>"
+                    .into(),
+            )
+            .into());
+        };
+        let req = bollard::models::SwarmInitRequest {
+            listen_addr: Some("0.0.0.0:2377".into()),
+            advertise_addr: Some(addr.to_string()),
+            ..Default::default()
+        };
+        docker.init_swarm(req).await.context("docker swarm init")?;
+        eprintln!("swarm: initialised, manager at {addr}");
+        addr
+    };
+    let manager = info.name.clone().filter(|n| !n.is_empty()).context("the engine reports no host name")?;
+
+    // The CA is made once; a second init keeps it (agents already trust it).
+    let pki = pki_dir(&home);
+    let ca = if pki.join("ca.pem").exists() {
+        eprintln!("pki: keeping the cluster CA in {}", pki.display());
+        ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?
+    } else {
+        let ca = ClusterCa::generate().context("generating the cluster CA")?;
+        ca.save(&pki).with_context(|| format!("saving the cluster CA to {}", pki.display()))?;
+        eprintln!("pki: new cluster CA in {}", pki.display());
+        ca
+    };
+    let ctl = controller_dir(&home);
+    if !ctl.join("cert.pem").exists() {
+        let id = ca.issue_controller("vnet-te-controller").context("issuing the controller certificate")?;
+        id.save(&ctl).with_context(|| format!("saving the controller certificate to {}", ctl.display()))?;
+    }
+
+    let state = match load_state(&home)? {
+        Some(mut s) => {
+            s.manager = manager.clone();
+            s.advertise_addr = advertise;
+            s
+        }
+        None => ClusterState { version: STATE_VERSION, manager: manager.clone(), advertise_addr: advertise, nodes: vec![] },
+    };
+    save_state(&home, &state)?;
+    eprintln!("cluster: manager {manager} ({advertise}); add nodes with `vnet-te node add user@host`");
+    Ok(())
+}
+
+fn require_state(home: &Path) -> anyhow::Result<ClusterState> {
+    load_state(home)?.ok_or_else(|| {
+        BadInput(format!("no cluster here ({} is missing): run `vnet-te cluster init` first", state_file(home).display()))
+            .into()
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// cluster status / node list
+
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: &'static str,
+    pub address: String,
+    /// Swarm's view of the node (ready, down, …).
+    pub swarm: String,
+    /// `ok` or why the agent (or, for the manager, the engine) cannot be reached.
+    pub agent: String,
+    pub containers: usize,
+}
+
+/// The state of every node: swarm membership from the manager, reachability of each agent
+/// (in parallel), and how many labelled containers each runs.
+pub async fn status() -> anyhow::Result<(ClusterState, Vec<NodeStatus>)> {
+    let home = home();
+    let state = require_state(&home)?;
+    let nodes = nodes().await?;
+    let local = LocalNode::connect(&state.manager).await?;
+    let swarm_nodes = local.docker().list_nodes(None).await.context("listing swarm nodes")?;
+    let swarm_state: BTreeMap<String, String> = swarm_nodes
+        .into_iter()
+        .filter_map(|n| {
+            let host = n.description.and_then(|d| d.hostname)?;
+            let st = n.status.and_then(|s| s.state).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+            Some((host, st))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let checks = futures_util::future::join_all(nodes.order.iter().map(|name| {
+        let node = nodes.by_name.get(name).cloned();
+        async move {
+            let Some(node) = node else { return (0, "not configured".to_string()) };
+            match tokio::time::timeout(Duration::from_secs(10), node.find_containers(labels::PATH, None)).await {
+                Ok(Ok(c)) => (c.len(), "ok".to_string()),
+                Ok(Err(e)) => (0, e.to_string()),
+                Err(_) => (0, "no answer within 10 s".to_string()),
+            }
+        }
+    }))
+    .await;
+    for (name, (containers, agent)) in nodes.order.iter().zip(checks) {
+        let (role, address) = if *name == state.manager {
+            ("manager", state.advertise_addr.to_string())
+        } else {
+            let e = state.nodes.iter().find(|n| &n.name == name).expect("node from state");
+            ("worker", e.agent.to_string())
+        };
+        out.push(NodeStatus {
+            name: name.clone(),
+            role,
+            address,
+            swarm: swarm_state.get(name).cloned().unwrap_or_else(|| "not in swarm".into()),
+            agent,
+            containers,
+        });
+    }
+    Ok((state, out))
+}
+
+pub fn print_status(rows: &[NodeStatus]) {
+    println!("{:<16} {:<8} {:<22} {:<13} {:>10}  AGENT", "NODE", "ROLE", "ADDRESS", "SWARM", "CONTAINERS");
+    for r in rows {
+        println!("{:<16} {:<8} {:<22} {:<13} {:>10}  {}", r.name, r.role, r.address, r.swarm, r.containers, r.agent);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// node add
+
+pub struct AddArgs {
+    pub target: String,
+    pub name: Option<String>,
+    pub accept_new_host_key: bool,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub agent_port: u16,
+}
+
+/// Runs one command over SSH and fails with its stderr unless it exits 0.
+async fn run(ssh: &Session, what: &str, cmd: &str) -> anyhow::Result<String> {
+    let out = ssh.exec(cmd).await.with_context(|| format!("{what}: running `{cmd}`"))?;
+    if out.status != 0 {
+        bail!(
+            "{what}: `{cmd}` exited {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn quote(s: &str) -> String {
+    shell_escape::unix::escape(s.into()).into_owned()
+}
+
+/// Bootstraps one node over SSH, every step idempotent so a failed `node add` can simply
+/// be run again: Docker checked, swarm joined, images streamed (only those whose ID differs),
+/// the agent's certificate written and the agent (re)started, then reached over mTLS.
+pub async fn add(a: AddArgs) -> anyhow::Result<()> {
+    let home = home();
+    let mut state = require_state(&home)?;
+    let target: SshTarget = a.target.parse().map_err(|e| BadInput(format!("{}: {e}", a.target)))?;
+    let policy = if a.accept_new_host_key { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
+    let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::ssh::default_known_hosts);
+    let t0 = Instant::now();
+    let ssh = Session::connect(&target, a.identity.as_deref(), &known_hosts, policy)
+        .await
+        .with_context(|| format!("connecting to {}", a.target))?;
+    eprintln!("ssh: connected to {} (host key checked against {})", a.target, known_hosts.display());
+
+    // Docker.
+    let api = run(&ssh, "checking Docker", "docker version --format '{{.Server.APIVersion}}'").await.context(
+        "Docker is not usable on the node: install the engine (e.g. `apt-get install docker.io`) and start it",
+    )?;
+    let hostname = run(&ssh, "reading the node's name", "docker info --format '{{.Name}}'").await?;
+    let name = a.name.clone().unwrap_or(hostname);
+    if let Some(problem) = crate::spec::name_problem(&name) {
+        return Err(BadInput(format!("node name '{name}': {problem}; choose one with --name")).into());
+    }
+    if name == state.manager {
+        return Err(BadInput(format!("'{name}' is the manager's name; give the node another with --name")).into());
+    }
+    eprintln!("docker: engine API {api} on node {name}");
+
+    // Swarm.
+    let local = LocalNode::connect(&state.manager).await?;
+    let docker = local.docker().clone();
+    let swarm = docker.inspect_swarm().await.context("reading the swarm (is this machine the manager?)")?;
+    let swarm_id = swarm.id.clone().unwrap_or_default();
+    let node_state = run(&ssh, "reading swarm state", "docker info --format '{{.Swarm.LocalNodeState}}'").await?;
+    if node_state == "active" {
+        let cluster = run(&ssh, "reading swarm state", "docker info --format '{{.Swarm.Cluster.ID}}'").await.unwrap_or_default();
+        // Workers do not see the cluster ID; compare the manager list instead.
+        let managers = run(&ssh, "reading swarm state", "docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}'").await?;
+        let ours = managers.split_whitespace().any(|m| m.starts_with(&format!("{}:", state.advertise_addr)))
+            || (!cluster.is_empty() && cluster == swarm_id);
+        if !ours {
+            bail!("node {name} is in another swarm (managers: {managers}); run `docker swarm leave --force` on it first");
+        }
+        eprintln!("swarm: {name} is already a member");
+    } else {
+        let token = swarm
+            .join_tokens
+            .and_then(|t| t.worker)
+            .context("the swarm has no worker join token")?;
+        let cmd = format!("docker swarm join --token {} {}", quote(&token), quote(&format!("{}:2377", state.advertise_addr)));
+        run(&ssh, "joining the swarm", &cmd).await?;
+        eprintln!("swarm: {name} joined");
+    }
+    let addr_txt = run(&ssh, "reading the node's swarm address", "docker info --format '{{.Swarm.NodeAddr}}'").await?;
+    let address: IpAddr =
+        addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
+
+    // Images: stream `docker save` from the manager into `docker load` on the node.
+    for image in [deploy::router_image(), deploy::host_image(), agent_image()] {
+        let local_id = docker
+            .inspect_image(&image)
+            .await
+            .with_context(|| format!("image {image} is missing on the manager: run `vnet-te images build`"))?
+            .id
+            .unwrap_or_default();
+        let remote_id = ssh
+            .exec(&format!("docker image inspect --format '{{{{.Id}}}}' {}", quote(&image)))
+            .await?;
+        if remote_id.status == 0 && String::from_utf8_lossy(&remote_id.stdout).trim() == local_id {
+            eprintln!("images: {image} already on {name}");
+            continue;
+        }
+        let t = Instant::now();
+        let stream = futures_util::TryStreamExt::map_err(docker.export_image(&image), std::io::Error::other);
+        let reader = tokio_util::io::StreamReader::new(stream);
+        let out = ssh.exec_with_stdin("docker load", reader).await.with_context(|| format!("streaming {image} to {name}"))?;
+        if out.status != 0 {
+            bail!("loading {image} on {name}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        eprintln!("images: {image} loaded on {name} in {:.1} s", t.elapsed().as_secs_f64());
+    }
+
+    // Agent: its own certificate (node name and address as SANs), then the container.
+    let pki = pki_dir(&home);
+    let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
+    let issued = ca.issue_agent(&name, &[name.clone()], &[address]).context("issuing the agent certificate")?;
+    run(&ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
+    for (file, content, mode) in [
+        ("ca.pem", ca.cert_pem(), 0o644),
+        ("cert.pem", issued.cert_pem.as_str(), 0o644),
+        ("key.pem", issued.key_pem.as_str(), 0o600),
+    ] {
+        ssh.write_file(&format!("{AGENT_CERT_DIR}/{file}"), content.as_bytes(), mode)
+            .await
+            .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
+    }
+    let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), a.agent_port);
+    let run_agent = format!(
+        "docker rm -f {c} >/dev/null 2>&1; docker run -d --name {c} --restart unless-stopped --network host \
+         --cap-add NET_ADMIN --cap-add NET_RAW --label {obj}=agent \
+         -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
+         --node-name {n} --listen {l} --cert-dir {dir}",
+        c = AGENT_CONTAINER,
+        obj = labels::OBJECT,
+        dir = quote(AGENT_CERT_DIR),
+        img = quote(&agent_image()),
+        n = quote(&name),
+        l = quote(&listen.to_string()),
+    );
+    run(&ssh, "starting the agent", &run_agent).await?;
+    ssh.close().await;
+
+    let agent = SocketAddr::new(address, a.agent_port);
+    let client = controller_tls(&home)?;
+    let remote = RemoteNode::new(&name, agent, &client)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match remote.health().await {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => {
+                bail!("the agent on {name} ({agent}) did not answer over mutual TLS within 30 s: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    state.nodes.retain(|n| n.name != name);
+    state.nodes.push(NodeEntry { name: name.clone(), ssh: a.target.clone(), agent });
+    save_state(&home, &state)?;
+    eprintln!("node {name} added: agent at {agent} answers over mutual TLS ({:.1} s)", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// node remove
+
+pub struct RemoveArgs {
+    pub name: String,
+    pub force: bool,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// Takes a node out: refuses while path containers run on it (unless --force, which removes
+/// them first), stops its agent, makes it leave the swarm, and forgets it.
+pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
+    let home = home();
+    let mut state = require_state(&home)?;
+    let Some(entry) = state.nodes.iter().find(|n| n.name == a.name).cloned() else {
+        if a.name == state.manager {
+            return Err(BadInput(format!("'{}' is the manager; it cannot be removed", a.name)).into());
+        }
+        return Err(BadInput(format!("no node named '{}' (see `vnet-te node list`)", a.name)).into());
+    };
+    let nodes = nodes().await?;
+    if let Some(node) = nodes.by_name.get(&a.name) {
+        match node.find_containers(labels::PATH, None).await {
+            Ok(c) if !c.is_empty() && !a.force => {
+                let mut paths: Vec<&String> = c.iter().filter_map(|f| f.labels.get(labels::PATH)).collect();
+                paths.sort();
+                paths.dedup();
+                return Err(BadInput(format!(
+                    "node {} runs {} containers of paths {:?}; delete those paths first or pass --force",
+                    a.name,
+                    c.len(),
+                    paths
+                ))
+                .into());
+            }
+            Ok(c) => {
+                for f in c {
+                    node.remove_container(&f.name).await?;
+                }
+            }
+            Err(e) if a.force => eprintln!("warning: node {} does not answer ({e}); removing it anyway", a.name),
+            Err(e) => bail!("node {} does not answer ({e}); pass --force to remove it anyway", a.name),
+        }
+    }
+    let target: SshTarget = entry.ssh.parse().map_err(|e| BadInput(format!("{}: {e}", entry.ssh)))?;
+    let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::ssh::default_known_hosts);
+    match Session::connect(&target, a.identity.as_deref(), &known_hosts, HostKeyPolicy::Strict).await {
+        Ok(ssh) => {
+            run(&ssh, "stopping the agent", &format!("docker rm -f {AGENT_CONTAINER} >/dev/null 2>&1 || true")).await?;
+            run(&ssh, "leaving the swarm", "docker swarm leave --force >/dev/null 2>&1 || true").await?;
+            ssh.close().await;
+        }
+        Err(e) if a.force => eprintln!("warning: cannot reach {} over SSH ({e}); forgetting it anyway", entry.ssh),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("reaching {} (pass --force to forget it anyway)", entry.ssh))),
+    }
+    let local = LocalNode::connect(&state.manager).await?;
+    let docker = local.docker();
+    if let Ok(list) = docker.list_nodes(None).await {
+        for n in list {
+            if n.description.as_ref().and_then(|d| d.hostname.as_deref()) == Some(a.name.as_str()) {
+                if let Some(id) = n.id {
+                    let opts = bollard::query_parameters::DeleteNodeOptionsBuilder::default().force(true).build();
+                    docker.delete_node(&id, Some(opts)).await.with_context(|| format!("removing swarm node {id}"))?;
+                }
+            }
+        }
+    }
+    state.nodes.retain(|n| n.name != a.name);
+    save_state(&home, &state)?;
+    eprintln!("node {} removed", a.name);
+    Ok(())
+}

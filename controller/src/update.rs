@@ -1,0 +1,441 @@
+//! `path update`: re-point a running path at another chosen sequence of hops over the same
+//! topology, without recreating a container or a network.
+//!
+//! The new spec is planned with the running path's own subnets as the only free ones, so the
+//! same links and LANs get the same addresses. Anything that would need different Docker
+//! objects (routers, links, addresses, ASNs, placement, the path's two ends where the hosts
+//! sit, EVPN settings) is refused as bad input. What may change: the hops in between, hence
+//! each router's TE policy and EVPN sessions (plus BGP timers and passwords).
+//!
+//! Applying is per router: its new `frr.conf` is written (what FRR boots from) and applied
+//! through vtysh after the lines the new config no longer has are taken out (`removal`),
+//! then every IPv4 unicast neighbour is asked to resend its routes through the new inbound
+//! policy. No daemon restarts; sessions stay up except where EVPN is (de)activated on one,
+//! which renegotiates that session. Every router is brought to the new plan, not only the
+//! ones whose config text changed, so hand edits to the TE policy are repaired too.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use futures_util::stream::{self, StreamExt};
+use ipnet::Ipv4Net;
+use vnet_te_agent::node::FileSpec;
+
+use crate::deploy::{Nodes, PARALLELISM, PLAN_PATH};
+use crate::plan::{self, Inventory, NetworkRole, Plan, PlanError, RouterPlan};
+use crate::render;
+use crate::spec::{PathSpec, RouterKind};
+
+/// The inventory that makes the planner reuse the running path's subnets: within the new
+/// spec's pools, everything except those subnets counts as taken.
+pub fn inventory_for_update(old: &Plan, spec: &PathSpec) -> Inventory {
+    let mut ours_links = Vec::new();
+    let mut ours_lans = Vec::new();
+    for n in &old.networks {
+        match n.role {
+            NetworkRole::Link => ours_links.push(n.subnet),
+            NetworkRole::Lan => ours_lans.push(n.subnet),
+        }
+    }
+    if let Some(e) = &old.evpn {
+        ours_lans.push(e.subnet);
+    }
+    let mut taken = complement(spec.pools.links, &ours_links);
+    taken.extend(complement(spec.pools.lans, &ours_lans));
+    Inventory { nodes: old.nodes.clone(), taken }
+}
+
+/// The parts of `pool` not covered by `ours`, as few CIDR blocks as possible.
+fn complement(pool: Ipv4Net, ours: &[Ipv4Net]) -> Vec<Ipv4Net> {
+    let mut inside: Vec<(u64, u64)> = ours
+        .iter()
+        .filter(|n| pool.contains(*n))
+        .map(|n| (u64::from(u32::from(n.network())), u64::from(u32::from(n.broadcast()))))
+        .collect();
+    inside.sort();
+    let mut out = Vec::new();
+    let mut next = u64::from(u32::from(pool.network()));
+    let end = u64::from(u32::from(pool.broadcast()));
+    for (a, b) in inside {
+        if a > next {
+            out.extend(cover(next, a - 1));
+        }
+        next = next.max(b + 1);
+    }
+    if next <= end {
+        out.extend(cover(next, end));
+    }
+    out
+}
+
+/// CIDR blocks exactly covering the addresses `start..=end`.
+fn cover(mut start: u64, end: u64) -> Vec<Ipv4Net> {
+    let mut out = Vec::new();
+    while start <= end {
+        // The largest aligned block at `start` that stays within `end`.
+        let mut size: u64 = if start == 0 { 1 << 32 } else { 1 << start.trailing_zeros().min(32) };
+        while start + size - 1 > end {
+            size >>= 1;
+        }
+        let len = 32 - size.trailing_zeros() as u8;
+        out.push(Ipv4Net::new(Ipv4Addr::from(start as u32), len).expect("prefix length ≤ 32"));
+        start += size;
+    }
+    out
+}
+
+/// Plans `spec` over the running path `old`: same subnets, same nodes.
+pub fn replan(old: &Plan, spec: &PathSpec) -> Result<Plan, PlanError> {
+    plan::build(spec, &inventory_for_update(old, spec))
+}
+
+/// Why `new` cannot be applied to the running `old` in place (empty: it can).
+pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
+    let mut c = Vec::new();
+    if old.name != new.name {
+        c.push(format!("the spec is for path '{}', not '{}'", new.name, old.name));
+        return c;
+    }
+    let ends = |p: &Plan| (p.path.first().cloned(), p.path.last().cloned());
+    if ends(old) != ends(new) {
+        c.push(format!(
+            "the path's ends change ({} … {} → {} … {}): the experiment hosts' LANs would move to other routers",
+            old.path.first().map_or("?", String::as_str),
+            old.path.last().map_or("?", String::as_str),
+            new.path.first().map_or("?", String::as_str),
+            new.path.last().map_or("?", String::as_str),
+        ));
+    }
+    if old.nodes != new.nodes {
+        c.push(format!("the nodes change ({} → {})", old.nodes.join(","), new.nodes.join(",")));
+    }
+    if old.l2vpn != new.l2vpn {
+        c.push(format!("l2vpn changes ({:?} → {:?})", old.l2vpn, new.l2vpn).to_lowercase());
+    } else if let (Some(o), Some(n)) = (&old.evpn, &new.evpn) {
+        let mut what = Vec::new();
+        if o.vni != n.vni {
+            what.push(format!("VNI {} → {}", o.vni, n.vni));
+        }
+        if o.route_target != n.route_target {
+            what.push(format!("route target {} → {} (it follows the first hop's AS)", o.route_target, n.route_target));
+        }
+        if o.subnet != n.subnet || o.mtu != n.mtu {
+            what.push(format!("L2 subnet/MTU {} {} → {} {}", o.subnet, o.mtu, n.subnet, n.mtu));
+        }
+        if !what.is_empty() {
+            c.push(format!("EVPN settings change: {}", what.join(", ")));
+        }
+    }
+    let old_names: BTreeSet<&str> = old.routers.iter().map(|r| r.name.as_str()).collect();
+    let new_names: BTreeSet<&str> = new.routers.iter().map(|r| r.name.as_str()).collect();
+    for r in new_names.difference(&old_names) {
+        c.push(format!("router {r} is not in the running path (routers cannot be added in place)"));
+    }
+    for r in old_names.difference(&new_names) {
+        c.push(format!("router {r} would be removed (routers cannot be removed in place)"));
+    }
+    for o in &old.routers {
+        let Some(n) = new.router(&o.name) else { continue };
+        let mut what = Vec::new();
+        if o.kind != n.kind {
+            what.push(format!("kind {} → {}", o.kind, n.kind));
+        }
+        if o.asn != n.asn {
+            what.push(format!("ASN {} → {}", o.asn, n.asn));
+        }
+        if o.loopback != n.loopback {
+            what.push(format!("loopback {} → {}", o.loopback, n.loopback));
+        }
+        if o.node != n.node {
+            what.push(format!("node {} → {}", o.node, n.node));
+        }
+        if o.interfaces != n.interfaces {
+            let show = |r: &RouterPlan| {
+                r.interfaces.iter().map(|i| format!("{}→{}", i.address, i.peer)).collect::<Vec<_>>().join(" ")
+            };
+            what.push(format!("interfaces [{}] → [{}]", show(o), show(n)));
+        }
+        if o.originate != n.originate || o.vtep != n.vtep {
+            what.push("originated prefixes or VTEP".to_string());
+        }
+        if o.container != n.container {
+            what.push(format!("container {} → {}", o.container, n.container));
+        }
+        if !what.is_empty() {
+            c.push(format!("router {}: {}", o.name, what.join(", ")));
+        }
+    }
+    if old.hosts != new.hosts {
+        for (o, n) in old.hosts.iter().zip(&new.hosts) {
+            if o != n {
+                c.push(format!(
+                    "host {}: {} {}/{} behind {} → host {}: {} {}/{} behind {}",
+                    o.name, o.network, o.address, o.prefix_len, o.router, n.name, n.network, n.address, n.prefix_len, n.router
+                ));
+            }
+        }
+        if old.hosts.len() != new.hosts.len() {
+            c.push("the experiment hosts change".to_string());
+        }
+    }
+    if old.networks != new.networks {
+        let old_n: BTreeSet<(String, String)> = old.networks.iter().map(|n| (n.name.clone(), n.subnet.to_string())).collect();
+        let new_n: BTreeSet<(String, String)> = new.networks.iter().map(|n| (n.name.clone(), n.subnet.to_string())).collect();
+        let gone: Vec<String> = old_n.difference(&new_n).map(|(n, s)| format!("{n} {s}")).collect();
+        let added: Vec<String> = new_n.difference(&old_n).map(|(n, s)| format!("{n} {s}")).collect();
+        if gone.is_empty() && added.is_empty() {
+            c.push("network settings change (ends, MTU or driver)".to_string());
+        } else {
+            c.push(format!("networks change (running: {}; new: {})", or_none(&gone), or_none(&added)));
+        }
+    }
+    if let Some(r) = new.routers.iter().find(|r| r.kind == RouterKind::Vyos) {
+        c.push(format!("router {} is VyOS: `path update` applies FRR configurations only", r.name));
+    }
+    c
+}
+
+fn or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// FRR configuration commands that take out of router `old` what its new plan `new` no
+/// longer has: TE route-maps toward neighbours that are no longer planned hops, prefix-list
+/// entries no longer preferred, EVPN activations and passwords that go away. Applied before
+/// the new `frr.conf` (which re-adds everything it keeps). Pure.
+pub fn removal(old: &RouterPlan, new: &RouterPlan) -> String {
+    let mut bgp_v4 = String::new();
+    let mut bgp_evpn = String::new();
+    let mut bgp = String::new();
+    let mut objects = String::new();
+    for o in &old.neighbors {
+        let n = new.neighbors.iter().find(|n| n.address == o.address && n.peer == o.peer);
+        let new_prefer: &[Ipv4Net] = n.map(|n| n.prefer.as_slice()).unwrap_or(&[]);
+        if !o.prefer.is_empty() {
+            if new_prefer.is_empty() {
+                let _ = writeln!(bgp_v4, "  no neighbor {} route-map {} in", o.address, render::route_map_name(&o.peer));
+                let _ = writeln!(objects, "no route-map {}", render::route_map_name(&o.peer));
+                let _ = writeln!(objects, "no ip prefix-list {}", render::prefix_list_name(&o.peer));
+            } else {
+                let keep = render::prefix_entries(new_prefer);
+                for (seq, prefix) in render::prefix_entries(&o.prefer) {
+                    if !keep.contains(&(seq, prefix)) {
+                        let _ = writeln!(
+                            objects,
+                            "no ip prefix-list {} seq {seq} permit {prefix}",
+                            render::prefix_list_name(&o.peer)
+                        );
+                    }
+                }
+            }
+        }
+        if o.evpn && !n.is_some_and(|n| n.evpn) {
+            let _ = writeln!(bgp_evpn, "  no neighbor {} activate", o.address);
+        }
+        if o.password.is_some() && n.is_some_and(|n| n.password.is_none()) {
+            let _ = writeln!(bgp, " no neighbor {} password", o.address);
+        }
+    }
+    let mut out = String::new();
+    if !(bgp_v4.is_empty() && bgp_evpn.is_empty() && bgp.is_empty()) {
+        let _ = writeln!(out, "router bgp {}", old.asn);
+        out.push_str(&bgp);
+        if !bgp_v4.is_empty() {
+            let _ = write!(out, " address-family ipv4 unicast\n{bgp_v4} exit-address-family\n");
+        }
+        if !bgp_evpn.is_empty() {
+            let _ = write!(out, " address-family l2vpn evpn\n{bgp_evpn} exit-address-family\n");
+        }
+        out.push_str("exit\n");
+    }
+    // Objects after their uses: FRR refuses nothing here, but a route-map removed while
+    // still attached would briefly match nothing.
+    out.push_str(&objects);
+    out
+}
+
+/// One router's part of an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterChange {
+    pub router: String,
+    pub container: String,
+    pub node: String,
+    pub config: String,
+    pub remove: String,
+}
+
+/// What to apply to every router (all of them: see the module notes).
+pub fn changes(old: &Plan, new: &Plan) -> Result<Vec<RouterChange>, render::RenderError> {
+    new.routers
+        .iter()
+        .map(|n| {
+            let remove = old.router(&n.name).map(|o| removal(o, n)).unwrap_or_default();
+            Ok(RouterChange {
+                router: n.name.clone(),
+                container: n.container.clone(),
+                node: n.node.clone(),
+                config: render::render_frr_conf(new, n)?,
+                remove,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("rendering the new configs: {0}")]
+    Render(#[from] render::RenderError),
+    #[error("{failed} of {total} routers were not updated ({details}); the others run the new policy; run the same `path update` again once the cause is fixed")]
+    Routers { failed: usize, total: usize, details: String },
+    #[error("the routers run the new policy, but storing the new plan in host {host} failed: {message}; run the same `path update` again")]
+    Plan { host: String, message: String },
+}
+
+/// Applies the new plan to the running routers, then stores it in the experiment hosts (so
+/// `path verify/show` read the new one). Routers first: if one fails, the stored plan stays
+/// the old one and running the update again removes the old policy where it is left.
+pub async fn apply(old: &Plan, new: &Plan, nodes: &Nodes) -> Result<usize, ApplyError> {
+    let list = changes(old, new)?;
+    let total = list.len();
+    let results: Vec<(String, Result<(), String>)> = stream::iter(list)
+        .map(|c| async move {
+            let r = match nodes.by_name.get(&c.node) {
+                None => Err(format!("node {} is not reachable from here", c.node)),
+                Some(n) => n.apply_frr_config(&c.container, &c.config, &c.remove).await.map_err(|e| e.to_string()),
+            };
+            (c.router, r)
+        })
+        .buffer_unordered(PARALLELISM)
+        .collect()
+        .await;
+    let failed: Vec<String> =
+        results.iter().filter_map(|(r, res)| res.as_ref().err().map(|e| format!("{r}: {e}"))).collect();
+    if !failed.is_empty() {
+        return Err(ApplyError::Routers { failed: failed.len(), total, details: failed.join("; ") });
+    }
+    let json = serde_json::to_string(new).expect("plan serialises");
+    for h in &new.hosts {
+        let Some(node) = nodes.by_name.get(&h.node) else {
+            return Err(ApplyError::Plan { host: h.name.clone(), message: format!("node {} is not reachable", h.node) });
+        };
+        node.write_files(&h.container, &[FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: json.clone() }])
+            .await
+            .map_err(|e| ApplyError::Plan { host: h.name.clone(), message: e.to_string() })?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    fn spec_file(name: &str) -> PathSpec {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../paths").join(name);
+        spec::parse_yaml(name, &std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    fn inv_with_others() -> Inventory {
+        // Other paths hold the first subnets of each pool.
+        Inventory {
+            nodes: vec!["local".into()],
+            taken: vec!["10.199.0.0/27".parse().unwrap(), "10.210.0.0/23".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn cover_is_exact_and_minimal() {
+        let c = cover(u64::from(u32::from(Ipv4Addr::new(10, 0, 0, 8))), u64::from(u32::from(Ipv4Addr::new(10, 0, 0, 31))));
+        let s: Vec<String> = c.iter().map(|n| n.to_string()).collect();
+        assert_eq!(s, ["10.0.0.8/29", "10.0.0.16/28"]);
+        let pool: Ipv4Net = "10.199.0.0/16".parse().unwrap();
+        let ours: Vec<Ipv4Net> = vec!["10.199.0.32/29".parse().unwrap(), "10.199.0.48/29".parse().unwrap()];
+        let rest = complement(pool, &ours);
+        assert!(rest.iter().all(|r| !ours.iter().any(|o| r.contains(o) || o.contains(r))));
+        let total: u64 = rest.iter().map(|r| 1u64 << (32 - r.prefix_len())).sum::<u64>() + 16;
+        assert_eq!(total, 1 << 16);
+        assert!(rest.len() < 40, "{}", rest.len());
+    }
+
+    #[test]
+    fn a_new_path_over_the_same_topology_keeps_every_address() {
+        let old = plan::build(&spec_file("grid-detour.yaml"), &inv_with_others()).unwrap();
+        let mut s = spec_file("grid-detour.yaml");
+        s.path = Some(["g11", "g21", "g22", "g23", "g33"].iter().map(|r| r.to_string()).collect());
+        let new = replan(&old, &s).unwrap();
+        assert!(conflicts(&old, &new).is_empty(), "{:?}", conflicts(&old, &new));
+        assert_eq!(old.networks, new.networks);
+        assert_ne!(old.hash, new.hash);
+        assert_eq!(new.router("g12").unwrap().hop, None);
+        // Planned from scratch instead, the same spec would take the free subnets first.
+        let fresh = plan::build(&s, &Inventory::default()).unwrap();
+        assert_ne!(fresh.networks, old.networks);
+    }
+
+    #[test]
+    fn changes_that_need_other_containers_are_refused() {
+        let old = plan::build(&spec_file("ring-detour.yaml"), &inv_with_others()).unwrap();
+        // Other ends: the hosts would move.
+        let mut s = spec_file("ring-detour.yaml");
+        s.path = Some(vec!["r2".into(), "r1".into(), "r6".into()]);
+        let c = conflicts(&old, &replan(&old, &s).unwrap());
+        assert!(c.iter().any(|m| m.contains("the path's ends change (r1 … r6 → r2 … r6)")), "{c:?}");
+        // One more link: no subnet for it among the running path's own.
+        let mut s = spec_file("ring-detour.yaml");
+        s.links.as_mut().unwrap().push(spec::LinkSpec { a: "r2".into(), b: "r5".into(), password: None });
+        assert!(replan(&old, &s).is_err());
+        // A different ASN.
+        let mut s = spec_file("ring-detour.yaml");
+        s.routers[2].asn = Some(65003);
+        let c = conflicts(&old, &replan(&old, &s).unwrap());
+        assert!(c.iter().any(|m| m.starts_with("router r3: ASN 4200000003 → 65003")), "{c:?}");
+        // The same spec again: nothing to refuse.
+        assert!(conflicts(&old, &replan(&old, &spec_file("ring-detour.yaml")).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn removal_takes_out_exactly_the_policy_the_new_plan_drops() {
+        let old = plan::build(&spec_file("grid-detour.yaml"), &Inventory::default()).unwrap();
+        let mut s = spec_file("grid-detour.yaml");
+        s.path = Some(["g11", "g21", "g31", "g32", "g33"].iter().map(|r| r.to_string()).collect());
+        let new = replan(&old, &s).unwrap();
+        // g11 now prefers g21 instead of g12.
+        let g12 = old.router("g11").unwrap().neighbors.iter().find(|n| n.peer == "g12").unwrap().address;
+        let r = removal(old.router("g11").unwrap(), new.router("g11").unwrap());
+        assert_eq!(
+            r,
+            format!(
+                "router bgp 4200000001\n address-family ipv4 unicast\n  no neighbor {g12} route-map VTE-IN-g12 in\n exit-address-family\nexit\nno route-map VTE-IN-g12\nno ip prefix-list VTE-PREFER-g12\n"
+            )
+        );
+        // g13 leaves the path: both its policies go.
+        let r = removal(old.router("g13").unwrap(), new.router("g13").unwrap());
+        assert_eq!(r.matches("route-map VTE-IN-").count(), 4, "{r}");
+        // g31 stays on the path with the same neighbours: nothing to remove.
+        assert_eq!(removal(old.router("g31").unwrap(), new.router("g31").unwrap()), "");
+        // Every router gets its new frr.conf.
+        let c = changes(&old, &new).unwrap();
+        assert_eq!(c.len(), 9);
+        assert!(c.iter().find(|c| c.router == "g11").unwrap().config.contains("route-map VTE-IN-g21 permit 10"));
+        assert!(!c.iter().find(|c| c.router == "g13").unwrap().config.contains("VTE-IN-"));
+    }
+
+    #[test]
+    fn evpn_sessions_move_with_the_path() {
+        let mut s = spec_file("ring-detour.yaml");
+        s.l2vpn = spec::L2vpnMode::Evpn;
+        let old = plan::build(&s, &Inventory::default()).unwrap();
+        s.path = Some(vec!["r1".into(), "r6".into()]);
+        let new = replan(&old, &s).unwrap();
+        assert!(conflicts(&old, &new).is_empty(), "{:?}", conflicts(&old, &new));
+        let r = removal(old.router("r1").unwrap(), new.router("r1").unwrap());
+        assert!(r.contains(" address-family l2vpn evpn\n  no neighbor 10.199.0.3 activate\n"), "{r}");
+        let r3 = removal(old.router("r3").unwrap(), new.router("r3").unwrap());
+        assert_eq!(r3.matches("activate").count(), 2, "{r3}");
+    }
+}

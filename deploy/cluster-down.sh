@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# cluster-down.sh — remove the local multi-node cluster completely: the node containers
+# (and with them every path container and network inside their engines), their Docker
+# volumes and the cluster network. Everything is found by the label
+# vnet-te.object=local-cluster. Idempotent.
+set -euo pipefail
+LABEL=vnet-te.object=local-cluster
+log() { printf 'cluster-down: %s\n' "$*" >&2; }
+
+docker info >/dev/null 2>&1 || { log "no Docker engine answers; nothing to remove"; exit 0; }
+mapfile -t nodes < <(docker ps -aq --filter "label=$LABEL")
+if ((${#nodes[@]})); then
+    # The inner engines' containers die with their node; SIGKILL is enough.
+    docker rm -f -v "${nodes[@]}" >/dev/null
+fi
+mapfile -t vols < <(docker volume ls -q --filter "label=$LABEL")
+((${#vols[@]})) && docker volume rm -f "${vols[@]}" >/dev/null
+mapfile -t nets < <(docker network ls -q --filter "label=$LABEL")
+((${#nets[@]})) && docker network rm "${nets[@]}" >/dev/null
+log "removed ${#nodes[@]} nodes, ${#vols[@]} volumes, ${#nets[@]} networks"
+left=$(( $(docker ps -aq --filter "label=$LABEL" | wc -l) + $(docker volume ls -q --filter "label=$LABEL" | wc -l) + $(docker network ls -q --filter "label=$LABEL" | wc -l) ))
+((left == 0)) || { log "error: $left labelled objects are still present"; exit 1; }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# cluster-up.sh — a local multi-node vnet-te cluster on this one machine, for tests and demos.
+#
+#   deploy/cluster-up.sh [N]        (default N=3; tear down with deploy/cluster-down.sh)
+#
+# N docker-in-docker "hypervisor" nodes (containers vnet-te-n1..N, hostnames n1..nN), each
+# running its own dockerd and sshd, on one internal Docker network (no route out). n1 is the
+# swarm manager and runs the controller, as an operator would on a real cluster:
+#
+#   1. the vnet-te binaries, the images (router, host, agent) and an SSH key go to n1 only;
+#   2. n1's known_hosts gets the other nodes' host keys, read from the nodes themselves
+#      (the out-of-band check an operator does; nothing is accepted blindly);
+#   3. on n1: `vnet-te cluster init`, then `vnet-te node add root@nK` for every other node —
+#      the real SSH bootstrap path: Docker checked, swarm joined, images streamed, agent
+#      certificate written, agent started and reached over mutual TLS.
+#
+# Then run the controller on n1:  docker exec -it vnet-te-n1 vnet-te path create --hops 24
+#
+# Needs: a running Docker engine (deploy/ensure-docker.sh), a release build
+# (cargo build --release), and the images (target/release/vnet-te images build, which also
+# builds vnet-te/node and vnet-te/agent when asked: see below). Idempotent for a running
+# cluster of the same size: it says so and exits 0.
+set -euo pipefail
+
+N="${1:-3}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="${VNET_TE_BIN_DIR:-$ROOT/target/release}"
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
+NODE_IMAGE="vnet-te/node:$VERSION"
+IMAGES=("vnet-te/router:$VERSION" "vnet-te/host:$VERSION" "vnet-te/agent:$VERSION")
+NET=vnet-te-cluster
+SUBNET="${VNET_TE_CLUSTER_SUBNET:-10.196.255.0/24}"
+LABEL=vnet-te.object=local-cluster
+# What a dockerd needs inside a container on this kernel (--privileged is refused here):
+# see ../shared/PLATFORM.md, "Several hypervisor nodes on one machine".
+CAPS=(SYS_ADMIN NET_ADMIN NET_RAW SYS_PTRACE IPC_LOCK SYS_MODULE MKNOD DAC_READ_SEARCH SYSLOG
+    MAC_ADMIN MAC_OVERRIDE SYS_NICE LINUX_IMMUTABLE SYS_TIME AUDIT_CONTROL LEASE SYS_RAWIO AUDIT_READ)
+
+log() { printf 'cluster-up: %s\n' "$*" >&2; }
+die() { printf 'cluster-up: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+T0=$(now)
+since() { awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+[[ "$N" =~ ^[0-9]+$ ]] && ((N >= 1 && N <= 16)) || die "N must be 1..16, not '$N'"
+docker info >/dev/null 2>&1 || die "no Docker engine answers: run deploy/ensure-docker.sh"
+for b in vnet-te vnet-te-agent; do
+    [[ -x "$BIN/$b" ]] || die "$BIN/$b not found: run 'cargo build --release' first"
+done
+
+# --- images on this engine ----------------------------------------------------------------
+if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+    log "building $NODE_IMAGE (debootstrap, about a minute)"
+    bash "$ROOT/images/build-rootfs.sh" node "$NODE_IMAGE" >&2
+fi
+"$BIN/vnet-te" images build >&2 || die "building the router/host/agent images failed"
+
+# --- already up? --------------------------------------------------------------------------
+running="$(docker ps -q --filter "label=$LABEL" --filter status=running | wc -l)"
+existing="$(docker ps -aq --filter "label=$LABEL" | wc -l)"
+if ((existing > 0)); then
+    if ((running == N)) && docker exec vnet-te-n1 vnet-te cluster status >/dev/null 2>&1; then
+        log "a local cluster of $N nodes is already up (docker exec vnet-te-n1 vnet-te cluster status)"
+        exit 0
+    fi
+    die "a different or broken local cluster exists ($running/$existing running): run deploy/cluster-down.sh first"
+fi
+
+# From here on, a failure tears down what this run made.
+trap 'rc=$?; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
+
+# --- network and nodes --------------------------------------------------------------------
+log "creating network $NET ($SUBNET, internal)"
+docker network create --internal --subnet "$SUBNET" --label "$LABEL" "$NET" >/dev/null
+
+WORK="$(mktemp -d)"
+trap 'rc=$?; rm -rf "$WORK"; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
+ssh-keygen -q -t ed25519 -N '' -C vnet-te-cluster-manager -f "$WORK/id_ed25519"
+
+cap_args=()
+for c in "${CAPS[@]}"; do cap_args+=(--cap-add "$c"); done
+for i in $(seq 1 "$N"); do
+    docker run -d --name "vnet-te-n$i" --hostname "n$i" \
+        --network "$NET" --network-alias "n$i" --label "$LABEL" \
+        "${cap_args[@]}" \
+        --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+        --security-opt systempaths=unconfined \
+        -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
+        --mount "type=volume,source=vnet-te-n$i-docker,target=/var/lib/docker,volume-label=$LABEL" \
+        -e "VNET_TE_AUTHORIZED_KEY=$(cat "$WORK/id_ed25519.pub")" \
+        "$NODE_IMAGE" >/dev/null
+done
+log "started $N nodes ($(since) s)"
+
+wait_engine() {
+    local node="$1" deadline=$((SECONDS + 60))
+    until docker exec "$node" docker info >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { docker exec "$node" tail -20 /var/log/dockerd.log >&2 || true; die "dockerd in $node did not answer within 60 s"; }
+        sleep 0.3
+    done
+}
+for i in $(seq 1 "$N"); do wait_engine "vnet-te-n$i"; done
+log "all inner engines answer ($(since) s)"
+
+# --- the manager: binaries, key, known_hosts, images ----------------------------------------
+M=vnet-te-n1
+docker cp "$BIN/vnet-te" "$M:/usr/local/bin/vnet-te"
+docker cp "$BIN/vnet-te-agent" "$M:/usr/local/bin/vnet-te-agent"
+docker exec "$M" mkdir -p /root/.ssh
+docker cp "$WORK/id_ed25519" "$M:/root/.ssh/id_ed25519"
+: >"$WORK/known_hosts"
+for i in $(seq 2 "$N"); do
+    key="$(docker exec "vnet-te-n$i" cat /etc/ssh/ssh_host_ed25519_key.pub | awk '{ print $1, $2 }')"
+    [[ -n "$key" ]] || die "could not read the host key of vnet-te-n$i"
+    printf 'n%s %s\n' "$i" "$key" >>"$WORK/known_hosts"
+done
+docker cp "$WORK/known_hosts" "$M:/root/.ssh/known_hosts"
+docker exec "$M" sh -c 'chown root:root /root/.ssh/*; chmod 600 /root/.ssh/id_ed25519'
+log "loading ${IMAGES[*]} into the manager"
+docker save "${IMAGES[@]}" | docker exec -i "$M" docker load >/dev/null
+log "manager ready ($(since) s)"
+
+# --- the cluster, through the product's own commands --------------------------------------
+ADDR="$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$M")"
+docker exec "$M" vnet-te cluster init --advertise-addr "$ADDR" >&2
+for i in $(seq 2 "$N"); do
+    docker exec "$M" vnet-te node add "root@n$i" >&2
+done
+docker exec "$M" vnet-te cluster status >&2
+log "local cluster of $N nodes up in $(since) s; run the controller with: docker exec -it $M vnet-te ..."

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Writes the plain docker-CLI scripts a user would write by hand to build the same chain as a
+vnet-te plan on a multi-node swarm: overlay networks on the manager, then on every node (in
+parallel, one script per node) bridge LANs, `docker create` with the static addresses,
+`docker network connect` for the other links, `docker cp` of the rendered configs, and
+`docker start`. Used only by tests/bench/cluster-vs-cli.sh.
+
+usage: cli-from-plan.py PLAN.json RENDER_DIR OUT_DIR NODE_DIR
+RENDER_DIR is `vnet-te path render` output (flat, one folder per container); writes
+OUT_DIR/manager.sh, OUT_DIR/node-<name>.sh and OUT_DIR/tree/<container>/etc/... (the files
+at their paths inside the container), which the scripts expect at NODE_DIR/tree on the nodes.
+"""
+import json
+import os
+import shlex
+import sys
+
+plan = json.load(open(sys.argv[1]))
+flat = sys.argv[2]
+out_dir = sys.argv[3]
+render = sys.argv[4] + "/tree"
+WHERE = {"frr.conf": "etc/frr", "daemons": "etc/frr", "vtysh.conf": "etc/frr",
+         "boot.sh": "etc/vnet-te", "setup.sh": "etc/vnet-te"}
+for c in os.listdir(flat):
+    if not os.path.isdir(os.path.join(flat, c)):
+        continue
+    for f in os.listdir(os.path.join(flat, c)):
+        if f not in WHERE:
+            continue
+        d = os.path.join(out_dir, "tree", c, WHERE[f])
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(flat, c, f)) as src, open(os.path.join(d, f), "w") as dst:
+            dst.write(src.read())
+q = shlex.quote
+PREFIX = "cli-"
+
+manager = ["#!/bin/sh", "set -e"]
+per_node = {}
+
+
+def node_script(node):
+    return per_node.setdefault(node, ["#!/bin/sh", "set -e",
+                                      "iptables -C DOCKER-USER -i vte+ -o vte+ -j ACCEPT 2>/dev/null ||"
+                                      " iptables -I DOCKER-USER -i vte+ -o vte+ -j ACCEPT"])
+
+
+for n in plan["networks"]:
+    args = (f"--internal --subnet {q(n['subnet'])} --gateway {q(n['gateway'])} "
+            f"--ip-range {q(n['ip_range'])} --label bench=cli")
+    if n["driver"] == "overlay":
+        manager.append(f"docker network create -d overlay --attachable {args} {q(PREFIX + n['name'])} >/dev/null")
+    else:
+        for node in n["nodes"]:
+            node_script(node).append(
+                f"docker network create -d bridge {args} -o com.docker.network.bridge.name={q(n['bridge'])} "
+                f"{q(PREFIX + n['name'])} >/dev/null")
+
+ROUTER_RUN = ("--cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN --sysctl net.ipv4.ip_forward=1 "
+              "--sysctl net.ipv4.icmp_errors_use_inbound_ifaddr=1 --sysctl net.ipv4.conf.all.rp_filter=0 "
+              "--label bench=cli")
+for r in plan["routers"]:
+    s = node_script(r["node"])
+    name = PREFIX + r["container"]
+    first, rest = r["interfaces"][0], r["interfaces"][1:]
+    s.append(f"docker create --name {q(name)} --hostname {q(r['name'])} {ROUTER_RUN} "
+             f"--network {q(PREFIX + first['network'])} --ip {q(first['address'])} "
+             f"vnet-te/router:0.1.0 /bin/sh /etc/vnet-te/boot.sh >/dev/null")
+    for i in rest:
+        s.append(f"docker network connect --ip {q(i['address'])} {q(PREFIX + i['network'])} {q(name)}")
+    s.append(f"docker cp {q(render + '/' + r['name'] + '/.')} {q(name + ':/')}")
+for h in plan["hosts"]:
+    s = node_script(h["node"])
+    name = PREFIX + h["container"]
+    s.append(f"docker create --name {q(name)} --hostname {q(h['name'])} --cap-add NET_ADMIN --cap-add NET_RAW "
+             f"--label bench=cli --network {q(PREFIX + h['network'])} --ip {q(h['address'])} "
+             f"vnet-te/host:0.1.0 /bin/sh /etc/vnet-te/boot.sh >/dev/null")
+    s.append(f"docker cp {q(render + '/' + h['name'] + '/.')} {q(name + ':/')}")
+for node, s in per_node.items():
+    s.append("docker ps -aq --filter label=bench=cli --filter status=created | xargs -r docker start >/dev/null")
+
+os.makedirs(out_dir, exist_ok=True)
+with open(os.path.join(out_dir, "manager.sh"), "w") as f:
+    f.write("\n".join(manager) + "\n")
+for node, s in per_node.items():
+    with open(os.path.join(out_dir, f"node-{node}.sh"), "w") as f:
+        f.write("\n".join(s) + "\n")
