@@ -236,6 +236,8 @@ impl Node for LocalNode {
             match self.docker.remove_network(name).await {
                 Ok(()) => return Ok(()),
                 Err(e) if is_status(&e, 404) => return Ok(()),
+                // Swarm removed the overlay between our listing and this call.
+                Err(e) if is_status(&e, 500) && e.to_string().contains("not found") => return Ok(()),
                 // A worker's copy of a swarm overlay: only the manager removes overlays (the
                 // executor asks it first); the worker drops its copy once unused.
                 Err(e) if is_status(&e, 503) && e.to_string().contains("not a swarm manager") => {

@@ -65,7 +65,7 @@ impl Nodes {
 pub enum DeployError {
     #[error("path '{0}' already exists; delete it first (`vnet-te path delete {0}`) or pass --replace")]
     Exists(String),
-    #[error("image {image} is missing on node {node}; build it with `vnet-te images build`{hint}")]
+    #[error("image {image} is missing on node {node}; {hint}")]
     ImageMissing { image: String, node: String, hint: String },
     #[error("node '{0}' is not part of this deployment")]
     UnknownNode(String),
@@ -283,9 +283,12 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
             .map_err(|source| DeployError::Step { step: Step::Preflight.describe(), source })?;
         if let Some((image, _)) = present.iter().find(|(_, p)| !**p) {
             let hint = if *image == vyos_image() {
-                " — VyOS images cannot be built offline: load one with `docker load` and set VNET_TE_VYOS_IMAGE to its name".to_string()
+                format!(
+                    "VyOS images cannot be built offline: supply one with `docker load -i <VyOS image tar>` \
+                     and tag it {image} (or set VNET_TE_VYOS_IMAGE to the name it has)"
+                )
             } else {
-                String::new()
+                "build it with `vnet-te images build`".to_string()
             };
             return Err(DeployError::ImageMissing { image: image.clone(), node: node.clone(), hint });
         }

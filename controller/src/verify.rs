@@ -453,7 +453,7 @@ fn evpn_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
                 None => problems.push(format!("VNI {} is not configured (no VXLAN device seen by zebra)", e.vni)),
                 Some(vni) => {
                     observed = vni.remote_vteps.iter().filter_map(|a| a.parse().ok()).map(Some).collect();
-                    if vni.remote_vteps.iter().any(|a| *a == vtep_s) {
+                    if vni.remote_vteps.contains(&vtep_s) {
                         detail.push(format!("VNI {} floods to {vtep_s}", e.vni));
                     } else {
                         problems.push(format!(

@@ -13,6 +13,7 @@ at their paths inside the container), which the scripts expect at NODE_DIR/tree 
 import json
 import os
 import shlex
+import shutil
 import sys
 
 plan = json.load(open(sys.argv[1]))
@@ -29,8 +30,8 @@ for c in os.listdir(flat):
             continue
         d = os.path.join(out_dir, "tree", c, WHERE[f])
         os.makedirs(d, exist_ok=True)
-        with open(os.path.join(flat, c, f)) as src, open(os.path.join(d, f), "w") as dst:
-            dst.write(src.read())
+        shutil.copy(os.path.join(flat, c, f), os.path.join(d, f))
+        os.chmod(os.path.join(d, f), 0o755 if f.endswith(".sh") else 0o644)
 q = shlex.quote
 PREFIX = "cli-"
 
