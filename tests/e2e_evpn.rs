@@ -29,8 +29,11 @@ fn evpn_ready(test: &str) -> bool {
     if out.status.success() {
         return true;
     }
+    // A kernel without VXLAN is a property of the machine, not a missing setup step: a skip
+    // with its reason even where CI requires Docker (never a pass).
     let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    skip(test, &format!("VXLAN not supported by this kernel ({why})"))
+    eprintln!("SKIPPED {test}: VXLAN not supported by this kernel ({why})");
+    false
 }
 
 /// Sends `count` full-size DF pings between the hosts' L2 addresses and returns the byte

@@ -678,12 +678,11 @@ fn node_of<'a>(nodes: &'a Nodes, name: &str) -> Option<&'a Arc<dyn Node>> {
 }
 
 /// Runs one read per router (concurrently) and collects the results by router name.
-async fn per_router<T, F, Fut>(plan: &Plan, nodes: &Nodes, routers: Vec<&RouterPlan>, f: F) -> BTreeMap<String, Result<T, String>>
+async fn per_router<T, F, Fut>(nodes: &Nodes, routers: Vec<&RouterPlan>, f: F) -> BTreeMap<String, Result<T, String>>
 where
     F: Fn(Arc<dyn Node>, String) -> Fut,
     Fut: std::future::Future<Output = vnet_te_agent::node::NodeResult<T>>,
 {
-    let _ = plan;
     let jobs: Vec<_> = routers
         .into_iter()
         .map(|r| {
@@ -706,18 +705,18 @@ where
 
 /// BGP tables of every router: on the path (expectations) and off it (plain eBGP).
 async fn read_tables(plan: &Plan, nodes: &Nodes) -> BTreeMap<String, Result<BgpTable, String>> {
-    per_router(plan, nodes, plan.routers.iter().collect(), |n, c| async move { n.bgp_table(&c).await }).await
+    per_router(nodes, plan.routers.iter().collect(), |n, c| async move { n.bgp_table(&c).await }).await
 }
 
 /// EVPN routes and VNIs of the two edge routers.
 async fn read_evpn(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     let edges: Vec<&RouterPlan> = evpn_edges(plan).into_iter().map(|(e, _, _)| e).collect();
-    obs.evpn_routes = per_router(plan, nodes, edges.clone(), |n, c| async move { n.bgp_evpn_routes(&c).await }).await;
-    obs.evpn_vnis = per_router(plan, nodes, edges, |n, c| async move { n.evpn_vnis(&c).await }).await;
+    obs.evpn_routes = per_router(nodes, edges.clone(), |n, c| async move { n.bgp_evpn_routes(&c).await }).await;
+    obs.evpn_vnis = per_router(nodes, edges, |n, c| async move { n.evpn_vnis(&c).await }).await;
 }
 
 async fn read_counters(plan: &Plan, nodes: &Nodes) -> BTreeMap<String, Result<Vec<InterfaceCounters>, String>> {
-    per_router(plan, nodes, plan.routers.iter().collect(), |n, c| async move { n.interface_counters(&c).await }).await
+    per_router(nodes, plan.routers.iter().collect(), |n, c| async move { n.interface_counters(&c).await }).await
 }
 
 /// L2 probes between the hosts' EVPN addresses: pings both ways, then a full-size DF ping
