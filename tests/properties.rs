@@ -89,7 +89,7 @@ proptest! {
             let toward_b = e.toward == plan::Toward::Last;
             let end = if toward_b { &p.path[last] } else { &p.path[0] };
             prop_assert!(p.router(end).unwrap().originate.contains(&e.prefix), "{} not originated at {}", e.prefix, end);
-            let rest: Vec<&String> = if toward_b && !(e.hop == last) {
+            let rest: Vec<&String> = if toward_b && e.hop != last {
                 p.path[e.hop + 1..].iter().collect()
             } else if !toward_b && e.hop != 0 {
                 p.path[..e.hop].iter().rev().collect()

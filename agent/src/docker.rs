@@ -346,13 +346,12 @@ impl Node for LocalNode {
         };
         let mut archive = tar::Archive::new(bytes.as_slice());
         let fail = |e: std::io::Error| NodeError::Failed { doing: format!("reading {path} from {container}"), message: e.to_string() };
-        for entry in archive.entries().map_err(fail)? {
-            let mut entry = entry.map_err(fail)?;
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut s).map_err(fail)?;
-            return Ok(Some(s));
-        }
-        Ok(None)
+        // The archive of one file holds exactly that file.
+        let Some(entry) = archive.entries().map_err(fail)?.next() else { return Ok(None) };
+        let mut entry = entry.map_err(fail)?;
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut s).map_err(fail)?;
+        Ok(Some(s))
     }
 
     async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {

@@ -421,7 +421,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     // Agent: its own certificate (node name and address as SANs), then the container.
     let pki = pki_dir(&home);
     let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
-    let issued = ca.issue_agent(&name, &[name.clone()], &[address]).context("issuing the agent certificate")?;
+    let issued = ca.issue_agent(&name, std::slice::from_ref(&name), &[address]).context("issuing the agent certificate")?;
     run(&ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
     for (file, content, mode) in [
         ("ca.pem", ca.cert_pem(), 0o644),

@@ -377,7 +377,8 @@ where
     F: Fn(Arc<dyn Node>, J) -> Fut,
     Fut: std::future::Future<Output = Result<(), NodeError>>,
 {
-    let mut groups: BTreeMap<String, Vec<(Arc<dyn Node>, J)>> = BTreeMap::new();
+    type Group<J> = Vec<(Arc<dyn Node>, J)>;
+    let mut groups: BTreeMap<String, Group<J>> = BTreeMap::new();
     for (node, j) in jobs {
         groups.entry(node.name().to_string()).or_default().push((node, j));
     }

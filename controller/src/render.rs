@@ -250,7 +250,8 @@ pub fn render(plan: &Plan) -> Result<Rendered, RenderError> {
     // Routers render independently: split them over the cores (long paths have thousands).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let chunk = plan.routers.len().div_ceil(threads).max(64);
-    let parts: Vec<Result<Vec<(String, Vec<RenderedFile>)>, RenderError>> = std::thread::scope(|s| {
+    type Part = Result<Vec<(String, Vec<RenderedFile>)>, RenderError>;
+    let parts: Vec<Part> = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .routers
             .chunks(chunk)

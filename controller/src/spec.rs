@@ -291,7 +291,7 @@ fn strip_location_suffix(msg: &str) -> String {
 /// The spec that `--hops N` stands for: a chain of N FRR routers `r1..rN`, each its own AS.
 pub fn chain(name: &str, hops: usize) -> Result<PathSpec, SpecError> {
     let mut problems = Vec::new();
-    if hops < 1 || hops > MAX_ROUTERS {
+    if !(1..=MAX_ROUTERS).contains(&hops) {
         problems.push(Problem::new(
             "--hops",
             format!("must be between 1 and {MAX_ROUTERS}, got {hops}"),

@@ -26,6 +26,9 @@ use vnet_te_agent::probe::{parse_traceroute, InterfaceCounters};
 use crate::deploy::{Nodes, PARALLELISM};
 use crate::plan::{NetworkRole, Plan, RouterPlan, Toward, TE_LOCAL_PREF};
 
+/// Hop addresses of one traceroute, in order (None: no answer at that TTL).
+pub type Hops = Vec<Option<Ipv4Addr>>;
+
 /// What was read from the running path.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -34,7 +37,7 @@ pub struct Observed {
     /// Per router, read only to explain failures.
     pub summaries: BTreeMap<String, BgpSummary>,
     /// Per (from, to): reply addresses per TTL, or why the probe failed.
-    pub traceroutes: BTreeMap<(String, String), Result<Vec<Option<Ipv4Addr>>, String>>,
+    pub traceroutes: BTreeMap<(String, String), Result<Hops, String>>,
     pub pings: BTreeMap<(String, String), Result<bool, String>>,
     /// EVPN edges: `show bgp l2vpn evpn json` and `show evpn vni json`, per router.
     pub evpn_routes: BTreeMap<String, Result<EvpnRoutes, String>>,
