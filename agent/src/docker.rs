@@ -389,20 +389,29 @@ impl Node for LocalNode {
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
-        // One rule in the chain Docker reserves for users; the bridges keep `internal`
-        // (no route out), only traffic between two vte* bridges is accepted.
-        let rule = ["DOCKER-USER", "-i", "vte+", "-o", "vte+", "-j", "ACCEPT"];
-        let run = |op: &str| {
+        // One rule in the chain Docker reserves for users; the bridges keep `internal` (no
+        // route out). It accepts only frames *bridged* within one vte* bridge (physdev): the
+        // routers' transit traffic. Traffic the host would route from one vte* bridge to
+        // another (a shortcut around the path, through the bridges' .1 gateway addresses)
+        // still meets Docker's isolation rules and is dropped.
+        const RULE: [&str; 10] =
+            ["DOCKER-USER", "-i", "vte+", "-o", "vte+", "-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"];
+        // The rule of vnet-te before 0.1.0's cluster work also accepted host-routed traffic.
+        const LEGACY: [&str; 7] = ["DOCKER-USER", "-i", "vte+", "-o", "vte+", "-j", "ACCEPT"];
+        let run = |op: &str, rule: &[&str]| {
             let mut c = std::process::Command::new("iptables");
             c.arg("-w").arg(op).args(rule);
             c.output()
         };
         let doing = "updating the DOCKER-USER forwarding rule for vte* bridges";
         let fail = |m: String| NodeError::Failed { doing: doing.to_string(), message: m };
-        let present = run("-C").map_err(|e| fail(format!("running iptables: {e}")))?.status.success();
+        while run("-C", &LEGACY).map_err(|e| fail(format!("running iptables: {e}")))?.status.success() {
+            run("-D", &LEGACY).map_err(|e| fail(format!("running iptables: {e}")))?;
+        }
+        let present = run("-C", &RULE).map_err(|e| fail(format!("running iptables: {e}")))?.status.success();
         let out = match (enable, present) {
-            (true, false) => run("-I"),
-            (false, true) => run("-D"),
+            (true, false) => run("-I", &RULE),
+            (false, true) => run("-D", &RULE),
             _ => return Ok(()),
         }
         .map_err(|e| fail(format!("running iptables: {e}")))?;

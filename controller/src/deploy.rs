@@ -329,7 +329,11 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // a round trip through the manager that times out after 20 s, so each node gets only a
     // few at a time; the single-host default uses the full parallelism.
     progress.step(Step::Containers, containers.len());
-    let per_node = if nodes.by_name.len() > 1 { CLUSTER_PER_NODE } else { PARALLELISM };
+    let per_node = std::env::var("VNET_TE_NODE_PARALLELISM")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(if nodes.by_name.len() > 1 { CLUSTER_PER_NODE } else { PARALLELISM });
     let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
         containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
     run_per_node(jobs, per_node, Step::Containers, progress, |node, c| async move {
@@ -341,7 +345,8 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     Ok(())
 }
 
-/// Concurrent container operations per node in a cluster.
+/// Concurrent container operations per node in a cluster (VNET_TE_NODE_PARALLELISM overrides,
+/// for measurements).
 pub const CLUSTER_PER_NODE: usize = 2;
 
 /// Starts a container, retrying when a swarm overlay attach timed out in the manager

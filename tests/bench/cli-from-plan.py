@@ -41,8 +41,8 @@ per_node = {}
 
 def node_script(node):
     return per_node.setdefault(node, ["#!/bin/sh", "set -e",
-                                      "iptables -C DOCKER-USER -i vte+ -o vte+ -j ACCEPT 2>/dev/null ||"
-                                      " iptables -I DOCKER-USER -i vte+ -o vte+ -j ACCEPT"])
+                                      "iptables -C DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT 2>/dev/null ||"
+                                      " iptables -I DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT"])
 
 
 for n in plan["networks"]:

@@ -27,7 +27,7 @@ python3 tests/bench/compose-from-plan.py "$work/plan.json" "$work/render" >"$wor
 dst=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][1]["address"])' "$work/plan.json")
 # The compose chain needs the same forwarding rule vnet-te keeps (vnet-te delete withdraws
 # it with the last path, so put it back before every compose run).
-forward() { iptables -w -C DOCKER-USER -i vte+ -o vte+ -j ACCEPT 2>/dev/null || iptables -w -I DOCKER-USER -i vte+ -o vte+ -j ACCEPT; }
+forward() { iptables -w -C DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT 2>/dev/null || iptables -w -I DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT; }
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 declare -a AC AD BC BD
