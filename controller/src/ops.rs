@@ -124,6 +124,9 @@ pub async fn create(a: CreateArgs) -> anyhow::Result<i32> {
         plan.networks.len(),
         created.as_secs_f64()
     );
+    if nodes.by_name.len() > 1 {
+        eprintln!("{}", cross_host_summary(&plan));
+    }
     if a.no_verify {
         return Ok(exit::OK);
     }
@@ -436,4 +439,38 @@ pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
     print_report(&report, a.output);
     eprintln!("total {:.1} s from start to verdict", started.elapsed().as_secs_f64());
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
+}
+
+/// One line naming the links that cross hosts (overlays), e.g.
+/// `cross-host links (overlay): 2 of 3: r1@n1–r2@n2, r2@n2–r3@n3`.
+pub fn cross_host_summary(plan: &plan::Plan) -> String {
+    let node_of: BTreeMap<&str, &str> = plan.routers.iter().map(|r| (r.name.as_str(), r.node.as_str())).collect();
+    let links: Vec<&plan::NetworkPlan> = plan.networks.iter().filter(|n| n.role == plan::NetworkRole::Link).collect();
+    let cross: Vec<String> = links
+        .iter()
+        .filter(|n| n.cross_host)
+        .map(|n| {
+            n.ends
+                .iter()
+                .map(|e| format!("{}@{}", e.name, node_of.get(e.name.as_str()).copied().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join("–")
+        })
+        .collect();
+    format!("cross-host links (overlay): {} of {}: {}", cross.len(), links.len(), cross.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_host_summary_names_each_overlay_link_with_its_nodes() {
+        let spec = crate::spec::chain("c", 3).expect("valid");
+        let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let plan = plan::build(&spec, &inv).expect("plans");
+        assert_eq!(cross_host_summary(&plan), "cross-host links (overlay): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
+        let one = plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![] }).expect("plans");
+        assert_eq!(cross_host_summary(&one), "cross-host links (overlay): 0 of 2: ");
+    }
 }
