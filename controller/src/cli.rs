@@ -403,6 +403,10 @@ pub fn write_rendered(plan: &Plan, out: &Path) -> anyhow::Result<usize> {
                         for f in list {
                             let p = dir.join(&f.name);
                             std::fs::write(&p, &f.content).with_context(|| format!("writing {}", p.display()))?;
+                            // The mode the file gets inside the container (scripts are 0755),
+                            // so the rendered tree can be mounted or copied as it is.
+                            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
+                                .with_context(|| format!("setting the mode of {}", p.display()))?;
                             n += 1;
                         }
                     }

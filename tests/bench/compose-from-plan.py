@@ -15,6 +15,7 @@ for r in plan["routers"]:
     out += [f"  {r['name']}:", f"    image: vnet-te/router:0.1.0", f"    container_name: cmp-{r['name']}",
             f"    hostname: {r['name']}", "    cap_add: [NET_ADMIN, NET_RAW, SYS_ADMIN]",
             "    sysctls:", "      net.ipv4.ip_forward: 1", "      net.ipv4.icmp_errors_use_inbound_ifaddr: 1",
+            "      net.ipv4.conf.all.rp_filter: 0",
             "    command: [/bin/sh, /etc/vnet-te/boot.sh]", "    volumes:"]
     for f in ["frr.conf", "daemons", "vtysh.conf"]:
         out.append(f"      - {render}/{r['name']}/{f}:/etc/frr/{f}")
