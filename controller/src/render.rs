@@ -45,6 +45,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("router-setup.sh", include_str!("../templates/router-setup.sh.hbs")),
     ("host-setup.sh", include_str!("../templates/host-setup.sh.hbs")),
     ("vyos.commands", include_str!("../templates/vyos.commands.hbs")),
+    ("vyos-postconfig.script", include_str!("../templates/vyos-postconfig.script.hbs")),
     ("router-boot.sh", include_str!("../templates/router-boot.sh.hbs")),
     ("host-boot.sh", include_str!("../templates/host-boot.sh.hbs")),
 ];
@@ -285,15 +286,18 @@ fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<
             file(h, "vtysh.conf", &r.name, &ctx, "vtysh.conf", "/etc/frr/vtysh.conf", 0o644)?,
             file(h, "router-boot.sh", &r.name, &ctx, "boot.sh", BOOT_PATH, 0o755)?,
         ],
-        RouterKind::Vyos => vec![file(
-            h,
-            "vyos.commands",
-            &r.name,
-            &ctx,
-            "vyos.commands",
-            "/config/vnet-te.commands",
-            0o644,
-        )?],
+        RouterKind::Vyos => vec![
+            file(h, "vyos.commands", &r.name, &ctx, "vyos.commands", "/config/vnet-te.commands", 0o644)?,
+            file(
+                h,
+                "vyos-postconfig.script",
+                &r.name,
+                &ctx,
+                "vyos-postconfig-bootup.script",
+                "/config/scripts/vyos-postconfig-bootup.script",
+                0o755,
+            )?,
+        ],
     };
     if r.kind == RouterKind::Frr && r.vtep.is_some() {
         files.push(file(h, "router-setup.sh", &r.name, &ctx, "setup.sh", SETUP_PATH, 0o755)?);
