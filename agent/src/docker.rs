@@ -276,6 +276,11 @@ impl Node for LocalNode {
             ContainerRole::Host => (HOST_CAPS, HashMap::new()),
         };
         sysctls.insert("net.ipv6.conf.all.disable_ipv6".to_string(), "1".to_string());
+        // Linux starts every packet (and every ICMP error) with TTL 64: on a path of more than
+        // 63 hops pings die half-way and traceroute replies from beyond hop 64 never return.
+        // 255 is the most IPv4 allows: a path of 255 routers or more cannot be crossed by any
+        // IPv4 packet, and its data-plane checks fail.
+        sysctls.insert("net.ipv4.ip_default_ttl".to_string(), "255".to_string());
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             hostname: Some(spec.hostname.clone()),

@@ -749,7 +749,8 @@ async fn l2_probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
 }
 
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
-    let max_hops = plan.path.len() as u32 + 2;
+    // traceroute's -m stops at 255, as does the IPv4 TTL.
+    let max_hops = (plan.path.len() as u32 + 2).min(255);
     let jobs: Vec<_> = plan
         .expectations
         .traceroutes

@@ -58,6 +58,7 @@ for n in plan["networks"]:
 
 ROUTER_RUN = ("--cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN --sysctl net.ipv4.ip_forward=1 "
               "--sysctl net.ipv4.icmp_errors_use_inbound_ifaddr=1 --sysctl net.ipv4.conf.all.rp_filter=0 "
+              "--sysctl net.ipv4.ip_default_ttl=255 "
               "--label bench=cli")
 for r in plan["routers"]:
     s = node_script(r["node"])
@@ -73,7 +74,7 @@ for h in plan["hosts"]:
     s = node_script(h["node"])
     name = PREFIX + h["container"]
     s.append(f"docker create --name {q(name)} --hostname {q(h['name'])} --cap-add NET_ADMIN --cap-add NET_RAW "
-             f"--label bench=cli --network {q(PREFIX + h['network'])} --ip {q(h['address'])} "
+             f"--sysctl net.ipv4.ip_default_ttl=255 --label bench=cli --network {q(PREFIX + h['network'])} --ip {q(h['address'])} "
              f"vnet-te/host:0.1.0 /bin/sh /etc/vnet-te/boot.sh >/dev/null")
     s.append(f"docker cp {q(render + '/' + h['name'] + '/.')} {q(name + ':/')}")
 for node, s in per_node.items():
