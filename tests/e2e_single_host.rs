@@ -195,3 +195,29 @@ fn failure_half_way_rolls_back_everything_it_created() {
     assert!(err.contains("vte-e2efail-r3"), "{err}");
     assert_eq!(labelled("e2efail"), (0, 0), "rollback left labelled objects");
 }
+
+/// Linux starts packets at TTL 64: without vnet-te raising it, a path of more than 63 routers
+/// has a control plane that verifies and a data plane that dies half-way.
+#[test]
+fn single_host_70_hops_pings_and_traceroutes_cross_more_than_64_routers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("single_host_70_hops") {
+        return;
+    }
+    let _cleanup = Cleanup("e2e70");
+    let out = vnet(&["path", "create", "--hops", "70", "--name", "e2e70", "--output", "json", "--timeout", "240"]);
+    assert_eq!(out.status.code(), Some(0), "70 hops created and verified");
+    let report = json(&out);
+    assert_eq!(report["verified"], true);
+    let probes = report["probes"].as_array().expect("probes");
+    assert_eq!(probes.len(), 4, "traceroute and ping both ways: {probes:?}");
+    for p in probes {
+        assert_eq!(p["ok"], true, "{p}");
+        if p["kind"] == "traceroute" {
+            assert_eq!(p["observed"].as_array().unwrap().len(), 71, "70 routers + the far host: {p}");
+        }
+    }
+    let out = vnet(&["path", "delete", "e2e70"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(labelled("e2e70"), (0, 0));
+}
