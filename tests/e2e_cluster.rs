@@ -7,6 +7,8 @@
 //! (as CI sets it). The cluster is torn down completely (deploy/cluster-down.sh) in every
 //! outcome; VNET_TE_KEEP_CLUSTER=1 keeps it for debugging.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -154,7 +156,7 @@ fn delete_everywhere(name: &str) {
 }
 
 #[test]
-fn cluster_detour_ring_and_evpn_pair_verified_across_three_nodes() {
+fn cluster_detour_ring_policy_removed_then_updated_and_evpn_pair_verified_across_three_nodes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(_teardown) = cluster_up("cluster_detour_and_evpn") else { return };
 
@@ -171,6 +173,38 @@ fn cluster_detour_ring_and_evpn_pair_verified_across_three_nodes() {
         assert_eq!(t["ok"], true, "traceroute follows the detour: {t}");
         assert_eq!(t["observed"].as_array().unwrap().len(), 7, "6 routers + the far host: {t}");
     }
+
+    // An operator removes r1's policy toward r2 by hand (r1 lives on n1): verify names r1.
+    let plan = json(&on_manager(&["path", "show", "ring", "--output", "json"]))["plan"].clone();
+    let r1 = common::router(&plan, "r1");
+    let r1_node = format!("vnet-te-{}", r1["node"].as_str().unwrap());
+    let line = format!("no neighbor {} route-map VTE-IN-r2 in", common::neighbor(&plan, "r1", "r2")["address"].as_str().unwrap());
+    let asn = format!("router bgp {}", r1["asn"]);
+    node_docker(&r1_node, &["exec", r1["container"].as_str().unwrap(), "vtysh", "-c", "configure terminal", "-c", &asn, "-c", "address-family ipv4 unicast", "-c", &line]);
+    let out = on_manager(&["path", "verify", "ring", "--timeout", "10", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "verify fails without r1's policy");
+    let bad = json(&out);
+    let r1_hop = bad["hops"].as_array().unwrap().iter().find(|h| h["router"] == "r1").expect("r1 row").clone();
+    assert_eq!(r1_hop["status"], "wrong-path", "{r1_hop}");
+    assert!(r1_hop["problems"].to_string().contains("local-preference"), "names the missing preference: {r1_hop}");
+    // `path update` with the same spec puts the policy back through the agents; then re-point
+    // the path to the direct r1–r6 link and verify again: no container recreated.
+    let before: Vec<String> = NODES.iter().map(|n| node_docker(n, &["ps", "-q", "--no-trunc", "--filter", "label=vnet-te.path=ring"])).collect();
+    let out = on_manager(&["path", "update", "ring", "-f", "/tmp/ring-detour.yaml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "update repairs the policy and verifies");
+    let short = std::fs::read_to_string(root().join("paths/ring-detour.yaml"))
+        .unwrap()
+        .replace("path: [r1, r2, r3, r4, r5, r6]", "path: [r1, r6]");
+    assert!(short.contains("path: [r1, r6]"), "the ring spec's path line changed");
+    let tmp = std::env::temp_dir().join("vnet-te-ring-short.yaml");
+    std::fs::write(&tmp, short).unwrap();
+    let cp = Command::new("docker").args(["cp", &tmp.to_string_lossy(), &format!("{MANAGER}:/tmp/ring-short.yaml")]).output().unwrap();
+    assert!(cp.status.success());
+    let out = on_manager(&["path", "update", "ring", "-f", "/tmp/ring-short.yaml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "re-pointed to r1 → r6 and verified");
+    assert_eq!(json(&out)["hops"].as_array().unwrap().len(), 2);
+    let after: Vec<String> = NODES.iter().map(|n| node_docker(n, &["ps", "-q", "--no-trunc", "--filter", "label=vnet-te.path=ring"])).collect();
+    assert_eq!(before, after, "no container was recreated by the updates");
     delete_everywhere("ring");
 
     // EVPN-VXLAN across the path, itself over VXLAN overlays: L2 reachability, DF ping at the

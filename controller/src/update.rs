@@ -87,7 +87,15 @@ fn cover(mut start: u64, end: u64) -> Vec<Ipv4Net> {
 
 /// Plans `spec` over the running path `old`: same subnets, same nodes.
 pub fn replan(old: &Plan, spec: &PathSpec) -> Result<Plan, PlanError> {
-    plan::build(spec, &inventory_for_update(old, spec))
+    // A running router stays on the node it runs on: `spread` and `pack` place routers by
+    // their position on the path, so a new path would otherwise move them.
+    let mut spec = spec.clone();
+    for r in spec.routers.iter_mut().filter(|r| r.node.is_none()) {
+        if let Some(o) = old.routers.iter().find(|o| o.name == r.name) {
+            r.node = Some(o.node.clone());
+        }
+    }
+    plan::build(&spec, &inventory_for_update(old, &spec))
 }
 
 /// Why `new` cannot be applied to the running `old` in place (empty: it can).
