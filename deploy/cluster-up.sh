@@ -67,14 +67,12 @@ if ((existing > 0)); then
 fi
 
 # From here on, a failure tears down what this run made.
-trap 'rc=$?; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
+WORK="$(mktemp -d)"
+trap 'rc=$?; rm -rf "$WORK"; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
 
 # --- network and nodes --------------------------------------------------------------------
 log "creating network $NET ($SUBNET, internal)"
 docker network create --internal --subnet "$SUBNET" --label "$LABEL" "$NET" >/dev/null
-
-WORK="$(mktemp -d)"
-trap 'rc=$?; rm -rf "$WORK"; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
 ssh-keygen -q -t ed25519 -N '' -C vnet-te-cluster-manager -f "$WORK/id_ed25519"
 
 cap_args=()

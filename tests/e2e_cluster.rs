@@ -10,6 +10,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
+use common::{json, root};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -18,10 +20,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const MANAGER: &str = "vnet-te-n1";
 const NODES: [&str; 3] = ["vnet-te-n1", "vnet-te-n2", "vnet-te-n3"];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
@@ -94,11 +92,6 @@ impl Drop for Teardown {
             show("deploy/cluster-down.sh", &o);
         }
     }
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {

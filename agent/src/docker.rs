@@ -27,6 +27,21 @@ use crate::node::{
 };
 use crate::probe::InterfaceCounters;
 
+/// A tar archive of (relative path, content, mode) entries, as Docker's archive upload and
+/// image build take them (mtime 0: the same files give the same bytes).
+pub fn pack_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, path, *data)?;
+    }
+    builder.into_inner()
+}
+
 pub struct LocalNode {
     name: String,
     docker: Docker,
@@ -97,20 +112,9 @@ impl LocalNode {
     }
 
     async fn upload(&self, container: &str, files: &[crate::node::FileSpec]) -> NodeResult<()> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for f in files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(f.content.len() as u64);
-            header.set_mode(f.mode);
-            header.set_mtime(0);
-            header.set_cksum();
-            let rel = f.path.trim_start_matches('/');
-            builder
-                .append_data(&mut header, rel, f.content.as_bytes())
-                .map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
-        }
-        let tar = builder
-            .into_inner()
+        let entries: Vec<(&str, &[u8], u32)> =
+            files.iter().map(|f| (f.path.trim_start_matches('/'), f.content.as_bytes(), f.mode)).collect();
+        let tar = pack_tar(&entries)
             .map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
         self.docker

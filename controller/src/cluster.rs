@@ -30,7 +30,7 @@ use vnet_te_agent::tls::{self, ClusterCa};
 use crate::cli::BadInput;
 use crate::deploy::{self, Nodes};
 use crate::plan::LOCAL_NODE;
-use crate::ssh::{HostKeyPolicy, Session, SshTarget};
+use crate::ssh::{quote, HostKeyPolicy, Session, SshTarget};
 
 /// The agent's TCP port unless `node add --agent-port` says otherwise.
 pub const DEFAULT_AGENT_PORT: u16 = 7443;
@@ -137,12 +137,21 @@ pub async fn nodes() -> anyhow::Result<Nodes> {
         )?;
         return Ok(Nodes::single(Arc::new(node)));
     };
-    let manager: Arc<dyn Node> = Arc::new(
-        LocalNode::connect(&state.manager)
-            .await
-            .context("the manager's Docker engine does not answer (is dockerd running?)")?,
-    );
-    let client = controller_tls(&home)?;
+    let manager = Arc::new(connect_manager(&state).await?);
+    cluster_nodes(&home, &state, manager)
+}
+
+/// The manager's own engine, driven in-process.
+async fn connect_manager(state: &ClusterState) -> anyhow::Result<LocalNode> {
+    LocalNode::connect(&state.manager)
+        .await
+        .context("the manager's Docker engine does not answer (is dockerd running?)")
+}
+
+/// The cluster's nodes around an already connected manager: the others through their agents.
+fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> anyhow::Result<Nodes> {
+    let client = controller_tls(home)?;
+    let manager: Arc<dyn Node> = manager;
     let mut by_name: BTreeMap<String, Arc<dyn Node>> = BTreeMap::new();
     by_name.insert(state.manager.clone(), manager.clone());
     for n in &state.nodes {
@@ -256,8 +265,8 @@ pub struct NodeStatus {
 pub async fn status() -> anyhow::Result<(ClusterState, Vec<NodeStatus>)> {
     let home = home();
     let state = require_state(&home)?;
-    let nodes = nodes().await?;
-    let local = LocalNode::connect(&state.manager).await?;
+    let local = Arc::new(connect_manager(&state).await?);
+    let nodes = cluster_nodes(&home, &state, local.clone())?;
     let swarm_nodes = local.docker().list_nodes(None).await.context("listing swarm nodes")?;
     let swarm_state: BTreeMap<String, String> = swarm_nodes
         .into_iter()
@@ -321,18 +330,10 @@ pub struct AddArgs {
 /// Runs one command over SSH and fails with its stderr unless it exits 0.
 async fn run(ssh: &Session, what: &str, cmd: &str) -> anyhow::Result<String> {
     let out = ssh.exec(cmd).await.with_context(|| format!("{what}: running `{cmd}`"))?;
-    if out.status != 0 {
-        bail!(
-            "{what}: `{cmd}` exited {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    if !out.success() {
+        bail!("{what}: `{cmd}` exited {}: {}", out.status, out.stderr_lossy().trim());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn quote(s: &str) -> String {
-    shell_escape::unix::escape(s.into()).into_owned()
+    Ok(out.stdout_lossy().trim().to_string())
 }
 
 /// Bootstraps one node over SSH, every step idempotent so a failed `node add` can simply
@@ -365,7 +366,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     eprintln!("docker: engine API {api} on node {name}");
 
     // Swarm.
-    let local = LocalNode::connect(&state.manager).await?;
+    let local = connect_manager(&state).await?;
     let docker = local.docker().clone();
     let swarm = docker.inspect_swarm().await.context("reading the swarm (is this machine the manager?)")?;
     let swarm_id = swarm.id.clone().unwrap_or_default();
@@ -404,7 +405,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
         let remote_id = ssh
             .exec(&format!("docker image inspect --format '{{{{.Id}}}}' {}", quote(&image)))
             .await?;
-        if remote_id.status == 0 && String::from_utf8_lossy(&remote_id.stdout).trim() == local_id {
+        if remote_id.success() && remote_id.stdout_lossy().trim() == local_id {
             eprintln!("images: {image} already on {name}");
             continue;
         }
@@ -412,8 +413,8 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
         let stream = futures_util::TryStreamExt::map_err(docker.export_image(&image), std::io::Error::other);
         let reader = tokio_util::io::StreamReader::new(stream);
         let out = ssh.exec_with_stdin("docker load", reader).await.with_context(|| format!("streaming {image} to {name}"))?;
-        if out.status != 0 {
-            bail!("loading {image} on {name}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        if !out.success() {
+            bail!("loading {image} on {name}: {}", out.stderr_lossy().trim());
         }
         eprintln!("images: {image} loaded on {name} in {:.1} s", t.elapsed().as_secs_f64());
     }
@@ -489,7 +490,8 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
         }
         return Err(BadInput(format!("no node named '{}' (see `vnet-te node list`)", a.name)).into());
     };
-    let nodes = nodes().await?;
+    let local = Arc::new(connect_manager(&state).await?);
+    let nodes = cluster_nodes(&home, &state, local.clone())?;
     if let Some(node) = nodes.by_name.get(&a.name) {
         match node.find_containers(labels::PATH, None).await {
             Ok(c) if !c.is_empty() && !a.force => {
@@ -524,7 +526,6 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
         Err(e) if a.force => eprintln!("warning: cannot reach {} over SSH ({e}); forgetting it anyway", entry.ssh),
         Err(e) => return Err(anyhow::Error::from(e).context(format!("reaching {} (pass --force to forget it anyway)", entry.ssh))),
     }
-    let local = LocalNode::connect(&state.manager).await?;
     let docker = local.docker();
     if let Ok(list) = docker.list_nodes(None).await {
         for n in list {

@@ -16,12 +16,6 @@ use crate::exit;
 use crate::plan::{self, Inventory};
 use crate::verify::{self, Report};
 
-/// The nodes path commands work on: the cluster's when `vnet-te cluster init` ran here,
-/// else the local engine alone (the embedded default).
-async fn local_nodes() -> anyhow::Result<Nodes> {
-    crate::cluster::nodes().await
-}
-
 struct Bar(ProgressBar);
 
 impl deploy::Progress for Bar {
@@ -66,7 +60,7 @@ pub async fn create(a: CreateArgs) -> anyhow::Result<i32> {
     if !a.spec.nodes.is_empty() {
         return Err(BadInput("--nodes is for `path plan`; `path create` places on the engine's nodes".into()).into());
     }
-    let nodes = local_nodes().await?;
+    let nodes = crate::cluster::nodes().await?;
     let started = Instant::now();
     if a.replace {
         let removed = deploy::delete(&nodes, Some(&spec.name)).await?;
@@ -156,7 +150,7 @@ async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::Plan> {
 }
 
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
-    let nodes = local_nodes().await?;
+    let nodes = crate::cluster::nodes().await?;
     let plan = plan_of(&nodes, &a.name).await?;
     let progress = bar();
     let report = verify::verify(&plan, &nodes, Duration::from_secs(a.timeout), &progress).await;
@@ -191,7 +185,7 @@ impl PathSummary {
 }
 
 pub async fn list(a: ListArgs) -> anyhow::Result<i32> {
-    let nodes = local_nodes().await?;
+    let nodes = crate::cluster::nodes().await?;
     let mut paths: BTreeMap<String, PathSummary> = BTreeMap::new();
     for (node_name, node) in &nodes.by_name {
         for c in node.find_containers(labels::PATH, None).await? {
@@ -245,7 +239,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn show(a: ShowArgs) -> anyhow::Result<i32> {
-    let nodes = local_nodes().await?;
+    let nodes = crate::cluster::nodes().await?;
     let plan = plan_of(&nodes, &a.name).await?;
     let ex = deploy::find(&nodes, Some(&a.name)).await?;
     let state: BTreeMap<&str, bool> = ex.containers.iter().map(|(_, c, r)| (c.as_str(), *r)).collect();
@@ -282,7 +276,7 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
-    let nodes = local_nodes().await?;
+    let nodes = crate::cluster::nodes().await?;
     let started = Instant::now();
     let target = a.target.name.as_deref();
     let removed = deploy::delete(&nodes, if a.target.all { None } else { target }).await?;
@@ -355,16 +349,11 @@ async fn build_agent_image(force: bool) -> anyhow::Result<()> {
     }
     let mut dockerfile = AGENT_DOCKERFILE.to_string();
     dockerfile.push_str(&format!("LABEL vnet-te.agent-sha256={digest}\n"));
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, data, mode) in [("Dockerfile", dockerfile.as_bytes(), 0o644), ("vnet-te-agent", &binary[..], 0o755)] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_mtime(0);
-        h.set_cksum();
-        tar.append_data(&mut h, name, data).context("packing the agent build context")?;
-    }
-    let context = tar.into_inner().context("packing the agent build context")?;
+    let context = vnet_te_agent::docker::pack_tar(&[
+        ("Dockerfile", dockerfile.as_bytes(), 0o644),
+        ("vnet-te-agent", &binary[..], 0o755),
+    ])
+    .context("packing the agent build context")?;
     let args = std::collections::HashMap::from([("BASE".to_string(), deploy::host_image())]);
     let opts = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).buildargs(&args).rm(true).build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
@@ -403,7 +392,7 @@ pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let nodes = local_nodes().await?;
+    let nodes = crate::cluster::nodes().await?;
     let old = plan_of(&nodes, &a.path).await?;
     let started = Instant::now();
     let refused = |why: String| {

@@ -748,7 +748,8 @@ impl Session {
     }
 }
 
-fn quote(s: &str) -> Cow<'_, str> {
+/// Quotes one word for a POSIX shell on the far side.
+pub(crate) fn quote(s: &str) -> Cow<'_, str> {
     shell_escape::unix::escape(Cow::Borrowed(s))
 }
 

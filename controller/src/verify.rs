@@ -137,6 +137,15 @@ pub struct Report {
     pub elapsed_ms: u64,
 }
 
+/// A router's BGP table, or the status and problem to report when it could not be read.
+fn table_of<'a>(obs: &'a Observed, router: &str) -> Result<&'a BgpTable, (HopStatus, String)> {
+    match obs.tables.get(router) {
+        None => Err((HopStatus::Missing, "not read".into())),
+        Some(Err(e)) => Err((HopStatus::Down, e.clone())),
+        Some(Ok(table)) => Ok(table),
+    }
+}
+
 /// Compares observations with the plan. Pure.
 pub fn compare(plan: &Plan, obs: &Observed) -> Report {
     let mut hops = Vec::new();
@@ -148,16 +157,12 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         let mut problems = Vec::new();
         let mut status = HopStatus::Ok;
         let mut observed = None;
-        match obs.tables.get(&r.name) {
-            None => {
-                status = HopStatus::Missing;
-                problems.push("not read".into());
+        match table_of(obs, &r.name) {
+            Err((s, problem)) => {
+                status = s;
+                problems.push(problem);
             }
-            Some(Err(e)) => {
-                status = HopStatus::Down;
-                problems.push(e.clone());
-            }
-            Some(Ok(table)) => {
+            Ok(table) => {
                 for e in &exps {
                     let want = e.as_path(plan);
                     let prefix = e.prefix.to_string();
@@ -375,16 +380,12 @@ fn show_path_or_local(p: &[Option<u32>]) -> String {
 fn compare_off_path(plan: &Plan, r: &RouterPlan, obs: &Observed) -> OffPathReport {
     let mut problems = Vec::new();
     let mut status = HopStatus::Ok;
-    match obs.tables.get(&r.name) {
-        None => {
-            status = HopStatus::Missing;
-            problems.push("not read".into());
+    match table_of(obs, &r.name) {
+        Err((s, problem)) => {
+            status = s;
+            problems.push(problem);
         }
-        Some(Err(e)) => {
-            status = HopStatus::Down;
-            problems.push(e.clone());
-        }
-        Some(Ok(table)) => {
+        Ok(table) => {
             for n in plan.networks.iter().filter(|n| n.role == NetworkRole::Lan) {
                 let prefix = n.subnet.to_string();
                 let what = prefix_label(plan, &prefix);
