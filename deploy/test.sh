@@ -14,6 +14,15 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
     . "$HOME/.cargo/env"
 fi
 
+# What the end-to-end tests need, so this works on a fresh machine too (each step is a quick
+# no-op when already done, as after .ci/run): the engine and tools, both binaries, the
+# router/host/agent images and the local-cluster node image.
+bash deploy/ensure-docker.sh
+cargo build --release --workspace
+VERSION="$(awk -F'"' '/^\[workspace.package\]/ { p = 1 } p && /^version *=/ { print $2; exit }' Cargo.toml)"
+target/release/vnet-te images build
+bash images/build-rootfs.sh node "vnet-te/node:${VERSION:?}"
+
 export VNET_TE_REQUIRE_DOCKER=1
 export VNET_TE_REQUIRE_FRR=1
 export VNET_TE_REQUIRE_SSH=1
