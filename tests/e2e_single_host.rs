@@ -94,7 +94,14 @@ fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
         assert_eq!(t["ok"], true);
         assert_eq!(t["observed"].as_array().unwrap().len(), 25);
     }
-    assert_eq!(labelled(name), (26, 25));
+    // veth wiring (the default): 26 containers and no Docker network at all; each router
+    // holds its two links as veth interfaces under their planned names.
+    assert_eq!(labelled(name), (26, 0));
+    let links = docker(&["exec", "vte-e2e24-r5", "ip", "-d", "-o", "link", "show", "type", "veth"]);
+    assert_eq!(links.lines().count(), 2, "{links}");
+    assert!(links.contains(" eth0@") && links.contains(" eth1@"), "{links}");
+    let addrs = docker(&["exec", "vte-e2e24-r5", "ip", "-o", "-4", "addr", "show", "dev", "eth1"]);
+    assert!(addrs.contains("10.199.0.34/29"), "r5's link to r6 has its planned address: {addrs}");
 
     // Every object carries the labels the lifecycle relies on.
     let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", "vte-e2e24-r5"]);
@@ -159,14 +166,19 @@ fn two_paths_side_by_side_and_a_name_clash() {
     let (_a, _b) = (Cleanup("e2ea"), Cleanup("e2eb"));
     assert_eq!(vnet(&["path", "create", "--hops", "3", "--name", "e2ea"]).status.code(), Some(0));
     assert_eq!(vnet(&["path", "create", "--hops", "4", "--name", "e2eb"]).status.code(), Some(0));
-    // Different subnets: the second plan skipped what the first took.
-    let subnet = |net: &str| docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", net]);
-    assert_ne!(subnet("vte-e2ea-l1"), subnet("vte-e2eb-l1"));
+    // Different subnets: the second plan skipped what the first took (veth links are no
+    // Docker network; their subnets are labelled on the routers).
+    let subnets = |c: &str| docker(&["inspect", "-f", "{{index .Config.Labels \"vnet-te.subnets\"}}", c]);
+    let (a, b) = (subnets("vte-e2ea-r1"), subnets("vte-e2eb-r1"));
+    assert!(!a.trim().is_empty() && !b.trim().is_empty(), "{a} / {b}");
+    for s in a.trim().split(',') {
+        assert!(!b.contains(s), "subnet {s} of e2ea reused by e2eb ({b})");
+    }
     // The same name again is refused, and the existing path is untouched.
     let out = vnet(&["path", "create", "--hops", "2", "--name", "e2ea"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
-    assert_eq!(labelled("e2ea"), (5, 4));
+    assert_eq!(labelled("e2ea"), (5, 0));
     assert_eq!(vnet(&["path", "delete", "e2ea"]).status.code(), Some(0));
     assert_eq!(labelled("e2ea"), (0, 0));
     // The other path still works.
@@ -220,4 +232,28 @@ fn single_host_70_hops_pings_and_traceroutes_cross_more_than_64_routers() {
     let out = vnet(&["path", "delete", "e2e70"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(labelled("e2e70"), (0, 0));
+}
+
+/// `--wiring docker`: one internal Docker bridge network per link and per LAN, verified
+/// end to end, deleted to nothing (the forwarding rule in DOCKER-USER goes with the last).
+#[test]
+fn single_host_docker_wiring_builds_one_network_per_link() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("single_host_docker_wiring") {
+        return;
+    }
+    let name = "e2edock";
+    let _cleanup = Cleanup(name);
+    let out = vnet(&["path", "create", "--hops", "4", "--name", name, "--wiring", "docker", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    assert_eq!(json(&out)["verified"], true);
+    assert_eq!(labelled(name), (6, 5), "4 routers + 2 hosts, 3 links + 2 LANs");
+    let driver = docker(&["network", "inspect", "-f", "{{.Driver}} {{.Internal}}", "vte-e2edock-l2"]);
+    assert_eq!(driver.trim(), "bridge true");
+    let plan = json(&vnet(&["path", "show", name, "--output", "json"]));
+    assert_eq!(plan["plan"]["wiring"], "docker", "{plan}");
+    // An update keeps the wiring it was made with.
+    assert_eq!(vnet(&["path", "update", name, "--hops", "4", "--name", name]).status.code(), Some(0));
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
 }

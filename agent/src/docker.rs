@@ -23,7 +23,8 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
-    ContainerRole, ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, WRITABLE_PREFIX,
+    ContainerRole, ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec,
+    WRITABLE_PREFIX,
 };
 use crate::probe::InterfaceCounters;
 
@@ -45,6 +46,22 @@ pub fn pack_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
 pub struct LocalNode {
     name: String,
     docker: Docker,
+}
+
+impl LocalNode {
+    /// The host PID of a running container's init process (its network namespace).
+    async fn pid_of(&self, container: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<u32> {
+        let info = self
+            .docker
+            .inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .map_err(docker_err(doing()))?;
+        let state = info.state.unwrap_or_default();
+        match state.pid {
+            Some(pid) if state.running == Some(true) && pid > 0 => Ok(pid as u32),
+            _ => Err(NodeError::NotRunning { doing: doing(), container: container.to_string() }),
+        }
+    }
 }
 
 fn docker_err(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> NodeError {
@@ -171,11 +188,18 @@ impl Node for LocalNode {
             .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
             .await
             .map_err(docker_err("listing networks"))?;
-        Ok(nets
+        let mut taken: Vec<String> = nets
             .into_iter()
             .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
             .filter_map(|c| c.subnet)
-            .collect())
+            .collect();
+        // veth links are no Docker network: their subnets are in a label on the containers.
+        for c in self.list_containers(label_filter(crate::node::labels::SUBNETS, None)).await? {
+            if let Some(v) = c.labels.get(crate::node::labels::SUBNETS) {
+                taken.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+            }
+        }
+        Ok(taken)
     }
 
     async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
@@ -260,10 +284,9 @@ impl Node for LocalNode {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
-        let first = spec.attachments.first().ok_or_else(|| NodeError::Failed {
-            doing: format!("creating container {}", spec.name),
-            message: "no network to attach".into(),
-        })?;
+        // No Docker network at all (every link a veth): the container gets its own empty
+        // network namespace, and the links arrive after start.
+        let first = spec.attachments.first();
         let endpoint = |a: &crate::node::Attachment| EndpointSettings {
             ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(a.address.to_string()), ..Default::default() }),
             ..Default::default()
@@ -293,12 +316,12 @@ impl Node for LocalNode {
             host_config: Some(HostConfig {
                 cap_add: Some(caps.iter().map(|c| c.to_string()).collect()),
                 sysctls: Some(sysctls),
-                network_mode: Some(first.network.clone()),
+                network_mode: Some(first.map_or_else(|| "none".to_string(), |f| f.network.clone())),
                 init: Some(false),
                 ..Default::default()
             }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(first.network.clone(), endpoint(first))])),
+            networking_config: first.map(|f| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(f.network.clone(), endpoint(f))])),
             }),
             ..Default::default()
         };
@@ -307,7 +330,7 @@ impl Node for LocalNode {
             .create_container(Some(opts), body)
             .await
             .map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
-        for a in &spec.attachments[1..] {
+        for a in spec.attachments.iter().skip(1) {
             self.docker
                 .connect_network(
                     &a.network,
@@ -385,7 +408,7 @@ impl Node for LocalNode {
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
         let t = target.to_string();
         let s = size.map(|s| s.to_string());
-        let mut cmd = vec!["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1"];
+        let mut cmd = vec!["ping", "-n", "-c", "3", "-i", "0.1", "-W", "1"];
         if let Some(s) = &s {
             cmd.extend(["-s", s.as_str()]);
         }
@@ -395,6 +418,49 @@ impl Node for LocalNode {
         cmd.push(&t);
         let (code, output) = self.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
         Ok(Probe { success: code == 0, output })
+    }
+
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        let t = target.to_string();
+        let w = within_secs.clamp(1, 60).to_string();
+        // -c 1 with a deadline: ping keeps sending (every 0.1 s) until the first reply.
+        let cmd = ["ping", "-n", "-c", "1", "-i", "0.1", "-W", "1", "-w", &w, &t];
+        let (code, output) = self.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
+        Ok(Probe { success: code == 0, output })
+    }
+
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
+        use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+        use rtnetlink::{LinkUnspec, LinkVeth};
+        let doing = || {
+            format!(
+                "linking {}:{} and {}:{} (veth)",
+                link.a.container, link.a.ifname, link.b.container, link.b.ifname
+            )
+        };
+        let (pa, pb) = tokio::try_join!(self.pid_of(&link.a.container, &doing), self.pid_of(&link.b.container, &doing))?;
+        let fail = |message: String| NodeError::Failed { doing: doing(), message };
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| fail(format!("netlink socket: {e}")))?;
+        let conn = tokio::spawn(conn);
+        // Both ends are created directly in their containers' namespaces (IFLA_NET_NS_PID
+        // on the link and on its peer), under their final names: nothing appears on the host.
+        let mut peer = LinkUnspec::new_with_name(&link.b.ifname).setns_by_pid(pb);
+        let mut msg = LinkVeth::new(&link.a.ifname, &link.b.ifname).setns_by_pid(pa);
+        if let Some(mtu) = link.mtu {
+            peer = peer.mtu(mtu);
+            msg = msg.mtu(mtu);
+        }
+        let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
+        let r = handle.link().add(msg).execute().await;
+        conn.abort();
+        r.map_err(|e| {
+            let m = e.to_string();
+            fail(if m.contains("Operation not permitted") || m.contains("EPERM") {
+                format!("{m}: making veth links needs CAP_NET_ADMIN on the host (run as root, or use `wiring: docker`)")
+            } else {
+                m
+            })
+        })
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {

@@ -17,6 +17,9 @@ pub mod labels {
     pub const NODE: &str = "vnet-te.node";
     pub const ASN: &str = "vnet-te.asn";
     pub const OBJECT: &str = "vnet-te.object";
+    /// On containers with veth links: those links' subnets (comma-separated), which no
+    /// Docker network shows.
+    pub const SUBNETS: &str = "vnet-te.subnets";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,22 @@ pub struct ContainerSpec {
     pub files: Vec<FileSpec>,
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
+}
+
+/// One end of a veth link: an interface named `ifname` in a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VethEnd {
+    pub container: String,
+    pub ifname: String,
+}
+
+/// A point-to-point link between two running containers on one node. Addresses are the
+/// containers' own business (their boot scripts wait for the interfaces and configure them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VethSpec {
+    pub a: VethEnd,
+    pub b: VethEnd,
+    pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +185,18 @@ pub trait Node: Send + Sync {
     async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
         let _ = files;
         Err(unsupported(format!("writing files into {container}")))
+    }
+    /// Joins two running containers with a veth pair, each end created directly in its
+    /// container's network namespace under its planned name (`wiring: veth`). The pair
+    /// disappears with either container.
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
+        Err(unsupported(format!("linking {} and {}", link.a.container, link.b.container)))
+    }
+    /// Pings from an experiment host every 0.1 s until the first reply or `within_secs`
+    /// (at most 60): returns as soon as the target answers.
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        let _ = within_secs;
+        Err(unsupported(format!("pinging {target} from {host}")))
     }
 }
 

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
-use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe};
+use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec};
 use crate::probe::InterfaceCounters;
 use crate::server::wire::{self, ErrorBody, Health};
 
@@ -327,5 +327,16 @@ impl Node for RemoteNode {
         // Replaces the files: idempotent.
         let args = wire::Files { container: container.to_string(), files: files.to_vec() };
         self.call("write_files", &format!("writing files into {container}"), &args, Retry::Yes, CHANGE_TIMEOUT).await
+    }
+
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        let args = wire::PingUntil { host: host.to_string(), target, within_secs };
+        self.call("ping_until", &format!("ping from {host} to {target}"), &args, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
+    }
+
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
+        // A second try after a lost answer would find the interfaces made: not retried.
+        let doing = format!("linking {} and {} (veth)", link.a.container, link.b.container);
+        self.call("connect_veth", &doing, link, Retry::No, CHANGE_TIMEOUT).await
     }
 }

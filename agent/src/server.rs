@@ -90,6 +90,13 @@ pub mod wire {
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PingUntil {
+        pub host: String,
+        pub target: Ipv4Addr,
+        pub within_secs: u32,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Enable {
         pub enable: bool,
     }
@@ -283,6 +290,14 @@ async fn write_files(State(s): State<AppState>, a: Args<wire::Files>) -> Respons
     answer(s, "write_files", a, |n, a| async move { n.write_files(&a.container, &a.files).await }).await
 }
 
+async fn ping_until(State(s): State<AppState>, a: Args<wire::PingUntil>) -> Response {
+    answer(s, "ping_until", a, |n, a| async move { n.ping_until(&a.host, a.target, a.within_secs).await }).await
+}
+
+async fn connect_veth(State(s): State<AppState>, a: Args<crate::node::VethSpec>) -> Response {
+    answer(s, "connect_veth", a, |n, a| async move { n.connect_veth(&a).await }).await
+}
+
 async fn health(State(s): State<AppState>) -> Json<wire::Health> {
     Json(wire::Health { node: s.node.name().to_string(), version: VERSION.to_string() })
 }
@@ -323,6 +338,8 @@ pub fn router(node: Arc<dyn Node>) -> Router {
         .route("/v1/interface_counters", post(interface_counters))
         .route("/v1/apply_frr_config", post(apply_frr_config))
         .route("/v1/write_files", post(write_files))
+        .route("/v1/connect_veth", post(connect_veth))
+        .route("/v1/ping_until", post(ping_until))
         .fallback(unknown)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState { node })

@@ -237,6 +237,25 @@ pub struct SpecArgs {
     /// cluster placement.
     #[arg(long, value_delimiter = ',')]
     pub nodes: Vec<String>,
+    /// How links between containers on one node are made (overrides the spec's `wiring`):
+    /// veth pairs (default) or one internal Docker bridge network per link.
+    #[arg(long, value_enum)]
+    pub wiring: Option<WiringArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WiringArg {
+    Veth,
+    Docker,
+}
+
+impl From<WiringArg> for spec::Wiring {
+    fn from(w: WiringArg) -> Self {
+        match w {
+            WiringArg::Veth => spec::Wiring::Veth,
+            WiringArg::Docker => spec::Wiring::Docker,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,8 +373,20 @@ pub fn plan_json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("plan serialises")
 }
 
-/// Reads the spec named by the arguments (file or --hops).
+/// Reads the spec named by the arguments (file or --hops), with --wiring applied.
 pub fn load_spec(a: &SpecArgs) -> anyhow::Result<spec::PathSpec> {
+    let mut s = read_spec(a)?;
+    if let Some(w) = a.wiring {
+        s.wiring = Some(w.into());
+        let problems = spec::validate(&s);
+        if !problems.is_empty() {
+            return Err(SpecError::Invalid { source_name: "--wiring".to_string(), problems }.into());
+        }
+    }
+    Ok(s)
+}
+
+fn read_spec(a: &SpecArgs) -> anyhow::Result<spec::PathSpec> {
     match (&a.source.file, a.source.hops) {
         (Some(f), _) => {
             if a.name.is_some() {

@@ -434,9 +434,11 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
     }
     let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), a.agent_port);
+    // Host PID namespace and NET_ADMIN: veth links are made by naming the two containers'
+    // init PIDs in one netlink request (the Docker socket already gives root on the node).
     let run_agent = format!(
         "docker rm -f {c} >/dev/null 2>&1; docker run -d --name {c} --restart unless-stopped --network host \
-         --cap-add NET_ADMIN --cap-add NET_RAW --label {obj}=agent \
+         --pid host --cap-add NET_ADMIN --cap-add NET_RAW --label {obj}=agent \
          -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
          --node-name {n} --listen {l} --cert-dir {dir}",
         c = AGENT_CONTAINER,

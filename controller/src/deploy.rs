@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use vnet_te_agent::node::{
-    labels, Attachment, ContainerRole, ContainerSpec, FileSpec, NetworkSpec, Node, NodeError,
+    labels, Attachment, ContainerRole, ContainerSpec, FileSpec, NetworkSpec, Node, NodeError, VethEnd, VethSpec,
 };
 
 use crate::plan::{Driver, NetworkRole, Plan};
@@ -69,6 +69,8 @@ pub enum DeployError {
     ImageMissing { image: String, node: String, hint: String },
     #[error("node '{0}' is not part of this deployment")]
     UnknownNode(String),
+    #[error("container '{0}' is not part of this plan")]
+    UnknownContainer(String),
     #[error("{step}: {source}")]
     Step {
         step: &'static str,
@@ -85,6 +87,7 @@ pub enum Step {
     Preflight,
     Networks,
     Containers,
+    Links,
 }
 
 impl Step {
@@ -93,6 +96,7 @@ impl Step {
             Step::Preflight => "checking images and names",
             Step::Networks => "creating networks",
             Step::Containers => "creating containers, uploading configs, starting them",
+            Step::Links => "linking containers (veth)",
         }
     }
 }
@@ -114,10 +118,12 @@ fn base_labels(plan: &Plan, role: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The Docker networks of a plan, each with the nodes it is created on.
+/// The Docker networks of a plan, each with the nodes it is created on (veth links are
+/// not Docker networks).
 pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
     plan.networks
         .iter()
+        .filter(|n| n.driver != Driver::Veth)
         .map(|n| {
             let mut l = base_labels(plan, match n.role {
                 NetworkRole::Link => "link",
@@ -127,8 +133,8 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
             let spec = NetworkSpec {
                 name: n.name.clone(),
                 driver: match n.driver {
-                    Driver::Bridge => "bridge".into(),
                     Driver::Overlay => "overlay".into(),
+                    Driver::Bridge | Driver::Veth => "bridge".into(),
                 },
                 subnet: n.subnet.to_string(),
                 gateway: n.gateway.to_string(),
@@ -142,9 +148,38 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
         .collect()
 }
 
-/// Every container of a plan with its node, files and attachments.
+/// The veth links of a plan, each with its node (both ends are there).
+pub fn veth_specs(plan: &Plan) -> Vec<(String, VethSpec)> {
+    let ifname = |container: &str, network: &str| -> Option<String> {
+        if let Some(r) = plan.router(container) {
+            return r.interfaces.iter().find(|i| i.network == network).and_then(|i| i.ifname.clone());
+        }
+        plan.hosts.iter().find(|h| h.name == container && h.network == network).and_then(|h| h.ifname.clone())
+    };
+    let container = |name: &str| -> String {
+        plan.router(name)
+            .map(|r| r.container.clone())
+            .or_else(|| plan.hosts.iter().find(|h| h.name == name).map(|h| h.container.clone()))
+            .unwrap_or_else(|| name.to_string())
+    };
+    plan.networks
+        .iter()
+        .filter(|n| n.driver == Driver::Veth && n.ends.len() == 2)
+        .filter_map(|n| {
+            let end = |e: &crate::plan::Endpoint| {
+                Some(VethEnd { container: container(&e.name), ifname: ifname(&e.name, &n.name)? })
+            };
+            Some((n.nodes.first()?.clone(), VethSpec { a: end(&n.ends[0])?, b: end(&n.ends[1])?, mtu: n.mtu }))
+        })
+        .collect()
+}
+
+/// Every container of a plan with its node, files and Docker attachments, in start order:
+/// the first host, the routers, then the other hosts (with veth links a router boots when
+/// both its neighbours are up, so neighbours start close together).
 pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
     let plan_json = serde_json::to_string(plan).expect("plan serialises");
+    let docker_net = |name: &str| plan.networks.iter().any(|n| n.name == name && n.driver != Driver::Veth);
     let mut out = Vec::new();
     for r in &plan.routers {
         let mut l = base_labels(plan, "router");
@@ -154,8 +189,17 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
         if let Some(h) = r.hop {
             l.insert(labels::HOP.into(), h.to_string());
         }
+        let veth_subnets: Vec<String> = r
+            .interfaces
+            .iter()
+            .filter(|i| !docker_net(&i.network))
+            .filter_map(|i| plan.networks.iter().find(|n| n.name == i.network).map(|n| n.subnet.to_string()))
+            .collect();
+        if !veth_subnets.is_empty() {
+            l.insert(labels::SUBNETS.into(), veth_subnets.join(","));
+        }
         let (image, cmd) = match r.kind {
-            RouterKind::Frr => (router_image(), vec!["/bin/sh".to_string(), BOOT_PATH.to_string()]),
+            RouterKind::Frr => (router_image(), vec!["/bin/bash".to_string(), BOOT_PATH.to_string()]),
             RouterKind::Vyos => (vyos_image(), vec!["/sbin/init".to_string()]),
         };
         out.push((
@@ -168,6 +212,7 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
                 attachments: r
                     .interfaces
                     .iter()
+                    .filter(|i| docker_net(&i.network))
                     .map(|i| Attachment { network: i.network.clone(), address: i.address })
                     .collect(),
                 files: file_specs(files.get(&r.name)),
@@ -189,12 +234,21 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
                 hostname: h.name.clone(),
                 image: host_image(),
                 role: ContainerRole::Host,
-                attachments: vec![Attachment { network: h.network.clone(), address: h.address }],
+                attachments: if docker_net(&h.network) {
+                    vec![Attachment { network: h.network.clone(), address: h.address }]
+                } else {
+                    Vec::new()
+                },
                 files: f,
-                cmd: vec!["/bin/sh".to_string(), BOOT_PATH.to_string()],
+                cmd: vec!["/bin/bash".to_string(), BOOT_PATH.to_string()],
                 labels: l,
             },
         ));
+    }
+    // Start order: first host, routers, other hosts.
+    if !plan.hosts.is_empty() {
+        let first_host = out.remove(plan.routers.len());
+        out.insert(0, first_host);
     }
     out
 }
@@ -336,12 +390,61 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         .unwrap_or(if nodes.by_name.len() > 1 { CLUSTER_PER_NODE } else { PARALLELISM });
     let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
         containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
-    run_per_node(jobs, per_node, Step::Containers, progress, |node, c| async move {
-        node.create_container(c).await?;
-        start_with_retry(&*node, &c.name).await
-    })
-    .await?;
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "containers created and started");
+    // Each veth link is made as soon as both its containers run (a container's boot script
+    // waits for its links, then configures them and starts FRR), overlapping the starts.
+    // On a failure nothing in flight is abandoned: requests already sent finish (Docker
+    // completes them even if we stop listening, and the rollback must see what they made),
+    // no new one starts, and the first error is returned.
+    let veths = veth_specs(plan);
+    let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
+        containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
+    let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
+    let starts = run_per_node(jobs, per_node, progress, |node, c| async move {
+        let up = &state[c.name.as_str()];
+        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+            up.send_replace(Up::No);
+            return Ok(());
+        }
+        let t = std::time::Instant::now();
+        let r = async {
+            node.create_container(c).await?;
+            let created = t.elapsed().as_millis() as u64;
+            start_with_retry(&*node, &c.name).await?;
+            tracing::debug!(container = %c.name, created_ms = created, started_ms = t.elapsed().as_millis() as u64 - created, "container up");
+            Ok(())
+        }
+        .await;
+        if r.is_err() {
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        up.send_replace(if r.is_ok() { Up::Yes } else { Up::No });
+        r
+    });
+    let links = stream::iter(veths.iter())
+        .map(|(node, v)| async move {
+            for end in [&v.a, &v.b] {
+                let Some(up) = state.get(end.container.as_str()) else {
+                    return Err(DeployError::UnknownContainer(end.container.clone()));
+                };
+                let mut rx = up.subscribe();
+                // The senders live as long as `state`.
+                let ready = rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u == Up::Yes).unwrap_or(false);
+                if !ready {
+                    return Ok(()); // the create fails on that container's own error
+                }
+            }
+            let node = nodes.get(node)?;
+            node.connect_veth(v).await.map_err(|source| {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                DeployError::Step { step: Step::Links.describe(), source }
+            })
+        })
+        .buffer_unordered(veths.len().max(1))
+        .collect::<Vec<_>>();
+    let (starts, links) = futures_util::join!(starts, links);
+    starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
+    links.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = veths.len(), "containers created, started and linked");
     Ok(())
 }
 
@@ -370,14 +473,24 @@ async fn start_with_retry(node: &dyn Node, name: &str) -> Result<(), NodeError> 
     }
 }
 
+/// Whether a container of a create is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Up {
+    Pending,
+    Yes,
+    /// Failed, or not tried after another failure.
+    No,
+}
+
 /// Runs `f` for every (node, job), each node's jobs `per_node` at a time, all nodes at once.
+/// Every job runs to its end (`f` decides whether to skip after a failure); the first
+/// error is returned.
 async fn run_per_node<J, F, Fut>(
     jobs: Vec<(Arc<dyn Node>, J)>,
     per_node: usize,
-    step: Step,
     progress: &dyn Progress,
     f: F,
-) -> Result<(), DeployError>
+) -> Result<(), NodeError>
 where
     F: Fn(Arc<dyn Node>, J) -> Fut,
     Fut: std::future::Future<Output = Result<(), NodeError>>,
@@ -399,12 +512,9 @@ where
                 }
             })
             .buffer_unordered(per_node)
-            .try_collect::<Vec<()>>()
+            .collect::<Vec<Result<(), NodeError>>>()
     });
-    futures_util::future::try_join_all(per_group)
-        .await
-        .map(|_| ())
-        .map_err(|source| DeployError::Step { step: step.describe(), source })
+    futures_util::future::join_all(per_group).await.into_iter().flatten().collect()
 }
 
 async fn run_all<J, F, Fut>(jobs: Vec<J>, step: Step, progress: &dyn Progress, f: F) -> Result<(), DeployError>
@@ -422,9 +532,11 @@ where
             }
         })
         .buffer_unordered(PARALLELISM)
-        .try_collect::<Vec<()>>()
+        // Every request sent runs to its end (see `create`); then the first error.
+        .collect::<Vec<Result<(), NodeError>>>()
         .await
-        .map(|_| ())
+        .into_iter()
+        .collect::<Result<(), NodeError>>()
         .map_err(|source| DeployError::Step { step: step.describe(), source })
 }
 

@@ -13,7 +13,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::spec::{self, L2vpnMode, PathSpec, Placement, Problem, RouterKind};
+use crate::spec::{self, L2vpnMode, PathSpec, Placement, Problem, RouterKind, Wiring};
 
 /// Format version of the serialised plan (bump on incompatible changes).
 pub const PLAN_VERSION: u32 = 1;
@@ -50,6 +50,10 @@ pub struct Plan {
     /// Short hash of everything below; labels every Docker object (`vnet-te.plan-hash`).
     pub hash: String,
     pub l2vpn: L2vpnMode,
+    /// How same-node links are made (plans stored before this field existed used Docker
+    /// networks).
+    #[serde(default = "docker_wiring")]
+    pub wiring: Wiring,
     pub nodes: Vec<String>,
     /// Router names in path order (first to last hop).
     pub path: Vec<String>,
@@ -62,6 +66,10 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub evpn: Option<EvpnPlan>,
     pub expectations: Expectations,
+}
+
+fn docker_wiring() -> Wiring {
+    Wiring::Docker
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +101,10 @@ pub struct InterfacePlan {
     pub prefix_len: u8,
     /// The router or host at the other end.
     pub peer: String,
+    /// Interface name inside the container, for veth links (vnet-te names them); Docker
+    /// names the interfaces of its networks itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ifname: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +121,10 @@ pub struct NeighborPlan {
     /// Carry EVPN routes over this session (routers on the path, with `l2vpn: evpn`).
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub evpn: bool,
+    /// Wait for the peer to connect. Set on one end of each FRR–FRR session (the end that
+    /// starts first): two ends that open at the same instant can collide again and again.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub passive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +147,9 @@ pub struct HostPlan {
     pub address: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
+    /// Interface name for a veth LAN.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ifname: Option<String>,
     /// Extra address in the shared EVPN subnet.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub l2_address: Option<Ipv4Net>,
@@ -146,8 +165,12 @@ pub enum NetworkRole {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
+    /// An internal Docker bridge network (single node, `wiring: docker`).
     Bridge,
+    /// A swarm overlay network (the two ends on different nodes).
     Overlay,
+    /// A veth pair made by vnet-te (single node, `wiring: veth`): no Docker object.
+    Veth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,6 +332,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let node_set: BTreeSet<&str> = inv.nodes.iter().map(String::as_str).collect();
     let prefix = object_prefix(&spec.name);
     let tag = short_tag(&spec.name);
+    let wiring = spec.wiring();
     let path = spec::effective_path(spec);
     let links = spec::effective_links(spec);
     let index_of: BTreeMap<&str, usize> =
@@ -437,19 +461,21 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         let letter = if side == 0 { 'a' } else { 'b' };
         let net_name = format!("{prefix}lan-{letter}");
         let (raddr, haddr) = (host(subnet, 2), host(subnet, 10));
+        let veth = wiring == Wiring::Veth;
         let r = &mut routers[ri];
         r.interfaces.push(InterfacePlan {
             network: net_name.clone(),
             address: raddr,
             prefix_len: 24,
             peer: hname.clone(),
+            ifname: veth.then(|| format!("eth{}", r.interfaces.len())),
         });
         r.originate.push(subnet);
         networks.push(NetworkPlan {
             name: net_name.clone(),
             role: NetworkRole::Lan,
             index: 0,
-            driver: Driver::Bridge,
+            driver: if veth { Driver::Veth } else { Driver::Bridge },
             bridge: format!("vte{tag}{letter}"),
             subnet,
             gateway: host(subnet, 1),
@@ -471,6 +497,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             address: haddr,
             prefix_len: 24,
             gateway: raddr,
+            ifname: veth.then(|| "eth0".to_string()),
             l2_address: evpn
                 .as_ref()
                 .map(|e| Ipv4Net::new(host(e.subnet, side as u32 + 1), 24).expect("/24")),
@@ -496,7 +523,11 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             name: name.clone(),
             role: NetworkRole::Link,
             index: li + 1,
-            driver: if cross { Driver::Overlay } else { Driver::Bridge },
+            driver: match (cross, wiring) {
+                (true, _) => Driver::Overlay,
+                (false, Wiring::Veth) => Driver::Veth,
+                (false, Wiring::Docker) => Driver::Bridge,
+            },
             bridge: format!("vte{tag}l{}", li + 1),
             subnet: *subnet,
             gateway: host(*subnet, 1),
@@ -509,6 +540,8 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 Endpoint { name: l.b.clone(), address: ab },
             ],
         });
+        let both_frr = routers[ia].kind == RouterKind::Frr && routers[ib].kind == RouterKind::Frr;
+        let veth = !cross && wiring == Wiring::Veth;
         for (me, other, my_addr, other_addr) in [(ia, ib, aa, ab), (ib, ia, ab, aa)] {
             let (other_name, other_as) = (routers[other].name.clone(), routers[other].asn);
             let r = &mut routers[me];
@@ -517,6 +550,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 address: my_addr,
                 prefix_len: 29,
                 peer: other_name.clone(),
+                ifname: veth.then(|| format!("eth{}", r.interfaces.len())),
             });
             r.neighbors.push(NeighborPlan {
                 peer: other_name,
@@ -526,6 +560,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 password: password.clone(),
                 prefer: Vec::new(),
                 evpn: false,
+                // Containers start in plan order, so the lower index listens and the
+                // higher one (up later) connects.
+                passive: both_frr && me < other,
             });
         }
     }
@@ -623,6 +660,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         name: spec.name.clone(),
         hash: String::new(),
         l2vpn: spec.l2vpn,
+        wiring,
         nodes: inv.nodes.clone(),
         path_asns: path.iter().map(|r| asns[index_of[r.as_str()]]).collect(),
         path,

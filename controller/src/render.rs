@@ -81,11 +81,14 @@ struct RouterCtx<'a> {
     policies: Vec<PolicyCtx>,
     evpn: bool,
     vtep: Option<VtepCtx>,
+    /// Some interface is a veth link (the boot script waits for it).
+    veth: bool,
 }
 
 #[derive(Serialize)]
 struct IfaceCtx<'a> {
     index: usize,
+    ifname: Option<&'a str>,
     address: Ipv4Net,
     peer: &'a str,
     bridged: bool,
@@ -99,6 +102,7 @@ struct NeighborCtx<'a> {
     password: Option<&'a str>,
     route_map: Option<String>,
     evpn: bool,
+    passive: bool,
 }
 
 #[derive(Serialize)]
@@ -126,6 +130,7 @@ struct VtepCtx {
 #[derive(Serialize)]
 struct HostCtx {
     header: String,
+    ifname: Option<String>,
     address: Ipv4Net,
     gateway: Ipv4Addr,
     l2_address: Option<Ipv4Net>,
@@ -182,12 +187,14 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
         connect_retry: plan.bgp.connect_retry,
         local_pref: TE_LOCAL_PREF,
         originate: &r.originate,
+        veth: r.interfaces.iter().any(|i| i.ifname.is_some()),
         interfaces: r
             .interfaces
             .iter()
             .enumerate()
             .map(|(index, i)| IfaceCtx {
                 index,
+                ifname: i.ifname.as_deref(),
                 address: Ipv4Net::new(i.address, i.prefix_len).expect("planned prefix length"),
                 peer: &i.peer,
                 bridged: Some(index) == lan_index,
@@ -203,6 +210,7 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
                 password: n.password.as_deref(),
                 route_map: (!n.prefer.is_empty()).then(|| route_map_name(&n.peer)),
                 evpn: n.evpn,
+                passive: n.passive,
             })
             .collect(),
         policies,
@@ -308,6 +316,7 @@ fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<
 fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<RenderedFile>, RenderError> {
     let ctx = HostCtx {
         header: header(plan, &format!("host {}", host.name)),
+        ifname: host.ifname.clone(),
         address: Ipv4Net::new(host.address, host.prefix_len).expect("planned prefix length"),
         gateway: host.gateway,
         l2_address: host.l2_address,

@@ -52,6 +52,10 @@ pub struct PathSpec {
     pub asn_base: u32,
     #[serde(default)]
     pub placement: Placement,
+    /// How links between two containers on the same node are made. Absent: `veth`, or
+    /// `docker` when the spec has VyOS routers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wiring: Option<Wiring>,
     #[serde(default)]
     pub bgp: BgpSpec,
 }
@@ -130,6 +134,40 @@ pub enum L2vpnMode {
     #[default]
     None,
     Evpn,
+}
+
+/// How a link (or experiment LAN) between two containers on the same node is made. Links
+/// between nodes are always swarm overlay networks.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Wiring {
+    /// A veth pair between the two containers' network namespaces, made by vnet-te: no
+    /// Docker network, no bridge or iptables rule on the host, gone with the containers.
+    #[default]
+    Veth,
+    /// One internal Docker bridge network per link (visible in `docker network ls`).
+    Docker,
+}
+
+impl fmt::Display for Wiring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Wiring::Veth => "veth",
+            Wiring::Docker => "docker",
+        })
+    }
+}
+
+impl PathSpec {
+    /// The wiring in effect: as given, else `veth` unless a VyOS router needs its
+    /// interfaces at boot (`docker`).
+    pub fn wiring(&self) -> Wiring {
+        self.wiring.unwrap_or(if self.routers.iter().any(|r| r.kind == RouterKind::Vyos) {
+            Wiring::Docker
+        } else {
+            Wiring::Veth
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -310,6 +348,7 @@ pub fn chain(name: &str, hops: usize) -> Result<PathSpec, SpecError> {
         pools: PoolsSpec::default(),
         asn_base: DEFAULT_ASN_BASE,
         placement: Placement::Spread,
+        wiring: None,
         bgp: BgpSpec::default(),
     };
     if problems.is_empty() {
@@ -549,6 +588,17 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
             p.push(Problem::new("vni", format!("{v} is not a VXLAN VNI (1..16777215)")))
         }
         _ => {}
+    }
+
+    if spec.wiring == Some(Wiring::Veth) {
+        for (i, r) in spec.routers.iter().enumerate() {
+            if r.kind == RouterKind::Vyos {
+                p.push(Problem::new(
+                    format!("routers[{i}].kind"),
+                    "VyOS routers configure their interfaces at boot and need `wiring: docker`",
+                ));
+            }
+        }
     }
 
     // Pools: large enough, IPv4 prefixes that do not overlap.

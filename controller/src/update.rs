@@ -95,6 +95,8 @@ pub fn replan(old: &Plan, spec: &PathSpec) -> Result<Plan, PlanError> {
             r.node = Some(o.node.clone());
         }
     }
+    // Links stay as they were made unless the spec says otherwise.
+    spec.wiring.get_or_insert(old.wiring);
     plan::build(&spec, &inventory_for_update(old, &spec))
 }
 
@@ -114,6 +116,9 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             new.path.first().map_or("?", String::as_str),
             new.path.last().map_or("?", String::as_str),
         ));
+    }
+    if old.wiring != new.wiring {
+        c.push(format!("the wiring changes ({} → {}): every link would be remade", old.wiring, new.wiring));
     }
     if old.nodes != new.nodes {
         c.push(format!("the nodes change ({} → {})", old.nodes.join(","), new.nodes.join(",")));

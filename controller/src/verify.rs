@@ -798,10 +798,12 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
             if let Some(node) = node_of(nodes, &h.node) {
                 progress.update(0, total, "waiting for end-to-end reachability");
                 while Instant::now() < deadline {
-                    if node.ping(&h.container, t.target, None, false).await.is_ok_and(|p| p.success) {
+                    // One exec per round that returns at the first reply (10 pings a second).
+                    let left = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(1, 10) as u32;
+                    if node.ping_until(&h.container, t.target, left).await.is_ok_and(|p| p.success) {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }

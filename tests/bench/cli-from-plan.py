@@ -66,7 +66,7 @@ for r in plan["routers"]:
     first, rest = r["interfaces"][0], r["interfaces"][1:]
     s.append(f"docker create --name {q(name)} --hostname {q(r['name'])} {ROUTER_RUN} "
              f"--network {q(PREFIX + first['network'])} --ip {q(first['address'])} "
-             f"vnet-te/router:0.1.0 /bin/sh /etc/vnet-te/boot.sh >/dev/null")
+             f"vnet-te/router:0.1.0 /bin/bash /etc/vnet-te/boot.sh >/dev/null")
     for i in rest:
         s.append(f"docker network connect --ip {q(i['address'])} {q(PREFIX + i['network'])} {q(name)}")
     s.append(f"docker cp {q(render + '/' + r['name'] + '/.')} {q(name + ':/')}")
@@ -75,7 +75,7 @@ for h in plan["hosts"]:
     name = PREFIX + h["container"]
     s.append(f"docker create --name {q(name)} --hostname {q(h['name'])} --cap-add NET_ADMIN --cap-add NET_RAW "
              f"--sysctl net.ipv4.ip_default_ttl=255 --label bench=cli --network {q(PREFIX + h['network'])} --ip {q(h['address'])} "
-             f"vnet-te/host:0.1.0 /bin/sh /etc/vnet-te/boot.sh >/dev/null")
+             f"vnet-te/host:0.1.0 /bin/bash /etc/vnet-te/boot.sh >/dev/null")
     s.append(f"docker cp {q(render + '/' + h['name'] + '/.')} {q(name + ':/')}")
 for node, s in per_node.items():
     s.append("docker ps -aq --filter label=bench=cli --filter status=created | xargs -r docker start >/dev/null")

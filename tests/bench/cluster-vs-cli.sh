@@ -40,8 +40,8 @@ cleanup_cli() {
 trap 'cleanup_cli; docker exec "$M" vnet-te path delete bench >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 # The plan a user would build by hand: same names, addresses and placement as vnet-te's.
-docker exec "$M" vnet-te path plan --hops "$HOPS" --name bench --nodes "$names" --output json >"$WORK/plan.json"
-docker exec "$M" sh -c "rm -rf /tmp/bench-render && vnet-te path render --hops $HOPS --name bench --nodes $names --out /tmp/bench-render >/dev/null"
+docker exec "$M" vnet-te path plan --hops "$HOPS" --name bench --nodes "$names" --wiring docker --output json >"$WORK/plan.json"
+docker exec "$M" sh -c "rm -rf /tmp/bench-render && vnet-te path render --hops $HOPS --name bench --nodes $names --wiring docker --out /tmp/bench-render >/dev/null"
 docker cp "$M:/tmp/bench-render" "$WORK/render"
 python3 "$ROOT/tests/bench/cli-from-plan.py" "$WORK/plan.json" "$WORK/render" "$WORK/cli" /bench
 for n in "${NODES[@]}"; do

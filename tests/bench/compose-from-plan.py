@@ -16,7 +16,7 @@ for r in plan["routers"]:
             f"    hostname: {r['name']}", "    cap_add: [NET_ADMIN, NET_RAW, SYS_ADMIN]",
             "    sysctls:", "      net.ipv4.ip_forward: 1", "      net.ipv4.icmp_errors_use_inbound_ifaddr: 1",
             "      net.ipv4.conf.all.rp_filter: 0", "      net.ipv4.ip_default_ttl: 255",
-            "    command: [/bin/sh, /etc/vnet-te/boot.sh]", "    volumes:"]
+            "    command: [/bin/bash, /etc/vnet-te/boot.sh]", "    volumes:"]
     for f in ["frr.conf", "daemons", "vtysh.conf"]:
         out.append(f"      - {render}/{r['name']}/{f}:/etc/frr/{f}")
     out.append(f"      - {render}/{r['name']}/boot.sh:/etc/vnet-te/boot.sh")
@@ -26,7 +26,7 @@ for r in plan["routers"]:
 for h in plan["hosts"]:
     out += [f"  {h['name']}:", "    image: vnet-te/host:0.1.0", f"    container_name: cmp-{h['name']}",
             "    cap_add: [NET_ADMIN, NET_RAW]", "    sysctls:", "      net.ipv4.ip_default_ttl: 255",
-            "    command: [/bin/sh, /etc/vnet-te/boot.sh]", "    volumes:",
+            "    command: [/bin/bash, /etc/vnet-te/boot.sh]", "    volumes:",
             f"      - {render}/{h['name']}/boot.sh:/etc/vnet-te/boot.sh",
             f"      - {render}/{h['name']}/setup.sh:/etc/vnet-te/setup.sh",
             "    networks:", f"      {h['network']}:", f"        ipv4_address: {h['address']}"]

@@ -21,8 +21,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$bin" path plan --hops "$HOPS" --name "$name" --output json >"$work/plan.json"
-"$bin" path render --hops "$HOPS" --name "$name" --out "$work/render" >/dev/null
+# The compose chain cannot have veth links: it gets the same plan with one Docker network
+# per link (`--wiring docker`), the same configs and the same boot scripts.
+"$bin" path plan --hops "$HOPS" --name "$name" --wiring docker --output json >"$work/plan.json"
+"$bin" path render --hops "$HOPS" --name "$name" --wiring docker --out "$work/render" >/dev/null
 python3 tests/bench/compose-from-plan.py "$work/plan.json" "$work/render" >"$work/docker-compose.yml"
 dst=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][1]["address"])' "$work/plan.json")
 # The compose chain needs the same forwarding rule vnet-te keeps (vnet-te delete withdraws
