@@ -211,8 +211,26 @@ pub fn remove_policy_by_hand(plan: &serde_json::Value, router_name: &str, peer: 
     let container = r["container"].as_str().unwrap();
     let asn = format!("router bgp {}", r["asn"]);
     let n = neighbor(plan, router_name, peer);
-    let line = format!("no neighbor {} route-map VTE-IN-{peer} in", n["address"].as_str().unwrap());
+    let address = n["address"].as_str().unwrap();
+    let line = format!("no neighbor {address} route-map VTE-IN-{peer} in");
     exec(container, &["vtysh", "-c", "configure terminal", "-c", &asn, "-c", "address-family ipv4 unicast", "-c", &line]);
+    // FRR applies it after a route refresh from the peer: wait (with a deadline) until no
+    // route from that neighbour carries the TE preference any more, so what the test checks
+    // next is the state without the policy.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = exec_json(container, &["vtysh", "-c", "show bgp ipv4 unicast json"]);
+        let preferred = table["routes"].as_object().into_iter().flatten().flat_map(|(_, paths)| {
+            paths.as_array().into_iter().flatten().filter(|p| {
+                p["locPrf"] == 200 && p["nexthops"].as_array().is_some_and(|h| h.iter().any(|h| h["ip"] == address))
+            })
+        });
+        if preferred.count() == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{router_name}: routes from {peer} still preferred 20 s after the policy went");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Container ids and start times of a path (proof that an update recreated nothing).
