@@ -24,7 +24,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
     ContainerRole, ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec,
-    WRITABLE_PREFIX,
+    VxlanSpec, WRITABLE_PREFIX,
 };
 use crate::probe::InterfaceCounters;
 
@@ -46,6 +46,23 @@ pub fn pack_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
 pub struct LocalNode {
     name: String,
     docker: Docker,
+}
+
+/// Sends one RTM_NEWLINK from this process's network namespace.
+async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
+    let fail = |message: String| NodeError::Failed { doing: doing(), message };
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| fail(format!("netlink socket: {e}")))?;
+    let conn = tokio::spawn(conn);
+    let r = handle.link().add(msg).execute().await;
+    conn.abort();
+    r.map_err(|e| {
+        let m = e.to_string();
+        fail(if m.contains("Operation not permitted") || m.contains("EPERM") {
+            format!("{m}: making links needs CAP_NET_ADMIN on the node (run as root, or use `wiring: docker`)")
+        } else {
+            m
+        })
+    })
 }
 
 impl LocalNode {
@@ -429,6 +446,24 @@ impl Node for LocalNode {
         Ok(Probe { success: code == 0, output })
     }
 
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        use rtnetlink::LinkVxlan;
+        let doing = || format!("linking {}:{} to {} (VXLAN {})", link.container, link.ifname, link.remote, link.vni);
+        let pid = self.pid_of(&link.container, &doing).await?;
+        // Created from this (the node's) namespace, whose network carries the UDP, and
+        // placed straight into the container's.
+        let mut msg = LinkVxlan::new(&link.ifname, link.vni)
+            .local(link.local)
+            .remote(link.remote)
+            .port(link.port)
+            .learning(false)
+            .setns_by_pid(pid);
+        if let Some(mtu) = link.mtu {
+            msg = msg.mtu(mtu);
+        }
+        netlink_add(msg.build(), &doing).await
+    }
+
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
         use rtnetlink::packet_route::link::{InfoData, InfoVeth};
         use rtnetlink::{LinkUnspec, LinkVeth};
@@ -439,9 +474,6 @@ impl Node for LocalNode {
             )
         };
         let (pa, pb) = tokio::try_join!(self.pid_of(&link.a.container, &doing), self.pid_of(&link.b.container, &doing))?;
-        let fail = |message: String| NodeError::Failed { doing: doing(), message };
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| fail(format!("netlink socket: {e}")))?;
-        let conn = tokio::spawn(conn);
         // Both ends are created directly in their containers' namespaces (IFLA_NET_NS_PID
         // on the link and on its peer), under their final names: nothing appears on the host.
         let mut peer = LinkUnspec::new_with_name(&link.b.ifname).setns_by_pid(pb);
@@ -451,16 +483,7 @@ impl Node for LocalNode {
             msg = msg.mtu(mtu);
         }
         let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
-        let r = handle.link().add(msg).execute().await;
-        conn.abort();
-        r.map_err(|e| {
-            let m = e.to_string();
-            fail(if m.contains("Operation not permitted") || m.contains("EPERM") {
-                format!("{m}: making veth links needs CAP_NET_ADMIN on the host (run as root, or use `wiring: docker`)")
-            } else {
-                m
-            })
-        })
+        netlink_add(msg, &doing).await
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {

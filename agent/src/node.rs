@@ -78,6 +78,20 @@ pub struct VethSpec {
     pub mtu: Option<u32>,
 }
 
+/// One end of a point-to-point VXLAN link between two nodes: a VXLAN device named
+/// `ifname` in a running container, its underlay the node's own network (UDP from `local`
+/// to `remote`, the other node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VxlanSpec {
+    pub container: String,
+    pub ifname: String,
+    pub vni: u32,
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    pub port: u16,
+    pub mtu: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSpec {
     /// Absolute path inside the container.
@@ -191,6 +205,12 @@ pub trait Node: Send + Sync {
     /// disappears with either container.
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
         Err(unsupported(format!("linking {} and {}", link.a.container, link.b.container)))
+    }
+    /// Gives a running container one end of a VXLAN link to another node: the device is
+    /// created in the node's own namespace (its UDP socket stays there) and placed in the
+    /// container's under its planned name. It disappears with the container.
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        Err(unsupported(format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni)))
     }
     /// Pings from an experiment host every 0.1 s until the first reply or `within_secs`
     /// (at most 60): returns as soon as the target answers.

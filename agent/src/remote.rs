@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
-use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec};
+use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec};
 use crate::probe::InterfaceCounters;
 use crate::server::wire::{self, ErrorBody, Health};
 
@@ -332,6 +332,11 @@ impl Node for RemoteNode {
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
         let args = wire::PingUntil { host: host.to_string(), target, within_secs };
         self.call("ping_until", &format!("ping from {host} to {target}"), &args, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
+    }
+
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        let doing = format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni);
+        self.call("connect_vxlan", &doing, link, Retry::No, CHANGE_TIMEOUT).await
     }
 
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {

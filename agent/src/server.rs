@@ -294,6 +294,10 @@ async fn ping_until(State(s): State<AppState>, a: Args<wire::PingUntil>) -> Resp
     answer(s, "ping_until", a, |n, a| async move { n.ping_until(&a.host, a.target, a.within_secs).await }).await
 }
 
+async fn connect_vxlan(State(s): State<AppState>, a: Args<crate::node::VxlanSpec>) -> Response {
+    answer(s, "connect_vxlan", a, |n, a| async move { n.connect_vxlan(&a).await }).await
+}
+
 async fn connect_veth(State(s): State<AppState>, a: Args<crate::node::VethSpec>) -> Response {
     answer(s, "connect_veth", a, |n, a| async move { n.connect_veth(&a).await }).await
 }
@@ -339,6 +343,7 @@ pub fn router(node: Arc<dyn Node>) -> Router {
         .route("/v1/apply_frr_config", post(apply_frr_config))
         .route("/v1/write_files", post(write_files))
         .route("/v1/connect_veth", post(connect_veth))
+        .route("/v1/connect_vxlan", post(connect_vxlan))
         .route("/v1/ping_until", post(ping_until))
         .fallback(unknown)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -237,22 +237,23 @@ pub struct SpecArgs {
     /// cluster placement.
     #[arg(long, value_delimiter = ',')]
     pub nodes: Vec<String>,
-    /// How links between containers on one node are made (overrides the spec's `wiring`):
-    /// veth pairs (default) or one internal Docker bridge network per link.
+    /// How links are made (overrides the spec's `wiring`): `direct` (default; veth pairs on
+    /// a node, VXLAN between nodes) or `docker` (a bridge network per link on a node, a swarm
+    /// overlay between nodes).
     #[arg(long, value_enum)]
     pub wiring: Option<WiringArg>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WiringArg {
-    Veth,
+    Direct,
     Docker,
 }
 
 impl From<WiringArg> for spec::Wiring {
     fn from(w: WiringArg) -> Self {
         match w {
-            WiringArg::Veth => spec::Wiring::Veth,
+            WiringArg::Direct => spec::Wiring::Direct,
             WiringArg::Docker => spec::Wiring::Docker,
         }
     }

@@ -159,7 +159,17 @@ fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> 
             .with_context(|| format!("setting up the client for node {}", n.name))?;
         by_name.insert(n.name.clone(), Arc::new(remote));
     }
-    Ok(Nodes { manager, by_name, order: state.node_names() })
+    // Each node's own address carries the VXLAN links between nodes.
+    let mut underlay = BTreeMap::new();
+    if let IpAddr::V4(a) = state.advertise_addr {
+        underlay.insert(state.manager.clone(), a);
+    }
+    for n in &state.nodes {
+        if let IpAddr::V4(a) = n.agent.ip() {
+            underlay.insert(n.name.clone(), a);
+        }
+    }
+    Ok(Nodes { manager, by_name, order: state.node_names(), underlay })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use vnet_te_agent::node::{
     labels, Attachment, ContainerRole, ContainerSpec, FileSpec, NetworkSpec, Node, NodeError, VethEnd, VethSpec,
+    VxlanSpec,
 };
 
 use crate::plan::{Driver, NetworkRole, Plan};
@@ -44,12 +45,19 @@ pub struct Nodes {
     pub by_name: BTreeMap<String, Arc<dyn Node>>,
     /// Node names in placement order (the manager first, then nodes as they were added).
     pub order: Vec<String>,
+    /// Each node's address on the network between nodes (VXLAN links ride on it).
+    pub underlay: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
 impl Nodes {
     pub fn single(node: Arc<dyn Node>) -> Self {
         let name = node.name().to_string();
-        Nodes { manager: node.clone(), by_name: BTreeMap::from([(name.clone(), node)]), order: vec![name] }
+        Nodes {
+            manager: node.clone(),
+            by_name: BTreeMap::from([(name.clone(), node)]),
+            order: vec![name],
+            underlay: BTreeMap::new(),
+        }
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -71,6 +79,8 @@ pub enum DeployError {
     UnknownNode(String),
     #[error("container '{0}' is not part of this plan")]
     UnknownContainer(String),
+    #[error("node '{0}' has no known IPv4 address for VXLAN links (its agent address, or the manager's advertise address)")]
+    NoUnderlay(String),
     #[error("{step}: {source}")]
     Step {
         step: &'static str,
@@ -96,7 +106,7 @@ impl Step {
             Step::Preflight => "checking images and names",
             Step::Networks => "creating networks",
             Step::Containers => "creating containers, uploading configs, starting them",
-            Step::Links => "linking containers (veth)",
+            Step::Links => "linking containers (veth, VXLAN)",
         }
     }
 }
@@ -123,7 +133,7 @@ fn base_labels(plan: &Plan, role: &str) -> BTreeMap<String, String> {
 pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
     plan.networks
         .iter()
-        .filter(|n| n.driver != Driver::Veth)
+        .filter(|n| n.driver.is_docker())
         .map(|n| {
             let mut l = base_labels(plan, match n.role {
                 NetworkRole::Link => "link",
@@ -134,7 +144,7 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
                 name: n.name.clone(),
                 driver: match n.driver {
                     Driver::Overlay => "overlay".into(),
-                    Driver::Bridge | Driver::Veth => "bridge".into(),
+                    Driver::Bridge | Driver::Veth | Driver::Vxlan => "bridge".into(),
                 },
                 subnet: n.subnet.to_string(),
                 gateway: n.gateway.to_string(),
@@ -174,12 +184,40 @@ pub fn veth_specs(plan: &Plan) -> Vec<(String, VethSpec)> {
         .collect()
 }
 
+/// Both ends of every VXLAN link of a plan, each with the node it is made on.
+pub fn vxlan_specs(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, VxlanSpec)>, DeployError> {
+    let mut out = Vec::new();
+    for n in plan.networks.iter().filter(|n| n.driver == Driver::Vxlan && n.ends.len() == 2) {
+        let ends: Vec<&crate::plan::RouterPlan> = n.ends.iter().filter_map(|e| plan.router(&e.name)).collect();
+        let [a, b] = ends[..] else { continue };
+        let addr = |node: &str| nodes.underlay.get(node).copied().ok_or_else(|| DeployError::NoUnderlay(node.to_string()));
+        for (me, other) in [(a, b), (b, a)] {
+            let Some(ifname) = me.interfaces.iter().find(|i| i.network == n.name).and_then(|i| i.ifname.clone()) else {
+                continue;
+            };
+            out.push((
+                me.node.clone(),
+                VxlanSpec {
+                    container: me.container.clone(),
+                    ifname,
+                    vni: crate::plan::link_vni(n.subnet),
+                    local: addr(&me.node)?,
+                    remote: addr(&other.node)?,
+                    port: crate::plan::LINK_VXLAN_PORT,
+                    mtu: n.mtu,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Every container of a plan with its node, files and Docker attachments, in start order:
 /// the first host, the routers, then the other hosts (with veth links a router boots when
 /// both its neighbours are up, so neighbours start close together).
 pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
     let plan_json = serde_json::to_string(plan).expect("plan serialises");
-    let docker_net = |name: &str| plan.networks.iter().any(|n| n.name == name && n.driver != Driver::Veth);
+    let docker_net = |name: &str| plan.networks.iter().any(|n| n.name == name && n.driver.is_docker());
     let mut out = Vec::new();
     for r in &plan.routers {
         let mut l = base_labels(plan, "router");
@@ -387,7 +425,11 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(if nodes.by_name.len() > 1 { CLUSTER_PER_NODE } else { PARALLELISM });
+        .unwrap_or(if plan.networks.iter().any(|n| n.driver == Driver::Overlay) {
+            CLUSTER_PER_NODE
+        } else {
+            (PARALLELISM / nodes.by_name.len().max(1)).max(CLUSTER_PER_NODE)
+        });
     let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
         containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
     // Each veth link is made as soon as both its containers run (a container's boot script
@@ -396,6 +438,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // completes them even if we stop listening, and the rollback must see what they made),
     // no new one starts, and the first error is returned.
     let veths = veth_specs(plan);
+    let vxlans = vxlan_specs(plan, nodes)?;
     let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
         containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
     let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
@@ -441,9 +484,26 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         })
         .buffer_unordered(veths.len().max(1))
         .collect::<Vec<_>>();
-    let (starts, links) = futures_util::join!(starts, links);
+    // A VXLAN end needs only its own container: the other end's node may still be starting.
+    let tunnels = stream::iter(vxlans.iter())
+        .map(|(node, v)| async move {
+            let Some(up) = state.get(v.container.as_str()) else {
+                return Err(DeployError::UnknownContainer(v.container.clone()));
+            };
+            let mut rx = up.subscribe();
+            if !rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u == Up::Yes).unwrap_or(false) {
+                return Ok(());
+            }
+            nodes.get(node)?.connect_vxlan(v).await.map_err(|source| {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                DeployError::Step { step: Step::Links.describe(), source }
+            })
+        })
+        .buffer_unordered(vxlans.len().max(1))
+        .collect::<Vec<_>>();
+    let (starts, links, tunnels) = futures_util::join!(starts, links, tunnels);
     starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
-    links.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
+    links.into_iter().chain(tunnels).collect::<Result<Vec<()>, DeployError>>()?;
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = veths.len(), "containers created, started and linked");
     Ok(())
 }

@@ -430,8 +430,8 @@ pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
 }
 
-/// One line naming the links that cross hosts (overlays), e.g.
-/// `cross-host links (overlay): 2 of 3: r1@n1–r2@n2, r2@n2–r3@n3`.
+/// One line naming the links that cross hosts and what carries them, e.g.
+/// `cross-host links (VXLAN): 2 of 3: r1@n1–r2@n2, r2@n2–r3@n3`.
 pub fn cross_host_summary(plan: &plan::Plan) -> String {
     let node_of: BTreeMap<&str, &str> = plan.routers.iter().map(|r| (r.name.as_str(), r.node.as_str())).collect();
     let links: Vec<&plan::NetworkPlan> = plan.networks.iter().filter(|n| n.role == plan::NetworkRole::Link).collect();
@@ -446,7 +446,11 @@ pub fn cross_host_summary(plan: &plan::Plan) -> String {
                 .join("–")
         })
         .collect();
-    format!("cross-host links (overlay): {} of {}: {}", cross.len(), links.len(), cross.join(", "))
+    let kind = match plan.wiring {
+        crate::spec::Wiring::Direct => "VXLAN",
+        crate::spec::Wiring::Docker => "overlay",
+    };
+    format!("cross-host links ({kind}): {} of {}: {}", cross.len(), links.len(), cross.join(", "))
 }
 
 #[cfg(test)]
@@ -458,8 +462,12 @@ mod tests {
         let spec = crate::spec::chain("c", 3).expect("valid");
         let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
         let plan = plan::build(&spec, &inv).expect("plans");
-        assert_eq!(cross_host_summary(&plan), "cross-host links (overlay): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
+        assert_eq!(cross_host_summary(&plan), "cross-host links (VXLAN): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
         let one = plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![] }).expect("plans");
-        assert_eq!(cross_host_summary(&one), "cross-host links (overlay): 0 of 2: ");
+        assert_eq!(cross_host_summary(&one), "cross-host links (VXLAN): 0 of 2: ");
+        let mut docker = spec.clone();
+        docker.wiring = Some(crate::spec::Wiring::Docker);
+        let plan = plan::build(&docker, &inv).expect("plans");
+        assert_eq!(cross_host_summary(&plan), "cross-host links (overlay): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
     }
 }

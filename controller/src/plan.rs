@@ -169,8 +169,27 @@ pub enum Driver {
     Bridge,
     /// A swarm overlay network (the two ends on different nodes).
     Overlay,
-    /// A veth pair made by vnet-te (single node, `wiring: veth`): no Docker object.
+    /// A veth pair made by vnet-te (one node, `wiring: direct`): no Docker object.
     Veth,
+    /// A point-to-point VXLAN pair made by vnet-te (two nodes, `wiring: direct`): each end a
+    /// VXLAN device whose underlay is its node's own network. No Docker object.
+    Vxlan,
+}
+
+impl Driver {
+    /// A Docker network (bridge or overlay), as opposed to a link vnet-te makes itself.
+    pub fn is_docker(self) -> bool {
+        matches!(self, Driver::Bridge | Driver::Overlay)
+    }
+}
+
+/// UDP port of `Driver::Vxlan` links between nodes (swarm's overlays use 4789).
+pub const LINK_VXLAN_PORT: u16 = 4790;
+
+/// The VXLAN network identifier of a `Driver::Vxlan` link: from its /29, which is unique in
+/// the cluster, so two links never share one on a node.
+pub fn link_vni(subnet: Ipv4Net) -> u32 {
+    ((u32::from(subnet.network()) >> 3) & 0x00FF_FFFF).max(1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,7 +480,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         let letter = if side == 0 { 'a' } else { 'b' };
         let net_name = format!("{prefix}lan-{letter}");
         let (raddr, haddr) = (host(subnet, 2), host(subnet, 10));
-        let veth = wiring == Wiring::Veth;
+        let veth = wiring == Wiring::Direct;
         let r = &mut routers[ri];
         r.interfaces.push(InterfacePlan {
             network: net_name.clone(),
@@ -524,15 +543,17 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             role: NetworkRole::Link,
             index: li + 1,
             driver: match (cross, wiring) {
-                (true, _) => Driver::Overlay,
-                (false, Wiring::Veth) => Driver::Veth,
+                (true, Wiring::Direct) => Driver::Vxlan,
+                (true, Wiring::Docker) => Driver::Overlay,
+                (false, Wiring::Direct) => Driver::Veth,
                 (false, Wiring::Docker) => Driver::Bridge,
             },
             bridge: format!("vte{tag}l{}", li + 1),
             subnet: *subnet,
             gateway: host(*subnet, 1),
             ip_range: Ipv4Net::new(host(*subnet, 4), 30).expect("/30"),
-            mtu: None,
+            // VXLAN takes 50 bytes of the nodes' 1500 (as swarm's overlays do).
+            mtu: (cross && wiring == Wiring::Direct).then_some(UNDERLAY_MTU),
             nodes,
             cross_host: cross,
             ends: vec![
@@ -541,7 +562,8 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             ],
         });
         let both_frr = routers[ia].kind == RouterKind::Frr && routers[ib].kind == RouterKind::Frr;
-        let veth = !cross && wiring == Wiring::Veth;
+        // Direct links get names vnet-te chooses; Docker names its networks' interfaces.
+        let veth = wiring == Wiring::Direct;
         for (me, other, my_addr, other_addr) in [(ia, ib, aa, ab), (ib, ia, ab, aa)] {
             let (other_name, other_as) = (routers[other].name.clone(), routers[other].asn);
             let r = &mut routers[me];

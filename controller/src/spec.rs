@@ -52,8 +52,7 @@ pub struct PathSpec {
     pub asn_base: u32,
     #[serde(default)]
     pub placement: Placement,
-    /// How links between two containers on the same node are made. Absent: `veth`, or
-    /// `docker` when the spec has VyOS routers.
+    /// How links are made. Absent: `direct`, or `docker` when the spec has VyOS routers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wiring: Option<Wiring>,
     #[serde(default)]
@@ -136,36 +135,37 @@ pub enum L2vpnMode {
     Evpn,
 }
 
-/// How a link (or experiment LAN) between two containers on the same node is made. Links
-/// between nodes are always swarm overlay networks.
+/// How links (and experiment LANs) are made.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Wiring {
-    /// A veth pair between the two containers' network namespaces, made by vnet-te: no
-    /// Docker network, no bridge or iptables rule on the host, gone with the containers.
+    /// vnet-te makes each link itself, directly in the two containers' network namespaces:
+    /// a veth pair on one node, a point-to-point VXLAN pair between two nodes. No Docker
+    /// network, no bridge or iptables rule on the host; links go with their containers.
     #[default]
-    Veth,
-    /// One internal Docker bridge network per link (visible in `docker network ls`).
+    Direct,
+    /// One Docker network per link (visible in `docker network ls`): an internal bridge on
+    /// one node, an attachable internal swarm overlay between nodes.
     Docker,
 }
 
 impl fmt::Display for Wiring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Wiring::Veth => "veth",
+            Wiring::Direct => "direct",
             Wiring::Docker => "docker",
         })
     }
 }
 
 impl PathSpec {
-    /// The wiring in effect: as given, else `veth` unless a VyOS router needs its
+    /// The wiring in effect: as given, else `direct` unless a VyOS router needs its
     /// interfaces at boot (`docker`).
     pub fn wiring(&self) -> Wiring {
         self.wiring.unwrap_or(if self.routers.iter().any(|r| r.kind == RouterKind::Vyos) {
             Wiring::Docker
         } else {
-            Wiring::Veth
+            Wiring::Direct
         })
     }
 }
@@ -590,7 +590,7 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
         _ => {}
     }
 
-    if spec.wiring == Some(Wiring::Veth) {
+    if spec.wiring == Some(Wiring::Direct) {
         for (i, r) in spec.routers.iter().enumerate() {
             if r.kind == RouterKind::Vyos {
                 p.push(Problem::new(

@@ -16,10 +16,13 @@ wait_for() {
         read -r -t 0.02 -u 3 _ || true
     done
 }
+wait_for eth0
 wait_for eth1
 # Addresses before FRR starts, so zebra finds every one in place (one `ip` for all).
 ip -batch - <<'ADDRESSES'
 address add 10.255.0.9/32 dev lo
+address add 10.199.0.59/29 dev eth0
+link set eth0 up
 address add 10.199.0.66/29 dev eth1
 link set eth1 up
 ADDRESSES

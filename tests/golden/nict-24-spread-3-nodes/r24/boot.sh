@@ -17,11 +17,14 @@ wait_for() {
     done
 }
 wait_for eth0
+wait_for eth1
 # Addresses before FRR starts, so zebra finds every one in place (one `ip` for all).
 ip -batch - <<'ADDRESSES'
 address add 10.255.0.24/32 dev lo
 address add 10.210.1.2/24 dev eth0
 link set eth0 up
+address add 10.199.0.179/29 dev eth1
+link set eth1 up
 ADDRESSES
 # zebra and bgpd directly (no frrinit.sh/watchfrr: they cost more CPU than the daemons'
 # own start, which matters when dozens of routers boot at once). bgpd reads the integrated

@@ -3,9 +3,28 @@
 # Container command. Every Docker network is attached and every file uploaded before start;
 # veth links arrive from vnet-te just after it.
 set -u
+# Wait for each link without forking: sysfs shows this namespace's interfaces, and `read -t`
+# on a private FIFO is the sleep (a sleep process per round would cost two dozen routers
+# their boot CPU). At most 120 s.
+mkfifo /run/vnet-te.wait 2>/dev/null
+exec 3<>/run/vnet-te.wait
+wait_for() {
+    local n=0
+    until [ -e "/sys/class/net/$1" ]; do
+        n=$((n + 1))
+        [ "$n" -lt 6000 ] || { echo "vnet-te: interface $1 never arrived" >&2; exit 1; }
+        read -r -t 0.02 -u 3 _ || true
+    done
+}
+wait_for eth0
+wait_for eth1
 # Addresses before FRR starts, so zebra finds every one in place (one `ip` for all).
 ip -batch - <<'ADDRESSES'
 address add 10.255.0.6/32 dev lo
+address add 10.199.0.35/29 dev eth0
+link set eth0 up
+address add 10.199.0.42/29 dev eth1
+link set eth1 up
 ADDRESSES
 # zebra and bgpd directly (no frrinit.sh/watchfrr: they cost more CPU than the daemons'
 # own start, which matters when dozens of routers boot at once). bgpd reads the integrated
