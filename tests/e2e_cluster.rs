@@ -123,14 +123,17 @@ fn cluster_up(test: &str) -> Option<Teardown> {
 }
 
 /// Copies a spec from paths/ into the manager and creates it there; returns the JSON report.
-fn create_from_paths(file: &str, name: &str) -> serde_json::Value {
+fn create_from_paths(file: &str, name: &str, extra: &[&str]) -> serde_json::Value {
     let cp = Command::new("docker")
         .args(["cp", &root().join("paths").join(file).to_string_lossy(), &format!("{MANAGER}:/tmp/{file}")])
         .output()
         .unwrap();
     assert!(cp.status.success(), "docker cp {file}");
     let t = Instant::now();
-    let out = on_manager(&["path", "create", "-f", &format!("/tmp/{file}"), "--output", "json"]);
+    let spec = format!("/tmp/{file}");
+    let mut args = vec!["path", "create", "-f", &spec, "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = on_manager(&args);
     eprintln!("{file}: create → verdict in {:.1} s", t.elapsed().as_secs_f64());
     assert_eq!(out.status.code(), Some(0), "{file} created and verified across the nodes");
     let report = json(&out);
@@ -153,8 +156,9 @@ fn cluster_detour_ring_policy_removed_then_updated_and_evpn_pair_verified_across
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(_teardown) = cluster_up("cluster_detour_and_evpn") else { return };
 
-    // Forced detour over overlays: r1 → … → r6 the long way round the ring, spread over 3 nodes.
-    let report = create_from_paths("ring-detour.yaml", "ring");
+    // Forced detour over swarm overlays (`--wiring docker`): r1 → … → r6 the long way round
+    // the ring, spread over 3 nodes.
+    let report = create_from_paths("ring-detour.yaml", "ring", &["--wiring", "docker"]);
     let hops = report["hops"].as_array().unwrap();
     assert_eq!(hops.len(), 6);
     let used: std::collections::BTreeSet<&str> = hops.iter().map(|h| h["node"].as_str().unwrap()).collect();
@@ -169,12 +173,24 @@ fn cluster_detour_ring_policy_removed_then_updated_and_evpn_pair_verified_across
 
     // An operator removes r1's policy toward r2 by hand (r1 lives on n1): verify names r1.
     let plan = json(&on_manager(&["path", "show", "ring", "--output", "json"]))["plan"].clone();
+    let cross: Vec<&serde_json::Value> =
+        plan["networks"].as_array().unwrap().iter().filter(|n| n["cross_host"] == true).collect();
+    assert!(!cross.is_empty() && cross.iter().all(|n| n["driver"] == "overlay"), "cross-host links are overlays: {cross:?}");
     let r1 = common::router(&plan, "r1");
     let r1_node = format!("vnet-te-{}", r1["node"].as_str().unwrap());
     let line = format!("no neighbor {} route-map VTE-IN-r2 in", common::neighbor(&plan, "r1", "r2")["address"].as_str().unwrap());
     let asn = format!("router bgp {}", r1["asn"]);
     node_docker(&r1_node, &["exec", r1["container"].as_str().unwrap(), "vtysh", "-c", "configure terminal", "-c", &asn, "-c", "address-family ipv4 unicast", "-c", &line]);
-    let out = on_manager(&["path", "verify", "ring", "--timeout", "10", "--output", "json"]);
+    // FRR applies the removal after a route refresh from r2: poll verify (with a deadline)
+    // until it sees it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = on_manager(&["path", "verify", "ring", "--timeout", "2", "--output", "json"]);
+        if out.status.code() == Some(1) || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
     assert_eq!(out.status.code(), Some(1), "verify fails without r1's policy");
     let bad = json(&out);
     let r1_hop = bad["hops"].as_array().unwrap().iter().find(|h| h["router"] == "r1").expect("r1 row").clone();
@@ -202,7 +218,7 @@ fn cluster_detour_ring_policy_removed_then_updated_and_evpn_pair_verified_across
 
     // EVPN-VXLAN across the path, itself over VXLAN overlays: L2 reachability, DF ping at the
     // planned MTU, VXLAN counted on the planned transit links only.
-    let report = create_from_paths("evpn-pair.yaml", "evpn");
+    let report = create_from_paths("evpn-pair.yaml", "evpn", &[]);
     let probes = report["probes"].as_array().unwrap();
     for kind in ["evpn", "l2-ping", "l2-ping-df", "vxlan-path"] {
         let of_kind: Vec<&serde_json::Value> = probes.iter().filter(|p| p["kind"] == kind).collect();
@@ -224,7 +240,8 @@ fn cluster_three_nodes_24_hops_round_robin_verified_node_loss_named_deleted_host
     assert_eq!(names, ["n1", "n2", "n3"]);
     assert!(rows.as_array().unwrap().iter().all(|r| r["swarm"] == "ready"), "all swarm nodes ready: {rows}");
 
-    // 24 hops, round-robin: every link crosses hosts, so every link is an overlay.
+    // 24 hops, round-robin: every link crosses hosts, so every link is a VXLAN pair vnet-te
+    // makes between the nodes (the default `wiring: direct`).
     let t = Instant::now();
     let out = on_manager(&["path", "create", "--hops", "24", "--name", "c24", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "create → verified");
@@ -249,12 +266,17 @@ fn cluster_three_nodes_24_hops_round_robin_verified_node_loss_named_deleted_host
         .filter(|n| n["role"] == "link")
         .collect();
     assert_eq!(links.len(), 23);
-    assert!(links.iter().all(|n| n["driver"] == "overlay" && n["cross_host"] == true), "every link is a cross-host overlay");
-    // Overlays live on the manager; containers on their nodes; 26 in all.
+    assert!(links.iter().all(|n| n["driver"] == "vxlan" && n["cross_host"] == true), "every link is a cross-host VXLAN pair");
+    // Containers on their nodes, 26 in all, and no Docker network anywhere.
     let per_node: Vec<(usize, usize)> = NODES.iter().map(|n| labelled_on(n, "c24")).collect();
     eprintln!("labelled (containers, networks) per node: {per_node:?}");
     assert_eq!(per_node.iter().map(|(c, _)| c).sum::<usize>(), 26);
-    assert!(per_node[0].1 >= 23, "the manager holds every overlay");
+    assert!(per_node.iter().all(|(_, n)| *n == 0), "no Docker network: {per_node:?}");
+    // r2 (on n2) holds its two links as VXLAN devices toward n1 and n3.
+    let r2 = common::router(&plan["plan"], "r2");
+    let vx = node_docker(&format!("vnet-te-{}", r2["node"].as_str().unwrap()), &["exec", r2["container"].as_str().unwrap(), "ip", "-d", "-o", "link", "show", "type", "vxlan"]);
+    assert_eq!(vx.lines().count(), 2, "{vx}");
+    assert!(vx.contains("remote 10.196.255.2") && vx.contains("remote 10.196.255.4"), "r2's links lead to n1 and n3: {vx}");
 
     // Node loss: stop n3; verify exits 1 and names every hop placed there.
     let stop = Command::new("docker").args(["stop", "-t", "2", "vnet-te-n3"]).output().unwrap();

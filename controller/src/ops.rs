@@ -110,12 +110,15 @@ pub async fn create(a: CreateArgs) -> anyhow::Result<i32> {
         )));
     }
     let created = started.elapsed();
+    let docker_nets = plan.networks.iter().filter(|n| n.driver.is_docker()).count();
     eprintln!(
-        "created path {} ({} routers, {} hosts, {} networks) in {:.1} s",
+        "created path {} ({} routers, {} hosts, {} links: {} made directly, {} Docker networks) in {:.1} s",
         plan.name,
         plan.routers.len(),
         plan.hosts.len(),
         plan.networks.len(),
+        plan.networks.len() - docker_nets,
+        docker_nets,
         created.as_secs_f64()
     );
     if nodes.by_name.len() > 1 {
