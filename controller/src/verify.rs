@@ -793,6 +793,7 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
     let mut obs = Observed::default();
     // While the routers boot, one cheap end-to-end ping per round instead of reading every
     // router's table: on a small machine two dozen vtysh runs per round slow FRR's own start.
+    let mut reachable = false;
     if let Some(t) = plan.expectations.traceroutes.first() {
         if let Some(h) = plan.host(&t.from) {
             if let Some(node) = node_of(nodes, &h.node) {
@@ -801,6 +802,7 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
                     // One exec per round that returns at the first reply (10 pings a second).
                     let left = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(1, 10) as u32;
                     if node.ping_until(&h.container, t.target, left).await.is_ok_and(|p| p.success) {
+                        reachable = true;
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -809,8 +811,24 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
         }
     }
     let evpn = plan.evpn.is_some();
+    // Once the far end answers, the first round traces and pings while it reads the tables
+    // (the probes are only judged if the control plane is right). Later rounds, and a path
+    // that never answered, read tables only: a traceroute into a broken path waits a second
+    // per missing hop.
+    let mut probe_now = reachable;
     loop {
-        obs.tables = read_tables(plan, nodes).await;
+        let mut probed = false;
+        if probe_now {
+            let mut probes = Observed::default();
+            let (tables, ()) = tokio::join!(read_tables(plan, nodes), probe(plan, nodes, &mut probes));
+            obs.tables = tables;
+            obs.traceroutes = probes.traceroutes;
+            obs.pings = probes.pings;
+            probe_now = false;
+            probed = true;
+        } else {
+            obs.tables = read_tables(plan, nodes).await;
+        }
         if evpn {
             read_evpn(plan, nodes, &mut obs).await;
         }
@@ -820,7 +838,13 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
         if report.control_plane_ok {
             tracing::info!(elapsed_ms = start.elapsed().as_millis() as u64, "control plane verified");
             progress.update(ok_hops, total, "traceroute and ping");
-            probe(plan, nodes, &mut obs).await;
+            let traced_ok = probed && {
+                let r = compare(plan, &obs);
+                r.probes.iter().all(|p| p.ok)
+            };
+            if !traced_ok {
+                probe(plan, nodes, &mut obs).await;
+            }
             if evpn {
                 progress.update(ok_hops, total, "L2 pings, DF ping and VXLAN counters");
                 l2_probe(plan, nodes, &mut obs).await;
