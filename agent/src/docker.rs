@@ -210,7 +210,7 @@ impl Node for LocalNode {
             .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
             .filter_map(|c| c.subnet)
             .collect();
-        // veth links are no Docker network: their subnets are in a label on the containers.
+        // Direct links are no Docker network: their subnets are in a label on the containers.
         for c in self.list_containers(label_filter(crate::node::labels::SUBNETS, None)).await? {
             if let Some(v) = c.labels.get(crate::node::labels::SUBNETS) {
                 taken.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
@@ -301,7 +301,7 @@ impl Node for LocalNode {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
-        // No Docker network at all (every link a veth): the container gets its own empty
+        // No Docker network at all (every link direct): the container gets its own empty
         // network namespace, and the links arrive after start.
         let first = spec.attachments.first();
         let endpoint = |a: &crate::node::Attachment| EndpointSettings {

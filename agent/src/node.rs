@@ -17,8 +17,8 @@ pub mod labels {
     pub const NODE: &str = "vnet-te.node";
     pub const ASN: &str = "vnet-te.asn";
     pub const OBJECT: &str = "vnet-te.object";
-    /// On containers with veth links: those links' subnets (comma-separated), which no
-    /// Docker network shows.
+    /// On containers with direct links (veth, VXLAN): those links' subnets
+    /// (comma-separated), which no Docker network shows.
     pub const SUBNETS: &str = "vnet-te.subnets";
 }
 
@@ -201,7 +201,7 @@ pub trait Node: Send + Sync {
         Err(unsupported(format!("writing files into {container}")))
     }
     /// Joins two running containers with a veth pair, each end created directly in its
-    /// container's network namespace under its planned name (`wiring: veth`). The pair
+    /// container's network namespace under its planned name (`wiring: direct`). The pair
     /// disappears with either container.
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
         Err(unsupported(format!("linking {} and {}", link.a.container, link.b.container)))

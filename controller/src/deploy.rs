@@ -158,55 +158,68 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
         .collect()
 }
 
-/// The veth links of a plan, each with its node (both ends are there).
-pub fn veth_specs(plan: &Plan) -> Vec<(String, VethSpec)> {
-    let ifname = |container: &str, network: &str| -> Option<String> {
-        if let Some(r) = plan.router(container) {
-            return r.interfaces.iter().find(|i| i.network == network).and_then(|i| i.ifname.clone());
-        }
-        plan.hosts.iter().find(|h| h.name == container && h.network == network).and_then(|h| h.ifname.clone())
-    };
-    let container = |name: &str| -> String {
-        plan.router(name)
-            .map(|r| r.container.clone())
-            .or_else(|| plan.hosts.iter().find(|h| h.name == name).map(|h| h.container.clone()))
-            .unwrap_or_else(|| name.to_string())
-    };
-    plan.networks
-        .iter()
-        .filter(|n| n.driver == Driver::Veth && n.ends.len() == 2)
-        .filter_map(|n| {
-            let end = |e: &crate::plan::Endpoint| {
-                Some(VethEnd { container: container(&e.name), ifname: ifname(&e.name, &n.name)? })
-            };
-            Some((n.nodes.first()?.clone(), VethSpec { a: end(&n.ends[0])?, b: end(&n.ends[1])?, mtu: n.mtu }))
-        })
-        .collect()
+/// A link vnet-te makes itself (`wiring: direct`), on one node.
+enum DirectLink {
+    /// Both ends on this node.
+    Veth(VethSpec),
+    /// This node's end of a link to another node.
+    Vxlan(VxlanSpec),
 }
 
-/// Both ends of every VXLAN link of a plan, each with the node it is made on.
-pub fn vxlan_specs(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, VxlanSpec)>, DeployError> {
+impl DirectLink {
+    /// The containers that must run before the link can be made.
+    fn needs(&self) -> Vec<&str> {
+        match self {
+            DirectLink::Veth(v) => vec![&v.a.container, &v.b.container],
+            DirectLink::Vxlan(v) => vec![&v.container],
+        }
+    }
+
+    async fn make(&self, node: &dyn Node) -> Result<(), NodeError> {
+        match self {
+            DirectLink::Veth(v) => node.connect_veth(v).await,
+            DirectLink::Vxlan(v) => node.connect_vxlan(v).await,
+        }
+    }
+}
+
+/// Every direct link of a plan with the node it is made on: one veth pair per same-node
+/// link or LAN, and one VXLAN end on each side of a link between nodes.
+fn direct_links(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, DirectLink)>, DeployError> {
+    // (container, node, interface name) of a link's end.
+    let end = |name: &str, network: &str| -> Option<(String, String, String)> {
+        if let Some(r) = plan.router(name) {
+            let i = r.interfaces.iter().find(|i| i.network == network)?;
+            return Some((r.container.clone(), r.node.clone(), i.ifname.clone()?));
+        }
+        let h = plan.hosts.iter().find(|h| h.name == name && h.network == network)?;
+        Some((h.container.clone(), h.node.clone(), h.ifname.clone()?))
+    };
+    let addr = |node: &str| nodes.underlay.get(node).copied().ok_or_else(|| DeployError::NoUnderlay(node.to_string()));
     let mut out = Vec::new();
-    for n in plan.networks.iter().filter(|n| n.driver == Driver::Vxlan && n.ends.len() == 2) {
-        let ends: Vec<&crate::plan::RouterPlan> = n.ends.iter().filter_map(|e| plan.router(&e.name)).collect();
-        let [a, b] = ends[..] else { continue };
-        let addr = |node: &str| nodes.underlay.get(node).copied().ok_or_else(|| DeployError::NoUnderlay(node.to_string()));
-        for (me, other) in [(a, b), (b, a)] {
-            let Some(ifname) = me.interfaces.iter().find(|i| i.network == n.name).and_then(|i| i.ifname.clone()) else {
-                continue;
+    for n in plan.networks.iter().filter(|n| !n.driver.is_docker()) {
+        let [a, b] = &n.ends[..] else { continue };
+        let (Some(a), Some(b)) = (end(&a.name, &n.name), end(&b.name, &n.name)) else { continue };
+        if n.driver == Driver::Veth {
+            let veth = VethSpec {
+                a: VethEnd { container: a.0, ifname: a.2 },
+                b: VethEnd { container: b.0, ifname: b.2 },
+                mtu: n.mtu,
             };
-            out.push((
-                me.node.clone(),
-                VxlanSpec {
-                    container: me.container.clone(),
-                    ifname,
-                    vni: crate::plan::link_vni(n.subnet),
-                    local: addr(&me.node)?,
-                    remote: addr(&other.node)?,
-                    port: crate::plan::LINK_VXLAN_PORT,
-                    mtu: n.mtu,
-                },
-            ));
+            out.push((a.1, DirectLink::Veth(veth)));
+            continue;
+        }
+        for (me, other) in [(&a, &b), (&b, &a)] {
+            let vxlan = VxlanSpec {
+                container: me.0.clone(),
+                ifname: me.2.clone(),
+                vni: crate::plan::link_vni(n.subnet),
+                local: addr(&me.1)?,
+                remote: addr(&other.1)?,
+                port: crate::plan::LINK_VXLAN_PORT,
+                mtu: n.mtu,
+            };
+            out.push((me.1.clone(), DirectLink::Vxlan(vxlan)));
         }
     }
     Ok(out)
@@ -217,7 +230,8 @@ pub fn vxlan_specs(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, VxlanSpec)
 /// both its neighbours are up, so neighbours start close together).
 pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
     let plan_json = serde_json::to_string(plan).expect("plan serialises");
-    let docker_net = |name: &str| plan.networks.iter().any(|n| n.name == name && n.driver.is_docker());
+    let network: BTreeMap<&str, &crate::plan::NetworkPlan> = plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
+    let docker_net = |name: &str| network.get(name).is_some_and(|n| n.driver.is_docker());
     let mut out = Vec::new();
     for r in &plan.routers {
         let mut l = base_labels(plan, "router");
@@ -227,14 +241,15 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
         if let Some(h) = r.hop {
             l.insert(labels::HOP.into(), h.to_string());
         }
-        let veth_subnets: Vec<String> = r
+        let direct_subnets: Vec<String> = r
             .interfaces
             .iter()
-            .filter(|i| !docker_net(&i.network))
-            .filter_map(|i| plan.networks.iter().find(|n| n.name == i.network).map(|n| n.subnet.to_string()))
+            .filter_map(|i| network.get(i.network.as_str()))
+            .filter(|n| !n.driver.is_docker())
+            .map(|n| n.subnet.to_string())
             .collect();
-        if !veth_subnets.is_empty() {
-            l.insert(labels::SUBNETS.into(), veth_subnets.join(","));
+        if !direct_subnets.is_empty() {
+            l.insert(labels::SUBNETS.into(), direct_subnets.join(","));
         }
         let (image, cmd) = match r.kind {
             RouterKind::Frr => (router_image(), vec!["/bin/bash".to_string(), BOOT_PATH.to_string()]),
@@ -437,8 +452,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // On a failure nothing in flight is abandoned: requests already sent finish (Docker
     // completes them even if we stop listening, and the rollback must see what they made),
     // no new one starts, and the first error is returned.
-    let veths = veth_specs(plan);
-    let vxlans = vxlan_specs(plan, nodes)?;
+    let links = direct_links(plan, nodes)?;
     let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
         containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
     let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
@@ -463,48 +477,31 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         up.send_replace(if r.is_ok() { Up::Yes } else { Up::No });
         r
     });
-    let links = stream::iter(veths.iter())
-        .map(|(node, v)| async move {
-            for end in [&v.a, &v.b] {
-                let Some(up) = state.get(end.container.as_str()) else {
-                    return Err(DeployError::UnknownContainer(end.container.clone()));
+    // A veth waits for both its containers; a VXLAN end only for its own (the other end's
+    // node may still be starting).
+    let made = stream::iter(links.iter())
+        .map(|(node, link)| async move {
+            for container in link.needs() {
+                let Some(up) = state.get(container) else {
+                    return Err(DeployError::UnknownContainer(container.to_string()));
                 };
-                let mut rx = up.subscribe();
                 // The senders live as long as `state`.
-                let ready = rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u == Up::Yes).unwrap_or(false);
-                if !ready {
+                let mut rx = up.subscribe();
+                if !rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u == Up::Yes).unwrap_or(false) {
                     return Ok(()); // the create fails on that container's own error
                 }
             }
-            let node = nodes.get(node)?;
-            node.connect_veth(v).await.map_err(|source| {
+            link.make(&**nodes.get(node)?).await.map_err(|source| {
                 failed.store(true, std::sync::atomic::Ordering::SeqCst);
                 DeployError::Step { step: Step::Links.describe(), source }
             })
         })
-        .buffer_unordered(veths.len().max(1))
+        .buffer_unordered(links.len().max(1))
         .collect::<Vec<_>>();
-    // A VXLAN end needs only its own container: the other end's node may still be starting.
-    let tunnels = stream::iter(vxlans.iter())
-        .map(|(node, v)| async move {
-            let Some(up) = state.get(v.container.as_str()) else {
-                return Err(DeployError::UnknownContainer(v.container.clone()));
-            };
-            let mut rx = up.subscribe();
-            if !rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u == Up::Yes).unwrap_or(false) {
-                return Ok(());
-            }
-            nodes.get(node)?.connect_vxlan(v).await.map_err(|source| {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                DeployError::Step { step: Step::Links.describe(), source }
-            })
-        })
-        .buffer_unordered(vxlans.len().max(1))
-        .collect::<Vec<_>>();
-    let (starts, links, tunnels) = futures_util::join!(starts, links, tunnels);
+    let (starts, made) = futures_util::join!(starts, made);
     starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
-    links.into_iter().chain(tunnels).collect::<Result<Vec<()>, DeployError>>()?;
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = veths.len(), "containers created, started and linked");
+    made.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = links.len(), "containers created, started and linked");
     Ok(())
 }
 

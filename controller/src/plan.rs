@@ -50,8 +50,7 @@ pub struct Plan {
     /// Short hash of everything below; labels every Docker object (`vnet-te.plan-hash`).
     pub hash: String,
     pub l2vpn: L2vpnMode,
-    /// How same-node links are made (plans stored before this field existed used Docker
-    /// networks).
+    /// How links are made (plans stored before this field existed used Docker networks).
     #[serde(default = "docker_wiring")]
     pub wiring: Wiring,
     pub nodes: Vec<String>,
@@ -101,7 +100,7 @@ pub struct InterfacePlan {
     pub prefix_len: u8,
     /// The router or host at the other end.
     pub peer: String,
-    /// Interface name inside the container, for veth links (vnet-te names them); Docker
+    /// Interface name inside the container, for direct links (vnet-te names them); Docker
     /// names the interfaces of its networks itself.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ifname: Option<String>,
@@ -147,7 +146,7 @@ pub struct HostPlan {
     pub address: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
-    /// Interface name for a veth LAN.
+    /// Interface name for a direct (veth) LAN.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ifname: Option<String>,
     /// Extra address in the shared EVPN subnet.
@@ -177,6 +176,16 @@ pub enum Driver {
 }
 
 impl Driver {
+    /// What carries a link (or LAN) whose ends sit on different nodes (`cross`) or not.
+    pub fn of_link(cross: bool, wiring: Wiring) -> Driver {
+        match (cross, wiring) {
+            (true, Wiring::Direct) => Driver::Vxlan,
+            (true, Wiring::Docker) => Driver::Overlay,
+            (false, Wiring::Direct) => Driver::Veth,
+            (false, Wiring::Docker) => Driver::Bridge,
+        }
+    }
+
     /// A Docker network (bridge or overlay), as opposed to a link vnet-te makes itself.
     pub fn is_docker(self) -> bool {
         matches!(self, Driver::Bridge | Driver::Overlay)
@@ -352,6 +361,8 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let prefix = object_prefix(&spec.name);
     let tag = short_tag(&spec.name);
     let wiring = spec.wiring();
+    // Direct links get names vnet-te chooses; Docker names its networks' interfaces.
+    let direct = wiring == Wiring::Direct;
     let path = spec::effective_path(spec);
     let links = spec::effective_links(spec);
     let index_of: BTreeMap<&str, usize> =
@@ -480,21 +491,20 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         let letter = if side == 0 { 'a' } else { 'b' };
         let net_name = format!("{prefix}lan-{letter}");
         let (raddr, haddr) = (host(subnet, 2), host(subnet, 10));
-        let veth = wiring == Wiring::Direct;
         let r = &mut routers[ri];
         r.interfaces.push(InterfacePlan {
             network: net_name.clone(),
             address: raddr,
             prefix_len: 24,
             peer: hname.clone(),
-            ifname: veth.then(|| format!("eth{}", r.interfaces.len())),
+            ifname: direct.then(|| format!("eth{}", r.interfaces.len())),
         });
         r.originate.push(subnet);
         networks.push(NetworkPlan {
             name: net_name.clone(),
             role: NetworkRole::Lan,
             index: 0,
-            driver: if veth { Driver::Veth } else { Driver::Bridge },
+            driver: Driver::of_link(false, wiring),
             bridge: format!("vte{tag}{letter}"),
             subnet,
             gateway: host(subnet, 1),
@@ -516,7 +526,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             address: haddr,
             prefix_len: 24,
             gateway: raddr,
-            ifname: veth.then(|| "eth0".to_string()),
+            ifname: direct.then(|| "eth0".to_string()),
             l2_address: evpn
                 .as_ref()
                 .map(|e| Ipv4Net::new(host(e.subnet, side as u32 + 1), 24).expect("/24")),
@@ -542,18 +552,13 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             name: name.clone(),
             role: NetworkRole::Link,
             index: li + 1,
-            driver: match (cross, wiring) {
-                (true, Wiring::Direct) => Driver::Vxlan,
-                (true, Wiring::Docker) => Driver::Overlay,
-                (false, Wiring::Direct) => Driver::Veth,
-                (false, Wiring::Docker) => Driver::Bridge,
-            },
+            driver: Driver::of_link(cross, wiring),
             bridge: format!("vte{tag}l{}", li + 1),
             subnet: *subnet,
             gateway: host(*subnet, 1),
             ip_range: Ipv4Net::new(host(*subnet, 4), 30).expect("/30"),
             // VXLAN takes 50 bytes of the nodes' 1500 (as swarm's overlays do).
-            mtu: (cross && wiring == Wiring::Direct).then_some(UNDERLAY_MTU),
+            mtu: (Driver::of_link(cross, wiring) == Driver::Vxlan).then_some(UNDERLAY_MTU),
             nodes,
             cross_host: cross,
             ends: vec![
@@ -562,8 +567,6 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             ],
         });
         let both_frr = routers[ia].kind == RouterKind::Frr && routers[ib].kind == RouterKind::Frr;
-        // Direct links get names vnet-te chooses; Docker names its networks' interfaces.
-        let veth = wiring == Wiring::Direct;
         for (me, other, my_addr, other_addr) in [(ia, ib, aa, ab), (ib, ia, ab, aa)] {
             let (other_name, other_as) = (routers[other].name.clone(), routers[other].asn);
             let r = &mut routers[me];
@@ -572,7 +575,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 address: my_addr,
                 prefix_len: 29,
                 peer: other_name.clone(),
-                ifname: veth.then(|| format!("eth{}", r.interfaces.len())),
+                ifname: direct.then(|| format!("eth{}", r.interfaces.len())),
             });
             r.neighbors.push(NeighborPlan {
                 peer: other_name,

@@ -48,6 +48,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("vyos-postconfig.script", include_str!("../templates/vyos-postconfig.script.hbs")),
     ("router-boot.sh", include_str!("../templates/router-boot.sh.hbs")),
     ("host-boot.sh", include_str!("../templates/host-boot.sh.hbs")),
+    ("wait-links.sh", include_str!("../templates/wait-links.sh.hbs")),
 ];
 
 pub const SETUP_PATH: &str = "/etc/vnet-te/setup.sh";
@@ -81,14 +82,20 @@ struct RouterCtx<'a> {
     policies: Vec<PolicyCtx>,
     evpn: bool,
     vtep: Option<VtepCtx>,
-    /// Some interface is a veth link (the boot script waits for it).
-    veth: bool,
+    /// The direct links (the boot script waits for them).
+    links: Vec<LinkCtx<'a>>,
+}
+
+/// A direct link's end inside the container: its name and address.
+#[derive(Serialize)]
+struct LinkCtx<'a> {
+    ifname: &'a str,
+    address: Ipv4Net,
 }
 
 #[derive(Serialize)]
 struct IfaceCtx<'a> {
     index: usize,
-    ifname: Option<&'a str>,
     address: Ipv4Net,
     peer: &'a str,
     bridged: bool,
@@ -128,9 +135,9 @@ struct VtepCtx {
 }
 
 #[derive(Serialize)]
-struct HostCtx {
+struct HostCtx<'a> {
     header: String,
-    ifname: Option<String>,
+    links: Vec<LinkCtx<'a>>,
     address: Ipv4Net,
     gateway: Ipv4Addr,
     l2_address: Option<Ipv4Net>,
@@ -187,14 +194,20 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
         connect_retry: plan.bgp.connect_retry,
         local_pref: TE_LOCAL_PREF,
         originate: &r.originate,
-        veth: r.interfaces.iter().any(|i| i.ifname.is_some()),
+        links: r
+            .interfaces
+            .iter()
+            .filter_map(|i| {
+                let ifname = i.ifname.as_deref()?;
+                Some(LinkCtx { ifname, address: Ipv4Net::new(i.address, i.prefix_len).expect("planned prefix length") })
+            })
+            .collect(),
         interfaces: r
             .interfaces
             .iter()
             .enumerate()
             .map(|(index, i)| IfaceCtx {
                 index,
-                ifname: i.ifname.as_deref(),
                 address: Ipv4Net::new(i.address, i.prefix_len).expect("planned prefix length"),
                 peer: &i.peer,
                 bridged: Some(index) == lan_index,
@@ -316,7 +329,12 @@ fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<
 fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<RenderedFile>, RenderError> {
     let ctx = HostCtx {
         header: header(plan, &format!("host {}", host.name)),
-        ifname: host.ifname.clone(),
+        links: host
+            .ifname
+            .as_deref()
+            .map(|ifname| LinkCtx { ifname, address: Ipv4Net::new(host.address, host.prefix_len).expect("planned prefix length") })
+            .into_iter()
+            .collect(),
         address: Ipv4Net::new(host.address, host.prefix_len).expect("planned prefix length"),
         gateway: host.gateway,
         l2_address: host.l2_address,

@@ -817,18 +817,12 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
     // per missing hop.
     let mut probe_now = reachable;
     loop {
-        let mut probed = false;
-        if probe_now {
-            let mut probes = Observed::default();
-            let (tables, ()) = tokio::join!(read_tables(plan, nodes), probe(plan, nodes, &mut probes));
-            obs.tables = tables;
-            obs.traceroutes = probes.traceroutes;
-            obs.pings = probes.pings;
-            probe_now = false;
-            probed = true;
+        let probed = std::mem::take(&mut probe_now);
+        obs.tables = if probed {
+            tokio::join!(read_tables(plan, nodes), probe(plan, nodes, &mut obs)).0
         } else {
-            obs.tables = read_tables(plan, nodes).await;
-        }
+            read_tables(plan, nodes).await
+        };
         if evpn {
             read_evpn(plan, nodes, &mut obs).await;
         }
@@ -838,11 +832,7 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
         if report.control_plane_ok {
             tracing::info!(elapsed_ms = start.elapsed().as_millis() as u64, "control plane verified");
             progress.update(ok_hops, total, "traceroute and ping");
-            let traced_ok = probed && {
-                let r = compare(plan, &obs);
-                r.probes.iter().all(|p| p.ok)
-            };
-            if !traced_ok {
+            if !(probed && report.probes.iter().all(|p| p.ok)) {
                 probe(plan, nodes, &mut obs).await;
             }
             if evpn {
