@@ -328,7 +328,14 @@ impl Node for LocalNode {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             hostname: Some(spec.hostname.clone()),
+            // No Docker network at all: Docker's networking is switched off for the container
+            // (it still gets its own network namespace, with lo up, from runc). With `none`
+            // networking instead, every start runs a prestart hook that re-executes the whole
+            // dockerd binary (`libnetwork-setkey`): measured here, 0.29 CPU-s per container
+            // create + start against 0.13 without it.
+            network_disabled: first.is_none().then_some(true),
             cmd: Some(spec.cmd.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             labels: Some(spec.labels.clone().into_iter().collect()),
             host_config: Some(HostConfig {
                 cap_add: Some(caps.iter().map(|c| c.to_string()).collect()),

@@ -57,7 +57,11 @@ pub struct ContainerSpec {
     pub role: ContainerRole,
     /// In attach order; the first is given at create (Docker API 1.41 takes one).
     pub attachments: Vec<Attachment>,
+    /// Uploaded into the container before start.
     pub files: Vec<FileSpec>,
+    /// Environment of the container (`NAME=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
 }

@@ -331,6 +331,7 @@ async fn large_container_specs_cross_intact() {
         role: ContainerRole::Router,
         attachments: vec![Attachment { network: "l1".into(), address: Ipv4Addr::new(10, 199, 0, 2) }],
         files: vec![FileSpec { path: "/etc/frr/frr.conf".into(), mode: 0o640, content: big }],
+        env: vec!["VNET_TE_F0=x".into()],
         cmd: vec!["/usr/lib/frr/frrinit.sh".into(), "start".into()],
         labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
     };

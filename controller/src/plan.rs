@@ -567,7 +567,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
             ],
         });
         let both_frr = routers[ia].kind == RouterKind::Frr && routers[ib].kind == RouterKind::Frr;
-        for (me, other, my_addr, other_addr) in [(ia, ib, aa, ab), (ib, ia, ab, aa)] {
+        let starts = |i: usize| (start_rank(path.len(), routers[i].hop), i);
+        let later = [starts(ia) > starts(ib), starts(ib) > starts(ia)];
+        for (k, (me, other, my_addr, other_addr)) in [(ia, ib, aa, ab), (ib, ia, ab, aa)].into_iter().enumerate() {
             let (other_name, other_as) = (routers[other].name.clone(), routers[other].asn);
             let r = &mut routers[me];
             r.interfaces.push(InterfacePlan {
@@ -585,9 +587,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 password: password.clone(),
                 prefer: Vec::new(),
                 evpn: false,
-                // Containers start in plan order, so the lower index listens and the
-                // higher one (up later) connects.
-                passive: both_frr && me < other,
+                // The end that starts later listens; the one up first (its 1 s start
+                // timer long run out) connects, retrying each second, as soon as it can.
+                passive: both_frr && later[k],
             });
         }
     }
@@ -717,6 +719,16 @@ pub fn plan_hash(plan: &Plan) -> String {
     let json = serde_json::to_vec(&p).expect("plan serialises");
     let d = Sha256::digest(&json);
     d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// When a router boots in a create, as a rank (lower first): the path's routers from both
+/// ends inward, then routers off the path. The last router to boot holds up both LAN
+/// routes; booting the middle last leaves each route half the path to cross after it.
+pub fn start_rank(path_len: usize, hop: Option<usize>) -> usize {
+    match hop {
+        Some(h) => h.min(path_len.saturating_sub(h + 1)),
+        None => usize::MAX,
+    }
 }
 
 impl Plan {

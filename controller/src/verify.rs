@@ -803,6 +803,7 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
                     let left = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(1, 10) as u32;
                     if node.ping_until(&h.container, t.target, left).await.is_ok_and(|p| p.success) {
                         reachable = true;
+                        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "far end answers");
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
