@@ -1,4 +1,4 @@
-//! FRR's own parser must accept every golden `frr.conf`: `vtysh --dryrun -f FILE` exits
+//! FRR's own parser must accept every golden `frr.conf` and `zebra.conf`: `vtysh --dryrun -f FILE` exits
 //! non-zero and names the line for anything FRR 8.4 would reject.
 //!
 //! Needs Debian's `frr` package on the machine. Without it the test reports a skip (and
@@ -12,7 +12,7 @@ fn golden_frr_confs(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             golden_frr_confs(&p, out);
-        } else if p.file_name().is_some_and(|n| n == "frr.conf") {
+        } else if p.file_name().is_some_and(|n| n == "frr.conf" || n == "zebra.conf") {
             out.push(p);
         }
     }

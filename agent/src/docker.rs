@@ -27,6 +27,7 @@ use crate::node::{
     VxlanSpec, WRITABLE_PREFIX,
 };
 use crate::probe::InterfaceCounters;
+use crate::{netns, vty};
 
 /// A tar archive of (relative path, content, mode) entries, as Docker's archive upload and
 /// image build take them (mtime 0: the same files give the same bytes).
@@ -63,6 +64,15 @@ async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(d
             m
         })
     })
+}
+
+/// Gives a link end in the namespace of `pid` its address and brings it up.
+async fn address_and_up(pid: u32, ifname: &str, address: ipnet::Ipv4Net, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
+    let fail = |message: String| NodeError::Failed { doing: doing(), message };
+    let (handle, conn) = netns::connect(pid).await.map_err(|e| fail(format!("netlink socket in the namespace of process {pid}: {e}")))?;
+    let r = netns::address_and_up(&handle, ifname, address).await;
+    conn.abort();
+    r.map_err(|e| fail(format!("{ifname} {address}: {e}")))
 }
 
 impl LocalNode {
@@ -143,6 +153,21 @@ impl LocalNode {
         }
         let code = self.docker.inspect_exec(&exec.id).await.map_err(docker_err(doing))?.exit_code.unwrap_or(-1);
         Ok((code, text))
+    }
+
+    /// A fixed `show` command on a router's FRR daemon: through the daemon's socket when the
+    /// node can reach it (see `vty`), else through `docker exec vtysh`. The daemon's status
+    /// byte is not judged, as vtysh's exit code is not: the parsers judge the output.
+    async fn frr_show(&self, router: &str, daemon: vty::Daemon, command: &'static str, doing: &str) -> NodeResult<String> {
+        let pid = self.pid_of(router, &|| doing.to_string()).await?;
+        match vty::show(pid, daemon, command).await {
+            Ok(out) | Err(vty::VtyError::Refused { output: out, .. }) => Ok(out),
+            Err(e @ vty::VtyError::Io { .. }) => Err(NodeError::Failed { doing: doing.to_string(), message: e.to_string() }),
+            Err(e @ vty::VtyError::Unreachable { .. }) => {
+                tracing::debug!(router, error = %e, "vty socket not reachable; using docker exec");
+                Ok(self.exec(router, &["vtysh", "-c", command], doing).await?.1)
+            }
+        }
     }
 
     async fn upload(&self, container: &str, files: &[crate::node::FileSpec]) -> NodeResult<()> {
@@ -411,12 +436,12 @@ impl Node for LocalNode {
     }
 
     async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
-        let (_, out) = self.exec(router, &["vtysh", "-c", "show bgp ipv4 unicast json"], &format!("reading the BGP table of {router}")).await?;
+        let out = self.frr_show(router, vty::Daemon::Bgpd, "show bgp ipv4 unicast json", &format!("reading the BGP table of {router}")).await?;
         Ok(BgpTable::parse(&out)?)
     }
 
     async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
-        let (_, out) = self.exec(router, &["vtysh", "-c", "show bgp summary json"], &format!("reading BGP sessions of {router}")).await?;
+        let out = self.frr_show(router, vty::Daemon::Bgpd, "show bgp summary json", &format!("reading BGP sessions of {router}")).await?;
         Ok(BgpSummary::parse(&out)?)
     }
 
@@ -468,7 +493,11 @@ impl Node for LocalNode {
         if let Some(mtu) = link.mtu {
             msg = msg.mtu(mtu);
         }
-        netlink_add(msg.build(), &doing).await
+        netlink_add(msg.build(), &doing).await?;
+        if let Some(a) = link.address {
+            address_and_up(pid, &link.ifname, a, &doing).await?;
+        }
+        Ok(())
     }
 
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
@@ -490,7 +519,41 @@ impl Node for LocalNode {
             msg = msg.mtu(mtu);
         }
         let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
-        netlink_add(msg, &doing).await
+        netlink_add(msg, &doing).await?;
+        // Addresses first, then up: an end that is up is addressed.
+        let a = async {
+            match link.a.address {
+                Some(addr) => address_and_up(pa, &link.a.ifname, addr, &doing).await,
+                None => Ok(()),
+            }
+        };
+        let b = async {
+            match link.b.address {
+                Some(addr) => address_and_up(pb, &link.b.ifname, addr, &doing).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(a, b)?;
+        Ok(())
+    }
+
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
+        let doing = || format!("waiting for bgpd in {router}");
+        let pid = self.pid_of(router, &doing).await?;
+        let socket = vty::socket_path(pid, vty::Daemon::Bgpd);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(within_secs.min(60).into());
+        loop {
+            // One stat per poll (/proc/<pid>/net/tcp would walk the kernel's whole TCP table).
+            match std::fs::symlink_metadata(&socket) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(NodeError::Failed { doing: doing(), message: format!("{}: {e}", socket.display()) }),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
@@ -528,15 +591,16 @@ impl Node for LocalNode {
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
-        let (_, out) = self
-            .exec(router, &["vtysh", "-c", "show bgp l2vpn evpn json"], &format!("reading the EVPN routes of {router}"))
+        let out = self
+            .frr_show(router, vty::Daemon::Bgpd, "show bgp l2vpn evpn json", &format!("reading the EVPN routes of {router}"))
             .await?;
         Ok(EvpnRoutes::parse(&out)?)
     }
 
     async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
-        let (_, out) =
-            self.exec(router, &["vtysh", "-c", "show evpn vni json"], &format!("reading the EVPN VNIs of {router}")).await?;
+        let out = self
+            .frr_show(router, vty::Daemon::Zebra, "show evpn vni json", &format!("reading the EVPN VNIs of {router}"))
+            .await?;
         Ok(EvpnVnis::parse(&out)?)
     }
 

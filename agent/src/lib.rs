@@ -6,6 +6,7 @@
 //!   the HTTPS agent in front of the same code.
 //! - `frr`, `probe`: tolerant parsers of FRR's `show ... json` and of traceroute output,
 //!   shared by both binaries and tested against outputs captured from real FRR 8.4.
+//! - `vty`: `show` commands straight to an FRR daemon's socket in a router (no exec).
 
 pub mod docker;
 pub mod frr;
@@ -13,4 +14,6 @@ pub mod node;
 pub mod probe;
 pub mod remote;
 pub mod server;
+pub mod netns;
 pub mod tls;
+pub mod vty;

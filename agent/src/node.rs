@@ -71,10 +71,14 @@ pub struct ContainerSpec {
 pub struct VethEnd {
     pub container: String,
     pub ifname: String,
+    /// Set on the interface before it goes up; without one, the interface is left down for
+    /// the container to configure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<ipnet::Ipv4Net>,
 }
 
-/// A point-to-point link between two running containers on one node. Addresses are the
-/// containers' own business (their boot scripts wait for the interfaces and configure them).
+/// A point-to-point link between two running containers on one node. With addresses, both
+/// ends come up already addressed (so the first packet either side sends can be answered).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VethSpec {
     pub a: VethEnd,
@@ -94,6 +98,9 @@ pub struct VxlanSpec {
     pub remote: Ipv4Addr,
     pub port: u16,
     pub mtu: Option<u32>,
+    /// As for `VethEnd::address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<ipnet::Ipv4Net>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +222,13 @@ pub trait Node: Send + Sync {
     /// container's under its planned name. It disappears with the container.
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         Err(unsupported(format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni)))
+    }
+    /// Waits until FRR's bgpd in a running router has read its configuration (its vty
+    /// socket appears then: zebra, started before it, is up too), at most `within_secs`
+    /// (at most 60); says whether it has. Watched from the node (/proc), no exec.
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
+        let _ = within_secs;
+        Err(unsupported(format!("waiting for bgpd in {router}")))
     }
     /// Pings from an experiment host every 0.1 s until the first reply or `within_secs`
     /// (at most 60): returns as soon as the target answers.

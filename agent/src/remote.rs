@@ -334,6 +334,12 @@ impl Node for RemoteNode {
         self.call("ping_until", &format!("ping from {host} to {target}"), &args, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
     }
 
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
+        let args = wire::WaitBgpd { router: router.to_string(), within_secs };
+        let doing = format!("waiting for bgpd in {router}");
+        self.call("wait_bgpd", &doing, &args, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
+    }
+
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         let doing = format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni);
         self.call("connect_vxlan", &doing, link, Retry::No, CHANGE_TIMEOUT).await

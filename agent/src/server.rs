@@ -97,6 +97,12 @@ pub mod wire {
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct WaitBgpd {
+        pub router: String,
+        pub within_secs: u32,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Enable {
         pub enable: bool,
     }
@@ -294,6 +300,10 @@ async fn ping_until(State(s): State<AppState>, a: Args<wire::PingUntil>) -> Resp
     answer(s, "ping_until", a, |n, a| async move { n.ping_until(&a.host, a.target, a.within_secs).await }).await
 }
 
+async fn wait_bgpd(State(s): State<AppState>, a: Args<wire::WaitBgpd>) -> Response {
+    answer(s, "wait_bgpd", a, |n, a| async move { n.wait_bgpd(&a.router, a.within_secs).await }).await
+}
+
 async fn connect_vxlan(State(s): State<AppState>, a: Args<crate::node::VxlanSpec>) -> Response {
     answer(s, "connect_vxlan", a, |n, a| async move { n.connect_vxlan(&a).await }).await
 }
@@ -345,6 +355,7 @@ pub fn router(node: Arc<dyn Node>) -> Router {
         .route("/v1/connect_veth", post(connect_veth))
         .route("/v1/connect_vxlan", post(connect_vxlan))
         .route("/v1/ping_until", post(ping_until))
+        .route("/v1/wait_bgpd", post(wait_bgpd))
         .fallback(unknown)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState { node })

@@ -158,7 +158,7 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
         .collect()
 }
 
-/// A link vnet-te makes itself (`wiring: direct`), on one node.
+/// A link vnet-te makes itself (`wiring: direct`), on one node, addresses included.
 enum DirectLink {
     /// Both ends on this node.
     Veth(VethSpec),
@@ -167,7 +167,7 @@ enum DirectLink {
 }
 
 impl DirectLink {
-    /// The containers that must run before the link can be made.
+    /// The containers that must be ready (see `Up::Ready`) before the link can be made.
     fn needs(&self) -> Vec<&str> {
         match self {
             DirectLink::Veth(v) => vec![&v.a.container, &v.b.container],
@@ -183,33 +183,57 @@ impl DirectLink {
     }
 }
 
+/// How long a router's links wait for its bgpd before they are made anyway (verification
+/// then names a router whose BGP never came up).
+const BGPD_WAIT_SECS: u32 = 15;
+
+/// The routers whose links wait until their bgpd is up (configuration read, so listening,
+/// and zebra up before it): FRR routers whose boot script starts the daemons before the
+/// links arrive (all but VXLAN tunnel ends, which set their tunnel up over the links first).
+/// zebra sets each link's address and brings it up (zebra.conf). Two reasons:
+/// - zebra must not be starting when a link appears (FRR 8.4 can then miss it);
+/// - a link made while one end's bgpd listens already and the other's start timer has run
+///   out comes up at once: the connecting end tries the moment its route to the neighbour
+///   appears. Made earlier, that try fails and bgpd retries only a second later.
+fn routers_waiting_for_bgp(plan: &Plan) -> BTreeSet<&str> {
+    plan.routers
+        .iter()
+        .filter(|r| r.kind == RouterKind::Frr && r.vtep.is_none() && r.interfaces.iter().any(|i| i.ifname.is_some()))
+        .map(|r| r.container.as_str())
+        .collect()
+}
+
 /// Every direct link of a plan with the node it is made on: one veth pair per same-node
 /// link or LAN, and one VXLAN end on each side of a link between nodes.
 fn direct_links(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, DirectLink)>, DeployError> {
-    // (container, node, interface name) of a link's end.
-    let end = |name: &str, network: &str| -> Option<(String, String, String)> {
+    // (container, node, interface name, vnet-te addresses it) of a link's end. A router whose
+    // zebra runs when its links arrive has zebra address them (zebra.conf).
+    let zebra_first = routers_waiting_for_bgp(plan);
+    let end = |name: &str, network: &str| -> Option<(String, String, String, bool)> {
         if let Some(r) = plan.router(name) {
             let i = r.interfaces.iter().find(|i| i.network == network)?;
-            return Some((r.container.clone(), r.node.clone(), i.ifname.clone()?));
+            let ours = !zebra_first.contains(r.container.as_str());
+            return Some((r.container.clone(), r.node.clone(), i.ifname.clone()?, ours));
         }
         let h = plan.hosts.iter().find(|h| h.name == name && h.network == network)?;
-        Some((h.container.clone(), h.node.clone(), h.ifname.clone()?))
+        Some((h.container.clone(), h.node.clone(), h.ifname.clone()?, true))
     };
     let addr = |node: &str| nodes.underlay.get(node).copied().ok_or_else(|| DeployError::NoUnderlay(node.to_string()));
     let mut out = Vec::new();
     for n in plan.networks.iter().filter(|n| !n.driver.is_docker()) {
-        let [a, b] = &n.ends[..] else { continue };
-        let (Some(a), Some(b)) = (end(&a.name, &n.name), end(&b.name, &n.name)) else { continue };
+        let [ea, eb] = &n.ends[..] else { continue };
+        let (Some(a), Some(b)) = (end(&ea.name, &n.name), end(&eb.name, &n.name)) else { continue };
+        let net = |ip: std::net::Ipv4Addr, ours: bool| ipnet::Ipv4Net::new(ip, n.subnet.prefix_len()).ok().filter(|_| ours);
         if n.driver == Driver::Veth {
             let veth = VethSpec {
-                a: VethEnd { container: a.0, ifname: a.2 },
-                b: VethEnd { container: b.0, ifname: b.2 },
+                a: VethEnd { container: a.0, ifname: a.2, address: net(ea.address, a.3) },
+                b: VethEnd { container: b.0, ifname: b.2, address: net(eb.address, b.3) },
                 mtu: n.mtu,
             };
             out.push((a.1, DirectLink::Veth(veth)));
             continue;
         }
-        for (me, other) in [(&a, &b), (&b, &a)] {
+        for (me, my_addr, other) in [(&a, ea.address, &b), (&b, eb.address, &a)] {
             let vxlan = VxlanSpec {
                 container: me.0.clone(),
                 ifname: me.2.clone(),
@@ -218,6 +242,7 @@ fn direct_links(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, DirectLink)>,
                 remote: addr(&other.1)?,
                 port: crate::plan::LINK_VXLAN_PORT,
                 mtu: n.mtu,
+                address: net(my_addr, me.3),
             };
             out.push((me.1.clone(), DirectLink::Vxlan(vxlan)));
         }
@@ -502,12 +527,13 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         });
     let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
         containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
-    // Each veth link is made as soon as both its containers run (a container's boot script
-    // waits for its links, then configures them and starts FRR), overlapping the starts.
+    // Each link is made as soon as its containers are ready (see `Up`), overlapping the
+    // remaining starts.
     // On a failure nothing in flight is abandoned: requests already sent finish (Docker
     // completes them even if we stop listening, and the rollback must see what they made),
     // no new one starts, and the first error is returned.
     let links = direct_links(plan, nodes)?;
+    let waiting = &routers_waiting_for_bgp(plan);
     let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
         containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
     let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
@@ -529,9 +555,35 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         if r.is_err() {
             failed.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        up.send_replace(if r.is_ok() { Up::Yes } else { Up::No });
+        up.send_replace(match r {
+            Err(_) => Up::No,
+            Ok(()) if waiting.contains(c.name.as_str()) => Up::Started,
+            Ok(()) => Up::Ready,
+        });
         r
     });
+    // Routers become ready once their bgpd is up (waited for apart from the starts, which
+    // go on meanwhile).
+    let bgpd_up = stream::iter(containers.iter().filter(|(_, c)| waiting.contains(c.name.as_str())))
+        .map(|(node, c)| async move {
+            let up = &state[c.name.as_str()];
+            let mut rx = up.subscribe();
+            if rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u != Up::Started).unwrap_or(true) {
+                return;
+            }
+            let t = std::time::Instant::now();
+            match nodes.get(node) {
+                Ok(n) => match n.wait_bgpd(&c.name, BGPD_WAIT_SECS).await {
+                    Ok(true) => tracing::debug!(container = %c.name, ms = t.elapsed().as_millis() as u64, "bgpd up"),
+                    Ok(false) => tracing::warn!(container = %c.name, "bgpd not up after {BGPD_WAIT_SECS} s; linking anyway"),
+                    Err(e) => tracing::debug!(container = %c.name, error = %e, "cannot watch for bgpd; linking at once"),
+                },
+                Err(_) => {}
+            }
+            up.send_if_modified(|u| std::mem::replace(u, Up::Ready) != Up::Ready);
+        })
+        .buffer_unordered(containers.len().max(1))
+        .collect::<Vec<()>>();
     // A veth waits for both its containers; a VXLAN end only for its own (the other end's
     // node may still be starting).
     let made = stream::iter(links.iter())
@@ -542,7 +594,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
                 };
                 // The senders live as long as `state`.
                 let mut rx = up.subscribe();
-                if !rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u == Up::Yes).unwrap_or(false) {
+                if !rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false) {
                     return Ok(()); // the create fails on that container's own error
                 }
             }
@@ -553,7 +605,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         })
         .buffer_unordered(links.len().max(1))
         .collect::<Vec<_>>();
-    let (starts, made) = futures_util::join!(starts, made);
+    let (starts, made, _) = futures_util::join!(starts, made, bgpd_up);
     starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
     made.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = links.len(), "containers created, started and linked");
@@ -585,11 +637,14 @@ async fn start_with_retry(node: &dyn Node, name: &str) -> Result<(), NodeError> 
     }
 }
 
-/// Whether a container of a create is up.
+/// Where a container of a create is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Up {
     Pending,
-    Yes,
+    /// Running; its links wait for its bgpd (`routers_waiting_for_bgp`).
+    Started,
+    /// Running, and its links can be made.
+    Ready,
     /// Failed, or not tried after another failure.
     No,
 }

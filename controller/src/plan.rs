@@ -587,8 +587,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
                 password: password.clone(),
                 prefer: Vec::new(),
                 evpn: false,
-                // The end that starts later listens; the one up first (its 1 s start
-                // timer long run out) connects, retrying each second, as soon as it can.
+                // The end that boots later listens; the one up first (its 1 s start timer
+                // run out) connects the moment the link appears, which is once the
+                // listener's bgpd listens (see `deploy::DirectLink`).
                 passive: both_frr && later[k],
             });
         }
@@ -721,12 +722,15 @@ pub fn plan_hash(plan: &Plan) -> String {
     d.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// When a router boots in a create, as a rank (lower first): the path's routers from both
-/// ends inward, then routers off the path. The last router to boot holds up both LAN
-/// routes; booting the middle last leaves each route half the path to cross after it.
+/// When a router boots in a create, as a rank (lower first). Every other router of the path
+/// first (hops 1, 3, 5, ...), then the rest, each half from both ends inward; routers off the
+/// path last. So each session of the path joins a router that booted early (its bgpd past
+/// its 1 s start timer: it connects) to one that boots later (it listens: see `passive`),
+/// and the last routers to boot sit mid-path, leaving each LAN route half the path to cross
+/// after them.
 pub fn start_rank(path_len: usize, hop: Option<usize>) -> usize {
     match hop {
-        Some(h) => h.min(path_len.saturating_sub(h + 1)),
+        Some(h) => (h % 2) * path_len + h.min(path_len.saturating_sub(h + 1)),
         None => usize::MAX,
     }
 }

@@ -40,6 +40,7 @@ pub struct RenderError {
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("frr.conf", include_str!("../templates/frr.conf.hbs")),
+    ("zebra.conf", include_str!("../templates/zebra.conf.hbs")),
     ("daemons", include_str!("../templates/daemons.hbs")),
     ("vtysh.conf", include_str!("../templates/vtysh.conf.hbs")),
     ("router-setup.sh", include_str!("../templates/router-setup.sh.hbs")),
@@ -303,6 +304,7 @@ fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<
     let mut files = match r.kind {
         RouterKind::Frr => vec![
             file(h, "frr.conf", &r.name, &ctx, "frr.conf", "/etc/frr/frr.conf", 0o644)?,
+            file(h, "zebra.conf", &r.name, &ctx, "zebra.conf", "/etc/frr/zebra.conf", 0o644)?,
             file(h, "daemons", &r.name, &ctx, "daemons", "/etc/frr/daemons", 0o644)?,
             file(h, "vtysh.conf", &r.name, &ctx, "vtysh.conf", "/etc/frr/vtysh.conf", 0o644)?,
             file(h, "router-boot.sh", &r.name, &ctx, "boot.sh", BOOT_PATH, 0o755)?,

@@ -97,7 +97,20 @@ pub fn replan(old: &Plan, spec: &PathSpec) -> Result<Plan, PlanError> {
     }
     // Links stay as they were made unless the spec says otherwise.
     spec.wiring.get_or_insert(old.wiring);
-    plan::build(&spec, &inventory_for_update(old, &spec))
+    let mut new = plan::build(&spec, &inventory_for_update(old, &spec))?;
+    // Which end of a session listens follows the boot order of the create (by position on
+    // the path), so a new path would move it; a running session keeps its ends as they are
+    // (two listening ends never meet again after a reset).
+    for r in &mut new.routers {
+        let Some(o) = old.router(&r.name) else { continue };
+        for n in &mut r.neighbors {
+            if let Some(on) = o.neighbors.iter().find(|on| on.peer == n.peer && on.address == n.address) {
+                n.passive = on.passive;
+            }
+        }
+    }
+    new.hash = plan::plan_hash(&new);
+    Ok(new)
 }
 
 /// Why `new` cannot be applied to the running `old` in place (empty: it can).
@@ -347,6 +360,7 @@ pub async fn apply(old: &Plan, new: &Plan, nodes: &Nodes) -> Result<usize, Apply
 mod tests {
     use super::*;
     use crate::spec;
+    use std::collections::BTreeSet;
 
     fn spec_file(name: &str) -> PathSpec {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../paths").join(name);
@@ -388,6 +402,19 @@ mod tests {
         // Planned from scratch instead, the same spec would take the free subnets first.
         let fresh = plan::build(&s, &Inventory::default()).unwrap();
         assert_ne!(fresh.networks, old.networks);
+        // Every running session keeps its listening end (a fresh plan would move some: the
+        // boot order follows the path), so each still has exactly one.
+        let passive = |p: &Plan| -> BTreeSet<(String, String)> {
+            p.routers.iter().flat_map(|r| r.neighbors.iter().filter(|n| n.passive).map(|n| (r.name.clone(), n.peer.clone()))).collect()
+        };
+        assert_eq!(passive(&new), passive(&old));
+        assert_ne!(passive(&fresh), passive(&old), "the test no longer exercises a move");
+        for r in &new.routers {
+            for n in &r.neighbors {
+                let back = new.router(&n.peer).unwrap().neighbors.iter().find(|b| b.peer == r.name).unwrap();
+                assert!(n.passive != back.passive, "{} - {}: exactly one end listens", r.name, n.peer);
+            }
+        }
     }
 
     #[test]

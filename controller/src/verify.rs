@@ -767,12 +767,13 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
                 let e = "node not reachable from here".to_string();
                 return (t, Err(e.clone()), Err(e));
             };
-            let tr = node
-                .traceroute(&container, t.target, max_hops)
-                .await
-                .map(|p| parse_traceroute(&p.output))
-                .map_err(|e| e.to_string());
+            let t0 = Instant::now();
+            let raw = node.traceroute(&container, t.target, max_hops).await;
+            tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, out = ?raw.as_ref().map(|p| p.output.clone()), "traceroute");
+            let tr = raw.map(|p| parse_traceroute(&p.output)).map_err(|e| e.to_string());
+            let t0 = Instant::now();
             let ping = node.ping(&container, t.target, None, false).await.map(|p| p.success).map_err(|e| e.to_string());
+            tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "ping");
             (t, tr, ping)
         })
         .buffer_unordered(4)
@@ -829,6 +830,7 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
         }
         let report = compare(plan, &obs);
         let ok_hops = report.hops.iter().filter(|h| h.status == crate::verify::HopStatus::Ok).count();
+        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, ok_hops, probed, "round");
         progress.update(ok_hops, total, if evpn { "BGP best paths and EVPN routes" } else { "BGP best paths" });
         if report.control_plane_ok {
             tracing::info!(elapsed_ms = start.elapsed().as_millis() as u64, "control plane verified");
