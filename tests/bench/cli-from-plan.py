@@ -20,7 +20,7 @@ plan = json.load(open(sys.argv[1]))
 flat = sys.argv[2]
 out_dir = sys.argv[3]
 render = sys.argv[4] + "/tree"
-WHERE = {"frr.conf": "etc/frr", "daemons": "etc/frr", "vtysh.conf": "etc/frr",
+WHERE = {"frr.conf": "etc/frr", "zebra.conf": "etc/frr", "daemons": "etc/frr", "vtysh.conf": "etc/frr",
          "boot.sh": "etc/vnet-te", "setup.sh": "etc/vnet-te"}
 for c in os.listdir(flat):
     if not os.path.isdir(os.path.join(flat, c)):

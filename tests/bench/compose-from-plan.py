@@ -17,7 +17,7 @@ for r in plan["routers"]:
             "    sysctls:", "      net.ipv4.ip_forward: 1", "      net.ipv4.icmp_errors_use_inbound_ifaddr: 1",
             "      net.ipv4.conf.all.rp_filter: 0", "      net.ipv4.ip_default_ttl: 255",
             "    command: [/bin/bash, /etc/vnet-te/boot.sh]", "    volumes:"]
-    for f in ["frr.conf", "daemons", "vtysh.conf"]:
+    for f in ["frr.conf", "zebra.conf", "daemons", "vtysh.conf"]:
         out.append(f"      - {render}/{r['name']}/{f}:/etc/frr/{f}")
     out.append(f"      - {render}/{r['name']}/boot.sh:/etc/vnet-te/boot.sh")
     out.append("    networks:")
