@@ -66,12 +66,18 @@ async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(d
     })
 }
 
-/// Gives a link end in the namespace of `pid` its address and brings it up.
-async fn address_and_up(pid: u32, ifname: &str, address: ipnet::Ipv4Net, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
+/// Finishes a link end just made in the namespace of `pid`: ARP retries every 0.1 s there
+/// (see `netns::tune_arp`), then, when vnet-te addresses it, its address and up.
+async fn link_end(pid: u32, ifname: &str, address: Option<ipnet::Ipv4Net>, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
     let fail = |message: String| NodeError::Failed { doing: doing(), message };
-    let (handle, conn) = netns::connect(pid).await.map_err(|e| fail(format!("netlink socket in the namespace of process {pid}: {e}")))?;
+    let (handle, conn) = netns::enter(pid, ifname, address.is_some())
+        .await
+        .map_err(|e| fail(format!("{ifname} in the namespace of process {pid}: {e}")))?;
+    let (Some(handle), Some(address)) = (handle, address) else { return Ok(()) };
     let r = netns::address_and_up(&handle, ifname, address).await;
-    conn.abort();
+    if let Some(c) = conn {
+        c.abort();
+    }
     r.map_err(|e| fail(format!("{ifname} {address}: {e}")))
 }
 
@@ -102,6 +108,7 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
 
 /// Capabilities FRR needs (not --privileged): interfaces and routes, raw sockets, and
 /// SYS_ADMIN for the namespace operations zebra performs.
+const BGP_PORT: u16 = 179;
 const ROUTER_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW", "SYS_ADMIN"];
 const HOST_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW"];
 
@@ -494,10 +501,7 @@ impl Node for LocalNode {
             msg = msg.mtu(mtu);
         }
         netlink_add(msg.build(), &doing).await?;
-        if let Some(a) = link.address {
-            address_and_up(pid, &link.ifname, a, &doing).await?;
-        }
-        Ok(())
+        link_end(pid, &link.ifname, link.address, &doing).await
     }
 
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
@@ -520,34 +524,24 @@ impl Node for LocalNode {
         }
         let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
         netlink_add(msg, &doing).await?;
-        // Addresses first, then up: an end that is up is addressed.
-        let a = async {
-            match link.a.address {
-                Some(addr) => address_and_up(pa, &link.a.ifname, addr, &doing).await,
-                None => Ok(()),
-            }
-        };
-        let b = async {
-            match link.b.address {
-                Some(addr) => address_and_up(pb, &link.b.ifname, addr, &doing).await,
-                None => Ok(()),
-            }
-        };
-        tokio::try_join!(a, b)?;
+        // Each end: ARP tuned, then (if vnet-te addresses it) address first, then up, so
+        // an end that is up is addressed.
+        tokio::try_join!(link_end(pa, &link.a.ifname, link.a.address, &doing), link_end(pb, &link.b.ifname, link.b.address, &doing))?;
         Ok(())
     }
 
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
         let doing = || format!("waiting for bgpd in {router}");
         let pid = self.pid_of(router, &doing).await?;
-        let socket = vty::socket_path(pid, vty::Daemon::Bgpd);
+        let fail = |e: std::io::Error| NodeError::Failed { doing: doing(), message: format!("listeners of process {pid}: {e}") };
+        let mut probe = netns::ListenProbe::new(pid).map_err(fail)?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(within_secs.min(60).into());
         loop {
-            // One stat per poll (/proc/<pid>/net/tcp would walk the kernel's whole TCP table).
-            match std::fs::symlink_metadata(&socket) {
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(NodeError::Failed { doing: doing(), message: format!("{}: {e}", socket.display()) }),
+            // bgpd listens once zebra has told it about the default VRF, a little after
+            // its vty socket appears (a connection tried in between is refused, and bgpd
+            // tries again only a second later).
+            if probe.listening(BGP_PORT).map_err(fail)? {
+                return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(false);

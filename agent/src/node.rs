@@ -223,9 +223,9 @@ pub trait Node: Send + Sync {
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         Err(unsupported(format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni)))
     }
-    /// Waits until FRR's bgpd in a running router has read its configuration (its vty
-    /// socket appears then: zebra, started before it, is up too), at most `within_secs`
-    /// (at most 60); says whether it has. Watched from the node (/proc), no exec.
+    /// Waits until FRR's bgpd in a running router listens for BGP (zebra, started before
+    /// it, is up then too), at most `within_secs` (at most 60); says whether it does.
+    /// Watched from the node (the namespace's socket table), no exec.
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
         let _ = within_secs;
         Err(unsupported(format!("waiting for bgpd in {router}")))

@@ -187,8 +187,8 @@ impl DirectLink {
 /// then names a router whose BGP never came up).
 const BGPD_WAIT_SECS: u32 = 15;
 
-/// The routers whose links wait until their bgpd is up (configuration read, so listening,
-/// and zebra up before it): FRR routers whose boot script starts the daemons before the
+/// The routers whose links wait until their bgpd listens (zebra, started before it, is up
+/// then too): FRR routers whose boot script starts the daemons before the
 /// links arrive (all but VXLAN tunnel ends, which set their tunnel up over the links first).
 /// zebra sets each link's address and brings it up (zebra.conf). Two reasons:
 /// - zebra must not be starting when a link appears (FRR 8.4 can then miss it);
@@ -201,6 +201,25 @@ fn routers_waiting_for_bgp(plan: &Plan) -> BTreeSet<&str> {
         .filter(|r| r.kind == RouterKind::Frr && r.vtep.is_none() && r.interfaces.iter().any(|i| i.ifname.is_some()))
         .map(|r| r.container.as_str())
         .collect()
+}
+
+/// Which routers start only once others are up (`Up::Ready`): a router that listens on a
+/// session starts after the neighbour that connects, so that neighbour's bgpd is past its
+/// 1 s start timer when the link appears and connects at once. It also keeps the early
+/// routers' FRR start from competing for CPU with the later routers' container starts.
+/// Only among `waiting` routers (their readiness is their bgpd); containers are created
+/// meanwhile, only the start waits. Listening ends boot later by `plan::start_rank`, so
+/// this never waits in a circle.
+fn start_after<'a>(plan: &'a Plan, waiting: &BTreeSet<&str>) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in plan.routers.iter().filter(|r| waiting.contains(r.container.as_str())) {
+        for n in r.neighbors.iter().filter(|n| n.passive) {
+            if let Some(peer) = plan.router(&n.peer).filter(|p| waiting.contains(p.container.as_str())) {
+                out.entry(r.container.as_str()).or_default().push(peer.container.as_str());
+            }
+        }
+    }
+    out
 }
 
 /// Every direct link of a plan with the node it is made on: one veth pair per same-node
@@ -534,6 +553,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // no new one starts, and the first error is returned.
     let links = direct_links(plan, nodes)?;
     let waiting = &routers_waiting_for_bgp(plan);
+    let start_after = &start_after(plan, waiting);
     let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
         containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
     let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
@@ -547,20 +567,26 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         let r = async {
             node.create_container(c).await?;
             let created = t.elapsed().as_millis() as u64;
+            for dep in start_after.get(c.name.as_str()).into_iter().flatten() {
+                let mut rx = state[dep].subscribe();
+                if !rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false) {
+                    return Ok(false); // the create fails on that router's own error
+                }
+            }
             start_with_retry(&*node, &c.name).await?;
             tracing::debug!(container = %c.name, created_ms = created, started_ms = t.elapsed().as_millis() as u64 - created, "container up");
-            Ok(())
+            Ok(true)
         }
         .await;
         if r.is_err() {
             failed.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         up.send_replace(match r {
-            Err(_) => Up::No,
-            Ok(()) if waiting.contains(c.name.as_str()) => Up::Started,
-            Ok(()) => Up::Ready,
+            Err(_) | Ok(false) => Up::No,
+            Ok(true) if waiting.contains(c.name.as_str()) => Up::Started,
+            Ok(true) => Up::Ready,
         });
-        r
+        r.map(|_| ())
     });
     // Routers become ready once their bgpd is up (waited for apart from the starts, which
     // go on meanwhile).
@@ -572,13 +598,12 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
                 return;
             }
             let t = std::time::Instant::now();
-            match nodes.get(node) {
-                Ok(n) => match n.wait_bgpd(&c.name, BGPD_WAIT_SECS).await {
+            if let Ok(n) = nodes.get(node) {
+                match n.wait_bgpd(&c.name, BGPD_WAIT_SECS).await {
                     Ok(true) => tracing::debug!(container = %c.name, ms = t.elapsed().as_millis() as u64, "bgpd up"),
                     Ok(false) => tracing::warn!(container = %c.name, "bgpd not up after {BGPD_WAIT_SECS} s; linking anyway"),
                     Err(e) => tracing::debug!(container = %c.name, error = %e, "cannot watch for bgpd; linking at once"),
-                },
-                Err(_) => {}
+                }
             }
             up.send_if_modified(|u| std::mem::replace(u, Up::Ready) != Up::Ready);
         })

@@ -767,13 +767,16 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
                 let e = "node not reachable from here".to_string();
                 return (t, Err(e.clone()), Err(e));
             };
+            // Both at once: they do not disturb each other (ICMP echo vs. UDP probes).
             let t0 = Instant::now();
-            let raw = node.traceroute(&container, t.target, max_hops).await;
-            tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, out = ?raw.as_ref().map(|p| p.output.clone()), "traceroute");
+            let (raw, ping) = futures_util::future::join(
+                node.traceroute(&container, t.target, max_hops),
+                node.ping(&container, t.target, None, false),
+            )
+            .await;
+            tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "traceroute and ping");
             let tr = raw.map(|p| parse_traceroute(&p.output)).map_err(|e| e.to_string());
-            let t0 = Instant::now();
-            let ping = node.ping(&container, t.target, None, false).await.map(|p| p.success).map_err(|e| e.to_string());
-            tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "ping");
+            let ping = ping.map(|p| p.success).map_err(|e| e.to_string());
             (t, tr, ping)
         })
         .buffer_unordered(4)
