@@ -70,9 +70,14 @@ async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(d
 /// (see `netns::tune_arp`), then, when vnet-te addresses it, its address and up.
 async fn link_end(pid: u32, ifname: &str, address: Option<ipnet::Ipv4Net>, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
     let fail = |message: String| NodeError::Failed { doing: doing(), message };
-    let (handle, conn) = netns::enter(pid, ifname, address.is_some())
-        .await
-        .map_err(|e| fail(format!("{ifname} in the namespace of process {pid}: {e}")))?;
+    let (handle, conn) = netns::enter(pid, ifname, address.is_some()).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(1) {
+            ": addressing links needs CAP_SYS_ADMIN and CAP_NET_ADMIN on the node (run as root, or use `wiring: docker`)"
+        } else {
+            ""
+        };
+        fail(format!("{ifname} in the namespace of process {pid}: {e}{hint}"))
+    })?;
     let (Some(handle), Some(address)) = (handle, address) else { return Ok(()) };
     let r = netns::address_and_up(&handle, ifname, address).await;
     if let Some(c) = conn {

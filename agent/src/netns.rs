@@ -22,10 +22,21 @@ pub async fn enter(pid: u32, ifname: &str, netlink: bool) -> io::Result<(Option<
     let runtime = tokio::runtime::Handle::current();
     let ifname = ifname.to_string();
     let socket = std::thread::spawn(move || -> io::Result<Option<TokioSocket>> {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        let entered = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .and_then(|ns| nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from));
+        if let Err(e) = entered {
+            // Without an address to set, the ARP tuning is only a speed-up.
+            if netlink {
+                return Err(e);
+            }
+            tracing::debug!(pid, error = %e, "cannot enter the namespace; ARP left as it is");
+            return Ok(None);
+        }
         for (knob, value) in ARP_TUNING {
-            std::fs::write(format!("/proc/sys/net/ipv4/neigh/{ifname}/{knob}"), value)?;
+            let path = format!("/proc/sys/net/ipv4/neigh/{ifname}/{knob}");
+            if let Err(e) = std::fs::write(&path, value) {
+                tracing::debug!(%path, error = %e, "ARP left as it is");
+            }
         }
         if !netlink {
             return Ok(None);

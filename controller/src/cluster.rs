@@ -446,10 +446,12 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), a.agent_port);
     // Host PID namespace and NET_ADMIN: veth links are made by naming the two containers'
     // init PIDs in one netlink request. SYS_PTRACE: FRR's sockets in a router are read
-    // through /proc/<pid>/root (no exec). The Docker socket already gives root on the node.
+    // through /proc/<pid>/root (no exec). SYS_ADMIN: setns(2) into a router's network
+    // namespace (link addresses, ARP tuning, is bgpd listening). The Docker socket already
+    // gives root on the node.
     let run_agent = format!(
         "docker rm -f {c} >/dev/null 2>&1; docker run -d --name {c} --restart unless-stopped --network host \
-         --pid host --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_PTRACE --label {obj}=agent \
+         --pid host --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_PTRACE --cap-add SYS_ADMIN --label {obj}=agent \
          -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
          --node-name {n} --listen {l} --cert-dir {dir}",
         c = AGENT_CONTAINER,
