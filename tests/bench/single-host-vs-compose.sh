@@ -32,8 +32,21 @@ dst=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][1
 forward() { iptables -w -C DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT 2>/dev/null || iptables -w -I DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT; }
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# Each create starts on a quiet machine: a delete or `down` returns while the kernel still
+# tears down namespaces in the background, which would bill the next run for the previous
+# one. Waits (at most 20 s) until the CPUs are at least 90 % idle over half a second.
+settle() {
+    local end=$(( $(date +%s) + 20 )) a b
+    while (( $(date +%s) < end )); do
+        a=($(awk '/^cpu /{print $2+$3+$4+$6+$7+$8, $5}' /proc/stat)); sleep 0.5
+        b=($(awk '/^cpu /{print $2+$3+$4+$6+$7+$8, $5}' /proc/stat))
+        (( (b[1] - a[1]) * 10 >= ((b[0] - a[0]) + (b[1] - a[1])) * 9 )) && return 0
+    done
+    echo "note: machine not idle after 20 s; measuring anyway" >&2
+}
 declare -a AC AD BC BD
 for run in $(seq 1 "$RUNS"); do
+    settle
     t=$(date +%s%N)
     "$bin" path create --hops "$HOPS" --name "$name" --timeout 300 >"$work/create.out" 2>&1 || { cat "$work/create.out"; exit 1; }
     AC+=($(ms "$t"))
@@ -46,6 +59,7 @@ for run in $(seq 1 "$RUNS"); do
     t=$(date +%s%N); "$bin" path delete "$name" >/dev/null 2>&1; AD+=($(ms "$t"))
 
     forward
+    settle
     t=$(date +%s%N)
     docker-compose -p cmp -f "$work/docker-compose.yml" up -d >/dev/null 2>&1
     deadline=$(( $(date +%s) + 300 ))
