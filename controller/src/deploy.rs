@@ -530,8 +530,9 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         .await?;
 
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
-    // Each container is started as soon as it is created (its files are uploaded before
-    // start), so starts overlap the remaining creates. In a cluster every overlay attach is
+    // Each container is started as soon as it is created (its files in its environment or
+    // uploaded before start), so starts overlap the remaining creates; a router that listens
+    // on a session waits for the routers that connect to it (`start_after`). In a cluster every overlay attach is
     // a round trip through the manager that times out after 20 s, so each node gets only a
     // few at a time; the single-host default uses the full parallelism.
     progress.step(Step::Containers, containers.len());
