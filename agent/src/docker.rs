@@ -538,20 +538,39 @@ impl Node for LocalNode {
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
         let doing = || format!("waiting for bgpd in {router}");
         let pid = self.pid_of(router, &doing).await?;
-        let fail = |e: std::io::Error| NodeError::Failed { doing: doing(), message: format!("listeners of process {pid}: {e}") };
-        let mut probe = netns::ListenProbe::new(pid).map_err(fail)?;
+        // The namespace's listeners over sock_diag (a few system calls); where that cannot be
+        // had (no setns right, no inet_diag in the kernel), /proc/<pid>/net/tcp, which walks
+        // the kernel's whole connection table, polled less often.
+        let mut probe = match netns::ListenProbe::new(pid) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(router, error = %e, "no sock_diag probe; reading /proc/{pid}/net/tcp");
+                None
+            }
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(within_secs.min(60).into());
         loop {
             // bgpd listens once zebra has told it about the default VRF, a little after
             // its vty socket appears (a connection tried in between is refused, and bgpd
             // tries again only a second later).
-            if probe.listening(BGP_PORT).map_err(fail)? {
+            let listening = match probe.as_mut().map(|p| p.listening(BGP_PORT)) {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => {
+                    tracing::debug!(router, error = %e, "sock_diag failed; reading /proc/{pid}/net/tcp");
+                    probe = None;
+                    false
+                }
+                None => ["tcp", "tcp6"].iter().any(|f| {
+                    std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).is_ok_and(|t| netns::proc_net_listening(&t, BGP_PORT))
+                }),
+            };
+            if listening {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(if probe.is_some() { 10 } else { 50 })).await;
         }
     }
 

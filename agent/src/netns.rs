@@ -145,3 +145,47 @@ impl ListenProbe {
         Ok(false)
     }
 }
+
+/// Whether `/proc/<pid>/net/tcp` text (or tcp6) shows a socket listening on `port`.
+pub fn proc_net_listening(text: &str, port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    text.lines().skip(1).any(|l| {
+        let mut f = l.split_whitespace();
+        let (Some(_), Some(local), Some(_), Some(state)) = (f.next(), f.next(), f.next(), f.next()) else { return false };
+        // 0A: TCP_LISTEN.
+        local.ends_with(&want) && state == "0A"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proc_listener_is_found_by_port_and_state() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+             0: 00000000:00B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 1 1\n   \
+             1: 0A00000B:00B3 0A00000A:D2F0 01 00000000:00000000 00:00000000 00000000   101        0 2 1\n";
+        assert!(proc_net_listening(tcp, 179));
+        assert!(!proc_net_listening(tcp, 180));
+        // An established session on 179 is not a listener.
+        assert!(!proc_net_listening(&tcp.replace(" 0A ", " 06 "), 179));
+    }
+
+    #[tokio::test]
+    async fn this_process_sees_its_own_listener_through_sock_diag() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        match ListenProbe::new(std::process::id()) {
+            Ok(mut p) => {
+                assert!(p.listening(port).unwrap());
+                drop(l);
+                assert!(!p.listening(port).unwrap());
+            }
+            // setns needs CAP_SYS_ADMIN: say so instead of passing silently (and fail where
+            // the end-to-end tests are required, as they rely on it).
+            Err(e) if std::env::var("VNET_TE_REQUIRE_DOCKER").is_ok_and(|v| v == "1") => panic!("no sock_diag probe: {e}"),
+            Err(e) => eprintln!("SKIP: no sock_diag probe here ({e})"),
+        }
+    }
+}
