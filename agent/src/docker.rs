@@ -67,10 +67,10 @@ async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(d
 }
 
 /// Finishes a link end just made in the namespace of `pid`: ARP retries every 0.1 s there
-/// (see `netns::tune_arp`), then, when vnet-te addresses it, its address and up.
+/// (see `netns::enter`), then, when vnet-te addresses it, its address and up.
 async fn link_end(pid: u32, ifname: &str, address: Option<ipnet::Ipv4Net>, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
     let fail = |message: String| NodeError::Failed { doing: doing(), message };
-    let (handle, conn) = netns::enter(pid, ifname, address.is_some()).await.map_err(|e| {
+    let conn = netns::enter(pid, ifname, address.is_some()).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(1) {
             ": addressing links needs CAP_SYS_ADMIN and CAP_NET_ADMIN on the node (run as root, or use `wiring: docker`)"
         } else {
@@ -78,11 +78,9 @@ async fn link_end(pid: u32, ifname: &str, address: Option<ipnet::Ipv4Net>, doing
         };
         fail(format!("{ifname} in the namespace of process {pid}: {e}{hint}"))
     })?;
-    let (Some(handle), Some(address)) = (handle, address) else { return Ok(()) };
+    let (Some((handle, driver)), Some(address)) = (conn, address) else { return Ok(()) };
     let r = netns::address_and_up(&handle, ifname, address).await;
-    if let Some(c) = conn {
-        c.abort();
-    }
+    driver.abort();
     r.map_err(|e| fail(format!("{ifname} {address}: {e}")))
 }
 
@@ -111,9 +109,9 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
+const BGP_PORT: u16 = 179;
 /// Capabilities FRR needs (not --privileged): interfaces and routes, raw sockets, and
 /// SYS_ADMIN for the namespace operations zebra performs.
-const BGP_PORT: u16 = 179;
 const ROUTER_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW", "SYS_ADMIN"];
 const HOST_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW"];
 

@@ -14,24 +14,27 @@ use rtnetlink::{Handle, LinkUnspec};
 /// the second request instead of one a second later (seen: sessions up 1 s late).
 const ARP_TUNING: &[(&str, &str)] = &[("retrans_time_ms", "100"), ("mcast_solicit", "10")];
 
-/// Enters the network namespace of process `pid` (host PID) on a thread of its own, tunes
-/// ARP on interface `ifname` there (/proc/sys/net is per namespace, as the opener sees it)
-/// and, with `netlink`, makes a netlink connection bound to that namespace. The thread then
-/// ends: a socket keeps the namespace it was made in, and no runtime thread changes its own.
-pub async fn enter(pid: u32, ifname: &str, netlink: bool) -> io::Result<(Option<Handle>, Option<tokio::task::JoinHandle<()>>)> {
+/// Runs `f` on a thread of its own inside the network namespace of process `pid` (host PID).
+/// Sockets made there keep that namespace; the thread then ends, so no runtime thread ever
+/// changes its own.
+fn in_namespace<T: Send + 'static>(pid: u32, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
+/// Tunes ARP on interface `ifname` in the namespace of process `pid` (/proc/sys/net is per
+/// namespace, as the opener sees it) and, with `netlink`, returns a netlink connection bound
+/// to that namespace (and the task that drives it). Without `netlink` the tuning is only a
+/// speed-up: a namespace that cannot be entered is left as it is.
+pub async fn enter(pid: u32, ifname: &str, netlink: bool) -> io::Result<Option<(Handle, tokio::task::JoinHandle<()>)>> {
     let runtime = tokio::runtime::Handle::current();
     let ifname = ifname.to_string();
-    let socket = std::thread::spawn(move || -> io::Result<Option<TokioSocket>> {
-        let entered = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-            .and_then(|ns| nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from));
-        if let Err(e) = entered {
-            // Without an address to set, the ARP tuning is only a speed-up.
-            if netlink {
-                return Err(e);
-            }
-            tracing::debug!(pid, error = %e, "cannot enter the namespace; ARP left as it is");
-            return Ok(None);
-        }
+    let socket = in_namespace(pid, move || -> io::Result<Option<TokioSocket>> {
         for (knob, value) in ARP_TUNING {
             let path = format!("/proc/sys/net/ipv4/neigh/{ifname}/{knob}");
             if let Err(e) = std::fs::write(&path, value) {
@@ -46,16 +49,19 @@ pub async fn enter(pid: u32, ifname: &str, netlink: bool) -> io::Result<(Option<
         let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
         socket.socket_mut().bind_auto()?;
         Ok(Some(socket))
-    })
-    .join()
-    .map_err(|_| io::Error::other("namespace thread panicked"))??;
-    Ok(match socket {
-        Some(s) => {
-            let (conn, handle, _) = rtnetlink::from_socket(s);
-            (Some(handle), Some(tokio::spawn(conn)))
+    });
+    let socket = match socket {
+        Ok(s) => s,
+        Err(e) if !netlink => {
+            tracing::debug!(pid, error = %e, "cannot enter the namespace; ARP left as it is");
+            None
         }
-        None => (None, None),
-    })
+        Err(e) => return Err(e),
+    };
+    Ok(socket.map(|s| {
+        let (conn, handle, _) = rtnetlink::from_socket(s);
+        (handle, tokio::spawn(conn))
+    }))
 }
 
 /// Gives interface `ifname` (in the namespace of `handle`) `address` and brings it up.
@@ -83,16 +89,12 @@ pub struct ListenProbe {
 impl ListenProbe {
     /// A probe bound to the network namespace of process `pid`.
     pub fn new(pid: u32) -> io::Result<Self> {
-        std::thread::spawn(move || -> io::Result<ListenProbe> {
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        in_namespace(pid, || {
             let mut socket = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_SOCK_DIAG)?;
             socket.bind_auto()?;
             socket.connect(&rtnetlink::sys::SocketAddr::new(0, 0))?;
             Ok(ListenProbe { socket })
         })
-        .join()
-        .map_err(|_| io::Error::other("namespace thread panicked"))?
     }
 
     /// Whether a TCP socket (IPv4 or IPv6) listens on `port`. A few system calls.

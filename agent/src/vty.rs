@@ -52,7 +52,7 @@ impl Daemon {
 
 /// The socket of `daemon` in the container whose init process is `pid` (host PID). `/run` and
 /// not `/var/run`: a symlink in the container would be resolved against the node's root.
-pub fn socket_path(pid: u32, daemon: Daemon) -> PathBuf {
+fn socket_path(pid: u32, daemon: Daemon) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/root/run/frr/{}.vty", daemon.name()))
 }
 

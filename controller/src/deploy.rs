@@ -224,10 +224,10 @@ fn start_after<'a>(plan: &'a Plan, waiting: &BTreeSet<&str>) -> BTreeMap<&'a str
 
 /// Every direct link of a plan with the node it is made on: one veth pair per same-node
 /// link or LAN, and one VXLAN end on each side of a link between nodes.
-fn direct_links(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, DirectLink)>, DeployError> {
+fn direct_links(plan: &Plan, nodes: &Nodes, zebra_first: &BTreeSet<&str>) -> Result<Vec<(String, DirectLink)>, DeployError> {
     // (container, node, interface name, vnet-te addresses it) of a link's end. A router whose
-    // zebra runs when its links arrive has zebra address them (zebra.conf).
-    let zebra_first = routers_waiting_for_bgp(plan);
+    // zebra runs when its links arrive (`routers_waiting_for_bgp`) has zebra address them
+    // (zebra.conf).
     let end = |name: &str, network: &str| -> Option<(String, String, String, bool)> {
         if let Some(r) = plan.router(name) {
             let i = r.interfaces.iter().find(|i| i.network == network)?;
@@ -269,14 +269,15 @@ fn direct_links(plan: &Plan, nodes: &Nodes) -> Result<Vec<(String, DirectLink)>,
     Ok(out)
 }
 
-/// Every container of a plan with its node, files and Docker attachments, in start order
-/// (see the end).
+/// Every container of a plan with its node, files and Docker attachments, in start order:
+/// the hosts, then the routers by `plan::start_rank`.
 pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
     let plan_json = serde_json::to_string(plan).expect("plan serialises");
     let network: BTreeMap<&str, &crate::plan::NetworkPlan> = plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
     let docker_net = |name: &str| network.get(name).is_some_and(|n| n.driver.is_docker());
     let mut out = Vec::new();
-    for r in &plan.routers {
+    // (start rank, node, spec), sorted by rank at the end.
+    for (i, r) in plan.routers.iter().enumerate() {
         let mut l = base_labels(plan, "router");
         l.insert(labels::OBJECT.into(), r.name.clone());
         l.insert(labels::NODE.into(), r.node.clone());
@@ -308,7 +309,11 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
             }
             RouterKind::Vyos => (vyos_image(), vec!["/sbin/init".to_string()], Vec::new()),
         };
+        // Hosts first, then routers by `plan::start_rank` (frr.conf's passive ends follow
+        // it), in plan order within a rank.
+        let rank = (crate::plan::start_rank(plan.path.len(), r.hop).saturating_add(1), i);
         out.push((
+            rank,
             r.node.clone(),
             ContainerSpec {
                 name: r.container.clone(),
@@ -335,6 +340,7 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
         let mut f = file_specs(files.get(&h.name));
         f.push(FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: plan_json.clone() });
         out.push((
+            (0, 0),
             h.node.clone(),
             ContainerSpec {
                 name: h.container.clone(),
@@ -353,22 +359,8 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
             },
         ));
     }
-    // Start order: the hosts, then the routers by `plan::start_rank` (frr.conf's passive
-    // ends follow it), in plan order within a rank.
-    let rank = |spec: &ContainerSpec| -> (usize, usize) {
-        match spec.role {
-            ContainerRole::Host => (0, 0),
-            ContainerRole::Router => plan
-                .routers
-                .iter()
-                .position(|r| r.container == spec.name)
-                .map_or((usize::MAX, usize::MAX), |i| {
-                    (crate::plan::start_rank(plan.path.len(), plan.routers[i].hop).saturating_add(1), i)
-                }),
-        }
-    };
-    out.sort_by_key(|(_, spec)| rank(spec));
-    out
+    out.sort_by_key(|(rank, _, _)| *rank);
+    out.into_iter().map(|(_, node, spec)| (node, spec)).collect()
 }
 
 /// The prologue of a container whose files travel in its environment (see `files_in_env`).
@@ -532,9 +524,9 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
     // Each container is started as soon as it is created (its files in its environment or
     // uploaded before start), so starts overlap the remaining creates; a router that listens
-    // on a session waits for the routers that connect to it (`start_after`). In a cluster every overlay attach is
-    // a round trip through the manager that times out after 20 s, so each node gets only a
-    // few at a time; the single-host default uses the full parallelism.
+    // on a session waits for the routers that connect to it (`start_after`). In a cluster
+    // every overlay attach is a round trip through the manager that times out after 20 s, so
+    // each node gets only a few at a time; the single-host default uses the full parallelism.
     progress.step(Step::Containers, containers.len());
     let per_node = std::env::var("VNET_TE_NODE_PARALLELISM")
         .ok()
@@ -552,8 +544,8 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // On a failure nothing in flight is abandoned: requests already sent finish (Docker
     // completes them even if we stop listening, and the rollback must see what they made),
     // no new one starts, and the first error is returned.
-    let links = direct_links(plan, nodes)?;
     let waiting = &routers_waiting_for_bgp(plan);
+    let links = direct_links(plan, nodes, waiting)?;
     let start_after = &start_after(plan, waiting);
     let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
         containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
@@ -606,7 +598,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
                     Err(e) => tracing::debug!(container = %c.name, error = %e, "cannot watch for bgpd; linking at once"),
                 }
             }
-            up.send_if_modified(|u| std::mem::replace(u, Up::Ready) != Up::Ready);
+            up.send_replace(Up::Ready);
         })
         .buffer_unordered(containers.len().max(1))
         .collect::<Vec<()>>();
