@@ -103,6 +103,19 @@ fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
     let addrs = docker(&["exec", "vte-e2e24-r5", "ip", "-o", "-4", "addr", "show", "dev", "eth1"]);
     assert!(addrs.contains("10.199.0.34/29"), "r5's link to r6 has its planned address: {addrs}");
 
+    // vnet-te reads FRR over bgpd's own socket in the router (falling back to `docker exec
+    // vtysh` would hide a broken socket path): it answers, with what vtysh shows.
+    let pid: u32 = docker(&["inspect", "-f", "{{.State.Pid}}", "vte-e2e24-r5"]).trim().parse().unwrap();
+    let direct = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vnet_te_agent::vty::show(pid, vnet_te_agent::vty::Daemon::Bgpd, "show bgp summary json"))
+        .expect("bgpd's vty socket answers from the node");
+    let direct: serde_json::Value = serde_json::from_str(&direct).unwrap();
+    let via_vtysh: serde_json::Value =
+        serde_json::from_str(&docker(&["exec", "vte-e2e24-r5", "vtysh", "-c", "show bgp summary json"])).unwrap();
+    assert_eq!(direct["ipv4Unicast"]["routerId"], via_vtysh["ipv4Unicast"]["routerId"]);
+    assert_eq!(direct["ipv4Unicast"]["peerCount"], 2, "{direct}");
+
     // Every object carries the labels the lifecycle relies on.
     let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", "vte-e2e24-r5"]);
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
