@@ -110,6 +110,19 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
 }
 
 const BGP_PORT: u16 = 179;
+
+/// How long the connecting end of a veth link waits for zebra to address the listening end
+/// (see `VethSpec::b_listens`) before it joins anyway: a slow zebra then costs a session
+/// retry, never the link.
+const LISTENER_ADDRESS_WAIT: Duration = Duration::from_secs(3);
+
+/// A name for a veth end while it waits in this process's namespace: unique per process
+/// and link, `vtx` + 12 hex digits (15 characters, the kernel's limit).
+fn staging_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("vtx{:06x}{:06x}", std::process::id() & 0xff_ffff, n & 0xff_ffff)
+}
 /// Capabilities FRR needs (not --privileged): interfaces and routes, raw sockets, and
 /// SYS_ADMIN for the namespace operations zebra performs.
 const ROUTER_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW", "SYS_ADMIN"];
@@ -519,18 +532,43 @@ impl Node for LocalNode {
         let (pa, pb) = tokio::try_join!(self.pid_of(&link.a.container, &doing), self.pid_of(&link.b.container, &doing))?;
         // Both ends are created directly in their containers' namespaces (IFLA_NET_NS_PID
         // on the link and on its peer), under their final names: nothing appears on the host.
+        // With `b_listens`, `a` waits in this process's namespace under a passing name.
+        let staged = link.b_listens.then(staging_name);
         let mut peer = LinkUnspec::new_with_name(&link.b.ifname).setns_by_pid(pb);
-        let mut msg = LinkVeth::new(&link.a.ifname, &link.b.ifname).setns_by_pid(pa);
+        let mut msg = match &staged {
+            Some(name) => LinkVeth::new(name, &link.b.ifname),
+            None => LinkVeth::new(&link.a.ifname, &link.b.ifname).setns_by_pid(pa),
+        };
         if let Some(mtu) = link.mtu {
             peer = peer.mtu(mtu);
             msg = msg.mtu(mtu);
         }
         let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
         netlink_add(msg, &doing).await?;
-        // Each end: ARP tuned, then (if vnet-te addresses it) address first, then up, so
-        // an end that is up is addressed.
-        tokio::try_join!(link_end(pa, &link.a.ifname, link.a.address, &doing), link_end(pb, &link.b.ifname, link.b.address, &doing))?;
-        Ok(())
+        let Some(staged) = staged else {
+            // Each end: ARP tuned, then (if vnet-te addresses it) address first, then up, so
+            // an end that is up is addressed.
+            tokio::try_join!(link_end(pa, &link.a.ifname, link.a.address, &doing), link_end(pb, &link.b.ifname, link.b.address, &doing))?;
+            return Ok(());
+        };
+        let joined = async {
+            link_end(pb, &link.b.ifname, link.b.address, &doing).await?;
+            // zebra addresses `b`; its carrier stays down until `a` is up on the other side.
+            match netns::wait_ipv4(pb, &link.b.ifname, LISTENER_ADDRESS_WAIT).await {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(link = %doing(), "no address on the listening end in time; joining anyway"),
+                Err(e) => tracing::debug!(link = %doing(), error = %e, "cannot watch the listening end's address; joining anyway"),
+            }
+            netns::move_into(&staged, pa, &link.a.ifname).await.map_err(|e| NodeError::Failed { doing: doing(), message: e.to_string() })?;
+            link_end(pa, &link.a.ifname, link.a.address, &doing).await
+        }
+        .await;
+        if joined.is_err() {
+            // Removing the waiting end removes the pair (a no-op once it has moved: the
+            // container's end then goes with the container).
+            let _ = netns::delete_here(&staged).await;
+        }
+        joined
     }
 
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {

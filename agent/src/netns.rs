@@ -41,14 +41,7 @@ pub async fn enter(pid: u32, ifname: &str, netlink: bool) -> io::Result<Option<(
                 tracing::debug!(%path, error = %e, "ARP left as it is");
             }
         }
-        if !netlink {
-            return Ok(None);
-        }
-        // Registered with the caller's runtime, made in this thread's (the container's) namespace.
-        let _rt = runtime.enter();
-        let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
-        socket.socket_mut().bind_auto()?;
-        Ok(Some(socket))
+        netlink.then(|| route_socket(&runtime)).transpose()
     });
     let socket = match socket {
         Ok(s) => s,
@@ -58,25 +51,99 @@ pub async fn enter(pid: u32, ifname: &str, netlink: bool) -> io::Result<Option<(
         }
         Err(e) => return Err(e),
     };
-    Ok(socket.map(|s| {
-        let (conn, handle, _) = rtnetlink::from_socket(s);
-        (handle, tokio::spawn(conn))
-    }))
+    Ok(socket.map(drive))
+}
+
+/// A NETLINK_ROUTE socket in the calling thread's namespace, registered with `runtime`.
+fn route_socket(runtime: &tokio::runtime::Handle) -> io::Result<TokioSocket> {
+    let _rt = runtime.enter();
+    let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
+    socket.socket_mut().bind_auto()?;
+    Ok(socket)
+}
+
+fn drive(socket: TokioSocket) -> (Handle, tokio::task::JoinHandle<()>) {
+    let (conn, handle, _) = rtnetlink::from_socket(socket);
+    (handle, tokio::spawn(conn))
+}
+
+/// A netlink connection bound to the namespace of process `pid`.
+async fn enter_netlink(pid: u32) -> io::Result<(Handle, tokio::task::JoinHandle<()>)> {
+    let runtime = tokio::runtime::Handle::current();
+    in_namespace(pid, move || route_socket(&runtime)).map(drive)
 }
 
 /// Gives interface `ifname` (in the namespace of `handle`) `address` and brings it up.
-pub async fn address_and_up(handle: &Handle, ifname: &str, address: Ipv4Net) -> Result<(), rtnetlink::Error> {
+pub async fn address_and_up(handle: &Handle, ifname: &str, address: Ipv4Net) -> io::Result<()> {
+    let index = index_of(handle, ifname).await?;
+    handle.address().add(index, address.addr().into(), address.prefix_len()).execute().await.map_err(io::Error::other)?;
+    handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(io::Error::other)
+}
+
+/// Waits until interface `ifname` in the namespace of process `pid` carries an IPv4
+/// address (someone else, zebra, adds it), polling every 5 ms; false at `within`.
+pub async fn wait_ipv4(pid: u32, ifname: &str, within: std::time::Duration) -> io::Result<bool> {
+    let (handle, driver) = enter_netlink(pid).await?;
+    let r = async {
+        let index = index_of(&handle, ifname).await?;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut addrs = handle.address().get().set_link_index_filter(index).execute();
+            while let Some(a) = addrs.try_next().await.map_err(io::Error::other)? {
+                if a.header.family == rtnetlink::packet_route::AddressFamily::Inet {
+                    return Ok(true);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    .await;
+    driver.abort();
+    r
+}
+
+/// Moves interface `name` from this process's namespace into that of process `pid`,
+/// renamed `ifname` on the way (one RTM_SETLINK: it appears there under its final name).
+pub async fn move_into(name: &str, pid: u32, ifname: &str) -> io::Result<()> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    let driver = tokio::spawn(conn);
+    let r = async {
+        let index = index_of(&handle, name).await?;
+        let msg = LinkUnspec::new_with_index(index).setns_by_pid(pid).name(ifname.to_string()).build();
+        handle.link().set(msg).execute().await.map_err(|e| io::Error::other(format!("moving {name} in as {ifname}: {e}")))
+    }
+    .await;
+    driver.abort();
+    r
+}
+
+/// Deletes interface `name` in this process's namespace, if it is there.
+pub async fn delete_here(name: &str) -> io::Result<()> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    let driver = tokio::spawn(conn);
+    let r = async {
+        let index = index_of(&handle, name).await?;
+        handle.link().del(index).execute().await.map_err(io::Error::other)
+    }
+    .await;
+    driver.abort();
+    r
+}
+
+async fn index_of(handle: &Handle, ifname: &str) -> io::Result<u32> {
     let link = handle
         .link()
         .get()
         .match_name(ifname.to_string())
         .execute()
         .try_next()
-        .await?
-        .ok_or(rtnetlink::Error::RequestFailed)?;
-    let index = link.header.index;
-    handle.address().add(index, address.addr().into(), address.prefix_len()).execute().await?;
-    handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await
+        .await
+        .map_err(|e| io::Error::other(format!("{ifname}: {e}")))?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{ifname}: no such interface")))?;
+    Ok(link.header.index)
 }
 
 /// Asks one namespace's kernel, over NETLINK_SOCK_DIAG, for its listening TCP sockets only

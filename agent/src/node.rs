@@ -84,6 +84,12 @@ pub struct VethSpec {
     pub a: VethEnd,
     pub b: VethEnd,
     pub mtu: Option<u32>,
+    /// `b`'s router listens for a BGP session that `a`'s router opens, and its zebra
+    /// addresses `b`. Then `b` is made first, and `a` joins only once `b` carries its address:
+    /// FRR's bgpd refuses a session accepted on an address that zebra has not told it about
+    /// yet ("nexthop_set failed") and both ends wait a second before they try again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub b_listens: bool,
 }
 
 /// One end of a point-to-point VXLAN link between two nodes: a VXLAN device named

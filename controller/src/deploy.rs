@@ -224,7 +224,11 @@ fn start_after<'a>(plan: &'a Plan, waiting: &BTreeSet<&str>) -> BTreeMap<&'a str
 
 /// Every direct link of a plan with the node it is made on: one veth pair per same-node
 /// link or LAN, and one VXLAN end on each side of a link between nodes.
-fn direct_links(plan: &Plan, nodes: &Nodes, zebra_first: &BTreeSet<&str>) -> Result<Vec<(String, DirectLink)>, DeployError> {
+fn direct_links(
+    plan: &Plan,
+    underlay: &BTreeMap<String, std::net::Ipv4Addr>,
+    zebra_first: &BTreeSet<&str>,
+) -> Result<Vec<(String, DirectLink)>, DeployError> {
     // (container, node, interface name, vnet-te addresses it) of a link's end. A router whose
     // zebra runs when its links arrive (`routers_waiting_for_bgp`) has zebra address them
     // (zebra.conf).
@@ -237,19 +241,31 @@ fn direct_links(plan: &Plan, nodes: &Nodes, zebra_first: &BTreeSet<&str>) -> Res
         let h = plan.hosts.iter().find(|h| h.name == name && h.network == network)?;
         Some((h.container.clone(), h.node.clone(), h.ifname.clone()?, true))
     };
-    let addr = |node: &str| nodes.underlay.get(node).copied().ok_or_else(|| DeployError::NoUnderlay(node.to_string()));
+    let addr = |node: &str| underlay.get(node).copied().ok_or_else(|| DeployError::NoUnderlay(node.to_string()));
     let mut out = Vec::new();
     for n in plan.networks.iter().filter(|n| !n.driver.is_docker()) {
         let [ea, eb] = &n.ends[..] else { continue };
         let (Some(a), Some(b)) = (end(&ea.name, &n.name), end(&eb.name, &n.name)) else { continue };
         let net = |ip: std::net::Ipv4Addr, ours: bool| ipnet::Ipv4Net::new(ip, n.subnet.prefix_len()).ok().filter(|_| ours);
         if n.driver == Driver::Veth {
-            let veth = VethSpec {
-                a: VethEnd { container: a.0, ifname: a.2, address: net(ea.address, a.3) },
-                b: VethEnd { container: b.0, ifname: b.2, address: net(eb.address, b.3) },
-                mtu: n.mtu,
+            // The listening end of a session goes in as `b` (made first: see `b_listens`)
+            // when its zebra addresses it.
+            let listens = |e: &crate::plan::Endpoint, zebra_addresses: bool| {
+                zebra_addresses
+                    && plan.router(&e.name).is_some_and(|r| r.neighbors.iter().any(|nb| nb.network == n.name && nb.passive))
             };
-            out.push((a.1, DirectLink::Veth(veth)));
+            let (a_listens, b_listens) = (listens(ea, !a.3), listens(eb, !b.3));
+            let node = a.1.clone();
+            let mut ends = [
+                VethEnd { container: a.0, ifname: a.2, address: net(ea.address, a.3) },
+                VethEnd { container: b.0, ifname: b.2, address: net(eb.address, b.3) },
+            ];
+            if a_listens && !b_listens {
+                ends.reverse();
+            }
+            let [a, b] = ends;
+            let veth = VethSpec { a, b, mtu: n.mtu, b_listens: a_listens || b_listens };
+            out.push((node, DirectLink::Veth(veth)));
             continue;
         }
         for (me, my_addr, other) in [(&a, ea.address, &b), (&b, eb.address, &a)] {
@@ -545,7 +561,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // completes them even if we stop listening, and the rollback must see what they made),
     // no new one starts, and the first error is returned.
     let waiting = &routers_waiting_for_bgp(plan);
-    let links = direct_links(plan, nodes, waiting)?;
+    let links = direct_links(plan, &nodes.underlay, waiting)?;
     let start_after = &start_after(plan, waiting);
     let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
         containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
@@ -809,5 +825,40 @@ pub async fn load_plan(nodes: &Nodes, path: &str) -> Result<Option<Plan>, Deploy
     match first_err {
         Some(e) => Err(e),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Inventory;
+
+    #[test]
+    fn the_listening_end_of_each_session_is_made_first() {
+        let plan = crate::plan::build(&crate::spec::chain("p", 6).unwrap(), &Inventory::default()).unwrap();
+        let waiting = routers_waiting_for_bgp(&plan);
+        let links = direct_links(&plan, &BTreeMap::new(), &waiting).unwrap();
+        let veths: Vec<&VethSpec> = links
+            .iter()
+            .filter_map(|(_, l)| match l {
+                DirectLink::Veth(v) => Some(v),
+                DirectLink::Vxlan(_) => None,
+            })
+            .collect();
+        let router = |container: &str| plan.routers.iter().find(|r| r.container == container);
+        let mut sessions = 0;
+        for v in &veths {
+            let (Some(a), Some(b)) = (router(&v.a.container), router(&v.b.container)) else {
+                // A router and a host: no session, nothing to order.
+                assert!(!v.b_listens, "{v:?}");
+                continue;
+            };
+            sessions += 1;
+            let passive = |r: &crate::plan::RouterPlan, peer: &str| r.neighbors.iter().find(|n| n.peer == peer).unwrap().passive;
+            assert!(v.b_listens, "{v:?}");
+            assert!(passive(b, &a.name) && !passive(a, &b.name), "{} listens, {} connects", b.name, a.name);
+            assert_eq!((v.a.address, v.b.address), (None, None), "zebra addresses router ends");
+        }
+        assert_eq!(sessions, 5);
     }
 }

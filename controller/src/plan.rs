@@ -121,7 +121,8 @@ pub struct NeighborPlan {
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub evpn: bool,
     /// Wait for the peer to connect. Set on one end of each FRR–FRR session (the end that
-    /// starts first): two ends that open at the same instant can collide again and again.
+    /// boots later, `start_rank`): two ends that open at the same instant can collide again
+    /// and again.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub passive: bool,
 }
