@@ -775,6 +775,9 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             )
             .await;
             tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "traceroute and ping");
+            if let Ok(p) = &raw {
+                tracing::trace!(from = %t.from, output = %p.output, "traceroute");
+            }
             let tr = raw.map(|p| parse_traceroute(&p.output)).map_err(|e| e.to_string());
             let ping = ping.map(|p| p.success).map_err(|e| e.to_string());
             (t, tr, ping)

@@ -58,7 +58,7 @@ for n in plan["networks"]:
 
 ROUTER_RUN = ("--cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN --sysctl net.ipv4.ip_forward=1 "
               "--sysctl net.ipv4.icmp_errors_use_inbound_ifaddr=1 --sysctl net.ipv4.conf.all.rp_filter=0 "
-              "--sysctl net.ipv4.ip_default_ttl=255 "
+              "--sysctl net.ipv4.ip_default_ttl=255 --sysctl net.ipv4.icmp_ratemask=4120 "
               "--label bench=cli")
 for r in plan["routers"]:
     s = node_script(r["node"])

@@ -16,6 +16,7 @@ for r in plan["routers"]:
             f"    hostname: {r['name']}", "    cap_add: [NET_ADMIN, NET_RAW, SYS_ADMIN]",
             "    sysctls:", "      net.ipv4.ip_forward: 1", "      net.ipv4.icmp_errors_use_inbound_ifaddr: 1",
             "      net.ipv4.conf.all.rp_filter: 0", "      net.ipv4.ip_default_ttl: 255",
+            "      net.ipv4.icmp_ratemask: 4120",
             "    command: [/bin/bash, /etc/vnet-te/boot.sh]", "    volumes:"]
     for f in ["frr.conf", "zebra.conf", "daemons", "vtysh.conf"]:
         out.append(f"      - {render}/{r['name']}/{f}:/etc/frr/{f}")
