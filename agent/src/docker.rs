@@ -121,6 +121,41 @@ const PING_INTERVAL: &str = "0.02";
 /// retry, never the link.
 const LISTENER_ADDRESS_WAIT: Duration = Duration::from_secs(3);
 
+/// Waits until zebra in the container of `pid` has announced an IPv4 address on `ifname` to
+/// its daemons: zebra lists an interface's IPv4 addresses (`show interface json`) only once
+/// the kernel has confirmed them, in the same step that sends them to bgpd. The kernel alone
+/// is not enough: it shows the address while zebra has yet to read it, and a session accepted
+/// then is reset. Without zebra's socket (not FRR), the kernel's word is taken. Polls every
+/// 5 ms; false at `within`.
+async fn zebra_announced(pid: u32, ifname: &str, within: Duration) -> std::io::Result<bool> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match vty::show(pid, vty::Daemon::Zebra, "show interface json").await {
+            Ok(out) => {
+                if interface_has_ipv4(&out, ifname) {
+                    return Ok(true);
+                }
+            }
+            Err(vty::VtyError::Unreachable { .. }) => {
+                return netns::wait_ipv4(pid, ifname, deadline.saturating_duration_since(tokio::time::Instant::now())).await
+            }
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Whether zebra's `show interface json` lists an IPv4 address on `ifname`.
+fn interface_has_ipv4(json: &str, ifname: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { return false };
+    v.get(ifname).and_then(|i| i.get("ipAddresses")).and_then(|a| a.as_array()).is_some_and(|addrs| {
+        addrs.iter().any(|a| a.get("address").and_then(|s| s.as_str()).is_some_and(|s| s.parse::<ipnet::Ipv4Net>().is_ok()))
+    })
+}
+
 /// A name for a veth end while it waits in this process's namespace: unique per process
 /// and link, `vtx` + 12 hex digits (15 characters, the kernel's limit).
 fn staging_name() -> String {
@@ -569,7 +604,7 @@ impl Node for LocalNode {
         let joined = async {
             link_end(pb, &link.b.ifname, link.b.address, &doing).await?;
             // zebra addresses `b`; its carrier stays down until `a` is up on the other side.
-            match netns::wait_ipv4(pb, &link.b.ifname, LISTENER_ADDRESS_WAIT).await {
+            match zebra_announced(pb, &link.b.ifname, LISTENER_ADDRESS_WAIT).await {
                 Ok(true) => {}
                 Ok(false) => tracing::debug!(link = %doing(), "no address on the listening end in time; joining anyway"),
                 Err(e) => tracing::debug!(link = %doing(), error = %e, "cannot watch the listening end's address; joining anyway"),
@@ -716,5 +751,32 @@ impl Node for LocalNode {
             });
         }
         self.upload(container, files).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interface_counts_as_addressed_only_with_an_ipv4_address_in_zebras_list() {
+        // The shape of FRR 8.4's `show interface json` (trimmed).
+        let json = r#"{
+            "eth0": {"administrativeStatus": "up", "ipAddresses": [{"address": "10.199.0.2/29", "secondary": false}]},
+            "eth1": {"administrativeStatus": "up", "ipAddresses": []},
+            "eth2": {"ipAddresses": [{"address": "fe80::1/64", "secondary": false}]}
+        }"#;
+        assert!(interface_has_ipv4(json, "eth0"));
+        assert!(!interface_has_ipv4(json, "eth1"));
+        assert!(!interface_has_ipv4(json, "eth2"));
+        assert!(!interface_has_ipv4(json, "eth3"));
+        assert!(!interface_has_ipv4("% Unknown command", "eth0"));
+    }
+
+    #[test]
+    fn staging_names_fit_the_kernel_and_differ() {
+        let (a, b) = (staging_name(), staging_name());
+        assert!(a.len() <= 15 && b.len() <= 15, "{a} {b}");
+        assert_ne!(a, b);
     }
 }

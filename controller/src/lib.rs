@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod deploy;
 pub mod ops;
 pub mod plan;
+pub mod pool;
 pub mod render;
 pub mod spec;
 pub mod update;

@@ -723,18 +723,30 @@ pub fn plan_hash(plan: &Plan) -> String {
     d.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// When a router boots in a create, as a rank (lower first). Every other router of the path
-/// first (hops 1, 3, 5, ...), then the rest, each half from both ends inward; routers off the
-/// path last. So each session of the path joins a router that booted early (its bgpd past
-/// its 1 s start timer: it connects) to one that boots later (it listens: see `passive`),
-/// and the last routers to boot sit mid-path, leaving each LAN route half the path to cross
-/// after them.
+/// When a router boots in a create, as a rank (lower first). Along the path, every other
+/// router connects (hops 1, 3, 5, ...) and its neighbours listen (see `passive`); each
+/// kind boots from both path ends inward, and a listening router boots `LISTEN_LAG`
+/// places after the connecting routers as far from the ends as it is. So:
+/// - a connecting router is about a second ahead of its listeners: its bgpd's fixed 1 s start
+///   timer has run out when their link appears, and it connects at once;
+/// - the sessions at the path ends, whose routes have the whole path left to cross, come up
+///   first, and the last ones to come up sit mid-path, half the path from either end;
+/// - a listener never waits for a connecting router that boots after it.
+///
+/// Routers off the path boot last.
 pub fn start_rank(path_len: usize, hop: Option<usize>) -> usize {
     match hop {
-        Some(h) => (h % 2) * path_len + h.min(path_len.saturating_sub(h + 1)),
+        Some(h) => h.min(path_len.saturating_sub(h + 1)) + (h % 2) * LISTEN_LAG,
         None => usize::MAX,
     }
 }
+
+/// How many places a listening router boots after the connecting routers at its distance
+/// from the path ends: about a second of container starts on a two-core machine (one every
+/// 0.1 s or so when they queue), the connecting bgpd's start timer. At least 2, so a
+/// listener always ranks after both its neighbours (whose distances differ from its own by
+/// at most one).
+pub const LISTEN_LAG: usize = 8;
 
 impl Plan {
     pub fn router(&self, name: &str) -> Option<&RouterPlan> {
