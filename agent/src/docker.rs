@@ -53,18 +53,14 @@ pub struct LocalNode {
 
 /// Sends one RTM_NEWLINK from this process's network namespace.
 async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
-    let fail = |message: String| NodeError::Failed { doing: doing(), message };
-    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| fail(format!("netlink socket: {e}")))?;
-    let conn = tokio::spawn(conn);
-    let r = handle.link().add(msg).execute().await;
-    conn.abort();
-    r.map_err(|e| {
+    netns::here(|handle| async move { handle.link().add(msg).execute().await.map_err(std::io::Error::other) }).await.map_err(|e| {
         let m = e.to_string();
-        fail(if m.contains("Operation not permitted") || m.contains("EPERM") {
+        let message = if m.contains("Operation not permitted") || m.contains("EPERM") {
             format!("{m}: making links needs CAP_NET_ADMIN on the node (run as root, or use `wiring: docker`)")
         } else {
             m
-        })
+        };
+        NodeError::Failed { doing: doing(), message }
     })
 }
 

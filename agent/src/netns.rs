@@ -67,10 +67,35 @@ fn drive(socket: TokioSocket) -> (Handle, tokio::task::JoinHandle<()>) {
     (handle, tokio::spawn(conn))
 }
 
-/// A netlink connection bound to the namespace of process `pid`.
-async fn enter_netlink(pid: u32) -> io::Result<(Handle, tokio::task::JoinHandle<()>)> {
+/// Runs `f` with a netlink connection in this process's network namespace, then closes it.
+pub async fn here<T, F, Fut>(f: F) -> io::Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    with_connection((handle, tokio::spawn(conn)), f).await
+}
+
+/// Runs `f` with a netlink connection bound to the namespace of process `pid`, then closes it.
+async fn in_pid<T, F, Fut>(pid: u32, f: F) -> io::Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
     let runtime = tokio::runtime::Handle::current();
-    in_namespace(pid, move || route_socket(&runtime)).map(drive)
+    let conn = in_namespace(pid, move || route_socket(&runtime)).map(drive)?;
+    with_connection(conn, f).await
+}
+
+async fn with_connection<T, F, Fut>((handle, driver): (Handle, tokio::task::JoinHandle<()>), f: F) -> io::Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
+    let r = f(handle).await;
+    driver.abort();
+    r
 }
 
 /// Gives interface `ifname` (in the namespace of `handle`) `address` and brings it up.
@@ -83,8 +108,7 @@ pub async fn address_and_up(handle: &Handle, ifname: &str, address: Ipv4Net) -> 
 /// Waits until interface `ifname` in the namespace of process `pid` carries an IPv4
 /// address (someone else, zebra, adds it), polling every 5 ms; false at `within`.
 pub async fn wait_ipv4(pid: u32, ifname: &str, within: std::time::Duration) -> io::Result<bool> {
-    let (handle, driver) = enter_netlink(pid).await?;
-    let r = async {
+    in_pid(pid, |handle| async move {
         let index = index_of(&handle, ifname).await?;
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -99,38 +123,28 @@ pub async fn wait_ipv4(pid: u32, ifname: &str, within: std::time::Duration) -> i
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-    }
-    .await;
-    driver.abort();
-    r
+    })
+    .await
 }
 
 /// Moves interface `name` from this process's namespace into that of process `pid`,
 /// renamed `ifname` on the way (one RTM_SETLINK: it appears there under its final name).
 pub async fn move_into(name: &str, pid: u32, ifname: &str) -> io::Result<()> {
-    let (conn, handle, _) = rtnetlink::new_connection()?;
-    let driver = tokio::spawn(conn);
-    let r = async {
+    here(|handle| async move {
         let index = index_of(&handle, name).await?;
         let msg = LinkUnspec::new_with_index(index).setns_by_pid(pid).name(ifname.to_string()).build();
         handle.link().set(msg).execute().await.map_err(|e| io::Error::other(format!("moving {name} in as {ifname}: {e}")))
-    }
-    .await;
-    driver.abort();
-    r
+    })
+    .await
 }
 
 /// Deletes interface `name` in this process's namespace, if it is there.
 pub async fn delete_here(name: &str) -> io::Result<()> {
-    let (conn, handle, _) = rtnetlink::new_connection()?;
-    let driver = tokio::spawn(conn);
-    let r = async {
+    here(|handle| async move {
         let index = index_of(&handle, name).await?;
         handle.link().del(index).execute().await.map_err(io::Error::other)
-    }
-    .await;
-    driver.abort();
-    r
+    })
+    .await
 }
 
 async fn index_of(handle: &Handle, ifname: &str) -> io::Result<u32> {

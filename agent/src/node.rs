@@ -236,8 +236,8 @@ pub trait Node: Send + Sync {
         let _ = within_secs;
         Err(unsupported(format!("waiting for bgpd in {router}")))
     }
-    /// Pings from an experiment host every 0.1 s until the first reply or `within_secs`
-    /// (at most 60): returns as soon as the target answers.
+    /// Pings from an experiment host several times a second until the first reply or
+    /// `within_secs` (at most 60): returns as soon as the target answers.
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
         let _ = within_secs;
         Err(unsupported(format!("pinging {target} from {host}")))

@@ -56,7 +56,9 @@ impl RankedPool {
     pub async fn acquire(self: &Arc<Self>, key: usize) -> Permit {
         let rx = {
             let mut s = self.state.lock().expect("pool lock");
-            if s.free > 0 && s.waiting.is_empty() {
+            // A permit is free only when nobody waits: a released one goes straight to the
+            // best waiter (`pass_on`).
+            if s.free > 0 {
                 s.free -= 1;
                 return Permit { pool: self.clone() };
             }
@@ -64,12 +66,6 @@ impl RankedPool {
             s.arrivals += 1;
             let arrival = s.arrivals;
             s.waiting.push(Reverse(Waiter { key: (key, arrival), wake: tx }));
-            // A permit may be free with waiters queued only between a release and the
-            // waiter's wake-up; hand it out now so it is never stranded.
-            if s.free > 0 {
-                s.free -= 1;
-                s.pass_on();
-            }
             rx
         };
         let mut pending = Pending { rx: Some(rx), pool: self.clone() };
@@ -101,7 +97,8 @@ impl Drop for Pending {
 }
 
 impl State {
-    /// Gives one permit (already taken from `free`) to the best live waiter, or back to `free`.
+    /// Gives a released permit to the best live waiter, or back to `free` (the queue is then
+    /// empty).
     fn pass_on(&mut self) {
         while let Some(Reverse(w)) = self.waiting.pop() {
             if w.wake.send(()).is_ok() {
