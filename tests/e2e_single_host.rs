@@ -116,6 +116,29 @@ fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
     assert_eq!(direct["ipv4Unicast"]["routerId"], via_vtysh["ipv4Unicast"]["routerId"]);
     assert_eq!(direct["ipv4Unicast"]["peerCount"], 2, "{direct}");
 
+    // Routers never rate-limit time-exceeded: a burst of 20 echo requests with TTL 1 gets 20
+    // answers from r1 (the kernel's default would answer about 6, then one a second, and a
+    // traceroute right after a burst of errors would miss hop 1).
+    let burst = Command::new("docker")
+        .args(["exec", "vte-e2e24-src", "ping", "-n", "-c", "20", "-i", "0.01", "-t", "1", "-W", "1", "10.210.1.10"])
+        .output()
+        .expect("running docker");
+    let burst = String::from_utf8_lossy(&burst.stdout);
+    assert_eq!(burst.matches("Time to live exceeded").count(), 20, "{burst}");
+
+    // With Docker's cgroupfs driver the path's containers sit in the `vnet-te` cgroup, with
+    // eight times a process's CPU weight.
+    let driver = docker(&["info", "-f", "{{.CgroupDriver}} {{.CgroupVersion}}"]);
+    if driver.trim_start().starts_with("cgroupfs") {
+        let parent = docker(&["inspect", "-f", "{{.HostConfig.CgroupParent}}", "vte-e2e24-r5"]);
+        assert_eq!(parent.trim(), "/vnet-te");
+        let (file, weight) =
+            if driver.trim().ends_with('2') { ("/sys/fs/cgroup/vnet-te/cpu.weight", "800") } else { ("/sys/fs/cgroup/cpu/vnet-te/cpu.shares", "8192") };
+        assert_eq!(std::fs::read_to_string(file).unwrap().trim(), weight, "{file}");
+    } else {
+        eprintln!("SKIP part of single_host_24_hops: Docker's cgroup driver is {driver}; vnet-te's own cgroup is only made with cgroupfs");
+    }
+
     // Every object carries the labels the lifecycle relies on.
     let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", "vte-e2e24-r5"]);
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();

@@ -816,6 +816,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listeners_boot_after_their_neighbours_and_the_path_ends_before_the_middle() {
+        let n = 24;
+        let rank = |h: usize| start_rank(n, Some(h));
+        for h in (1..n).step_by(2) {
+            assert!(rank(h) > rank(h - 1), "hop {h} listens to hop {}", h - 1);
+            if h + 1 < n {
+                assert!(rank(h) > rank(h + 1), "hop {h} listens to hop {}", h + 1);
+            }
+        }
+        // The listener of the session at the source end boots before the connecting
+        // routers mid-path, not after all of them.
+        assert!(rank(1) < rank(n / 2));
+        assert_eq!(start_rank(n, None), usize::MAX);
+    }
+
+    #[test]
     fn chain_addresses_and_expectations() {
         let s = spec::chain("p", 3).unwrap();
         let p = build(&s, &Inventory::default()).unwrap();
