@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use vnet_te::plan::{self, Inventory};
-use vnet_te::{cli, render, spec};
+use vnet_te::core::plan::{self, Inventory};
+use vnet_te::commands;
+use vnet_te::core::{render, spec};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -96,10 +97,10 @@ fn golden_plans_and_rendered_files() {
         let dir = root().join("tests/golden").join(&name);
         let p = plan::build(&s, &inv).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Same input, byte-identical output.
-        assert_eq!(cli::plan_json(&p), cli::plan_json(&plan::build(&s, &inv).unwrap()));
+        assert_eq!(commands::plan_json(&p), commands::plan_json(&plan::build(&s, &inv).unwrap()));
         let mut expected_files = BTreeSet::new();
         let plan_path = dir.join("plan.json");
-        failures.extend(check(&plan_path, &(cli::plan_json(&p) + "\n")));
+        failures.extend(check(&plan_path, &(commands::plan_json(&p) + "\n")));
         expected_files.insert(plan_path);
         let table_path = dir.join("plan.txt");
         failures.extend(check(&table_path, &p.to_string()));

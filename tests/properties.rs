@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use vnet_te::plan::{self, Inventory, NetworkRole};
-use vnet_te::spec::{self, LinkSpec, PathSpec};
-use vnet_te::render;
+use vnet_te::core::plan::{self, Inventory, NetworkRole};
+use vnet_te::core::spec::{self, LinkSpec, PathSpec};
+use vnet_te::core::render;
 
 /// A chain of `n` routers plus random shortcut links; the path is the sub-chain
 /// `r[from]..=r[to]` (routers outside it are off the path).

@@ -1,4 +1,4 @@
-//! `vnet_te::ssh` against a real OpenSSH `sshd`: host-key policy (unknown, accept-new,
+//! `vnet_te::exec::ssh` against a real OpenSSH `sshd`: host-key policy (unknown, accept-new,
 //! changed), exec status and output, streamed stdin, write_file.
 //!
 //! Each test starts its own `sshd -D -e -f <config>` on 127.0.0.1 with an ephemeral port, a
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
-use vnet_te::ssh::{HostKeyPolicy, Session, SshError, SshErrorKind, SshTarget};
+use vnet_te::exec::ssh::{HostKeyPolicy, Session, SshError, SshErrorKind, SshTarget};
 
 // ---------------------------------------------------------------------------------------
 // Harness

@@ -1,17 +1,14 @@
-//! Command-line surface: argument structs (help text, no logic) and thin dispatch into the
-//! library.
+//! Command-line surface: argument structs (help text, no logic) and their mapping onto
+//! `commands`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cluster;
-use crate::exit;
-use crate::ops;
-use crate::plan::{self, Inventory, Plan, PlanError};
-use crate::render;
-use crate::spec::{self, SpecError};
+use crate::commands::{self, cluster, images, path, SpecInput, SpecSource};
+use crate::core::spec;
 
 #[derive(Parser, Debug)]
 #[command(name = "vnet-te", version, about = "Forced-path BGP testbeds on Docker: plan, render, create, verify")]
@@ -90,7 +87,7 @@ pub struct NodeAddArgs {
     #[arg(long)]
     pub known_hosts: Option<PathBuf>,
     /// TCP port of the node's agent.
-    #[arg(long, default_value_t = crate::cluster::DEFAULT_AGENT_PORT)]
+    #[arg(long, default_value_t = crate::exec::cluster::DEFAULT_AGENT_PORT)]
     pub agent_port: u16,
 }
 
@@ -293,76 +290,54 @@ pub fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Maps an error to the documented exit code: bad input is 2, anything else 3.
-pub fn exit_code_for(e: &anyhow::Error) -> i32 {
-    // downcast_ref also finds values attached with `.context(..)`, which chain() hides.
-    let bad = e.downcast_ref::<BadInput>().is_some()
-        || e.downcast_ref::<SpecError>().is_some()
-        || e.downcast_ref::<PlanError>().is_some()
-        || e.chain().any(|c| c.is::<SpecError>() || c.is::<PlanError>() || c.is::<BadInput>());
-    if bad {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    }
-}
-
-/// Invalid flags or arguments beyond what clap checks.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Path(PathCommand::Create(a)) => runtime()?.block_on(ops::create(a)),
-        Command::Path(PathCommand::Verify(a)) => runtime()?.block_on(ops::verify(a)),
-        Command::Path(PathCommand::List(a)) => runtime()?.block_on(ops::list(a)),
-        Command::Path(PathCommand::Show(a)) => runtime()?.block_on(ops::show(a)),
-        Command::Path(PathCommand::Delete(a)) => runtime()?.block_on(ops::delete(a)),
-        Command::Path(PathCommand::Update(a)) => runtime()?.block_on(ops::update(a)),
-        Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(ops::images_build(a.force)),
-        Command::Cluster(ClusterCommand::Init(a)) => runtime()?.block_on(async {
-            cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr }).await.map(|()| exit::OK)
-        }),
+        Command::Path(PathCommand::Plan(a)) => path::plan(&a.spec.into(), a.output.into()),
+        Command::Path(PathCommand::Render(a)) => path::render(&a.spec.into(), &a.out),
+        Command::Path(PathCommand::Create(a)) => runtime()?.block_on(path::create(path::CreateOptions {
+            spec: a.spec.into(),
+            replace: a.replace,
+            verify: !a.no_verify,
+            timeout: Duration::from_secs(a.timeout),
+            output: a.output.into(),
+        })),
+        Command::Path(PathCommand::Verify(a)) => {
+            runtime()?.block_on(path::verify(&a.name, Duration::from_secs(a.timeout), a.output.into()))
+        }
+        Command::Path(PathCommand::List(a)) => runtime()?.block_on(path::list(a.output.into())),
+        Command::Path(PathCommand::Show(a)) => runtime()?.block_on(path::show(&a.name, a.output.into())),
+        Command::Path(PathCommand::Delete(a)) => {
+            let target = if a.target.all { None } else { a.target.name };
+            runtime()?.block_on(path::delete(target.as_deref()))
+        }
+        Command::Path(PathCommand::Update(a)) => runtime()?.block_on(path::update(path::UpdateOptions {
+            path: a.path,
+            spec: a.spec.into(),
+            verify: !a.no_verify,
+            timeout: Duration::from_secs(a.timeout),
+            output: a.output.into(),
+        })),
+        Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(images::build(a.force)),
+        Command::Cluster(ClusterCommand::Init(a)) => {
+            runtime()?.block_on(cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr }))
+        }
         Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => {
-            runtime()?.block_on(ops::cluster_status(a.output))
+            runtime()?.block_on(cluster::status(a.output.into()))
         }
-        Command::Node(NodeCommand::Add(a)) => runtime()?.block_on(async {
-            cluster::add(cluster::AddArgs {
-                target: a.target,
-                name: a.name,
-                accept_new_host_key: a.accept_new_host_key,
-                identity: a.identity,
-                known_hosts: a.known_hosts,
-                agent_port: a.agent_port,
-            })
-            .await
-            .map(|()| exit::OK)
-        }),
-        Command::Node(NodeCommand::Remove(a)) => runtime()?.block_on(async {
-            cluster::remove(cluster::RemoveArgs {
-                name: a.name,
-                force: a.force,
-                identity: a.identity,
-                known_hosts: a.known_hosts,
-            })
-            .await
-            .map(|()| exit::OK)
-        }),
-        Command::Path(PathCommand::Plan(a)) => {
-            let plan = load_plan(&a.spec)?;
-            match a.output {
-                Output::Table => print!("{plan}"),
-                Output::Json => println!("{}", plan_json(&plan)),
-            }
-            Ok(exit::OK)
-        }
-        Command::Path(PathCommand::Render(a)) => {
-            let plan = load_plan(&a.spec)?;
-            let n = write_rendered(&plan, &a.out)?;
-            println!("wrote {n} files for {} containers under {}", plan.routers.len() + plan.hosts.len(), a.out.display());
-            Ok(exit::OK)
-        }
+        Command::Node(NodeCommand::Add(a)) => runtime()?.block_on(cluster::add(cluster::AddArgs {
+            target: a.target,
+            name: a.name,
+            accept_new_host_key: a.accept_new_host_key,
+            identity: a.identity,
+            known_hosts: a.known_hosts,
+            agent_port: a.agent_port,
+        })),
+        Command::Node(NodeCommand::Remove(a)) => runtime()?.block_on(cluster::remove(cluster::RemoveArgs {
+            name: a.name,
+            force: a.force,
+            identity: a.identity,
+            known_hosts: a.known_hosts,
+        })),
     }
 }
 
@@ -370,82 +345,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
-pub fn plan_json(plan: &Plan) -> String {
-    serde_json::to_string_pretty(plan).expect("plan serialises")
-}
-
-/// Reads the spec named by the arguments (file or --hops), with --wiring applied.
-pub fn load_spec(a: &SpecArgs) -> anyhow::Result<spec::PathSpec> {
-    let mut s = read_spec(a)?;
-    if let Some(w) = a.wiring {
-        s.wiring = Some(w.into());
-        let problems = spec::validate(&s);
-        if !problems.is_empty() {
-            return Err(SpecError::Invalid { source_name: "--wiring".to_string(), problems }.into());
-        }
-    }
-    Ok(s)
-}
-
-fn read_spec(a: &SpecArgs) -> anyhow::Result<spec::PathSpec> {
-    match (&a.source.file, a.source.hops) {
-        (Some(f), _) => {
-            if a.name.is_some() {
-                return Err(BadInput("--name is only used with --hops (the spec file names the path)".into()).into());
-            }
-            let text = std::fs::read_to_string(f).with_context(|| format!("reading path spec {}", f.display()))?;
-            Ok(spec::parse_yaml(&f.display().to_string(), &text)?)
-        }
-        (None, Some(n)) => {
-            let name = a.name.clone().unwrap_or_else(|| format!("chain{n}"));
-            Ok(spec::chain(&name, n)?)
-        }
-        (None, None) => Err(BadInput("give --hops N or -f FILE".into()).into()),
+impl From<SpecArgs> for SpecInput {
+    fn from(a: SpecArgs) -> Self {
+        let source = match (a.source.file, a.source.hops) {
+            (Some(f), _) => SpecSource::File(f),
+            (None, Some(n)) => SpecSource::Hops(n),
+            // clap's group makes one of them required.
+            (None, None) => unreachable!("--hops or -f is required"),
+        };
+        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into) }
     }
 }
 
-pub fn inventory_for(a: &SpecArgs) -> Inventory {
-    if a.nodes.is_empty() {
-        Inventory::default()
-    } else {
-        Inventory { nodes: a.nodes.clone(), taken: Vec::new() }
+impl From<Output> for commands::Output {
+    fn from(o: Output) -> Self {
+        match o {
+            Output::Table => commands::Output::Table,
+            Output::Json => commands::Output::Json,
+        }
     }
-}
-
-pub(crate) fn load_plan(a: &SpecArgs) -> anyhow::Result<Plan> {
-    let spec = load_spec(a)?;
-    Ok(plan::build(&spec, &inventory_for(a))?)
-}
-
-/// Writes `<out>/<container>/<file>` for every rendered file; returns how many.
-pub fn write_rendered(plan: &Plan, out: &Path) -> anyhow::Result<usize> {
-    let files: Vec<(String, Vec<render::RenderedFile>)> = render::render(plan)?.into_iter().collect();
-    // Thousands of small files: creating them dominates, so spread it over the cores.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let chunk = files.len().div_ceil(threads).max(64);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || -> anyhow::Result<usize> {
-                    let mut n = 0;
-                    for (object, list) in part {
-                        let dir = out.join(object);
-                        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-                        for f in list {
-                            let p = dir.join(&f.name);
-                            std::fs::write(&p, &f.content).with_context(|| format!("writing {}", p.display()))?;
-                            // The mode the file gets inside the container (scripts are 0755),
-                            // so the rendered tree can be mounted or copied as it is.
-                            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
-                                .with_context(|| format!("setting the mode of {}", p.display()))?;
-                            n += 1;
-                        }
-                    }
-                    Ok(n)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("writer thread panicked")).sum()
-    })
 }

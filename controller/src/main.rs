@@ -11,7 +11,7 @@ fn main() {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            vnet_te::cli::exit_code_for(&e)
+            vnet_te::error::exit_code_for(&e)
         }
     };
     std::process::exit(code);

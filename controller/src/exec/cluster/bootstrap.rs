@@ -1,179 +1,21 @@
-//! The cluster: what the controller on the swarm manager knows about its nodes, and the
-//! commands that change it (`cluster init|status`, `node add|list|remove`).
-//!
-//! State lives in one directory on the manager (`$VNET_TE_HOME`, default `~/.vnet-te`):
-//!
-//! ```text
-//! cluster.json              manager name and address, the nodes and their agent addresses
-//! pki/ca.pem ca-key.pem     the cluster CA (made at `cluster init`; the key never leaves)
-//! controller/{ca,cert,key}.pem   the controller's client certificate for the agents
-//! ```
-//!
-//! The manager's own engine is driven in-process (`LocalNode`); every other node through
-//! its agent over mutual TLS (`RemoteNode`). Both are `Node`s, so the executor and the
-//! verifier do not care which is which. No cluster state means the embedded single-host
-//! default: the local engine is the only node.
+//! Cluster bootstrap over SSH: `cluster init`, `node add`, `node remove`, `cluster status`.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use vnet_te_agent::docker::LocalNode;
-use vnet_te_agent::node::{labels, Node};
+use vnet_te_agent::node::labels;
 use vnet_te_agent::remote::RemoteNode;
-use vnet_te_agent::tls::{self, ClusterCa};
+use vnet_te_agent::tls::ClusterCa;
 
-use crate::cli::BadInput;
-use crate::deploy::{self, Nodes};
-use crate::plan::LOCAL_NODE;
-use crate::ssh::{quote, HostKeyPolicy, Session, SshTarget};
-
-/// The agent's TCP port unless `node add --agent-port` says otherwise.
-pub const DEFAULT_AGENT_PORT: u16 = 7443;
-/// Name of the agent container on every node (labelled `vnet-te.object=agent`).
-pub const AGENT_CONTAINER: &str = "vnet-te-agent";
-/// Where `node add` writes the agent's certificate, key and the cluster CA on the node.
-pub const AGENT_CERT_DIR: &str = "/etc/vnet-te/agent";
-const STATE_VERSION: u32 = 1;
-
-pub fn agent_image() -> String {
-    format!("vnet-te/agent:{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// The state directory: `$VNET_TE_HOME`, else `~/.vnet-te`.
-pub fn home() -> PathBuf {
-    if let Some(h) = std::env::var_os("VNET_TE_HOME") {
-        return PathBuf::from(h);
-    }
-    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-    base.join(".vnet-te")
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterState {
-    pub version: u32,
-    /// The manager's node name (its swarm hostname): placement uses it like any node.
-    pub manager: String,
-    /// The address the manager advertises to the swarm.
-    pub advertise_addr: IpAddr,
-    /// Every other node, in the order they were added.
-    pub nodes: Vec<NodeEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeEntry {
-    pub name: String,
-    /// How `node add` reached it (`user@host[:port]`).
-    pub ssh: String,
-    /// The agent's address.
-    pub agent: SocketAddr,
-}
-
-impl ClusterState {
-    pub fn node_names(&self) -> Vec<String> {
-        std::iter::once(self.manager.clone()).chain(self.nodes.iter().map(|n| n.name.clone())).collect()
-    }
-}
-
-fn state_file(home: &Path) -> PathBuf {
-    home.join("cluster.json")
-}
-
-/// The cluster state, or None when no cluster was initialised here.
-pub fn load_state(home: &Path) -> anyhow::Result<Option<ClusterState>> {
-    let f = state_file(home);
-    match std::fs::read_to_string(&f) {
-        Ok(text) => {
-            let s: ClusterState =
-                serde_json::from_str(&text).with_context(|| format!("reading cluster state {}", f.display()))?;
-            if s.version != STATE_VERSION {
-                bail!("{} has version {}, this vnet-te reads version {STATE_VERSION}", f.display(), s.version);
-            }
-            Ok(Some(s))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", f.display())),
-    }
-}
-
-/// Writes the state atomically (temp file + rename), so a crash never leaves half a file.
-pub fn save_state(home: &Path, s: &ClusterState) -> anyhow::Result<()> {
-    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
-    let f = state_file(home);
-    let tmp = f.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(s)? + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &f).with_context(|| format!("replacing {}", f.display()))?;
-    Ok(())
-}
-
-/// The controller's TLS client configuration: its certificate, trusting only the cluster CA.
-fn controller_tls(home: &Path) -> anyhow::Result<rustls::ClientConfig> {
-    let dir = controller_dir(home);
-    let id = tls::IssuedCert::load(&dir)
-        .with_context(|| format!("loading the controller certificate from {} (run `vnet-te cluster init`)", dir.display()))?;
-    Ok(tls::client_config(&id)?)
-}
-
-fn pki_dir(home: &Path) -> PathBuf {
-    home.join("pki")
-}
-fn controller_dir(home: &Path) -> PathBuf {
-    home.join("controller")
-}
-
-/// The nodes a path command works on: the cluster's (manager in-process, the rest through
-/// their agents) or, with no cluster, the local engine alone.
-pub async fn nodes() -> anyhow::Result<Nodes> {
-    let home = home();
-    let Some(state) = load_state(&home)? else {
-        let node = LocalNode::connect(LOCAL_NODE).await.context(
-            "no Docker engine answered; start one (`bash deploy/ensure-docker.sh` installs and starts it)",
-        )?;
-        return Ok(Nodes::single(Arc::new(node)));
-    };
-    let manager = Arc::new(connect_manager(&state).await?);
-    cluster_nodes(&home, &state, manager)
-}
-
-/// The manager's own engine, driven in-process.
-async fn connect_manager(state: &ClusterState) -> anyhow::Result<LocalNode> {
-    LocalNode::connect(&state.manager)
-        .await
-        .context("the manager's Docker engine does not answer (is dockerd running?)")
-}
-
-/// The cluster's nodes around an already connected manager: the others through their agents.
-fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> anyhow::Result<Nodes> {
-    let client = controller_tls(home)?;
-    let manager: Arc<dyn Node> = manager;
-    let mut by_name: BTreeMap<String, Arc<dyn Node>> = BTreeMap::new();
-    by_name.insert(state.manager.clone(), manager.clone());
-    for n in &state.nodes {
-        let remote = RemoteNode::new(&n.name, n.agent, &client)
-            .with_context(|| format!("setting up the client for node {}", n.name))?;
-        by_name.insert(n.name.clone(), Arc::new(remote));
-    }
-    // Each node's own address carries the VXLAN links between nodes.
-    let mut underlay = BTreeMap::new();
-    if let IpAddr::V4(a) = state.advertise_addr {
-        underlay.insert(state.manager.clone(), a);
-    }
-    for n in &state.nodes {
-        if let IpAddr::V4(a) = n.agent.ip() {
-            underlay.insert(n.name.clone(), a);
-        }
-    }
-    Ok(Nodes { manager, by_name, order: state.node_names(), underlay })
-}
-
-// ---------------------------------------------------------------------------------------
-// cluster init
+use super::*;
+use crate::core::objects::{host_image, router_image};
+use crate::error::BadInput;
+use crate::exec::ssh::{quote, HostKeyPolicy, Session, SshTarget};
 
 pub struct InitArgs {
     pub advertise_addr: Option<IpAddr>,
@@ -354,7 +196,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     let mut state = require_state(&home)?;
     let target: SshTarget = a.target.parse().map_err(|e| BadInput(format!("{}: {e}", a.target)))?;
     let policy = if a.accept_new_host_key { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
-    let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::ssh::default_known_hosts);
+    let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::exec::ssh::default_known_hosts);
     let t0 = Instant::now();
     let ssh = Session::connect(&target, a.identity.as_deref(), &known_hosts, policy)
         .await
@@ -367,7 +209,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     )?;
     let hostname = run(&ssh, "reading the node's name", "docker info --format '{{.Name}}'").await?;
     let name = a.name.clone().unwrap_or(hostname);
-    if let Some(problem) = crate::spec::name_problem(&name) {
+    if let Some(problem) = crate::core::spec::name_problem(&name) {
         return Err(BadInput(format!("node name '{name}': {problem}; choose one with --name")).into());
     }
     if name == state.manager {
@@ -405,7 +247,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
         addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
 
     // Images: stream `docker save` from the manager into `docker load` on the node.
-    for image in [deploy::router_image(), deploy::host_image(), agent_image()] {
+    for image in [router_image(), host_image(), agent_image()] {
         let local_id = docker
             .inspect_image(&image)
             .await
@@ -531,7 +373,7 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
         }
     }
     let target: SshTarget = entry.ssh.parse().map_err(|e| BadInput(format!("{}: {e}", entry.ssh)))?;
-    let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::ssh::default_known_hosts);
+    let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::exec::ssh::default_known_hosts);
     match Session::connect(&target, a.identity.as_deref(), &known_hosts, HostKeyPolicy::Strict).await {
         Ok(ssh) => {
             run(&ssh, "stopping the agent", &format!("docker rm -f {AGENT_CONTAINER} >/dev/null 2>&1 || true")).await?;

@@ -1,115 +1,82 @@
-//! The operations behind `vnet-te path create|verify|list|show|delete` and `images build`:
-//! thin glue between the CLI, the planner, the executor (`deploy`) and `verify`.
+//! `path plan|render|create|verify|list|show|delete|update`.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use vnet_te_agent::node::labels;
 
-use crate::cli::{BadInput, CreateArgs, DeleteArgs, ListArgs, Output, ShowArgs, VerifyArgs};
-use crate::deploy::{self, DeployError, Nodes, Step};
-use crate::exit;
-use crate::plan::{self, Inventory};
-use crate::verify::{self, Report};
+use super::{load_spec, plan_json, preview_plan, print_report, Bar, Output, SpecInput};
+use crate::core::plan::{self, Inventory};
+use crate::core::render;
+use crate::core::replan;
+use crate::error::{exit, BadInput};
+use crate::exec::{apply, cluster, create as exec_create, observe, state, teardown, DeployError, Nodes};
 
-struct Bar(ProgressBar);
-
-impl deploy::Progress for Bar {
-    fn step(&self, step: Step, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(0);
-        self.0.set_message(step.describe());
-    }
-    fn tick(&self) {
-        self.0.inc(1);
-    }
+pub struct CreateOptions {
+    pub spec: SpecInput,
+    /// Delete an existing path of the same name first.
+    pub replace: bool,
+    pub verify: bool,
+    pub timeout: Duration,
+    pub output: Output,
 }
 
-impl verify::VerifyProgress for Bar {
-    fn update(&self, ok: usize, total: usize, phase: &str) {
-        self.0.set_length(total as u64);
-        self.0.set_position(ok as u64);
-        self.0.set_message(format!("verifying: {phase}"));
-    }
+pub struct UpdateOptions {
+    /// The running path (the spec must carry the same name).
+    pub path: String,
+    pub spec: SpecInput,
+    pub verify: bool,
+    pub timeout: Duration,
+    pub output: Output,
 }
 
-fn bar() -> Bar {
-    let pb = ProgressBar::new(0);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
-    pb.enable_steady_tick(Duration::from_millis(120));
-    Bar(pb)
-}
-
-fn print_report(report: &Report, output: Output) {
+/// `path plan`: the resolved plan of a spec, as a table or JSON.
+pub fn plan(spec: &SpecInput, output: Output) -> anyhow::Result<i32> {
+    let plan = preview_plan(spec)?;
     match output {
-        Output::Table => print!("{report}"),
-        Output::Json => println!("{}", serde_json::to_string_pretty(report).expect("report serialises")),
+        Output::Table => print!("{plan}"),
+        Output::Json => println!("{}", plan_json(&plan)),
     }
+    Ok(exit::OK)
 }
 
-pub async fn create(a: CreateArgs) -> anyhow::Result<i32> {
+/// `path render`: every rendered file under `out`.
+pub fn render(spec: &SpecInput, out: &Path) -> anyhow::Result<i32> {
+    let plan = preview_plan(spec)?;
+    let n = write_rendered(&plan, out)?;
+    println!("wrote {n} files for {} containers under {}", plan.routers.len() + plan.hosts.len(), out.display());
+    Ok(exit::OK)
+}
+
+pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     // Bad input is refused before any Docker call.
-    let spec = crate::cli::load_spec(&a.spec)?;
+    let spec = load_spec(&a.spec)?;
     if !a.spec.nodes.is_empty() {
         return Err(BadInput("--nodes is for `path plan`; `path create` places on the engine's nodes".into()).into());
     }
-    let nodes = crate::cluster::nodes().await?;
+    let nodes = cluster::nodes().await?;
     let started = Instant::now();
     if a.replace {
-        let removed = deploy::delete(&nodes, Some(&spec.name)).await?;
+        let removed = teardown::delete(&nodes, Some(&spec.name)).await?;
         if removed.containers + removed.networks > 0 {
             eprintln!("replaced: removed {} containers and {} networks of path {}", removed.containers, removed.networks, spec.name);
         }
     }
-    let mut taken = Vec::new();
-    for node in nodes.by_name.values() {
-        for s in node.taken_subnets().await.context("listing the engine's networks")? {
-            if let Ok(net) = s.parse() {
-                taken.push(net);
-            }
-        }
-    }
-    let inv = Inventory { nodes: nodes.names(), taken };
+    let inv = Inventory { nodes: nodes.names(), taken: nodes.taken_subnets().await? };
     let plan = plan::build(&spec, &inv)?;
 
-    let progress = bar();
+    let progress = Bar::new();
     let result = tokio::select! {
-        r = deploy::create(&plan, &nodes, &progress) => r.map_err(anyhow::Error::from),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        r = exec_create::create(&plan, &nodes, &progress) => r,
+        _ = tokio::signal::ctrl_c() => Err(DeployError::Interrupted),
     };
-    progress.0.finish_and_clear();
+    progress.done();
     if let Err(e) = result {
-        let nothing_created = matches!(
-            e.downcast_ref::<DeployError>(),
-            Some(DeployError::Exists(_)) | Some(DeployError::ImageMissing { .. })
-        );
-        if nothing_created {
-            if matches!(e.downcast_ref::<DeployError>(), Some(DeployError::Exists(_))) {
-                return Err(e.context(BadInput(format!("cannot create path '{}'", plan.name))));
-            }
-            return Err(e.context(format!("cannot create path '{}' (nothing was created)", plan.name)));
-        }
-        let rollback = deploy::delete(&nodes, Some(&plan.name)).await;
-        let undo = match rollback {
-            Ok(r) => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
-            Err(re) => format!(
-                "rollback failed too ({re}); remove the rest with `vnet-te path delete {}`",
-                plan.name
-            ),
-        };
-        return Err(e.context(format!(
-            "creating path '{}' failed; {undo}; fix the cause and run the same command again",
-            plan.name
-        )));
+        return Err(exec_create::roll_back(&plan, &nodes, e).await);
     }
-    let created = started.elapsed();
     let docker_nets = plan.networks.iter().filter(|n| n.driver.is_docker()).count();
     eprintln!(
         "created path {} ({} routers, {} hosts, {} links: {} made directly, {} Docker networks) in {:.1} s",
@@ -119,27 +86,38 @@ pub async fn create(a: CreateArgs) -> anyhow::Result<i32> {
         plan.networks.len(),
         plan.networks.len() - docker_nets,
         docker_nets,
-        created.as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
     if nodes.by_name.len() > 1 {
         eprintln!("{}", cross_host_summary(&plan));
     }
-    if a.no_verify {
+    if !a.verify {
         return Ok(exit::OK);
     }
-    let progress = bar();
-    let report = verify::verify(&plan, &nodes, Duration::from_secs(a.timeout), &progress).await;
-    progress.0.finish_and_clear();
-    print_report(&report, a.output);
+    verify_and_report(&plan, &nodes, a.timeout, a.output, started).await
+}
+
+/// Verifies, prints the report, and maps the verdict to the exit code.
+async fn verify_and_report(
+    plan: &plan::Plan,
+    nodes: &Nodes,
+    timeout: Duration,
+    output: Output,
+    started: Instant,
+) -> anyhow::Result<i32> {
+    let progress = Bar::new();
+    let report = observe::verify(plan, nodes, timeout, &progress).await;
+    progress.done();
+    print_report(&report, output);
     eprintln!("total {:.1} s from start to verdict", started.elapsed().as_secs_f64());
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
 }
 
 async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::Plan> {
-    match deploy::load_plan(nodes, name).await? {
+    match state::load_plan(nodes, name).await? {
         Some(p) => Ok(p),
         None => {
-            let ex = deploy::find(nodes, Some(name)).await?;
+            let ex = teardown::find(nodes, Some(name)).await?;
             if ex.is_empty() {
                 Err(BadInput(format!("no path named '{name}' on this engine (see `vnet-te path list`)")).into())
             } else {
@@ -152,13 +130,13 @@ async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::Plan> {
     }
 }
 
-pub async fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
-    let nodes = crate::cluster::nodes().await?;
-    let plan = plan_of(&nodes, &a.name).await?;
-    let progress = bar();
-    let report = verify::verify(&plan, &nodes, Duration::from_secs(a.timeout), &progress).await;
-    progress.0.finish_and_clear();
-    print_report(&report, a.output);
+pub async fn verify(name: &str, timeout: Duration, output: Output) -> anyhow::Result<i32> {
+    let nodes = cluster::nodes().await?;
+    let plan = plan_of(&nodes, name).await?;
+    let progress = Bar::new();
+    let report = observe::verify(&plan, &nodes, timeout, &progress).await;
+    progress.done();
+    print_report(&report, output);
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
 }
 
@@ -187,8 +165,8 @@ impl PathSummary {
     }
 }
 
-pub async fn list(a: ListArgs) -> anyhow::Result<i32> {
-    let nodes = crate::cluster::nodes().await?;
+pub async fn list(output: Output) -> anyhow::Result<i32> {
+    let nodes = cluster::nodes().await?;
     let mut paths: BTreeMap<String, PathSummary> = BTreeMap::new();
     for (node_name, node) in &nodes.by_name {
         for c in node.find_containers(labels::PATH, None).await? {
@@ -216,7 +194,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<i32> {
             paths.entry(p.clone()).or_insert_with(|| PathSummary::new(p)).networks += 1;
         }
     }
-    match a.output {
+    match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&paths.values().collect::<Vec<_>>())?),
         Output::Table => {
             if paths.is_empty() {
@@ -241,12 +219,12 @@ pub async fn list(a: ListArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub async fn show(a: ShowArgs) -> anyhow::Result<i32> {
-    let nodes = crate::cluster::nodes().await?;
-    let plan = plan_of(&nodes, &a.name).await?;
-    let ex = deploy::find(&nodes, Some(&a.name)).await?;
+pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
+    let nodes = cluster::nodes().await?;
+    let plan = plan_of(&nodes, name).await?;
+    let ex = teardown::find(&nodes, Some(name)).await?;
     let state: BTreeMap<&str, bool> = ex.containers.iter().map(|(_, c, r)| (c.as_str(), *r)).collect();
-    match a.output {
+    match output {
         Output::Json => {
             #[derive(Serialize)]
             struct Show<'a> {
@@ -278,12 +256,15 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub async fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
-    let nodes = crate::cluster::nodes().await?;
+/// Deletes one path, or every path with `None`.
+pub async fn delete(target: Option<&str>) -> anyhow::Result<i32> {
+    let nodes = cluster::nodes().await?;
     let started = Instant::now();
-    let target = a.target.name.as_deref();
-    let removed = deploy::delete(&nodes, if a.target.all { None } else { target }).await?;
-    let what = if a.target.all { "all paths".to_string() } else { format!("path {}", target.unwrap_or_default()) };
+    let removed = teardown::delete(&nodes, target).await?;
+    let what = match target {
+        None => "all paths".to_string(),
+        Some(name) => format!("path {name}"),
+    };
     if removed.containers + removed.networks == 0 {
         eprintln!("{what}: nothing to delete");
     } else {
@@ -297,94 +278,11 @@ pub async fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-const BUILD_SCRIPT: &str = include_str!("../../images/build-rootfs.sh");
-
-pub async fn images_build(force: bool) -> anyhow::Result<i32> {
-    for (kind, tag) in [("router", deploy::router_image()), ("host", deploy::host_image())] {
-        let mut cmd = tokio::process::Command::new("bash");
-        cmd.arg("-c").arg(BUILD_SCRIPT).arg("build-rootfs.sh");
-        if force {
-            cmd.arg("--force");
-        }
-        cmd.arg(kind).arg(&tag).stdin(Stdio::null());
-        let status = cmd.status().await.context("running bash for the image build")?;
-        if !status.success() {
-            bail!("building image {tag} failed (see the messages above)");
-        }
-    }
-    build_agent_image(force).await?;
-    Ok(exit::OK)
-}
-
-const AGENT_DOCKERFILE: &str = include_str!("../../images/agent/Dockerfile");
-
-/// The agent image (for clusters): the `vnet-te-agent` binary next to this one, on the host
-/// image, built through the engine's classic builder (offline: the base is local). Rebuilt
-/// when the binary differs from the one in the image (its SHA-256 is a label).
-async fn build_agent_image(force: bool) -> anyhow::Result<()> {
-    use bollard::query_parameters::BuildImageOptionsBuilder;
-    use futures_util::StreamExt;
-    use sha2::Digest;
-
-    let tag = crate::cluster::agent_image();
-    let bin = match std::env::var_os("VNET_TE_AGENT_BINARY") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => std::env::current_exe().context("locating this binary")?.with_file_name("vnet-te-agent"),
-    };
-    let Ok(binary) = std::fs::read(&bin) else {
-        eprintln!(
-            "images: {tag} not built: {} not found (`cargo build --release` builds it; only clusters need it)",
-            bin.display()
-        );
-        return Ok(());
-    };
-    let digest = format!("{:x}", sha2::Sha256::digest(&binary));
-    let local = vnet_te_agent::docker::LocalNode::connect(crate::plan::LOCAL_NODE).await?;
-    let docker = local.docker();
-    if !force {
-        if let Ok(img) = docker.inspect_image(&tag).await {
-            let same = img.config.and_then(|c| c.labels).and_then(|l| l.get("vnet-te.agent-sha256").cloned());
-            if same.as_deref() == Some(digest.as_str()) {
-                eprintln!("images: {tag} is up to date");
-                return Ok(());
-            }
-        }
-    }
-    let mut dockerfile = AGENT_DOCKERFILE.to_string();
-    dockerfile.push_str(&format!("LABEL vnet-te.agent-sha256={digest}\n"));
-    let context = vnet_te_agent::docker::pack_tar(&[
-        ("Dockerfile", dockerfile.as_bytes(), 0o644),
-        ("vnet-te-agent", &binary[..], 0o755),
-    ])
-    .context("packing the agent build context")?;
-    let args = std::collections::HashMap::from([("BASE".to_string(), deploy::host_image())]);
-    let opts = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).buildargs(&args).rm(true).build();
-    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
-    while let Some(item) = stream.next().await {
-        let info = item.with_context(|| format!("building {tag}"))?;
-        if let Some(e) = info.error_detail.and_then(|d| d.message) {
-            bail!("building {tag}: {e}");
-        }
-    }
-    eprintln!("images: built {tag} (agent {})", &digest[..12]);
-    Ok(())
-}
-
-/// `cluster status` / `node list`: exit 0 when every node answers, 1 otherwise.
-pub async fn cluster_status(output: Output) -> anyhow::Result<i32> {
-    let (_, rows) = crate::cluster::status().await?;
-    match output {
-        Output::Table => crate::cluster::print_status(&rows),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-    }
-    Ok(if rows.iter().all(|r| r.agent == "ok") { exit::OK } else { exit::VERIFY_FAILED })
-}
-
 /// `path update NAME -f SPEC`: re-plan over the running path's own subnets, refuse anything
 /// that needs other containers or networks, apply the new policy to the running routers,
-/// store the new plan, verify (see `crate::update`).
-pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
-    let spec = crate::cli::load_spec(&a.spec)?;
+/// store the new plan, verify (see `crate::core::replan`).
+pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
+    let spec = load_spec(&a.spec)?;
     if !a.spec.nodes.is_empty() {
         return Err(BadInput("--nodes is for `path plan`; `path update` keeps the running path's nodes".into()).into());
     }
@@ -395,7 +293,7 @@ pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let nodes = crate::cluster::nodes().await?;
+    let nodes = cluster::nodes().await?;
     let old = plan_of(&nodes, &a.path).await?;
     let started = Instant::now();
     let refused = |why: String| {
@@ -405,13 +303,13 @@ pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
             a.path
         ))
     };
-    let new = crate::update::replan(&old, &spec)
+    let new = replan::replan(&old, &spec)
         .map_err(|e| refused(format!("the new spec needs subnets the running path does not have ({e})")))?;
-    let conflicts = crate::update::conflicts(&old, &new);
+    let conflicts = replan::conflicts(&old, &new);
     if !conflicts.is_empty() {
         return Err(refused(format!("\n  {}", conflicts.join("\n  "))).into());
     }
-    let applied = crate::update::apply(&old, &new, &nodes)
+    let applied = apply::apply(&old, &new, &nodes)
         .await
         .with_context(|| format!("updating path '{}'", a.path))?;
     let show = |p: &[String]| if p.len() <= 12 { p.join(" → ") } else { format!("{} hops", p.len()) };
@@ -422,15 +320,10 @@ pub async fn update(a: crate::cli::UpdateArgs) -> anyhow::Result<i32> {
         show(&new.path),
         started.elapsed().as_secs_f64()
     );
-    if a.no_verify {
+    if !a.verify {
         return Ok(exit::OK);
     }
-    let progress = bar();
-    let report = verify::verify(&new, &nodes, Duration::from_secs(a.timeout), &progress).await;
-    progress.0.finish_and_clear();
-    print_report(&report, a.output);
-    eprintln!("total {:.1} s from start to verdict", started.elapsed().as_secs_f64());
-    Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
+    verify_and_report(&new, &nodes, a.timeout, a.output, started).await
 }
 
 /// One line naming the links that cross hosts and what carries them, e.g.
@@ -450,10 +343,43 @@ pub fn cross_host_summary(plan: &plan::Plan) -> String {
         })
         .collect();
     let kind = match plan.wiring {
-        crate::spec::Wiring::Direct => "VXLAN",
-        crate::spec::Wiring::Docker => "overlay",
+        crate::core::spec::Wiring::Direct => "VXLAN",
+        crate::core::spec::Wiring::Docker => "overlay",
     };
     format!("cross-host links ({kind}): {} of {}: {}", cross.len(), links.len(), cross.join(", "))
+}
+
+/// Writes `<out>/<container>/<file>` for every rendered file; returns how many.
+pub fn write_rendered(plan: &plan::Plan, out: &Path) -> anyhow::Result<usize> {
+    let files: Vec<(String, Vec<render::RenderedFile>)> = render::render(plan)?.into_iter().collect();
+    // Thousands of small files: creating them dominates, so spread it over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = files.len().div_ceil(threads).max(64);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || -> anyhow::Result<usize> {
+                    let mut n = 0;
+                    for (object, list) in part {
+                        let dir = out.join(object);
+                        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                        for f in list {
+                            let p = dir.join(&f.name);
+                            std::fs::write(&p, &f.content).with_context(|| format!("writing {}", p.display()))?;
+                            // The mode the file gets inside the container (scripts are 0755),
+                            // so the rendered tree can be mounted or copied as it is.
+                            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
+                                .with_context(|| format!("setting the mode of {}", p.display()))?;
+                            n += 1;
+                        }
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer thread panicked")).sum()
+    })
 }
 
 #[cfg(test)]
@@ -462,14 +388,14 @@ mod tests {
 
     #[test]
     fn cross_host_summary_names_each_overlay_link_with_its_nodes() {
-        let spec = crate::spec::chain("c", 3).expect("valid");
+        let spec = crate::core::spec::chain("c", 3).expect("valid");
         let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
         let plan = plan::build(&spec, &inv).expect("plans");
         assert_eq!(cross_host_summary(&plan), "cross-host links (VXLAN): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
         let one = plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![] }).expect("plans");
         assert_eq!(cross_host_summary(&one), "cross-host links (VXLAN): 0 of 2: ");
         let mut docker = spec.clone();
-        docker.wiring = Some(crate::spec::Wiring::Docker);
+        docker.wiring = Some(crate::core::spec::Wiring::Docker);
         let plan = plan::build(&docker, &inv).expect("plans");
         assert_eq!(cross_host_summary(&plan), "cross-host links (overlay): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
     }

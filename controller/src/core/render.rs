@@ -12,8 +12,8 @@ use handlebars::{Context, Handlebars};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::plan::{HostPlan, Plan, RouterPlan, TE_LOCAL_PREF};
-use crate::spec::RouterKind;
+use crate::core::plan::{HostPlan, Plan, RouterPlan, TE_LOCAL_PREF};
+use crate::core::spec::RouterKind;
 
 /// One file for one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,17 +39,17 @@ pub struct RenderError {
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("frr.conf", include_str!("../templates/frr.conf.hbs")),
-    ("zebra.conf", include_str!("../templates/zebra.conf.hbs")),
-    ("daemons", include_str!("../templates/daemons.hbs")),
-    ("vtysh.conf", include_str!("../templates/vtysh.conf.hbs")),
-    ("router-setup.sh", include_str!("../templates/router-setup.sh.hbs")),
-    ("host-setup.sh", include_str!("../templates/host-setup.sh.hbs")),
-    ("vyos.commands", include_str!("../templates/vyos.commands.hbs")),
-    ("vyos-postconfig.script", include_str!("../templates/vyos-postconfig.script.hbs")),
-    ("router-boot.sh", include_str!("../templates/router-boot.sh.hbs")),
-    ("host-boot.sh", include_str!("../templates/host-boot.sh.hbs")),
-    ("wait-links.sh", include_str!("../templates/wait-links.sh.hbs")),
+    ("frr.conf", include_str!("../../templates/frr.conf.hbs")),
+    ("zebra.conf", include_str!("../../templates/zebra.conf.hbs")),
+    ("daemons", include_str!("../../templates/daemons.hbs")),
+    ("vtysh.conf", include_str!("../../templates/vtysh.conf.hbs")),
+    ("router-setup.sh", include_str!("../../templates/router-setup.sh.hbs")),
+    ("host-setup.sh", include_str!("../../templates/host-setup.sh.hbs")),
+    ("vyos.commands", include_str!("../../templates/vyos.commands.hbs")),
+    ("vyos-postconfig.script", include_str!("../../templates/vyos-postconfig.script.hbs")),
+    ("router-boot.sh", include_str!("../../templates/router-boot.sh.hbs")),
+    ("host-boot.sh", include_str!("../../templates/host-boot.sh.hbs")),
+    ("wait-links.sh", include_str!("../../templates/wait-links.sh.hbs")),
 ];
 
 pub const SETUP_PATH: &str = "/etc/vnet-te/setup.sh";
@@ -351,7 +351,7 @@ fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{plan, spec};
+    use crate::core::{plan, spec};
 
     #[test]
     fn chain_renders_policy_on_path_routers() {

@@ -1,0 +1,330 @@
+//! The objects a plan becomes: every container (image, command, files, labels, Docker
+//! attachments, in boot order), every Docker network and every link vnet-te makes itself,
+//! each with the node it goes on. Exactly what the executor makes; pure and golden-tested.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use vnet_te_agent::node::{
+    labels, Attachment, ContainerRole, ContainerSpec, FileSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
+};
+
+use crate::core::plan::{Driver, Endpoint, NetworkPlan, NetworkRole, Plan};
+use crate::core::render::{self, Rendered, BOOT_PATH};
+use crate::core::spec::RouterKind;
+
+/// Where each experiment host keeps a copy of the plan, so `path verify/show` work
+/// without the spec file.
+pub const PLAN_PATH: &str = "/etc/vnet-te/plan.json";
+
+/// A node without a known underlay address cannot carry a VXLAN link end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node '{0}' has no known IPv4 address for VXLAN links (its agent address, or the manager's advertise address)")]
+pub struct NoUnderlay(pub String);
+
+/// Image references, versioned with vnet-te.
+pub fn router_image() -> String {
+    format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION"))
+}
+pub fn host_image() -> String {
+    format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION"))
+}
+/// VyOS images cannot be built offline; users supply one (`docker load`) under this name
+/// or point VNET_TE_VYOS_IMAGE at theirs.
+pub fn vyos_image() -> String {
+    std::env::var("VNET_TE_VYOS_IMAGE").unwrap_or_else(|_| "vyos/vyos:1.4".to_string())
+}
+
+fn base_labels(plan: &Plan, role: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::PATH.to_string(), plan.name.clone()),
+        (labels::ROLE.to_string(), role.to_string()),
+        (labels::PLAN_HASH.to_string(), plan.hash.clone()),
+    ])
+}
+
+/// The Docker networks of a plan, each with the nodes it is created on (veth links are
+/// not Docker networks).
+pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
+    plan.networks
+        .iter()
+        .filter(|n| n.driver.is_docker())
+        .map(|n| {
+            let mut l = base_labels(plan, match n.role {
+                NetworkRole::Link => "link",
+                NetworkRole::Lan => "lan",
+            });
+            l.insert(labels::OBJECT.into(), n.name.clone());
+            let spec = NetworkSpec {
+                name: n.name.clone(),
+                driver: match n.driver {
+                    Driver::Overlay => "overlay".into(),
+                    Driver::Bridge | Driver::Veth | Driver::Vxlan => "bridge".into(),
+                },
+                subnet: n.subnet.to_string(),
+                gateway: n.gateway.to_string(),
+                ip_range: n.ip_range.to_string(),
+                bridge_name: (n.driver == Driver::Bridge).then(|| n.bridge.clone()),
+                mtu: n.mtu,
+                labels: l,
+            };
+            (n.nodes.clone(), spec)
+        })
+        .collect()
+}
+
+/// A link vnet-te makes itself (`wiring: direct`), on one node, addresses included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectLink {
+    /// Both ends on this node.
+    Veth(VethSpec),
+    /// This node's end of a link to another node.
+    Vxlan(VxlanSpec),
+}
+
+impl DirectLink {
+    /// The containers that must be ready before the link can be made.
+    pub fn needs(&self) -> Vec<&str> {
+        match self {
+            DirectLink::Veth(v) => vec![&v.a.container, &v.b.container],
+            DirectLink::Vxlan(v) => vec![&v.container],
+        }
+    }
+}
+
+
+/// Every direct link of a plan with the node it is made on: one veth pair per same-node
+/// link or LAN, and one VXLAN end on each side of a link between nodes.
+pub fn direct_links(
+    plan: &Plan,
+    underlay: &BTreeMap<String, Ipv4Addr>,
+    zebra_first: &BTreeSet<&str>,
+) -> Result<Vec<(String, DirectLink)>, NoUnderlay> {
+    // (container, node, interface name, vnet-te addresses it) of a link's end. A router whose
+    // zebra runs when its links arrive (`routers_waiting_for_bgp`) has zebra address them
+    // (zebra.conf).
+    let end = |name: &str, network: &str| -> Option<(String, String, String, bool)> {
+        if let Some(r) = plan.router(name) {
+            let i = r.interfaces.iter().find(|i| i.network == network)?;
+            let ours = !zebra_first.contains(r.container.as_str());
+            return Some((r.container.clone(), r.node.clone(), i.ifname.clone()?, ours));
+        }
+        let h = plan.hosts.iter().find(|h| h.name == name && h.network == network)?;
+        Some((h.container.clone(), h.node.clone(), h.ifname.clone()?, true))
+    };
+    let addr = |node: &str| underlay.get(node).copied().ok_or_else(|| NoUnderlay(node.to_string()));
+    let mut out = Vec::new();
+    for n in plan.networks.iter().filter(|n| !n.driver.is_docker()) {
+        let [ea, eb] = &n.ends[..] else { continue };
+        let (Some(a), Some(b)) = (end(&ea.name, &n.name), end(&eb.name, &n.name)) else { continue };
+        let net = |ip: Ipv4Addr, ours: bool| ipnet::Ipv4Net::new(ip, n.subnet.prefix_len()).ok().filter(|_| ours);
+        if n.driver == Driver::Veth {
+            // The listening end of a session goes in as `b` (made first: see `b_listens`)
+            // when its zebra addresses it.
+            let listens = |e: &Endpoint, zebra_addresses: bool| {
+                zebra_addresses
+                    && plan.router(&e.name).is_some_and(|r| r.neighbors.iter().any(|nb| nb.network == n.name && nb.passive))
+            };
+            let (a_listens, b_listens) = (listens(ea, !a.3), listens(eb, !b.3));
+            let node = a.1.clone();
+            let mut ends = [
+                VethEnd { container: a.0, ifname: a.2, address: net(ea.address, a.3) },
+                VethEnd { container: b.0, ifname: b.2, address: net(eb.address, b.3) },
+            ];
+            if a_listens && !b_listens {
+                ends.reverse();
+            }
+            let [a, b] = ends;
+            let veth = VethSpec { a, b, mtu: n.mtu, b_listens: a_listens || b_listens };
+            out.push((node, DirectLink::Veth(veth)));
+            continue;
+        }
+        for (me, my_addr, other) in [(&a, ea.address, &b), (&b, eb.address, &a)] {
+            let vxlan = VxlanSpec {
+                container: me.0.clone(),
+                ifname: me.2.clone(),
+                vni: crate::core::plan::link_vni(n.subnet),
+                local: addr(&me.1)?,
+                remote: addr(&other.1)?,
+                port: crate::core::plan::LINK_VXLAN_PORT,
+                mtu: n.mtu,
+                address: net(my_addr, me.3),
+            };
+            out.push((me.1.clone(), DirectLink::Vxlan(vxlan)));
+        }
+    }
+    Ok(out)
+}
+
+/// Every container of a plan with its node, files and Docker attachments, in start order:
+/// the hosts, then the routers by `plan::start_rank`.
+pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
+    let plan_json = serde_json::to_string(plan).expect("plan serialises");
+    let network: BTreeMap<&str, &NetworkPlan> = plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
+    let docker_net = |name: &str| network.get(name).is_some_and(|n| n.driver.is_docker());
+    let mut out = Vec::new();
+    // (start rank, node, spec), sorted by rank at the end.
+    for (i, r) in plan.routers.iter().enumerate() {
+        let mut l = base_labels(plan, "router");
+        l.insert(labels::OBJECT.into(), r.name.clone());
+        l.insert(labels::NODE.into(), r.node.clone());
+        l.insert(labels::ASN.into(), r.asn.to_string());
+        if let Some(h) = r.hop {
+            l.insert(labels::HOP.into(), h.to_string());
+        }
+        let direct_subnets: Vec<String> = r
+            .interfaces
+            .iter()
+            .filter_map(|i| network.get(i.network.as_str()))
+            .filter(|n| !n.driver.is_docker())
+            .map(|n| n.subnet.to_string())
+            .collect();
+        if !direct_subnets.is_empty() {
+            l.insert(labels::SUBNETS.into(), direct_subnets.join(","));
+        }
+        let mut files = file_specs(files.get(&r.name));
+        let (image, cmd, env) = match r.kind {
+            RouterKind::Frr => {
+                let boot = vec!["/bin/bash".to_string(), BOOT_PATH.to_string()];
+                match files_in_env(&files, &boot) {
+                    Some((cmd, env)) => {
+                        files.clear();
+                        (router_image(), cmd, env)
+                    }
+                    None => (router_image(), boot, Vec::new()),
+                }
+            }
+            RouterKind::Vyos => (vyos_image(), vec!["/sbin/init".to_string()], Vec::new()),
+        };
+        // Hosts first, then routers by `plan::start_rank` (frr.conf's passive ends follow
+        // it), in plan order within a rank.
+        let rank = (crate::core::plan::start_rank(plan.path.len(), r.hop).saturating_add(1), i);
+        out.push((
+            rank,
+            r.node.clone(),
+            ContainerSpec {
+                name: r.container.clone(),
+                hostname: r.name.clone(),
+                image,
+                role: ContainerRole::Router,
+                attachments: r
+                    .interfaces
+                    .iter()
+                    .filter(|i| docker_net(&i.network))
+                    .map(|i| Attachment { network: i.network.clone(), address: i.address })
+                    .collect(),
+                files,
+                env,
+                cmd,
+                labels: l,
+            },
+        ));
+    }
+    for h in &plan.hosts {
+        let mut l = base_labels(plan, "host");
+        l.insert(labels::OBJECT.into(), h.name.clone());
+        l.insert(labels::NODE.into(), h.node.clone());
+        let mut f = file_specs(files.get(&h.name));
+        f.push(FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: plan_json.clone() });
+        out.push((
+            (0, 0),
+            h.node.clone(),
+            ContainerSpec {
+                name: h.container.clone(),
+                hostname: h.name.clone(),
+                image: host_image(),
+                role: ContainerRole::Host,
+                attachments: if docker_net(&h.network) {
+                    vec![Attachment { network: h.network.clone(), address: h.address }]
+                } else {
+                    Vec::new()
+                },
+                files: f,
+                env: Vec::new(),
+                cmd: vec!["/bin/bash".to_string(), BOOT_PATH.to_string()],
+                labels: l,
+            },
+        ));
+    }
+    out.sort_by_key(|(rank, _, _)| *rank);
+    out.into_iter().map(|(_, node, spec)| (node, spec)).collect()
+}
+
+/// The prologue of a container whose files travel in its environment (see `files_in_env`).
+const UNPACK_ENV: &str = include_str!("../../scripts/unpack-env.sh");
+/// Largest file, and largest sum, sent through the environment (Linux takes 128 KiB per
+/// variable and about 2 MiB of arguments and environment in all).
+const ENV_FILE_MAX: usize = 96 * 1024;
+const ENV_TOTAL_MAX: usize = 512 * 1024;
+
+/// A container's files as environment variables of its create call, and the command that
+/// writes them out before running `cmd`; `None` when they do not fit (the caller uploads
+/// them instead). This spares an upload per container: Docker unpacks every upload in a
+/// fresh process of the whole dockerd binary, about 0.08 CPU-s each on this kind of machine.
+/// Needs bash in the image (ours).
+pub fn files_in_env(files: &[FileSpec], cmd: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+    let total: usize = files.iter().map(|f| f.content.len() + f.path.len()).sum();
+    let fits = |f: &FileSpec| f.content.len() <= ENV_FILE_MAX && !f.content.contains('\0') && !f.path.contains('\0');
+    if total > ENV_TOTAL_MAX || !files.iter().all(fits) {
+        return None;
+    }
+    let env = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            [
+                format!("VNET_TE_F{i}_PATH={}", f.path),
+                format!("VNET_TE_F{i}_MODE={:o}", f.mode),
+                format!("VNET_TE_F{i}={}", f.content),
+            ]
+        })
+        .collect();
+    let mut full = vec!["/bin/bash".to_string(), "-c".to_string(), UNPACK_ENV.to_string(), "vnet-te-unpack".to_string()];
+    full.extend(cmd.iter().cloned());
+    Some((full, env))
+}
+
+fn file_specs(files: Option<&Vec<render::RenderedFile>>) -> Vec<FileSpec> {
+    files
+        .map(|v| {
+            v.iter()
+                .map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::{sessions::routers_waiting_for_bgp, Inventory};
+
+    #[test]
+    fn the_listening_end_of_each_session_is_made_first() {
+        let plan = crate::core::plan::build(&crate::core::spec::chain("p", 6).unwrap(), &Inventory::default()).unwrap();
+        let waiting = routers_waiting_for_bgp(&plan);
+        let links = direct_links(&plan, &BTreeMap::new(), &waiting).unwrap();
+        let veths: Vec<&VethSpec> = links
+            .iter()
+            .filter_map(|(_, l)| match l {
+                DirectLink::Veth(v) => Some(v),
+                DirectLink::Vxlan(_) => None,
+            })
+            .collect();
+        let router = |container: &str| plan.routers.iter().find(|r| r.container == container);
+        let mut sessions = 0;
+        for v in &veths {
+            let (Some(a), Some(b)) = (router(&v.a.container), router(&v.b.container)) else {
+                // A router and a host: no session, nothing to order.
+                assert!(!v.b_listens, "{v:?}");
+                continue;
+            };
+            sessions += 1;
+            let passive = |r: &crate::core::plan::RouterPlan, peer: &str| r.neighbors.iter().find(|n| n.peer == peer).unwrap().passive;
+            assert!(v.b_listens, "{v:?}");
+            assert!(passive(b, &a.name) && !passive(a, &b.name), "{} listens, {} connects", b.name, a.name);
+            assert_eq!((v.a.address, v.b.address), (None, None), "zebra addresses router ends");
+        }
+        assert_eq!(sessions, 5);
+    }
+}

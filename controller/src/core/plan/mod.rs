@@ -1,0 +1,399 @@
+//! The planner: a valid `PathSpec` plus an `Inventory` → a complete, resolved `Plan`.
+//!
+//! Pure and deterministic: the same inputs give a byte-identical plan (no clock, no
+//! randomness, ordered collections only). The plan is the single desired state that the
+//! renderer, the executor and the verifier all read; nothing downstream re-derives an
+//! address, an ASN or a placement.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::core::spec::{L2vpnMode, Problem, RouterKind, Wiring};
+
+mod build;
+pub mod sessions;
+
+pub use build::build;
+pub use sessions::{start_rank, LISTEN_LAG};
+
+/// Format version of the serialised plan (bump on incompatible changes).
+pub const PLAN_VERSION: u32 = 1;
+/// Local preference given to routes toward the path's end learned from the planned next
+/// hop. Anything above the default 100 wins the first step of BGP best-path selection.
+pub const TE_LOCAL_PREF: u32 = 200;
+/// VXLAN adds 50 bytes; overlay segments are already VXLAN (1450), so an inner VXLAN over
+/// them leaves at most 1400 for the experiment LAN.
+pub const UNDERLAY_MTU: u32 = 1450;
+pub const EVPN_LAN_MTU: u32 = 1400;
+
+/// What the planner needs to know about the world: the nodes to place on and the subnets
+/// already taken on them (by other paths or anything else), which the allocator skips.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub nodes: Vec<String>,
+    #[serde(default)]
+    pub taken: Vec<Ipv4Net>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory { nodes: vec![LOCAL_NODE.to_string()], taken: Vec::new() }
+    }
+}
+
+/// The node name used for the embedded single-host default.
+pub const LOCAL_NODE: &str = "local";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub version: u32,
+    pub name: String,
+    /// Short hash of everything below; labels every Docker object (`vnet-te.plan-hash`).
+    pub hash: String,
+    pub l2vpn: L2vpnMode,
+    /// How links are made (plans stored before this field existed used Docker networks).
+    #[serde(default = "docker_wiring")]
+    pub wiring: Wiring,
+    pub nodes: Vec<String>,
+    /// Router names in path order (first to last hop).
+    pub path: Vec<String>,
+    /// Their ASNs, in the same order.
+    pub path_asns: Vec<u32>,
+    pub routers: Vec<RouterPlan>,
+    pub hosts: Vec<HostPlan>,
+    pub networks: Vec<NetworkPlan>,
+    pub bgp: BgpTimersPlan,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub evpn: Option<EvpnPlan>,
+    pub expectations: Expectations,
+}
+
+fn docker_wiring() -> Wiring {
+    Wiring::Docker
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterPlan {
+    pub name: String,
+    pub container: String,
+    pub kind: RouterKind,
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub loopback: Ipv4Net,
+    pub node: String,
+    /// Position on the forced path (0 = first hop), or none for routers off the path.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hop: Option<usize>,
+    /// In attach order: the first is given at container create, the rest connected after.
+    pub interfaces: Vec<InterfacePlan>,
+    pub neighbors: Vec<NeighborPlan>,
+    /// Prefixes this router originates into BGP.
+    pub originate: Vec<Ipv4Net>,
+    /// Edge-router role in the EVPN L2VPN, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vtep: Option<VtepPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfacePlan {
+    pub network: String,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The router or host at the other end.
+    pub peer: String,
+    /// Interface name inside the container, for direct links (vnet-te names them); Docker
+    /// names the interfaces of its networks itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ifname: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighborPlan {
+    pub peer: String,
+    pub address: Ipv4Addr,
+    pub remote_as: u32,
+    pub network: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub password: Option<String>,
+    /// Prefixes whose routes from this neighbour get `TE_LOCAL_PREF` (traffic engineering).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub prefer: Vec<Ipv4Net>,
+    /// Carry EVPN routes over this session (routers on the path, with `l2vpn: evpn`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub evpn: bool,
+    /// Wait for the peer to connect. Set on one end of each FRR–FRR session (the end that
+    /// boots later, `start_rank`): two ends that open at the same instant can collide again
+    /// and again.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub passive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VtepPlan {
+    pub vni: u32,
+    /// The router's address on the LAN it bridges into the VXLAN.
+    pub lan_address: Ipv4Net,
+    pub remote_vtep: Ipv4Addr,
+    pub mtu: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub name: String,
+    pub container: String,
+    pub node: String,
+    /// The edge router this host sits behind.
+    pub router: String,
+    pub network: String,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    /// Interface name for a direct (veth) LAN.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ifname: Option<String>,
+    /// Extra address in the shared EVPN subnet.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub l2_address: Option<Ipv4Net>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkRole {
+    Link,
+    Lan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// An internal Docker bridge network (single node, `wiring: docker`).
+    Bridge,
+    /// A swarm overlay network (the two ends on different nodes).
+    Overlay,
+    /// A veth pair made by vnet-te (one node, `wiring: direct`): no Docker object.
+    Veth,
+    /// A point-to-point VXLAN pair made by vnet-te (two nodes, `wiring: direct`): each end a
+    /// VXLAN device whose underlay is its node's own network. No Docker object.
+    Vxlan,
+}
+
+impl Driver {
+    /// What carries a link (or LAN) whose ends sit on different nodes (`cross`) or not.
+    pub fn of_link(cross: bool, wiring: Wiring) -> Driver {
+        match (cross, wiring) {
+            (true, Wiring::Direct) => Driver::Vxlan,
+            (true, Wiring::Docker) => Driver::Overlay,
+            (false, Wiring::Direct) => Driver::Veth,
+            (false, Wiring::Docker) => Driver::Bridge,
+        }
+    }
+
+    /// A Docker network (bridge or overlay), as opposed to a link vnet-te makes itself.
+    pub fn is_docker(self) -> bool {
+        matches!(self, Driver::Bridge | Driver::Overlay)
+    }
+}
+
+/// UDP port of `Driver::Vxlan` links between nodes (swarm's overlays use 4789).
+pub const LINK_VXLAN_PORT: u16 = 4790;
+
+/// The VXLAN network identifier of a `Driver::Vxlan` link: from its /29, which is unique in
+/// the cluster, so two links never share one on a node.
+pub fn link_vni(subnet: Ipv4Net) -> u32 {
+    ((u32::from(subnet.network()) >> 3) & 0x00FF_FFFF).max(1)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPlan {
+    /// Docker network name.
+    pub name: String,
+    pub role: NetworkRole,
+    /// 1-based link number, or 0 for LANs.
+    pub index: usize,
+    pub driver: Driver,
+    /// Linux bridge name for bridge networks: short (≤ 15) and with the `vte` prefix that
+    /// the forwarding rule in DOCKER-USER matches (see PLATFORM notes on internal bridges).
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    /// Docker's own address (.1).
+    pub gateway: Ipv4Addr,
+    /// Fenced dynamic range: swarm puts its per-node "lb-" endpoints here, away from the
+    /// static router addresses.
+    pub ip_range: Ipv4Net,
+    pub mtu: Option<u32>,
+    /// Nodes with a container on this network.
+    pub nodes: Vec<String>,
+    pub cross_host: bool,
+    pub ends: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub address: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpTimersPlan {
+    pub keepalive: u16,
+    pub hold: u16,
+    pub connect_retry: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvpnPlan {
+    pub vni: u32,
+    pub subnet: Ipv4Net,
+    pub route_target: String,
+    pub mtu: u32,
+}
+
+/// What verification will check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expectations {
+    pub routes: Vec<RouteExpectation>,
+    pub traceroutes: Vec<TracerouteExpectation>,
+}
+
+/// On `router`, the best route to `prefix` is via `next_hop` with exactly the AS path of the
+/// hops between this router and the end of the path it leads `toward` (empty and no next
+/// hop: originated by this router). The AS path itself is `as_path(plan)`: storing it would
+/// make the plan quadratic in the path length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteExpectation {
+    pub router: String,
+    pub hop: usize,
+    pub prefix: Ipv4Net,
+    pub toward: Toward,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_hop: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub via: Option<String>,
+}
+
+/// Which end of the path a route leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toward {
+    /// The first hop (the LAN of host a).
+    First,
+    /// The last hop (the LAN of host b).
+    Last,
+}
+
+impl RouteExpectation {
+    /// The exact AS path expected: ASNs of the remaining hops, nearest first.
+    pub fn as_path(&self, plan: &Plan) -> Vec<u32> {
+        match self.toward {
+            Toward::Last => plan.path_asns[self.hop + 1..].to_vec(),
+            Toward::First => plan.path_asns[..self.hop].iter().rev().copied().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracerouteExpectation {
+    pub from: String,
+    pub to: String,
+    pub target: Ipv4Addr,
+    /// Reply addresses in order, the target last.
+    pub hops: Vec<Ipv4Addr>,
+}
+
+/// Problems that depend on the inventory (unknown node, pool exhausted by taken subnets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot plan path '{path}': {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct PlanError {
+    pub path: String,
+    pub problems: Vec<Problem>,
+}
+
+/// Name prefix of everything a path owns: `vte-<path>-`.
+pub fn object_prefix(path: &str) -> String {
+    format!("vte-{path}-")
+}
+
+/// Short stable tag of a path name, for names that must fit in 15 bytes (Linux interfaces).
+pub fn short_tag(path: &str) -> String {
+    let d = Sha256::digest(path.as_bytes());
+    format!("{:02x}{:02x}{:02x}", d[0], d[1], d[2])
+}
+
+/// First 12 hex digits of SHA-256 over the plan's JSON with an empty hash field.
+pub fn plan_hash(plan: &Plan) -> String {
+    let mut p = plan.clone();
+    p.hash.clear();
+    let json = serde_json::to_vec(&p).expect("plan serialises");
+    let d = Sha256::digest(&json);
+    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Plan {
+    pub fn router(&self, name: &str) -> Option<&RouterPlan> {
+        self.routers.iter().find(|r| r.name == name)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostPlan> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Routers in path order.
+    pub fn path_routers(&self) -> impl Iterator<Item = &RouterPlan> {
+        self.path.iter().filter_map(|n| self.router(n))
+    }
+}
+
+impl fmt::Display for Plan {
+    /// A human table of the plan: one line per router, then the networks summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "path {} (plan {}): {} routers, {} on the path, {} networks, {} node(s), l2vpn {}",
+            self.name,
+            self.hash,
+            self.routers.len(),
+            self.path.len(),
+            self.networks.len(),
+            self.nodes.len(),
+            match self.l2vpn {
+                L2vpnMode::None => "none",
+                L2vpnMode::Evpn => "evpn",
+            }
+        )?;
+        writeln!(f, "{:>4}  {:<12} {:<5} {:>10}  {:<15} {:<10} interfaces", "hop", "router", "kind", "asn", "loopback", "node")?;
+        let mut rows: Vec<&RouterPlan> = self.path_routers().collect();
+        rows.extend(self.routers.iter().filter(|r| r.hop.is_none()));
+        for r in rows {
+            let ifs: Vec<String> =
+                r.interfaces.iter().map(|i| format!("{}/{}→{}", i.address, i.prefix_len, i.peer)).collect();
+            writeln!(
+                f,
+                "{:>4}  {:<12} {:<5} {:>10}  {:<15} {:<10} {}",
+                r.hop.map(|h| (h + 1).to_string()).unwrap_or_else(|| "-".into()),
+                r.name,
+                r.kind.to_string(),
+                r.asn,
+                r.loopback.addr().to_string(),
+                r.node,
+                ifs.join(" ")
+            )?;
+        }
+        for h in &self.hosts {
+            writeln!(f, "host {} {}/{} via {} on {}", h.name, h.address, h.prefix_len, h.router, h.node)?;
+        }
+        let cross = self.networks.iter().filter(|n| n.cross_host).count();
+        writeln!(f, "links crossing hosts: {cross}")?;
+        for t in &self.expectations.traceroutes {
+            let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
+            writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

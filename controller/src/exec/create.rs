@@ -1,0 +1,357 @@
+//! Create: schedules a plan's objects onto the nodes. Containers start in boot order with a
+//! per-node permit pool, each router's links are made once its bgpd listens, and the
+//! first failure stops new work while everything in flight finishes (the caller rolls back
+//! by labels).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+use vnet_te_agent::node::{ContainerSpec, Node, NodeError};
+
+use super::nodes::{DeployError, Nodes, Progress, Step, PARALLELISM};
+use super::pool::RankedPool;
+use super::teardown::{self, find};
+use crate::error::BadInput;
+use crate::core::objects::{container_specs, direct_links, network_specs, vyos_image, DirectLink};
+use crate::core::plan::sessions::{routers_waiting_for_bgp, start_after};
+use crate::core::plan::{Driver, Plan};
+use crate::core::render;
+
+/// How long a router that listens on a session waits after its bgpd listens before its links
+/// are made. bgpd opens its port before it has taken in zebra's list of interfaces and
+/// addresses; a session accepted in between is reset ("nexthop_set failed", with FRR's
+/// "Cannot find IF" in the log) and both ends retry only a second later.
+const BGPD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a router's links wait for its bgpd before they are made anyway (verification
+/// then names a router whose BGP never came up).
+const BGPD_WAIT_SECS: u32 = 15;
+
+/// Creates every network and container of the plan and starts them. On any error the
+/// caller rolls back with `delete` (labels find everything this created).
+pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Result<(), DeployError> {
+    let files = render::render(plan)?;
+    let containers = container_specs(plan, &files);
+    let networks = network_specs(plan);
+
+    // Preflight: nothing is created before these pass.
+    progress.step(Step::Preflight, 1);
+    let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (node, c) in &containers {
+        needed.entry(node.clone()).or_default().insert(c.image.clone());
+    }
+    for (node, images) in &needed {
+        let n = nodes.get(node)?;
+        let refs: Vec<String> = images.iter().cloned().collect();
+        let present = n
+            .images_present(&refs)
+            .await
+            .map_err(|source| DeployError::Step { step: Step::Preflight.describe(), source })?;
+        if let Some((image, _)) = present.iter().find(|(_, p)| !**p) {
+            let hint = if *image == vyos_image() {
+                format!(
+                    "VyOS images cannot be built offline: supply one with `docker load -i <VyOS image tar>` \
+                     and tag it {image} (or set VNET_TE_VYOS_IMAGE to the name it has)"
+                )
+            } else {
+                "build it with `vnet-te images build`".to_string()
+            };
+            return Err(DeployError::ImageMissing { image: image.clone(), node: node.clone(), hint });
+        }
+    }
+    if !find(nodes, Some(&plan.name)).await?.is_empty() {
+        return Err(DeployError::Exists(plan.name.clone()));
+    }
+
+    let used_nodes: BTreeSet<&String> = containers.iter().map(|(n, _)| n).collect();
+    for node in &used_nodes {
+        if plan.networks.iter().any(|n| n.driver == Driver::Bridge && n.nodes.contains(node)) {
+            nodes
+                .get(node)?
+                .bridge_forwarding(true)
+                .await
+                .map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
+        }
+    }
+
+    let t0 = std::time::Instant::now();
+    progress.step(Step::Networks, networks.len());
+    let mut net_jobs = Vec::new();
+    for (on, spec) in &networks {
+        if spec.driver == "overlay" {
+            net_jobs.push((nodes.manager.clone(), spec));
+        } else {
+            for n in on {
+                net_jobs.push((nodes.get(n)?.clone(), spec));
+            }
+        }
+    }
+    run_all(net_jobs, Step::Networks, progress, |(node, spec)| async move { node.create_network(spec).await })
+        .await?;
+
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
+    // Each container is started as soon as it is created (its files in its environment or
+    // uploaded before start), so starts overlap the remaining creates; a router that listens
+    // on a session waits for the routers that connect to it (`start_after`). Each node does
+    // a few operations at a time, in boot order (`run_per_node`): a single host one more than
+    // its CPUs (`local_parallelism`); in a cluster every overlay attach is a round trip
+    // through the manager that times out after 20 s, so each node gets only a few.
+    progress.step(Step::Containers, containers.len());
+    let per_node = std::env::var("VNET_TE_NODE_PARALLELISM")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(if plan.networks.iter().any(|n| n.driver == Driver::Overlay) {
+            CLUSTER_PER_NODE
+        } else if nodes.by_name.len() == 1 {
+            local_parallelism()
+        } else {
+            (PARALLELISM / nodes.by_name.len()).max(CLUSTER_PER_NODE)
+        });
+    let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
+        containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
+    // Each link is made as soon as its containers are ready (see `Up`), overlapping the
+    // remaining starts.
+    // On a failure nothing in flight is abandoned: requests already sent finish (Docker
+    // completes them even if we stop listening, and the rollback must see what they made),
+    // no new one starts, and the first error is returned.
+    let waiting = &routers_waiting_for_bgp(plan);
+    let links = direct_links(plan, &nodes.underlay, waiting)?;
+    let start_after = &start_after(plan, waiting);
+    let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
+        containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
+    let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
+    let starts = run_per_node(jobs, per_node, progress, |node, pool, place, c| async move {
+        let up = &state[c.name.as_str()];
+        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+            up.send_replace(Up::No);
+            return Ok(());
+        }
+        let t = std::time::Instant::now();
+        let r = async {
+            {
+                // A start goes before a create of the same place and of every later one.
+                let _permit = pool.acquire(2 * place + 1).await;
+                node.create_container(c).await?;
+            }
+            let created = t.elapsed().as_millis() as u64;
+            for dep in start_after.get(c.name.as_str()).into_iter().flatten() {
+                let mut rx = state[dep].subscribe();
+                if !rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false) {
+                    return Ok(false); // the create fails on that router's own error
+                }
+            }
+            {
+                let _permit = pool.acquire(2 * place).await;
+                start_with_retry(&*node, &c.name).await?;
+            }
+            tracing::debug!(container = %c.name, created_ms = created, started_ms = t.elapsed().as_millis() as u64 - created, "container up");
+            Ok(true)
+        }
+        .await;
+        if r.is_err() {
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        up.send_replace(match r {
+            Err(_) | Ok(false) => Up::No,
+            Ok(true) if waiting.contains(c.name.as_str()) => Up::Started,
+            Ok(true) => Up::Ready,
+        });
+        r.map(|_| ())
+    });
+    // Routers become ready once their bgpd is up (waited for apart from the starts, which
+    // go on meanwhile).
+    let listeners: &BTreeSet<&str> = &plan
+        .routers
+        .iter()
+        .filter(|r| r.neighbors.iter().any(|n| n.passive))
+        .map(|r| r.container.as_str())
+        .collect();
+    let bgpd_up = stream::iter(containers.iter().filter(|(_, c)| waiting.contains(c.name.as_str())))
+        .map(|(node, c)| async move {
+            let up = &state[c.name.as_str()];
+            let mut rx = up.subscribe();
+            if rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u != Up::Started).unwrap_or(true) {
+                return;
+            }
+            let t = std::time::Instant::now();
+            if let Ok(n) = nodes.get(node) {
+                match n.wait_bgpd(&c.name, BGPD_WAIT_SECS).await {
+                    Ok(true) => {
+                        tracing::debug!(container = %c.name, ms = t.elapsed().as_millis() as u64, "bgpd up");
+                        if listeners.contains(c.name.as_str()) {
+                            tokio::time::sleep(BGPD_SETTLE).await;
+                        }
+                    }
+                    Ok(false) => tracing::warn!(container = %c.name, "bgpd not up after {BGPD_WAIT_SECS} s; linking anyway"),
+                    Err(e) => tracing::debug!(container = %c.name, error = %e, "cannot watch for bgpd; linking at once"),
+                }
+            }
+            up.send_replace(Up::Ready);
+        })
+        .buffer_unordered(containers.len().max(1))
+        .collect::<Vec<()>>();
+    // A veth waits for both its containers; a VXLAN end only for its own (the other end's
+    // node may still be starting).
+    let made = stream::iter(links.iter())
+        .map(|(node, link)| async move {
+            for container in link.needs() {
+                let Some(up) = state.get(container) else {
+                    return Err(DeployError::UnknownContainer(container.to_string()));
+                };
+                // The senders live as long as `state`.
+                let mut rx = up.subscribe();
+                if !rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false) {
+                    return Ok(()); // the create fails on that container's own error
+                }
+            }
+            make_link(link, &**nodes.get(node)?).await.map_err(|source| {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                DeployError::Step { step: Step::Links.describe(), source }
+            })
+        })
+        .buffer_unordered(links.len().max(1))
+        .collect::<Vec<_>>();
+    let (starts, made, _) = futures_util::join!(starts, made, bgpd_up);
+    starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
+    made.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = links.len(), "containers created, started and linked");
+    Ok(())
+}
+
+/// Concurrent container operations on a single host: one more than its CPUs. Creates and
+/// starts are CPU-bound in dockerd, containerd and runc; more at once only makes every
+/// container (and the early routers' FRR) come up later, and the boot order (`start_rank`),
+/// which decides how soon the sessions at the path ends come up, stops mattering (on two
+/// cores, 12 at once made each start take about a second).
+fn local_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(PARALLELISM, |n| n.get() + 1).clamp(CLUSTER_PER_NODE, PARALLELISM)
+}
+
+/// Concurrent container operations per node in a cluster (VNET_TE_NODE_PARALLELISM overrides,
+/// for measurements).
+pub const CLUSTER_PER_NODE: usize = 2;
+
+/// Starts a container, retrying when a swarm overlay attach timed out in the manager
+/// ("attaching to network failed … context deadline exceeded"): the start did not happen
+/// and a second attempt usually goes through once the manager's queue drains.
+async fn start_with_retry(node: &dyn Node, name: &str) -> Result<(), NodeError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match node.start_container(name).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && {
+                let m = e.to_string();
+                m.contains("attaching to network failed") || m.contains("context deadline exceeded")
+            } => {
+                tracing::warn!(container = name, attempt, error = %e, "overlay attach timed out; retrying the start");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Where a container of a create is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Up {
+    Pending,
+    /// Running; its links wait for its bgpd (`routers_waiting_for_bgp`).
+    Started,
+    /// Running, and its links can be made.
+    Ready,
+    /// Failed, or not tried after another failure.
+    No,
+}
+
+/// Runs `f` for every (node, job) at once, each with its node's pool of `per_node` permits
+/// and its place in `jobs` (the boot order): each Docker operation of a job takes a permit
+/// asked for with that place as its key. So a container waiting for its neighbours
+/// (`start_after`) holds no permit, and one that becomes ready goes before operations of
+/// containers that boot after it. Every job runs to its end (`f` decides whether to skip
+/// after a failure); the first error is returned.
+async fn run_per_node<J, F, Fut>(
+    jobs: Vec<(Arc<dyn Node>, J)>,
+    per_node: usize,
+    progress: &dyn Progress,
+    f: F,
+) -> Result<(), NodeError>
+where
+    F: Fn(Arc<dyn Node>, Arc<RankedPool>, usize, J) -> Fut,
+    Fut: std::future::Future<Output = Result<(), NodeError>>,
+{
+    let mut pools: BTreeMap<String, Arc<RankedPool>> = BTreeMap::new();
+    let f = &f;
+    let all: Vec<_> = jobs
+        .into_iter()
+        .enumerate()
+        .map(|(place, (node, j))| {
+            let pool = pools.entry(node.name().to_string()).or_insert_with(|| RankedPool::new(per_node)).clone();
+            let fut = f(node, pool, place, j);
+            async move {
+                let r = fut.await;
+                progress.tick();
+                r
+            }
+        })
+        .collect();
+    let n = all.len().max(1);
+    stream::iter(all).buffer_unordered(n).collect::<Vec<Result<(), NodeError>>>().await.into_iter().collect()
+}
+
+async fn run_all<J, F, Fut>(jobs: Vec<J>, step: Step, progress: &dyn Progress, f: F) -> Result<(), DeployError>
+where
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = Result<(), NodeError>>,
+{
+    stream::iter(jobs)
+        .map(|j| {
+            let fut = f(j);
+            async move {
+                let r = fut.await;
+                progress.tick();
+                r
+            }
+        })
+        .buffer_unordered(PARALLELISM)
+        // Every request sent runs to its end (see `create`); then the first error.
+        .collect::<Vec<Result<(), NodeError>>>()
+        .await
+        .into_iter()
+        .collect::<Result<(), NodeError>>()
+        .map_err(|source| DeployError::Step { step: step.describe(), source })
+}
+
+async fn make_link(link: &DirectLink, node: &dyn Node) -> Result<(), NodeError> {
+    match link {
+        DirectLink::Veth(v) => node.connect_veth(v).await,
+        DirectLink::Vxlan(v) => node.connect_vxlan(v).await,
+    }
+}
+
+/// After a create failed or was interrupted: removes what it made (labels find everything)
+/// and returns the error with what happened and what to run next. A create refused before
+/// it made anything (the path exists, an image is missing) removes nothing.
+pub async fn roll_back(plan: &Plan, nodes: &Nodes, e: DeployError) -> anyhow::Error {
+    match e {
+        DeployError::Exists(_) => {
+            return anyhow::Error::new(e).context(BadInput(format!("cannot create path '{}'", plan.name)))
+        }
+        DeployError::ImageMissing { .. } => {
+            return anyhow::Error::new(e).context(format!("cannot create path '{}' (nothing was created)", plan.name))
+        }
+        _ => {}
+    }
+    let undo = match teardown::delete(nodes, Some(&plan.name)).await {
+        Ok(r) => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
+        Err(re) => format!("rollback failed too ({re}); remove the rest with `vnet-te path delete {}`", plan.name),
+    };
+    let next = if matches!(e, DeployError::Interrupted) {
+        "run the same command again to create it"
+    } else {
+        "fix the cause and run the same command again"
+    };
+    anyhow::Error::new(e).context(format!("creating path '{}' failed; {undo}; {next}", plan.name))
+}

@@ -1,0 +1,235 @@
+//! Observation: polls the nodes until the running path matches its plan or time runs out
+//! (BGP tables over the vty socket, traceroutes, pings, EVPN reads, interface counters) and
+//! hands what it saw to `core::compare`.
+//!
+//! A BGP session that is up proves nothing about the data plane (internal bridges can drop
+//! transit traffic while sessions stay up), so a path is verified only when every hop's
+//! best routes match *and* traceroutes both ways follow the planned hops *and* pings pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use vnet_te_agent::frr::BgpTable;
+use vnet_te_agent::node::Node;
+use vnet_te_agent::probe::{parse_traceroute, InterfaceCounters};
+
+use super::nodes::{Nodes, PARALLELISM};
+use crate::core::compare::{compare, evpn_edges, HopStatus, Observed, Report, ICMP_OVERHEAD, L2_PING, L2_PING_DF};
+use crate::core::plan::{Plan, RouterPlan};
+
+/// Progress of verification (a bar in the CLI).
+pub trait VerifyProgress: Send + Sync {
+    fn update(&self, _ok_hops: usize, _total: usize, _phase: &str) {}
+}
+
+pub struct Quiet;
+impl VerifyProgress for Quiet {}
+
+fn node_of<'a>(nodes: &'a Nodes, name: &str) -> Option<&'a Arc<dyn Node>> {
+    nodes.by_name.get(name)
+}
+
+/// Runs one read per router (concurrently) and collects the results by router name.
+async fn per_router<T, F, Fut>(nodes: &Nodes, routers: Vec<&RouterPlan>, f: F) -> BTreeMap<String, Result<T, String>>
+where
+    F: Fn(Arc<dyn Node>, String) -> Fut,
+    Fut: std::future::Future<Output = vnet_te_agent::node::NodeResult<T>>,
+{
+    let jobs: Vec<_> = routers
+        .into_iter()
+        .map(|r| {
+            let fut = node_of(nodes, &r.node).cloned().map(|n| f(n, r.container.clone()));
+            (r.name.clone(), fut)
+        })
+        .collect();
+    stream::iter(jobs)
+        .map(|(name, fut)| async move {
+            let r = match fut {
+                None => Err("node not reachable from here".to_string()),
+                Some(fut) => fut.await.map_err(|e| e.to_string()),
+            };
+            (name, r)
+        })
+        .buffer_unordered(PARALLELISM * 2)
+        .collect()
+        .await
+}
+
+/// BGP tables of every router: on the path (expectations) and off it (plain eBGP).
+async fn read_tables(plan: &Plan, nodes: &Nodes) -> BTreeMap<String, Result<BgpTable, String>> {
+    per_router(nodes, plan.routers.iter().collect(), |n, c| async move { n.bgp_table(&c).await }).await
+}
+
+/// EVPN routes and VNIs of the two edge routers.
+async fn read_evpn(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
+    let edges: Vec<&RouterPlan> = evpn_edges(plan).into_iter().map(|(e, _, _)| e).collect();
+    obs.evpn_routes = per_router(nodes, edges.clone(), |n, c| async move { n.bgp_evpn_routes(&c).await }).await;
+    obs.evpn_vnis = per_router(nodes, edges, |n, c| async move { n.evpn_vnis(&c).await }).await;
+}
+
+async fn read_counters(plan: &Plan, nodes: &Nodes) -> BTreeMap<String, Result<Vec<InterfaceCounters>, String>> {
+    per_router(nodes, plan.routers.iter().collect(), |n, c| async move { n.interface_counters(&c).await }).await
+}
+
+/// L2 probes between the hosts' EVPN addresses: pings both ways, then a full-size DF ping
+/// with every router's interface counters read just before and just after it.
+async fn l2_probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
+    let Some(e) = &plan.evpn else { return };
+    let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return };
+    let (Some(la), Some(lb)) = (a.l2_address, b.l2_address) else { return };
+    let (Some(na), Some(nb)) = (node_of(nodes, &a.node), node_of(nodes, &b.node)) else {
+        let e = Err("node not reachable from here".to_string());
+        obs.l2_pings.insert((L2_PING.into(), a.name.clone(), b.name.clone()), e.clone());
+        obs.l2_pings.insert((L2_PING.into(), b.name.clone(), a.name.clone()), e);
+        return;
+    };
+    let ok = |r: vnet_te_agent::node::NodeResult<vnet_te_agent::node::Probe>| r.map(|p| p.success).map_err(|e| e.to_string());
+    let (ab, ba) = futures_util::future::join(
+        na.ping(&a.container, lb.addr(), None, false),
+        nb.ping(&b.container, la.addr(), None, false),
+    )
+    .await;
+    obs.l2_pings.insert((L2_PING.into(), a.name.clone(), b.name.clone()), ok(ab));
+    obs.l2_pings.insert((L2_PING.into(), b.name.clone(), a.name.clone()), ok(ba));
+    obs.counters_before = read_counters(plan, nodes).await;
+    let df = na.ping(&a.container, lb.addr(), Some(e.mtu.saturating_sub(ICMP_OVERHEAD)), true).await;
+    obs.counters_after = read_counters(plan, nodes).await;
+    obs.l2_pings.insert((L2_PING_DF.into(), a.name.clone(), b.name.clone()), ok(df));
+}
+
+async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
+    // traceroute's -m stops at 255, as does the IPv4 TTL.
+    let max_hops = (plan.path.len() as u32 + 2).min(255);
+    let jobs: Vec<_> = plan
+        .expectations
+        .traceroutes
+        .iter()
+        .map(|t| {
+            let h = plan.host(&t.from).expect("planned host");
+            (t.clone(), h.container.clone(), node_of(nodes, &h.node).cloned())
+        })
+        .collect();
+    let results = stream::iter(jobs)
+        .map(|(t, container, node)| async move {
+            let Some(node) = node else {
+                let e = "node not reachable from here".to_string();
+                return (t, Err(e.clone()), Err(e));
+            };
+            // Both at once: they do not disturb each other (ICMP echo vs. UDP probes).
+            let t0 = Instant::now();
+            let (raw, ping) = futures_util::future::join(
+                node.traceroute(&container, t.target, max_hops),
+                node.ping(&container, t.target, None, false),
+            )
+            .await;
+            tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "traceroute and ping");
+            if let Ok(p) = &raw {
+                tracing::trace!(from = %t.from, output = %p.output, "traceroute");
+            }
+            let tr = raw.map(|p| parse_traceroute(&p.output)).map_err(|e| e.to_string());
+            let ping = ping.map(|p| p.success).map_err(|e| e.to_string());
+            (t, tr, ping)
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await;
+    for (t, tr, ping) in results {
+        obs.traceroutes.insert((t.from.clone(), t.to.clone()), tr);
+        obs.pings.insert((t.from, t.to), ping);
+    }
+}
+
+/// Polls until the path matches the plan or `timeout` passes; then explains each failing
+/// hop (session states) and returns the report.
+pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dyn VerifyProgress) -> Report {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let total = plan.path.len();
+    let mut obs = Observed::default();
+    // While the routers boot, one cheap end-to-end ping per round instead of reading every
+    // router's table: on a small machine two dozen vtysh runs per round slow FRR's own start.
+    let mut reachable = false;
+    if let Some(t) = plan.expectations.traceroutes.first() {
+        if let Some(h) = plan.host(&t.from) {
+            if let Some(node) = node_of(nodes, &h.node) {
+                progress.update(0, total, "waiting for end-to-end reachability");
+                while Instant::now() < deadline {
+                    // One exec per round that returns at the first reply (10 pings a second).
+                    let left = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(1, 10) as u32;
+                    if node.ping_until(&h.container, t.target, left).await.is_ok_and(|p| p.success) {
+                        reachable = true;
+                        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "far end answers");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    let evpn = plan.evpn.is_some();
+    // Once the far end answers, the first round traces and pings while it reads the tables
+    // (the probes are only judged if the control plane is right). Later rounds, and a path
+    // that never answered, read tables only: a traceroute into a broken path waits a second
+    // per missing hop.
+    let mut probe_now = reachable;
+    loop {
+        let probed = std::mem::take(&mut probe_now);
+        obs.tables = if probed {
+            tokio::join!(read_tables(plan, nodes), probe(plan, nodes, &mut obs)).0
+        } else {
+            read_tables(plan, nodes).await
+        };
+        if evpn {
+            read_evpn(plan, nodes, &mut obs).await;
+        }
+        let report = compare(plan, &obs);
+        let ok_hops = report.hops.iter().filter(|h| h.status == HopStatus::Ok).count();
+        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, ok_hops, probed, "round");
+        progress.update(ok_hops, total, if evpn { "BGP best paths and EVPN routes" } else { "BGP best paths" });
+        if report.control_plane_ok {
+            tracing::info!(elapsed_ms = start.elapsed().as_millis() as u64, "control plane verified");
+            progress.update(ok_hops, total, "traceroute and ping");
+            if !(probed && report.probes.iter().all(|p| p.ok)) {
+                probe(plan, nodes, &mut obs).await;
+            }
+            if evpn {
+                progress.update(ok_hops, total, "L2 pings, DF ping and VXLAN counters");
+                l2_probe(plan, nodes, &mut obs).await;
+            }
+            let report = compare(plan, &obs);
+            if report.verified || Instant::now() >= deadline {
+                return finish(report, start);
+            }
+        } else if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Timed out in the control plane: read the sessions of failing hops to say why.
+    let report = compare(plan, &obs);
+    let failing: Vec<String> =
+        report.hops.iter().filter(|h| h.status != HopStatus::Ok).map(|h| h.router.clone()).collect();
+    for r in plan.path_routers().filter(|r| failing.contains(&r.name)) {
+        if let Some(node) = node_of(nodes, &r.node) {
+            if let Ok(s) = node.bgp_summary(&r.container).await {
+                obs.summaries.insert(r.name.clone(), s);
+            }
+        }
+    }
+    // Every router answered but some chose another way: show where the traffic goes too.
+    if report.hops.iter().all(|h| matches!(h.status, HopStatus::Ok | HopStatus::WrongPath)) {
+        progress.update(0, total, "traceroute and ping (to show the deviation)");
+        probe(plan, nodes, &mut obs).await;
+        if evpn {
+            l2_probe(plan, nodes, &mut obs).await;
+        }
+    }
+    finish(compare(plan, &obs), start)
+}
+
+fn finish(mut report: Report, start: Instant) -> Report {
+    report.elapsed_ms = start.elapsed().as_millis() as u64;
+    report
+}
