@@ -1,6 +1,9 @@
 //! The agent service and `RemoteNode` over REAL mutual TLS on 127.0.0.1 ephemeral ports, in
 //! front of logic-only fake `Node`s (and, when a Docker engine answers, the real LocalNode).
 
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -776,14 +779,15 @@ async fn real_local_node_through_the_agent_when_docker_answers() {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
+    const TEST: &str = "mtls::real_local_node_through_the_agent_when_docker_answers";
     if !docker_up {
-        println!("SKIP real_local_node_through_the_agent_when_docker_answers: no Docker engine answers `docker info`");
+        skip::skip_or_fail(TEST, skip::Requirement::Docker, "no Docker engine answers `docker info`");
         return;
     }
     let local = match vnet_te_agent::docker::LocalNode::connect("local").await {
         Ok(l) => Arc::new(l),
         Err(e) => {
-            println!("SKIP real_local_node_through_the_agent_when_docker_answers: {e}");
+            skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("connecting to the Docker engine: {e}"));
             return;
         }
     };
