@@ -152,7 +152,8 @@ pub enum NodeError {
 
 pub type NodeResult<T> = Result<T, NodeError>;
 
-/// The allow-listed operations on one node (a Docker engine).
+/// The allow-listed operations on one node (a Docker engine). Each is also a
+/// [`crate::request::Request`] variant, which is how the agent serves it.
 #[async_trait]
 pub trait Node: Send + Sync {
     /// Node name as the plan knows it.
@@ -185,68 +186,38 @@ pub trait Node: Send + Sync {
     /// Lets routed traffic cross the path's internal bridges (Docker's isolation rules drop
     /// transit traffic on internal bridges); `false` withdraws it.
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()>;
-
-    // Operations added for EVPN verification and `path update`. Each has a default that
-    // refuses, so a node implementation that does not offer it yet still compiles and says so.
-
     /// `show bgp l2vpn evpn json` in a router container.
-    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<crate::frr::EvpnRoutes> {
-        Err(unsupported(format!("reading the EVPN routes of {router}")))
-    }
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<crate::frr::EvpnRoutes>;
     /// `show evpn vni json` in a router container.
-    async fn evpn_vnis(&self, router: &str) -> NodeResult<crate::frr::EvpnVnis> {
-        Err(unsupported(format!("reading the EVPN VNIs of {router}")))
-    }
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<crate::frr::EvpnVnis>;
     /// Byte/packet counters and IPv4 addresses of every interface (`ip -s -j addr show`)
     /// in a router or host container.
-    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<crate::probe::InterfaceCounters>> {
-        Err(unsupported(format!("reading interface counters of {container}")))
-    }
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<crate::probe::InterfaceCounters>>;
     /// Changes a running FRR router's configuration without restarting it: writes `config`
     /// to `/etc/frr/frr.conf` (what FRR boots from), applies `remove` (FRR configuration
     /// commands that take out lines the new config no longer has; lines already absent are
     /// not an error), then applies `config` itself and asks every IPv4 unicast neighbour to
     /// resend its routes through the new inbound policy.
-    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
-        let _ = (config, remove);
-        Err(unsupported(format!("applying a new FRR configuration to {router}")))
-    }
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()>;
     /// Replaces files under `/etc/vnet-te/` in a container (running or not); any other path
     /// is refused.
-    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
-        let _ = files;
-        Err(unsupported(format!("writing files into {container}")))
-    }
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()>;
     /// Joins two running containers with a veth pair, each end created directly in its
     /// container's network namespace under its planned name (`wiring: direct`). The pair
     /// disappears with either container.
-    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
-        Err(unsupported(format!("linking {} and {}", link.a.container, link.b.container)))
-    }
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()>;
     /// Gives a running container one end of a VXLAN link to another node: the device is
     /// created in the node's own namespace (its UDP socket stays there) and placed in the
     /// container's under its planned name. It disappears with the container.
-    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
-        Err(unsupported(format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni)))
-    }
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()>;
     /// Waits until FRR's bgpd in a running router listens for BGP (zebra, started before
     /// it, is up then too), at most `within_secs` (at most 60); says whether it does.
     /// Watched from the node (the namespace's socket table), no exec.
-    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
-        let _ = within_secs;
-        Err(unsupported(format!("waiting for bgpd in {router}")))
-    }
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool>;
     /// Pings from an experiment host several times a second until the first reply or
     /// `within_secs` (at most 60): returns as soon as the target answers.
-    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
-        let _ = within_secs;
-        Err(unsupported(format!("pinging {target} from {host}")))
-    }
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
 }
 
 /// Where `Node::write_files` may write.
 pub const WRITABLE_PREFIX: &str = "/etc/vnet-te/";
-
-fn unsupported(doing: String) -> NodeError {
-    NodeError::Failed { doing, message: "not supported by this node".into() }
-}

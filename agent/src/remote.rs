@@ -1,5 +1,6 @@
 //! `RemoteNode`: the `Node` operations of a node whose agent is reached over HTTPS with
-//! mutual TLS (see `server` for the routes, `tls` for the certificates).
+//! mutual TLS: each method sends its `request::Request` to `POST /v1/op` (see `server`;
+//! `tls` for the certificates).
 //!
 //! - The agent is verified *as its node*: when the node name is a DNS name the request goes to
 //!   `https://<node>:<port>` resolved to the given address, so the agent's certificate must
@@ -18,12 +19,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec};
 use crate::probe::InterfaceCounters;
-use crate::server::wire::{self, ErrorBody, Health};
+use crate::request::Request;
+use crate::server::wire::{ErrorBody, Health};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,16 +103,10 @@ impl RemoteNode {
         NodeError::Failed { doing: format!("node {} ({}): {doing}", self.name, self.addr), message }
     }
 
-    async fn call<A: Serialize, R: DeserializeOwned>(
-        &self,
-        op: &str,
-        doing: &str,
-        args: &A,
-        retry: Retry,
-        timeout: Duration,
-    ) -> NodeResult<R> {
-        let url = format!("{}/v1/{op}", self.base);
-        let body = serde_json::to_vec(args).map_err(|e| self.failed(doing, format!("encoding the request: {e}")))?;
+    /// Sends `req` to the agent; its answer as `R`, the result type of `req`'s `Node` method.
+    async fn call<R: DeserializeOwned>(&self, req: Request, doing: &str, retry: Retry, timeout: Duration) -> NodeResult<R> {
+        let url = format!("{}/v1/op", self.base);
+        let body = serde_json::to_vec(&req).map_err(|e| self.failed(doing, format!("encoding the request: {e}")))?;
         self.send(doing, retry, timeout, |c| {
             c.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
         })
@@ -223,131 +218,129 @@ impl Node for RemoteNode {
     }
 
     async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
-        let args = wire::Refs { refs: refs.to_vec() };
-        self.call("images_present", "checking images", &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::ImagesPresent { refs: refs.to_vec() };
+        self.call(req, "checking images", Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
-        self.call("taken_subnets", "listing subnets", &wire::NoArgs {}, Retry::Yes, READ_TIMEOUT).await
+        self.call(Request::TakenSubnets {}, "listing subnets", Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
-        let args = wire::Label { label: label.to_string(), value: value.map(str::to_string) };
-        self.call("find_containers", &format!("finding containers labelled {label}"), &args, Retry::Yes, READ_TIMEOUT)
-            .await
+        let req = Request::FindContainers { label: label.to_string(), value: value.map(str::to_string) };
+        self.call(req, &format!("finding containers labelled {label}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
-        let args = wire::Label { label: label.to_string(), value: value.map(str::to_string) };
-        self.call("find_networks", &format!("finding networks labelled {label}"), &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::FindNetworks { label: label.to_string(), value: value.map(str::to_string) };
+        self.call(req, &format!("finding networks labelled {label}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
         let doing = format!("creating network {}", spec.name);
-        self.call("create_network", &doing, spec, Retry::No, CHANGE_TIMEOUT).await
+        self.call(Request::CreateNetwork { spec: spec.clone() }, &doing, Retry::No, CHANGE_TIMEOUT).await
     }
 
     async fn remove_network(&self, name: &str) -> NodeResult<()> {
-        let args = wire::Name { name: name.to_string() };
-        self.call("remove_network", &format!("removing network {name}"), &args, Retry::Yes, LONG_TIMEOUT).await
+        let req = Request::RemoveNetwork { name: name.to_string() };
+        self.call(req, &format!("removing network {name}"), Retry::Yes, LONG_TIMEOUT).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
         let doing = format!("creating container {}", spec.name);
-        self.call("create_container", &doing, spec, Retry::No, LONG_TIMEOUT).await
+        self.call(Request::CreateContainer { spec: spec.clone() }, &doing, Retry::No, LONG_TIMEOUT).await
     }
 
     async fn start_container(&self, name: &str) -> NodeResult<()> {
-        let args = wire::Name { name: name.to_string() };
-        self.call("start_container", &format!("starting container {name}"), &args, Retry::No, CHANGE_TIMEOUT).await
+        let req = Request::StartContainer { name: name.to_string() };
+        self.call(req, &format!("starting container {name}"), Retry::No, CHANGE_TIMEOUT).await
     }
 
     async fn remove_container(&self, name: &str) -> NodeResult<()> {
-        let args = wire::Name { name: name.to_string() };
-        self.call("remove_container", &format!("removing container {name}"), &args, Retry::Yes, CHANGE_TIMEOUT).await
+        let req = Request::RemoveContainer { name: name.to_string() };
+        self.call(req, &format!("removing container {name}"), Retry::Yes, CHANGE_TIMEOUT).await
     }
 
     async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
-        let args = wire::FileRef { container: container.to_string(), path: path.to_string() };
-        self.call("read_file", &format!("reading {path} from {container}"), &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::ReadFile { container: container.to_string(), path: path.to_string() };
+        self.call(req, &format!("reading {path} from {container}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
-        let args = wire::Router { router: router.to_string() };
-        self.call("bgp_table", &format!("reading the BGP table of {router}"), &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::BgpTable { router: router.to_string() };
+        self.call(req, &format!("reading the BGP table of {router}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
-        let args = wire::Router { router: router.to_string() };
-        self.call("bgp_summary", &format!("reading BGP sessions of {router}"), &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::BgpSummary { router: router.to_string() };
+        self.call(req, &format!("reading BGP sessions of {router}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
-        let args = wire::Traceroute { host: host.to_string(), target, max_hops };
+        let req = Request::Traceroute { host: host.to_string(), target, max_hops };
         // Each silent hop costs the agent's traceroute about a second.
         let timeout = READ_TIMEOUT + Duration::from_secs(2 * u64::from(max_hops));
-        self.call("traceroute", &format!("traceroute from {host} to {target}"), &args, Retry::Yes, timeout).await
+        self.call(req, &format!("traceroute from {host} to {target}"), Retry::Yes, timeout).await
     }
 
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
-        let args = wire::Ping { host: host.to_string(), target, size, dont_fragment };
-        self.call("ping", &format!("ping from {host} to {target}"), &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::Ping { host: host.to_string(), target, size, dont_fragment };
+        self.call(req, &format!("ping from {host} to {target}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
-        let args = wire::Enable { enable };
         let doing = "updating the forwarding rule for vte* bridges";
-        self.call("bridge_forwarding", doing, &args, Retry::Yes, READ_TIMEOUT).await
+        self.call(Request::BridgeForwarding { enable }, doing, Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
-        let args = wire::Router { router: router.to_string() };
-        self.call("bgp_evpn_routes", &format!("reading the EVPN routes of {router}"), &args, Retry::Yes, READ_TIMEOUT)
-            .await
+        let req = Request::BgpEvpnRoutes { router: router.to_string() };
+        self.call(req, &format!("reading the EVPN routes of {router}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
-        let args = wire::Router { router: router.to_string() };
-        self.call("evpn_vnis", &format!("reading the EVPN VNIs of {router}"), &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::EvpnVnis { router: router.to_string() };
+        self.call(req, &format!("reading the EVPN VNIs of {router}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
-        let args = wire::Container { container: container.to_string() };
-        let doing = format!("reading interface counters of {container}");
-        self.call("interface_counters", &doing, &args, Retry::Yes, READ_TIMEOUT).await
+        let req = Request::InterfaceCounters { container: container.to_string() };
+        self.call(req, &format!("reading interface counters of {container}"), Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
-        let args = wire::FrrConfig { router: router.to_string(), config: config.to_string(), remove: remove.to_string() };
+        let req =
+            Request::ApplyFrrConfig { router: router.to_string(), config: config.to_string(), remove: remove.to_string() };
         let doing = format!("applying a new FRR configuration to {router}");
-        self.call("apply_frr_config", &doing, &args, Retry::No, LONG_TIMEOUT).await
+        self.call(req, &doing, Retry::No, LONG_TIMEOUT).await
     }
 
     async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
         // Replaces the files: idempotent.
-        let args = wire::Files { container: container.to_string(), files: files.to_vec() };
-        self.call("write_files", &format!("writing files into {container}"), &args, Retry::Yes, CHANGE_TIMEOUT).await
-    }
-
-    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
-        let args = wire::PingUntil { host: host.to_string(), target, within_secs };
-        self.call("ping_until", &format!("ping from {host} to {target}"), &args, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
-    }
-
-    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
-        let args = wire::WaitBgpd { router: router.to_string(), within_secs };
-        let doing = format!("waiting for bgpd in {router}");
-        self.call("wait_bgpd", &doing, &args, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
-    }
-
-    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
-        let doing = format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni);
-        self.call("connect_vxlan", &doing, link, Retry::No, CHANGE_TIMEOUT).await
+        let req = Request::WriteFiles { container: container.to_string(), files: files.to_vec() };
+        self.call(req, &format!("writing files into {container}"), Retry::Yes, CHANGE_TIMEOUT).await
     }
 
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
         // A second try after a lost answer would find the interfaces made: not retried.
         let doing = format!("linking {} and {} (veth)", link.a.container, link.b.container);
-        self.call("connect_veth", &doing, link, Retry::No, CHANGE_TIMEOUT).await
+        self.call(Request::ConnectVeth { link: link.clone() }, &doing, Retry::No, CHANGE_TIMEOUT).await
+    }
+
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        let doing = format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni);
+        self.call(Request::ConnectVxlan { link: link.clone() }, &doing, Retry::No, CHANGE_TIMEOUT).await
+    }
+
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
+        let req = Request::WaitBgpd { router: router.to_string(), within_secs };
+        let doing = format!("waiting for bgpd in {router}");
+        self.call(req, &doing, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
+    }
+
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        let req = Request::PingUntil { host: host.to_string(), target, within_secs };
+        let doing = format!("ping from {host} to {target}");
+        self.call(req, &doing, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
     }
 }

@@ -1,5 +1,8 @@
 //! The agent service and `RemoteNode` over REAL mutual TLS on 127.0.0.1 ephemeral ports, in
-//! front of a logic-only fake `Node` (and, when a Docker engine answers, the real LocalNode).
+//! front of logic-only fake `Node`s (and, when a Docker engine answers, the real LocalNode).
+
+#[path = "../../tests/common/skip.rs"]
+mod skip;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,15 +18,16 @@ use vnet_te_agent::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::{parse_interface_counters, InterfaceCounters};
 use vnet_te_agent::node::{
     Attachment, ContainerRole, ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe,
+    VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
 use vnet_te_agent::remote::RemoteNode;
+use vnet_te_agent::request::{self, Request};
 use vnet_te_agent::server;
 use vnet_te_agent::tls::{self, ClusterCa, IssuedCert};
 
 // ---------------------------------------------------------------- fake node
 
 /// Answers from fixed data; counts every operation that reached it.
-/// Leaves `write_files` to the trait's default ("not supported by this node").
 struct Fake {
     name: String,
     calls: AtomicUsize,
@@ -159,9 +163,235 @@ impl Node for Fake {
         *self.last_frr_config.lock().unwrap() = Some((router.into(), config.into(), remove.into()));
         Ok(())
     }
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        self.hit();
+        match files.iter().find(|f| !f.path.starts_with(WRITABLE_PREFIX)) {
+            Some(f) => Err(NodeError::Failed {
+                doing: format!("writing files into {container}"),
+                message: format!("{} is outside {WRITABLE_PREFIX}", f.path),
+            }),
+            None => Ok(()),
+        }
+    }
+    async fn connect_veth(&self, _link: &VethSpec) -> NodeResult<()> {
+        self.hit();
+        Ok(())
+    }
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        self.hit();
+        Err(NodeError::NotRunning { doing: format!("linking {}", link.container), container: link.container.clone() })
+    }
+    async fn wait_bgpd(&self, _router: &str, within_secs: u32) -> NodeResult<bool> {
+        self.hit();
+        Ok(within_secs > 0)
+    }
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        self.hit();
+        Ok(Probe { success: true, output: format!("{host} {target} within {within_secs}") })
+    }
+}
+
+/// Records every request that reached it, rebuilt from the method's arguments: a method
+/// answered by the wrong `Node` method, or an argument lost or swapped on the way, shows as a
+/// recorded request unlike the one sent.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<Request>>,
+}
+
+impl Recorder {
+    fn record(&self, req: Request) {
+        self.seen.lock().unwrap().push(req);
+    }
+    fn take(&self) -> Vec<Request> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+fn probe(what: &str) -> Probe {
+    Probe { success: true, output: what.into() }
+}
+
+#[async_trait]
+impl Node for Recorder {
+    fn name(&self) -> &str {
+        "n1"
+    }
+    async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
+        self.record(Request::ImagesPresent { refs: refs.to_vec() });
+        Ok(refs.iter().map(|r| (r.clone(), true)).collect())
+    }
+    async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
+        self.record(Request::TakenSubnets {});
+        Ok(vec!["10.0.0.0/8".into()])
+    }
+    async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        self.record(Request::FindContainers { label: label.into(), value: value.map(Into::into) });
+        Ok(vec![Found { name: "c".into(), labels: BTreeMap::new(), running: true, subnets: vec![] }])
+    }
+    async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        self.record(Request::FindNetworks { label: label.into(), value: value.map(Into::into) });
+        Ok(vec![Found { name: "n".into(), labels: BTreeMap::new(), running: true, subnets: vec!["10.1.0.0/29".into()] }])
+    }
+    async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
+        self.record(Request::CreateNetwork { spec: spec.clone() });
+        Ok(())
+    }
+    async fn remove_network(&self, name: &str) -> NodeResult<()> {
+        self.record(Request::RemoveNetwork { name: name.into() });
+        Ok(())
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
+        self.record(Request::CreateContainer { spec: spec.clone() });
+        Ok(())
+    }
+    async fn start_container(&self, name: &str) -> NodeResult<()> {
+        self.record(Request::StartContainer { name: name.into() });
+        Ok(())
+    }
+    async fn remove_container(&self, name: &str) -> NodeResult<()> {
+        self.record(Request::RemoveContainer { name: name.into() });
+        Ok(())
+    }
+    async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
+        self.record(Request::ReadFile { container: container.into(), path: path.into() });
+        Ok(Some(format!("{container}:{path}")))
+    }
+    async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
+        self.record(Request::BgpTable { router: router.into() });
+        Ok(fixture_table())
+    }
+    async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
+        self.record(Request::BgpSummary { router: router.into() });
+        Ok(BgpSummary::default())
+    }
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+        self.record(Request::Traceroute { host: host.into(), target, max_hops });
+        Ok(probe("traceroute"))
+    }
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+        self.record(Request::Ping { host: host.into(), target, size, dont_fragment });
+        Ok(probe("ping"))
+    }
+    async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
+        self.record(Request::BridgeForwarding { enable });
+        Ok(())
+    }
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
+        self.record(Request::BgpEvpnRoutes { router: router.into() });
+        Ok(fixture_evpn())
+    }
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
+        self.record(Request::EvpnVnis { router: router.into() });
+        Ok(fixture_vnis())
+    }
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
+        self.record(Request::InterfaceCounters { container: container.into() });
+        Ok(fixture_counters())
+    }
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
+        self.record(Request::ApplyFrrConfig { router: router.into(), config: config.into(), remove: remove.into() });
+        Ok(())
+    }
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        self.record(Request::WriteFiles { container: container.into(), files: files.to_vec() });
+        Ok(())
+    }
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
+        self.record(Request::ConnectVeth { link: link.clone() });
+        Ok(())
+    }
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        self.record(Request::ConnectVxlan { link: link.clone() });
+        Ok(())
+    }
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
+        self.record(Request::WaitBgpd { router: router.into(), within_secs });
+        Ok(true)
+    }
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        self.record(Request::PingUntil { host: host.into(), target, within_secs });
+        Ok(probe("ping_until"))
+    }
+}
+
+/// One request of each operation, every argument set to something its neighbours do not
+/// share (so a swap shows).
+fn samples() -> Vec<Request> {
+    let target = Ipv4Addr::new(10, 210, 1, 2);
+    let end = |container: &str, ifname: &str| VethEnd {
+        container: container.into(),
+        ifname: ifname.into(),
+        address: Some("10.199.0.1/30".parse().unwrap()),
+    };
+    vec![
+        Request::ImagesPresent { refs: vec!["vnet-te/frr".into(), "vnet-te/host".into()] },
+        Request::TakenSubnets {},
+        Request::FindContainers { label: "vnet-te.path".into(), value: Some("p1".into()) },
+        Request::FindNetworks { label: "vnet-te.role".into(), value: None },
+        Request::CreateNetwork {
+            spec: NetworkSpec {
+                name: "l1".into(),
+                driver: "bridge".into(),
+                subnet: "10.199.0.0/29".into(),
+                gateway: "10.199.0.1".into(),
+                ip_range: "10.199.0.0/30".into(),
+                bridge_name: Some("vte1".into()),
+                mtu: Some(1450),
+                labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
+            },
+        },
+        Request::RemoveNetwork { name: "l2".into() },
+        Request::CreateContainer { spec: container_spec("r1", "router bgp 65001\n".into()) },
+        Request::StartContainer { name: "r2".into() },
+        Request::RemoveContainer { name: "r3".into() },
+        Request::ReadFile { container: "r4".into(), path: "/etc/frr/frr.conf".into() },
+        Request::BgpTable { router: "r5".into() },
+        Request::BgpSummary { router: "r6".into() },
+        Request::Traceroute { host: "src".into(), target, max_hops: 24 },
+        Request::Ping { host: "dst".into(), target, size: Some(1400), dont_fragment: true },
+        Request::BridgeForwarding { enable: true },
+        Request::BgpEvpnRoutes { router: "r7".into() },
+        Request::EvpnVnis { router: "r8".into() },
+        Request::InterfaceCounters { container: "h1".into() },
+        Request::ApplyFrrConfig { router: "r9".into(), config: "router bgp 65009\n".into(), remove: "no route-map X\n".into() },
+        Request::WriteFiles {
+            container: "h2".into(),
+            files: vec![FileSpec { path: "/etc/vnet-te/delay".into(), mode: 0o644, content: "10ms".into() }],
+        },
+        Request::ConnectVeth { link: VethSpec { a: end("r1", "eth1"), b: end("r2", "eth2"), mtu: Some(9000), b_listens: true } },
+        Request::ConnectVxlan {
+            link: VxlanSpec {
+                container: "r10".into(),
+                ifname: "vx1".into(),
+                vni: 4242,
+                local: Ipv4Addr::new(192, 0, 2, 1),
+                remote: Ipv4Addr::new(192, 0, 2, 2),
+                port: 4789,
+                mtu: None,
+                address: None,
+            },
+        },
+        Request::WaitBgpd { router: "r11".into(), within_secs: 7 },
+        Request::PingUntil { host: "src2".into(), target, within_secs: 9 },
+    ]
 }
 
 // ---------------------------------------------------------------- harness
+
+fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        hostname: name.into(),
+        image: "vnet-te/frr".into(),
+        role: ContainerRole::Router,
+        attachments: vec![Attachment { network: "l1".into(), address: Ipv4Addr::new(10, 199, 0, 2) }],
+        files: vec![FileSpec { path: "/etc/frr/frr.conf".into(), mode: 0o640, content: frr_conf }],
+        env: vec!["VNET_TE_F0=x".into()],
+        cmd: vec!["/usr/lib/frr/frrinit.sh".into(), "start".into()],
+        labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
+    }
+}
 
 struct Pki {
     ca: ClusterCa,
@@ -308,12 +538,35 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
         fake.last_frr_config.lock().unwrap().clone(),
         Some(("r1".into(), "router bgp 65001\n".into(), "no route-map X\n".into()))
     );
-    // An operation the node leaves to the trait's default: the agent's refusal comes back.
     let files = [FileSpec { path: "/etc/vnet-te/x".into(), mode: 0o644, content: "x".into() }];
+    n1.write_files("h1", &files).await.unwrap();
+    let files = [FileSpec { path: "/etc/passwd".into(), mode: 0o644, content: "x".into() }];
     let (doing, message) = failed(n1.write_files("h1", &files).await.unwrap_err());
     assert_eq!(doing, format!("{at}: writing files into h1"));
-    assert_eq!(message, "not supported by this node");
-    assert_eq!(fake.calls(), 21);
+    assert_eq!(message, "/etc/passwd is outside /etc/vnet-te/");
+    assert!(n1.wait_bgpd("r1", 5).await.unwrap());
+    let p = n1.ping_until("src", Ipv4Addr::new(10, 0, 0, 1), 3).await.unwrap();
+    assert_eq!(p.output, "src 10.0.0.1 within 3");
+    match n1.connect_vxlan(&VxlanSpec {
+        container: "r2".into(),
+        ifname: "vx1".into(),
+        vni: 7,
+        local: Ipv4Addr::new(192, 0, 2, 1),
+        remote: Ipv4Addr::new(192, 0, 2, 2),
+        port: 4789,
+        mtu: None,
+        address: None,
+    })
+    .await
+    .unwrap_err()
+    {
+        NodeError::NotRunning { doing, container } => {
+            assert_eq!(doing, format!("{at}: linking r2"));
+            assert_eq!(container, "r2");
+        }
+        other => panic!("expected NotRunning, got {other:?}"),
+    }
+    assert_eq!(fake.calls(), 26);
 }
 
 #[tokio::test]
@@ -323,18 +576,7 @@ async fn large_container_specs_cross_intact() {
     let agent = start(&pki.agent("n1"), fake.clone()).await;
     let n1 = remote("n1", agent.addr, &pki.controller);
     // Well past axum's 2 MiB default body limit.
-    let big: String = "router bgp 65001\n".repeat(300_000);
-    let spec = ContainerSpec {
-        name: "r1".into(),
-        hostname: "r1".into(),
-        image: "vnet-te/frr".into(),
-        role: ContainerRole::Router,
-        attachments: vec![Attachment { network: "l1".into(), address: Ipv4Addr::new(10, 199, 0, 2) }],
-        files: vec![FileSpec { path: "/etc/frr/frr.conf".into(), mode: 0o640, content: big }],
-        env: vec!["VNET_TE_F0=x".into()],
-        cmd: vec!["/usr/lib/frr/frrinit.sh".into(), "start".into()],
-        labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
-    };
+    let spec = container_spec("r1", "router bgp 65001\n".repeat(300_000));
     assert!(serde_json::to_vec(&spec).unwrap().len() > 5 * 1024 * 1024);
     n1.create_container(&spec).await.unwrap();
     assert_eq!(fake.last_container.lock().unwrap().as_ref(), Some(&spec));
@@ -350,18 +592,33 @@ async fn unknown_operations_do_not_exist() {
         .resolve("n1", agent.addr)
         .build()
         .unwrap();
-    let url = |op: &str| format!("https://n1:{}/v1/{op}", agent.addr.port());
-    for op in ["exec", "shell", "run"] {
-        let r = client.post(url(op)).body(r#"{"cmd":["id"]}"#).send().await.unwrap();
-        assert_eq!(r.status(), 404, "{op}");
-        let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let url = |path: &str| format!("https://n1:{}{path}", agent.addr.port());
+    let post = |path: &str, body: &str| {
+        client.post(url(path)).header("content-type", "application/json").body(body.to_string()).send()
+    };
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status();
+        (status, serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap())
+    };
+    for path in ["/v1/exec", "/v1/shell", "/v1/remove_network"] {
+        let (status, body) = answer(post(path, r#"{"cmd":["id"]}"#).await.unwrap()).await;
+        assert_eq!(status, 404, "{path}");
         assert_eq!(body["kind"], "unknown_operation");
     }
-    // Malformed arguments: a JSON error body, the node is not called.
-    let r = client.post(url("remove_network")).header("content-type", "application/json").body("{}").send().await.unwrap();
-    assert!(r.status().is_client_error(), "{}", r.status());
-    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    for op in ["exec", "shell", "run"] {
+        let (status, body) = answer(post("/v1/op", &format!(r#"{{"op":"{op}","cmd":["id"]}}"#)).await.unwrap()).await;
+        assert_eq!(status, 404, "{op}");
+        assert_eq!(body["kind"], "unknown_operation");
+        assert_eq!(body["doing"], format!("decoding {op}"));
+    }
+    // Malformed requests: a JSON error body, the node is not called.
+    let (status, body) = answer(post("/v1/op", r#"{"op":"remove_network"}"#).await.unwrap()).await;
+    assert_eq!(status, 400);
     assert_eq!(body["kind"], "bad_request");
+    assert_eq!(body["doing"], "decoding remove_network");
+    assert!(body["message"].as_str().unwrap().contains("missing field `name`"), "{body}");
+    let (status, body) = answer(post("/v1/op", "not json").await.unwrap()).await;
+    assert_eq!((status.as_u16(), body["kind"].as_str()), (400, Some("bad_request")));
     assert_eq!(fake.calls(), 0);
 }
 
@@ -522,14 +779,15 @@ async fn real_local_node_through_the_agent_when_docker_answers() {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
+    const TEST: &str = "mtls::real_local_node_through_the_agent_when_docker_answers";
     if !docker_up {
-        println!("SKIP real_local_node_through_the_agent_when_docker_answers: no Docker engine answers `docker info`");
+        skip::skip_or_fail(TEST, skip::Requirement::Docker, "no Docker engine answers `docker info`");
         return;
     }
     let local = match vnet_te_agent::docker::LocalNode::connect("local").await {
         Ok(l) => Arc::new(l),
         Err(e) => {
-            println!("SKIP real_local_node_through_the_agent_when_docker_answers: {e}");
+            skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("connecting to the Docker engine: {e}"));
             return;
         }
     };
@@ -558,42 +816,39 @@ async fn real_local_node_through_the_agent_when_docker_answers() {
     assert!(message.to_lowercase().contains("no such container"), "{message}");
 }
 
-/// The `Node` trait's methods, read from its source: methods added with a default compile
-/// without the agent or `RemoteNode` knowing them, so this test catches one forgotten.
-fn trait_methods() -> Vec<String> {
-    let src = include_str!("../src/node.rs");
-    let start = src.find("pub trait Node").expect("trait Node in node.rs");
-    let body = &src[start..];
-    let body = &body[..body.find("\n}\n").expect("end of trait Node")];
-    body.match_indices("async fn ")
-        .map(|(i, _)| {
-            let rest = &body[i + "async fn ".len()..];
-            rest[..rest.find(['(', '<']).unwrap()].to_string()
-        })
-        .collect()
+#[tokio::test]
+async fn every_request_round_trips_and_reaches_its_own_method() {
+    let samples = samples();
+    let mut ops: Vec<&str> = samples.iter().map(Request::op).collect();
+    ops.sort_unstable();
+    let mut known = request::Request::ops().to_vec();
+    known.sort_unstable();
+    assert_eq!(ops, known, "samples() has one request of each operation");
+
+    let recorder = Recorder::default();
+    for req in &samples {
+        let json = serde_json::to_vec(req).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(value["op"], req.op(), "op() names the serde tag");
+        assert_eq!(request::parse(&json).as_ref(), Ok(req));
+        request::dispatch(&recorder, req.clone()).await.unwrap();
+        assert_eq!(recorder.take(), vec![req.clone()], "dispatch of {}", req.op());
+    }
 }
 
 #[tokio::test]
-async fn every_node_method_has_a_route_and_a_remote_forwarder() {
-    let methods = trait_methods();
-    assert!(methods.len() >= 15 && methods.iter().any(|m| m == "taken_subnets"), "{methods:?}");
-    let remote_src = include_str!("../src/remote.rs");
+async fn every_request_crosses_the_agent_to_its_own_method() {
+    // Each request through RemoteNode's method for it, the wire, the agent's dispatch, to the
+    // recording node behind the agent: same request, same answer as straight from the node.
     let pki = Pki::new();
-    let agent = start(&pki.agent("n1"), Fake::new("n1")).await;
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls::client_config(&pki.controller).unwrap())
-        .resolve("n1", agent.addr)
-        .build()
-        .unwrap();
-    for m in &methods {
-        assert!(remote_src.contains(&format!("async fn {m}(")), "RemoteNode does not forward Node::{m}");
-        let r = client
-            .post(format!("https://n1:{}/v1/{m}", agent.addr.port()))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_ne!(r.status(), 404, "the agent has no route for Node::{m}");
+    let recorder = Arc::new(Recorder::default());
+    let agent = start(&pki.agent("n1"), recorder.clone()).await;
+    let n1 = remote("n1", agent.addr, &pki.controller);
+    for req in samples() {
+        let direct = request::dispatch(recorder.as_ref(), req.clone()).await.unwrap();
+        recorder.take();
+        let via_agent = request::dispatch(&n1, req.clone()).await.unwrap();
+        assert_eq!(recorder.take(), vec![req.clone()], "{} through RemoteNode and the agent", req.op());
+        assert_eq!(via_agent, direct, "answer to {}", req.op());
     }
 }
