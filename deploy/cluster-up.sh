@@ -31,8 +31,8 @@ IMAGES=("vnet-te/router:$VERSION" "vnet-te/host:$VERSION" "vnet-te/agent:$VERSIO
 NET=vnet-te-cluster
 SUBNET="${VNET_TE_CLUSTER_SUBNET:-10.196.255.0/24}"
 LABEL=vnet-te.object=local-cluster
-# What a dockerd needs inside a container on this kernel (--privileged is refused here):
-# see ../shared/PLATFORM.md, "Several hypervisor nodes on one machine".
+# What a dockerd needs inside a container where --privileged is refused: these capabilities,
+# plus unconfined seccomp/AppArmor/system paths and a writable cgroup tree (below).
 CAPS=(SYS_ADMIN NET_ADMIN NET_RAW SYS_PTRACE IPC_LOCK SYS_MODULE MKNOD DAC_READ_SEARCH SYSLOG
     MAC_ADMIN MAC_OVERRIDE SYS_NICE LINUX_IMMUTABLE SYS_TIME AUDIT_CONTROL LEASE SYS_RAWIO AUDIT_READ)
 

@@ -3,7 +3,8 @@
 #
 # Idempotent. On a machine without systemd (CI, containers) it:
 #   1. installs the missing Debian packages (docker.io, debootstrap, frr, docker-compose,
-#      iptables, iproute2, ca-certificates) with apt-get, running `apt-get update` once first;
+#      iptables, iproute2, ca-certificates, openssh-server, openssh-client) with apt-get,
+#      running `apt-get update` once first;
 #   2. starts `dockerd` in the background (log: /var/log/dockerd.log) when `docker info` fails;
 #   3. polls `docker info` until it answers or the deadline (60 s) passes.
 # It prints every action it takes. Must run as root (Debian 12 "bookworm").

@@ -17,8 +17,8 @@
 # VNET_TE_DEBIAN_MIRROR), then `tar -C DIR -c . | docker import - TAG`.
 # Downloaded .debs are kept in /var/cache/vnet-te/debootstrap (override with
 # VNET_TE_DEBOOTSTRAP_CACHE) so the second image and later rebuilds download only the
-# package indexes. The image runs no service on start: the orchestrator uploads /etc/frr and
-# runs `/usr/lib/frr/frrinit.sh start` itself (docker exec).
+# package indexes. The image runs no service on start: vnet-te gives each container its
+# files and a boot script as its command, which starts FRR's daemons itself.
 #
 # For machines with a registry, images/router/Dockerfile and images/host/Dockerfile build
 # equivalent images FROM debian:bookworm-slim.

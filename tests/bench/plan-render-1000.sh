@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: plan + render of a 1000-hop chain (release build), whole process, 10 runs.
-# Target (issue 2): < 100 ms. Prints min / median / max wall time in ms.
+# Target: < 100 ms. Prints min / median / max wall time in ms.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p vnet-te

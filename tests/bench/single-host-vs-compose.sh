@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (issue 3): on the same N-router chain, side by side in one run, alternating:
+# Benchmark: on the same N-router chain, side by side in one run, alternating:
 #   A  vnet-te path create --hops N (create → verified: every hop's BGP best path, traceroute
 #      and ping both ways) and vnet-te path delete
 #   B  docker-compose up -d of the same chain (compose file written from the plan, configs
