@@ -6,7 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures_util::stream::{self, StreamExt};
+use tokio::sync::watch;
 use vnet_te_agent::node::{ContainerSpec, Node, NodeError};
 
 use super::nodes::{DeployError, Nodes, Progress, Step, PARALLELISM};
@@ -29,16 +32,67 @@ const BGPD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 const BGPD_WAIT_SECS: u32 = 15;
 
 /// Creates every network and container of the plan and starts them. On any error the
-/// caller rolls back with `delete` (labels find everything this created).
+/// caller rolls back (`roll_back`: labels find everything this created).
 pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Result<(), DeployError> {
     let files = render::render(plan)?;
     let containers = container_specs(plan, &files);
-    let networks = network_specs(plan);
+    preflight(plan, nodes, &containers, progress).await?;
+    let t0 = std::time::Instant::now();
+    make_networks(plan, nodes, &containers, progress).await?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
+    let waiting = routers_waiting_for_bgp(plan);
+    let links = direct_links(plan, &nodes.underlay, &waiting)?;
+    let boot = Boot {
+        nodes,
+        state: containers.iter().map(|(_, c)| (c.name.as_str(), watch::channel(Up::Pending).0)).collect(),
+        failed: AtomicBool::new(false),
+        start_after: start_after(plan, &waiting),
+        listeners: plan
+            .routers
+            .iter()
+            .filter(|r| r.neighbors.iter().any(|n| n.passive))
+            .map(|r| r.container.as_str())
+            .collect(),
+        waiting,
+    };
+    // Each container starts as soon as it is created, each router's links wait for its
+    // bgpd, and each link is made as soon as its containers are ready: the three overlap.
+    // On a failure nothing in flight is abandoned: requests already sent finish (Docker
+    // completes them even if we stop listening, and the rollback must see what they made),
+    // no new one starts, and the first error is returned.
+    progress.step(Step::Containers, containers.len());
+    let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
+        containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
+    let boot = &boot;
+    let starts = run_per_node(jobs, per_node(plan, nodes), progress, |node, pool, place, c| async move {
+        boot.start(node, pool, place, c).await
+    });
+    let bgpd_up = stream::iter(containers.iter().filter(|(_, c)| boot.waiting.contains(c.name.as_str())))
+        .map(|(node, c)| boot.bgpd_up(node, c))
+        .buffer_unordered(containers.len().max(1))
+        .collect::<Vec<()>>();
+    let made = stream::iter(links.iter())
+        .map(|(node, link)| boot.link(node, link))
+        .buffer_unordered(links.len().max(1))
+        .collect::<Vec<_>>();
+    let (starts, made, _) = futures_util::join!(starts, made, bgpd_up);
+    starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
+    made.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = links.len(), "containers created, started and linked");
+    Ok(())
+}
 
-    // Preflight: nothing is created before these pass.
+/// Nothing is created before these pass: every image present on its node, no path of
+/// this name.
+async fn preflight(
+    plan: &Plan,
+    nodes: &Nodes,
+    containers: &[(String, ContainerSpec)],
+    progress: &dyn Progress,
+) -> Result<(), DeployError> {
     progress.step(Step::Preflight, 1);
     let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (node, c) in &containers {
+    for (node, c) in containers {
         needed.entry(node.clone()).or_default().insert(c.image.clone());
     }
     for (node, images) in &needed {
@@ -63,7 +117,17 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     if !find(nodes, Some(&plan.name)).await?.is_empty() {
         return Err(DeployError::Exists(plan.name.clone()));
     }
+    Ok(())
+}
 
+/// The plan's Docker networks (overlays on the manager), and the forwarding rule on nodes
+/// with bridges.
+async fn make_networks(
+    plan: &Plan,
+    nodes: &Nodes,
+    containers: &[(String, ContainerSpec)],
+    progress: &dyn Progress,
+) -> Result<(), DeployError> {
     let used_nodes: BTreeSet<&String> = containers.iter().map(|(n, _)| n).collect();
     for node in &used_nodes {
         if plan.networks.iter().any(|n| n.driver == Driver::Bridge && n.nodes.contains(node)) {
@@ -74,8 +138,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
                 .map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
         }
     }
-
-    let t0 = std::time::Instant::now();
+    let networks = network_specs(plan);
     progress.step(Step::Networks, networks.len());
     let mut net_jobs = Vec::new();
     for (on, spec) in &networks {
@@ -87,18 +150,14 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
             }
         }
     }
-    run_all(net_jobs, Step::Networks, progress, |(node, spec)| async move { node.create_network(spec).await })
-        .await?;
+    run_all(net_jobs, Step::Networks, progress, |(node, spec)| async move { node.create_network(spec).await }).await
+}
 
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
-    // Each container is started as soon as it is created (its files in its environment or
-    // uploaded before start), so starts overlap the remaining creates; a router that listens
-    // on a session waits for the routers that connect to it (`start_after`). Each node does
-    // a few operations at a time, in boot order (`run_per_node`): a single host one more than
-    // its CPUs (`local_parallelism`); in a cluster every overlay attach is a round trip
-    // through the manager that times out after 20 s, so each node gets only a few.
-    progress.step(Step::Containers, containers.len());
-    let per_node = std::env::var("VNET_TE_NODE_PARALLELISM")
+/// Container operations at once per node, in boot order (`run_per_node`): a single host one
+/// more than its CPUs (`local_parallelism`); in a cluster every overlay attach is a round
+/// trip through the manager that times out after 20 s, so each node gets only a few.
+fn per_node(plan: &Plan, nodes: &Nodes) -> usize {
+    std::env::var("VNET_TE_NODE_PARALLELISM")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
@@ -108,37 +167,48 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
             local_parallelism()
         } else {
             (PARALLELISM / nodes.by_name.len()).max(CLUSTER_PER_NODE)
-        });
-    let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
-        containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
-    // Each link is made as soon as its containers are ready (see `Up`), overlapping the
-    // remaining starts.
-    // On a failure nothing in flight is abandoned: requests already sent finish (Docker
-    // completes them even if we stop listening, and the rollback must see what they made),
-    // no new one starts, and the first error is returned.
-    let waiting = &routers_waiting_for_bgp(plan);
-    let links = direct_links(plan, &nodes.underlay, waiting)?;
-    let start_after = &start_after(plan, waiting);
-    let state: BTreeMap<&str, tokio::sync::watch::Sender<Up>> =
-        containers.iter().map(|(_, c)| (c.name.as_str(), tokio::sync::watch::channel(Up::Pending).0)).collect();
-    let (state, failed) = (&state, &std::sync::atomic::AtomicBool::new(false));
-    let starts = run_per_node(jobs, per_node, progress, |node, pool, place, c| async move {
-        let up = &state[c.name.as_str()];
-        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+        })
+}
+
+/// Where every container of one create is, and what waits for what.
+struct Boot<'a> {
+    nodes: &'a Nodes,
+    state: BTreeMap<&'a str, watch::Sender<Up>>,
+    /// Set at the first failure: nothing new starts.
+    failed: AtomicBool,
+    /// Routers whose links wait for their bgpd (`routers_waiting_for_bgp`).
+    waiting: BTreeSet<&'a str>,
+    /// Routers that start only once these neighbours are ready (`start_after`).
+    start_after: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Routers that listen on a session: they settle after bgpd listens.
+    listeners: BTreeSet<&'a str>,
+}
+
+impl Boot<'_> {
+    /// Whether `container` became ready (false: it failed or was never tried).
+    async fn ready(&self, container: &str) -> bool {
+        // The senders live as long as `self`.
+        let mut rx = self.state[container].subscribe();
+        rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false)
+    }
+
+    /// Creates and starts one container: a start goes before a create of the same place and
+    /// of every later one, and waits for the neighbours it listens to.
+    async fn start(&self, node: Arc<dyn Node>, pool: Arc<RankedPool>, place: usize, c: &ContainerSpec) -> Result<(), NodeError> {
+        let up = &self.state[c.name.as_str()];
+        if self.failed.load(Ordering::SeqCst) {
             up.send_replace(Up::No);
             return Ok(());
         }
         let t = std::time::Instant::now();
         let r = async {
             {
-                // A start goes before a create of the same place and of every later one.
                 let _permit = pool.acquire(2 * place + 1).await;
                 node.create_container(c).await?;
             }
             let created = t.elapsed().as_millis() as u64;
-            for dep in start_after.get(c.name.as_str()).into_iter().flatten() {
-                let mut rx = state[dep].subscribe();
-                if !rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false) {
+            for dep in self.start_after.get(c.name.as_str()).into_iter().flatten() {
+                if !self.ready(dep).await {
                     return Ok(false); // the create fails on that router's own error
                 }
             }
@@ -151,73 +221,56 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         }
         .await;
         if r.is_err() {
-            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.failed.store(true, Ordering::SeqCst);
         }
         up.send_replace(match r {
             Err(_) | Ok(false) => Up::No,
-            Ok(true) if waiting.contains(c.name.as_str()) => Up::Started,
+            Ok(true) if self.waiting.contains(c.name.as_str()) => Up::Started,
             Ok(true) => Up::Ready,
         });
         r.map(|_| ())
-    });
-    // Routers become ready once their bgpd is up (waited for apart from the starts, which
-    // go on meanwhile).
-    let listeners: &BTreeSet<&str> = &plan
-        .routers
-        .iter()
-        .filter(|r| r.neighbors.iter().any(|n| n.passive))
-        .map(|r| r.container.as_str())
-        .collect();
-    let bgpd_up = stream::iter(containers.iter().filter(|(_, c)| waiting.contains(c.name.as_str())))
-        .map(|(node, c)| async move {
-            let up = &state[c.name.as_str()];
-            let mut rx = up.subscribe();
-            if rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u != Up::Started).unwrap_or(true) {
-                return;
-            }
-            let t = std::time::Instant::now();
-            if let Ok(n) = nodes.get(node) {
-                match n.wait_bgpd(&c.name, BGPD_WAIT_SECS).await {
-                    Ok(true) => {
-                        tracing::debug!(container = %c.name, ms = t.elapsed().as_millis() as u64, "bgpd up");
-                        if listeners.contains(c.name.as_str()) {
-                            tokio::time::sleep(BGPD_SETTLE).await;
-                        }
+    }
+
+    /// A started router becomes ready once its bgpd listens (waited for apart from the
+    /// starts, which go on meanwhile).
+    async fn bgpd_up(&self, node: &str, c: &ContainerSpec) {
+        let up = &self.state[c.name.as_str()];
+        let mut rx = up.subscribe();
+        if rx.wait_for(|u| *u != Up::Pending).await.map(|u| *u != Up::Started).unwrap_or(true) {
+            return;
+        }
+        let t = std::time::Instant::now();
+        if let Ok(n) = self.nodes.get(node) {
+            match n.wait_bgpd(&c.name, BGPD_WAIT_SECS).await {
+                Ok(true) => {
+                    tracing::debug!(container = %c.name, ms = t.elapsed().as_millis() as u64, "bgpd up");
+                    if self.listeners.contains(c.name.as_str()) {
+                        tokio::time::sleep(BGPD_SETTLE).await;
                     }
-                    Ok(false) => tracing::warn!(container = %c.name, "bgpd not up after {BGPD_WAIT_SECS} s; linking anyway"),
-                    Err(e) => tracing::debug!(container = %c.name, error = %e, "cannot watch for bgpd; linking at once"),
                 }
+                Ok(false) => tracing::warn!(container = %c.name, "bgpd not up after {BGPD_WAIT_SECS} s; linking anyway"),
+                Err(e) => tracing::debug!(container = %c.name, error = %e, "cannot watch for bgpd; linking at once"),
             }
-            up.send_replace(Up::Ready);
-        })
-        .buffer_unordered(containers.len().max(1))
-        .collect::<Vec<()>>();
-    // A veth waits for both its containers; a VXLAN end only for its own (the other end's
-    // node may still be starting).
-    let made = stream::iter(links.iter())
-        .map(|(node, link)| async move {
-            for container in link.needs() {
-                let Some(up) = state.get(container) else {
-                    return Err(DeployError::UnknownContainer(container.to_string()));
-                };
-                // The senders live as long as `state`.
-                let mut rx = up.subscribe();
-                if !rx.wait_for(|u| matches!(u, Up::Ready | Up::No)).await.map(|u| *u == Up::Ready).unwrap_or(false) {
-                    return Ok(()); // the create fails on that container's own error
-                }
+        }
+        up.send_replace(Up::Ready);
+    }
+
+    /// Makes one link once its containers are ready: a veth waits for both, a VXLAN end only
+    /// for its own (the other end's node may still be starting).
+    async fn link(&self, node: &str, link: &DirectLink) -> Result<(), DeployError> {
+        for container in link.needs() {
+            if !self.state.contains_key(container) {
+                return Err(DeployError::UnknownContainer(container.to_string()));
             }
-            make_link(link, &**nodes.get(node)?).await.map_err(|source| {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                DeployError::Step { step: Step::Links.describe(), source }
-            })
+            if !self.ready(container).await {
+                return Ok(()); // the create fails on that container's own error
+            }
+        }
+        make_link(link, &**self.nodes.get(node)?).await.map_err(|source| {
+            self.failed.store(true, Ordering::SeqCst);
+            DeployError::Step { step: Step::Links.describe(), source }
         })
-        .buffer_unordered(links.len().max(1))
-        .collect::<Vec<_>>();
-    let (starts, made, _) = futures_util::join!(starts, made, bgpd_up);
-    starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
-    made.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, links = links.len(), "containers created, started and linked");
-    Ok(())
+    }
 }
 
 /// Concurrent container operations on a single host: one more than its CPUs. Creates and

@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use vnet_te_agent::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
+use vnet_te_agent::frr::{BestRoute, BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::InterfaceCounters;
 
-use crate::core::plan::{NetworkRole, Plan, RouterPlan, Toward, TE_LOCAL_PREF};
+use crate::core::plan::{NetworkRole, Plan, RouteExpectation, RouterPlan, Toward, TE_LOCAL_PREF};
 
 mod evpn;
 mod report;
@@ -73,110 +73,145 @@ fn table_of<'a>(obs: &'a Observed, router: &str) -> Result<&'a BgpTable, (HopSta
 
 /// Compares observations with the plan. Pure.
 pub fn compare(plan: &Plan, obs: &Observed) -> Report {
-    let mut hops = Vec::new();
-    for r in plan.path_routers() {
-        let hop = r.hop.unwrap_or(0);
-        let exps: Vec<_> = plan.expectations.routes.iter().filter(|e| e.router == r.name).collect();
-        let main_prefix = plan.expectations.routes.iter().find(|e| e.router == r.name && e.toward == Toward::Last);
-        let expected = main_prefix.map(|e| e.as_path(plan)).unwrap_or_default();
-        let mut problems = Vec::new();
-        let mut status = HopStatus::Ok;
-        let mut observed = None;
-        match table_of(obs, &r.name) {
-            Err((s, problem)) => {
-                status = s;
-                problems.push(problem);
-            }
-            Ok(table) => {
-                for e in &exps {
-                    let want = e.as_path(plan);
-                    let prefix = e.prefix.to_string();
-                    let what = prefix_label(plan, &prefix);
-                    let Some(best) = table.best(&prefix) else {
-                        if status == HopStatus::Ok {
-                            status = HopStatus::Missing;
-                        }
-                        problems.push(format!("no route to {prefix}{what}"));
-                        continue;
-                    };
-                    if Some(e) == main_prefix.as_ref() {
-                        observed = Some(best.as_path.clone());
-                    }
-                    let want_opt: Vec<Option<u32>> = want.iter().map(|a| Some(*a)).collect();
-                    let planned_peer = e.via.clone().unwrap_or_else(|| "?".into());
-                    if best.as_path != want_opt || best.next_hop != e.next_hop {
-                        status = HopStatus::WrongPath;
-                        let Some(planned_nh) = e.next_hop else {
-                            // Planned as originated here; something else won.
-                            problems.push(format!(
-                                "best path to {prefix}{what} via {} instead of this router's own",
-                                via_text(r, best.next_hop, &best.as_path),
-                            ));
-                            continue;
-                        };
-                        let mut msg = format!(
-                            "best path to {prefix}{what} via {} instead of via {planned_peer} ({planned_nh}, planned AS path {})",
-                            via_text(r, best.next_hop, &best.as_path),
-                            show_path(&want_opt),
-                        );
-                        // Why: the planned neighbour's route, if there, lost on preference.
-                        let from_planned = table
-                            .routes
-                            .get(&prefix)
-                            .and_then(|paths| paths.iter().find(|p| p.valid && p.next_hop() == Some(planned_nh)));
-                        match from_planned {
-                            Some(p) if p.local_pref != Some(TE_LOCAL_PREF) => msg.push_str(&format!(
-                                "; the route from {planned_peer} has local-preference {}, planned {TE_LOCAL_PREF}: the TE policy toward {planned_peer} is not in effect",
-                                show_pref(p.local_pref)
-                            )),
-                            Some(_) => {}
-                            None => msg.push_str(&format!("; {planned_peer} offers no route to it")),
-                        }
-                        problems.push(msg);
-                    } else if e.next_hop.is_some() && best.local_pref != Some(TE_LOCAL_PREF) {
-                        // Right way today, but only because nothing shorter exists: the
-                        // policy that forces it is gone.
-                        status = HopStatus::WrongPath;
-                        problems.push(format!(
-                            "{prefix}{what}: via {planned_peer} as planned, but with local-preference {}, planned {TE_LOCAL_PREF}: the TE policy toward {planned_peer} is not in effect",
-                            show_pref(best.local_pref)
-                        ));
-                    }
-                }
-            }
-        }
-        if status != HopStatus::Ok {
-            if let Some(s) = obs.summaries.get(&r.name) {
-                for (addr, p) in s.peers() {
-                    if p.state != "Established" {
-                        let who = r.neighbors.iter().find(|n| n.address.to_string() == addr).map(|n| n.peer.clone());
-                        problems.push(format!(
-                            "session to {} ({addr}) is {}",
-                            who.unwrap_or_else(|| "?".into()),
-                            p.state
-                        ));
-                    }
-                }
-            }
-        }
-        hops.push(HopReport {
-            hop: hop + 1,
-            router: r.name.clone(),
-            asn: r.asn,
-            node: r.node.clone(),
-            expected,
-            observed,
-            status,
-            problems,
-        });
-    }
+    let hops: Vec<HopReport> = plan.path_routers().map(|r| compare_hop(plan, r, obs)).collect();
     let off_path: Vec<OffPathReport> =
         plan.routers.iter().filter(|r| r.hop.is_none()).map(|r| compare_off_path(plan, r, obs)).collect();
     let mut probes = evpn_probes(plan, obs);
     let control_plane_ok = hops.iter().all(|h| h.status == HopStatus::Ok)
         && off_path.iter().all(|h| h.status == HopStatus::Ok)
         && probes.iter().all(|p| p.ok);
+    probes.extend(path_probes(plan, obs));
+    probes.extend(l2_probes(plan, obs));
+    let verified = control_plane_ok && probes.iter().all(|p| p.ok);
+    Report {
+        path: plan.name.clone(),
+        plan_hash: plan.hash.clone(),
+        verified,
+        control_plane_ok,
+        hops,
+        off_path,
+        probes,
+        elapsed_ms: 0,
+    }
+}
 
+/// One router of the path: its best route to every forced prefix against the plan, and
+/// when that fails, the state of its sessions.
+fn compare_hop(plan: &Plan, r: &RouterPlan, obs: &Observed) -> HopReport {
+    let main_prefix = plan.expectations.routes.iter().find(|e| e.router == r.name && e.toward == Toward::Last);
+    let expected = main_prefix.map(|e| e.as_path(plan)).unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut status = HopStatus::Ok;
+    let mut observed = None;
+    match table_of(obs, &r.name) {
+        Err((s, problem)) => {
+            status = s;
+            problems.push(problem);
+        }
+        Ok(table) => {
+            for e in plan.expectations.routes.iter().filter(|e| e.router == r.name) {
+                let prefix = e.prefix.to_string();
+                let Some(best) = table.best(&prefix) else {
+                    if status == HopStatus::Ok {
+                        status = HopStatus::Missing;
+                    }
+                    problems.push(format!("no route to {prefix}{}", prefix_label(plan, &prefix)));
+                    continue;
+                };
+                if Some(e) == main_prefix {
+                    observed = Some(best.as_path.clone());
+                }
+                if let Some(problem) = route_problem(plan, r, e, table, &best) {
+                    status = HopStatus::WrongPath;
+                    problems.push(problem);
+                }
+            }
+        }
+    }
+    if status != HopStatus::Ok {
+        problems.extend(session_problems(r, obs));
+    }
+    HopReport {
+        hop: r.hop.unwrap_or(0) + 1,
+        router: r.name.clone(),
+        asn: r.asn,
+        node: r.node.clone(),
+        expected,
+        observed,
+        status,
+        problems,
+    }
+}
+
+/// What is wrong with the best route `best` for expectation `e`, if anything: another way
+/// than planned (and why, when the planned neighbour's route is there), or the planned way
+/// without the TE preference that forces it.
+fn route_problem(
+    plan: &Plan,
+    r: &RouterPlan,
+    e: &RouteExpectation,
+    table: &BgpTable,
+    best: &BestRoute,
+) -> Option<String> {
+    let prefix = e.prefix.to_string();
+    let what = prefix_label(plan, &prefix);
+    let want_opt: Vec<Option<u32>> = e.as_path(plan).iter().map(|a| Some(*a)).collect();
+    let planned_peer = e.via.clone().unwrap_or_else(|| "?".into());
+    if best.as_path != want_opt || best.next_hop != e.next_hop {
+        let Some(planned_nh) = e.next_hop else {
+            // Planned as originated here; something else won.
+            return Some(format!(
+                "best path to {prefix}{what} via {} instead of this router's own",
+                via_text(r, best.next_hop, &best.as_path),
+            ));
+        };
+        let mut msg = format!(
+            "best path to {prefix}{what} via {} instead of via {planned_peer} ({planned_nh}, planned AS path {})",
+            via_text(r, best.next_hop, &best.as_path),
+            show_path(&want_opt),
+        );
+        // Why: the planned neighbour's route, if there, lost on preference.
+        let from_planned = table
+            .routes
+            .get(&prefix)
+            .and_then(|paths| paths.iter().find(|p| p.valid && p.next_hop() == Some(planned_nh)));
+        match from_planned {
+            Some(p) if p.local_pref != Some(TE_LOCAL_PREF) => msg.push_str(&format!(
+                "; the route from {planned_peer} has local-preference {}, planned {TE_LOCAL_PREF}: the TE policy toward {planned_peer} is not in effect",
+                show_pref(p.local_pref)
+            )),
+            Some(_) => {}
+            None => msg.push_str(&format!("; {planned_peer} offers no route to it")),
+        }
+        return Some(msg);
+    }
+    if e.next_hop.is_some() && best.local_pref != Some(TE_LOCAL_PREF) {
+        // Right way today, but only because nothing shorter exists: the policy that forces
+        // it is gone.
+        return Some(format!(
+            "{prefix}{what}: via {planned_peer} as planned, but with local-preference {}, planned {TE_LOCAL_PREF}: the TE policy toward {planned_peer} is not in effect",
+            show_pref(best.local_pref)
+        ));
+    }
+    None
+}
+
+/// Sessions of a failing hop that are not established (read only to explain failures).
+fn session_problems(r: &RouterPlan, obs: &Observed) -> Vec<String> {
+    let Some(s) = obs.summaries.get(&r.name) else { return Vec::new() };
+    s.peers()
+        .into_iter()
+        .filter(|(_, p)| p.state != "Established")
+        .map(|(addr, p)| {
+            let who = r.neighbors.iter().find(|n| n.address.to_string() == addr).map(|n| n.peer.clone());
+            format!("session to {} ({addr}) is {}", who.unwrap_or_else(|| "?".into()), p.state)
+        })
+        .collect()
+}
+
+/// Traceroute and ping between the hosts, both ways.
+fn path_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
+    let mut probes = Vec::new();
     for t in &plan.expectations.traceroutes {
         let key = (t.from.clone(), t.to.clone());
         let (observed, ok, problem) = match obs.traceroutes.get(&key) {
@@ -185,16 +220,14 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
             Some(Ok(seen)) => {
                 let want: Vec<Option<Ipv4Addr>> = t.hops.iter().map(|a| Some(*a)).collect();
                 let ok = *seen == want;
-                let problem = (!ok).then(|| {
-                    match seen.iter().zip(&want).position(|(a, b)| a != b) {
-                        Some(i) => format!(
-                            "hop {}: {} replied, expected {}",
-                            i + 1,
-                            seen[i].map(|a| owner_label(plan, a)).unwrap_or_else(|| "nobody".into()),
-                            owner_label(plan, t.hops[i])
-                        ),
-                        None => format!("{} hops, expected {}", seen.len(), want.len()),
-                    }
+                let problem = (!ok).then(|| match seen.iter().zip(&want).position(|(a, b)| a != b) {
+                    Some(i) => format!(
+                        "hop {}: {} replied, expected {}",
+                        i + 1,
+                        seen[i].map(|a| owner_label(plan, a)).unwrap_or_else(|| "nobody".into()),
+                        owner_label(plan, t.hops[i])
+                    ),
+                    None => format!("{} hops, expected {}", seen.len(), want.len()),
                 });
                 (seen.clone(), ok, problem)
             }
@@ -223,18 +256,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
             detail: None,
         });
     }
-    probes.extend(l2_probes(plan, obs));
-    let verified = control_plane_ok && probes.iter().all(|p| p.ok);
-    Report {
-        path: plan.name.clone(),
-        plan_hash: plan.hash.clone(),
-        verified,
-        control_plane_ok,
-        hops,
-        off_path,
-        probes,
-        elapsed_ms: 0,
-    }
+    probes
 }
 
 fn ping_result(r: Option<&Result<bool, String>>) -> (bool, Option<String>) {

@@ -6,7 +6,6 @@
 //! round. Nothing here knows about nodes, Docker or addresses already in use: that is the
 //! planner's job (`plan::build`), which turns a valid spec plus an inventory into a `Plan`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use ipnet::Ipv4Net;
@@ -388,7 +387,7 @@ pub fn name_problem(name: &str) -> Option<String> {
     None
 }
 
-fn password_problem(pw: &str) -> Option<String> {
+pub(crate) fn password_problem(pw: &str) -> Option<String> {
     if pw.is_empty() || pw.len() > MAX_PASSWORD_LEN {
         return Some(format!("must be 1 to {MAX_PASSWORD_LEN} characters long"));
     }
@@ -401,7 +400,7 @@ fn password_problem(pw: &str) -> Option<String> {
 }
 
 /// Shows control characters escaped so error messages stay on one line.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.escape_default().to_string()
 }
 
@@ -425,252 +424,9 @@ pub fn effective_path(spec: &PathSpec) -> Vec<String> {
     }
 }
 
-/// Every problem in a parsed spec, in document order. Empty means valid.
-pub fn validate(spec: &PathSpec) -> Vec<Problem> {
-    let mut p = Vec::new();
-    if let Some(m) = name_problem(&spec.name) {
-        p.push(Problem::new("name", m));
-    }
+mod validate;
 
-    // Routers and hosts share one namespace (container names).
-    if spec.routers.is_empty() {
-        p.push(Problem::new("routers", "at least one router is required"));
-    }
-    if spec.routers.len() > MAX_ROUTERS {
-        p.push(Problem::new(
-            "routers",
-            format!("{} routers; at most {MAX_ROUTERS} allowed", spec.routers.len()),
-        ));
-    }
-    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
-    let mut asns: BTreeMap<u32, usize> = BTreeMap::new();
-    for (i, r) in spec.routers.iter().enumerate() {
-        let loc = format!("routers[{i}]");
-        if let Some(m) = name_problem(&r.name) {
-            p.push(Problem::new(format!("{loc}.name"), m));
-        } else if let Some(first) = seen.get(r.name.as_str()) {
-            p.push(Problem::new(
-                format!("{loc}.name"),
-                format!("duplicate name '{}' (first used at {first})", r.name),
-            ));
-        } else {
-            seen.insert(&r.name, format!("{loc}.name"));
-        }
-        if let Some(asn) = r.asn {
-            if asn_reserved(asn) {
-                p.push(Problem::new(format!("{loc}.asn"), format!("{asn} is a reserved ASN")));
-            } else if let Some(first) = asns.get(&asn) {
-                p.push(Problem::new(
-                    format!("{loc}.asn"),
-                    format!("duplicate ASN {asn} (also routers[{first}].asn)"),
-                ));
-            } else {
-                asns.insert(asn, i);
-            }
-        }
-        match (&r.node, spec.placement) {
-            (Some(n), _) => {
-                if let Some(m) = name_problem(n) {
-                    p.push(Problem::new(format!("{loc}.node"), m));
-                }
-            }
-            (None, Placement::Explicit) => p.push(Problem::new(
-                format!("{loc}.node"),
-                "required with placement: explicit",
-            )),
-            (None, _) => {}
-        }
-    }
-    for (field, host) in [("hosts.a", &spec.hosts.a), ("hosts.b", &spec.hosts.b)] {
-        if let Some(m) = name_problem(host) {
-            p.push(Problem::new(field, m));
-        } else if let Some(first) = seen.get(host.as_str()) {
-            p.push(Problem::new(field, format!("duplicate name '{host}' (first used at {first})")));
-        } else {
-            seen.insert(host, field.to_string());
-        }
-    }
-
-    // ASN base: auto-assigned ASNs count up from it and must stay assignable.
-    let auto = spec.routers.iter().filter(|r| r.asn.is_none()).count() as u64;
-    if asn_reserved(spec.asn_base) {
-        p.push(Problem::new("asn_base", format!("{} is a reserved ASN", spec.asn_base)));
-    } else if u64::from(spec.asn_base) + auto + asns.len() as u64 + 2 > u64::from(u32::MAX) {
-        p.push(Problem::new(
-            "asn_base",
-            format!("{} leaves too few ASNs for {auto} routers", spec.asn_base),
-        ));
-    }
-
-    let known: BTreeSet<&str> = spec.routers.iter().map(|r| r.name.as_str()).collect();
-    let known_hint = known_list(&spec.routers);
-
-    // Links.
-    let links = effective_links(spec);
-    let mut pairs: BTreeMap<(String, String), usize> = BTreeMap::new();
-    if let Some(explicit) = &spec.links {
-        if explicit.is_empty() && spec.routers.len() > 1 {
-            p.push(Problem::new("links", "empty: routers need links (omit 'links' for a chain)"));
-        }
-    }
-    for (i, l) in links.iter().enumerate() {
-        let loc = format!("links[{i}]");
-        let mut ok = true;
-        for (end, name) in [("a", &l.a), ("b", &l.b)] {
-            if !known.contains(name.as_str()) {
-                ok = false;
-                p.push(Problem::new(
-                    format!("{loc}.{end}"),
-                    format!("unknown router '{}' (known: {known_hint})", printable(name)),
-                ));
-            }
-        }
-        if ok && l.a == l.b {
-            p.push(Problem::new(format!("{loc}.b"), format!("link from '{}' to itself", l.a)));
-            ok = false;
-        }
-        if ok {
-            let key = ordered_pair(&l.a, &l.b);
-            if let Some(first) = pairs.get(&key) {
-                p.push(Problem::new(
-                    loc.clone(),
-                    format!("duplicate link {}-{} (also links[{first}])", l.a, l.b),
-                ));
-            } else {
-                pairs.insert(key, i);
-            }
-        }
-        if let Some(pw) = &l.password {
-            if let Some(m) = password_problem(pw) {
-                p.push(Problem::new(format!("{loc}.password"), m));
-            }
-        }
-    }
-
-    // Path: a simple path along existing links.
-    let path = effective_path(spec);
-    if spec.path.is_some() && path.is_empty() {
-        p.push(Problem::new("path", "must name at least one router"));
-    }
-    let mut on_path: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, hop) in path.iter().enumerate() {
-        let loc = format!("path[{i}]");
-        if !known.contains(hop.as_str()) {
-            p.push(Problem::new(
-                loc,
-                format!("unknown router '{}' (known: {known_hint})", printable(hop)),
-            ));
-            continue;
-        }
-        if let Some(first) = on_path.get(hop.as_str()) {
-            p.push(Problem::new(
-                loc.clone(),
-                format!("'{hop}' is already hop path[{first}]: a path visits each router once"),
-            ));
-        } else {
-            on_path.insert(hop, i);
-        }
-        if i > 0 {
-            let prev = &path[i - 1];
-            if known.contains(prev.as_str())
-                && prev != hop
-                && !pairs.contains_key(&ordered_pair(prev, hop))
-            {
-                p.push(Problem::new(loc, format!("no link between '{prev}' and '{hop}'")));
-            }
-        }
-    }
-
-    // L2VPN.
-    match (spec.l2vpn, spec.vni) {
-        (L2vpnMode::None, Some(_)) => p.push(Problem::new("vni", "only used with l2vpn: evpn")),
-        (_, Some(v)) if v == 0 || v > 16_777_215 => {
-            p.push(Problem::new("vni", format!("{v} is not a VXLAN VNI (1..16777215)")))
-        }
-        _ => {}
-    }
-
-    if spec.wiring == Some(Wiring::Direct) {
-        for (i, r) in spec.routers.iter().enumerate() {
-            if r.kind == RouterKind::Vyos {
-                p.push(Problem::new(
-                    format!("routers[{i}].kind"),
-                    "VyOS routers configure their interfaces at boot and need `wiring: docker`",
-                ));
-            }
-        }
-    }
-
-    // Pools: large enough, IPv4 prefixes that do not overlap.
-    let n_links = links.len() as u64;
-    let n_lans = if spec.l2vpn == L2vpnMode::Evpn { 3 } else { 2 };
-    let pools = [
-        ("pools.links", spec.pools.links, 29u8, n_links, "links"),
-        ("pools.loopbacks", spec.pools.loopbacks, 32, spec.routers.len() as u64, "loopbacks"),
-        ("pools.lans", spec.pools.lans, 24, n_lans, "LANs"),
-    ];
-    for (loc, net, each, need, what) in pools {
-        let have = if net.prefix_len() > each { 0 } else { 1u64 << (each - net.prefix_len()) };
-        // Loopbacks skip the network's .0; keep one spare.
-        let have = if each == 32 { have.saturating_sub(1) } else { have };
-        if have < need {
-            p.push(Problem::new(
-                loc,
-                format!("{net} holds {have} /{each} {what}; this path needs {need}"),
-            ));
-        }
-        if net.network() != net.addr() {
-            p.push(Problem::new(loc, format!("{net} has host bits set (did you mean {}?)", net.trunc())));
-        }
-    }
-    for (i, (la, a, ..)) in pools.iter().enumerate() {
-        for (lb, b, ..) in pools.iter().skip(i + 1) {
-            if a.contains(b) || b.contains(a) {
-                p.push(Problem::new(*lb, format!("{b} overlaps {la} ({a})")));
-            }
-        }
-    }
-
-    // BGP timers and passwords.
-    let b = &spec.bgp;
-    if b.hold != 0 && b.hold < 3 {
-        p.push(Problem::new("bgp.hold", format!("{} s: must be 0 or at least 3", b.hold)));
-    }
-    if b.keepalive == 0 || (b.hold != 0 && b.keepalive > b.hold / 3) {
-        p.push(Problem::new(
-            "bgp.keepalive",
-            format!("{} s: must be at least 1 and at most a third of hold ({} s)", b.keepalive, b.hold),
-        ));
-    }
-    if b.connect_retry == 0 {
-        p.push(Problem::new("bgp.connect_retry", "must be at least 1 second"));
-    }
-    if let Some(pw) = &b.password {
-        if let Some(m) = password_problem(pw) {
-            p.push(Problem::new("bgp.password", m));
-        }
-    }
-    p
-}
-
-fn ordered_pair(a: &str, b: &str) -> (String, String) {
-    if a <= b {
-        (a.to_string(), b.to_string())
-    } else {
-        (b.to_string(), a.to_string())
-    }
-}
-
-fn known_list(routers: &[RouterSpec]) -> String {
-    let mut seen = BTreeSet::new();
-    let names: Vec<&str> =
-        routers.iter().map(|r| r.name.as_str()).filter(|n| seen.insert(*n)).collect();
-    if names.len() <= 6 {
-        names.join(", ")
-    } else {
-        format!("{}, ... {} ({} routers)", names[..3].join(", "), names[names.len() - 1], names.len())
-    }
-}
+pub use validate::validate;
 
 #[cfg(test)]
 mod tests {
