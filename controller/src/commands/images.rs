@@ -4,14 +4,14 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context};
 
-use crate::core::objects::{host_image, router_image};
+use crate::core::kinds::Kind;
 use crate::error::exit;
 use crate::exec::cluster;
 
 const BUILD_SCRIPT: &str = include_str!("../../../images/build-rootfs.sh");
 
 pub async fn build(force: bool) -> anyhow::Result<i32> {
-    for (kind, tag) in [("router", router_image()), ("host", host_image())] {
+    for (kind, tag) in [("router", Kind::Frr.image()), ("host", Kind::Host.image())] {
         let mut cmd = tokio::process::Command::new("bash");
         cmd.arg("-c").arg(BUILD_SCRIPT).arg("build-rootfs.sh");
         if force {
@@ -68,7 +68,7 @@ async fn build_agent_image(force: bool) -> anyhow::Result<()> {
         ("vnet-te-agent", &binary[..], 0o755),
     ])
     .context("packing the agent build context")?;
-    let args = std::collections::HashMap::from([("BASE".to_string(), host_image())]);
+    let args = std::collections::HashMap::from([("BASE".to_string(), Kind::Host.image())]);
     let opts = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).buildargs(&args).rm(true).build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
     while let Some(item) = stream.next().await {

@@ -2,6 +2,7 @@
 //! files, the objects to make and the verdict out; golden-tested.
 
 pub mod compare;
+pub mod kinds;
 pub mod objects;
 pub mod plan;
 pub mod render;

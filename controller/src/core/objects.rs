@@ -5,13 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use vnet_te_agent::node::{
-    labels, Attachment, ContainerRole, ContainerSpec, FileSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
-};
+use vnet_te_agent::node::{labels, Attachment, ContainerSpec, FileSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec};
 
-use crate::core::plan::{Driver, Endpoint, NetworkPlan, NetworkRole, Plan};
-use crate::core::render::{self, Rendered, BOOT_PATH};
-use crate::core::spec::RouterKind;
+pub use crate::core::kinds::vyos_image;
+use crate::core::kinds::Kind;
+use crate::core::plan::{start_rank, Driver, Endpoint, HostPlan, NetworkPlan, NetworkRole, Plan, RouterPlan};
+use crate::core::render::{self, Rendered};
 
 /// Where each experiment host keeps a copy of the plan, so `path verify/show` work
 /// without the spec file.
@@ -21,19 +20,6 @@ pub const PLAN_PATH: &str = "/etc/vnet-te/plan.json";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("node '{0}' has no known IPv4 address for VXLAN links (its agent address, or the manager's advertise address)")]
 pub struct NoUnderlay(pub String);
-
-/// Image references, versioned with vnet-te.
-pub fn router_image() -> String {
-    format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION"))
-}
-pub fn host_image() -> String {
-    format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION"))
-}
-/// VyOS images cannot be built offline; users supply one (`docker load`) under this name
-/// or point VNET_TE_VYOS_IMAGE at theirs.
-pub fn vyos_image() -> String {
-    std::env::var("VNET_TE_VYOS_IMAGE").unwrap_or_else(|_| "vyos/vyos:1.4".to_string())
-}
 
 fn base_labels(plan: &Plan, role: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -157,97 +143,98 @@ pub fn direct_links(
 }
 
 /// Every container of a plan with its node, files and Docker attachments, in start order:
-/// the hosts, then the routers by `plan::start_rank`.
+/// the hosts, then the routers by `plan::start_rank` (frr.conf's passive ends follow it),
+/// in plan order within a rank.
 pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerSpec)> {
-    let plan_json = serde_json::to_string(plan).expect("plan serialises");
     let network: BTreeMap<&str, &NetworkPlan> = plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
-    let docker_net = |name: &str| network.get(name).is_some_and(|n| n.driver.is_docker());
-    let mut out = Vec::new();
-    // (start rank, node, spec), sorted by rank at the end.
+    let mut out: Vec<((usize, usize), String, ContainerSpec)> = Vec::new();
     for (i, r) in plan.routers.iter().enumerate() {
-        let mut l = base_labels(plan, "router");
-        l.insert(labels::OBJECT.into(), r.name.clone());
-        l.insert(labels::NODE.into(), r.node.clone());
-        l.insert(labels::ASN.into(), r.asn.to_string());
-        if let Some(h) = r.hop {
-            l.insert(labels::HOP.into(), h.to_string());
-        }
-        let direct_subnets: Vec<String> = r
-            .interfaces
-            .iter()
-            .filter_map(|i| network.get(i.network.as_str()))
-            .filter(|n| !n.driver.is_docker())
-            .map(|n| n.subnet.to_string())
-            .collect();
-        if !direct_subnets.is_empty() {
-            l.insert(labels::SUBNETS.into(), direct_subnets.join(","));
-        }
-        let mut files = file_specs(files.get(&r.name));
-        let (image, cmd, env) = match r.kind {
-            RouterKind::Frr => {
-                let boot = vec!["/bin/bash".to_string(), BOOT_PATH.to_string()];
-                match files_in_env(&files, &boot) {
-                    Some((cmd, env)) => {
-                        files.clear();
-                        (router_image(), cmd, env)
-                    }
-                    None => (router_image(), boot, Vec::new()),
-                }
-            }
-            RouterKind::Vyos => (vyos_image(), vec!["/sbin/init".to_string()], Vec::new()),
-        };
-        // Hosts first, then routers by `plan::start_rank` (frr.conf's passive ends follow
-        // it), in plan order within a rank.
-        let rank = (crate::core::plan::start_rank(plan.path.len(), r.hop).saturating_add(1), i);
-        out.push((
-            rank,
-            r.node.clone(),
-            ContainerSpec {
-                name: r.container.clone(),
-                hostname: r.name.clone(),
-                image,
-                role: ContainerRole::Router,
-                attachments: r
-                    .interfaces
-                    .iter()
-                    .filter(|i| docker_net(&i.network))
-                    .map(|i| Attachment { network: i.network.clone(), address: i.address })
-                    .collect(),
-                files,
-                env,
-                cmd,
-                labels: l,
-            },
-        ));
+        let rank = (start_rank(plan.path.len(), r.hop).saturating_add(1), i);
+        out.push((rank, r.node.clone(), router_spec(plan, r, &network, files)));
     }
+    let plan_json = serde_json::to_string(plan).expect("plan serialises");
     for h in &plan.hosts {
-        let mut l = base_labels(plan, "host");
-        l.insert(labels::OBJECT.into(), h.name.clone());
-        l.insert(labels::NODE.into(), h.node.clone());
-        let mut f = file_specs(files.get(&h.name));
-        f.push(FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: plan_json.clone() });
-        out.push((
-            (0, 0),
-            h.node.clone(),
-            ContainerSpec {
-                name: h.container.clone(),
-                hostname: h.name.clone(),
-                image: host_image(),
-                role: ContainerRole::Host,
-                attachments: if docker_net(&h.network) {
-                    vec![Attachment { network: h.network.clone(), address: h.address }]
-                } else {
-                    Vec::new()
-                },
-                files: f,
-                env: Vec::new(),
-                cmd: vec!["/bin/bash".to_string(), BOOT_PATH.to_string()],
-                labels: l,
-            },
-        ));
+        out.push(((0, 0), h.node.clone(), host_spec(plan, h, &network, files, &plan_json)));
     }
     out.sort_by_key(|(rank, _, _)| *rank);
     out.into_iter().map(|(_, node, spec)| (node, spec)).collect()
+}
+
+fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPlan>, files: &Rendered) -> ContainerSpec {
+    let mut l = base_labels(plan, "router");
+    l.insert(labels::OBJECT.into(), r.name.clone());
+    l.insert(labels::NODE.into(), r.node.clone());
+    l.insert(labels::ASN.into(), r.asn.to_string());
+    if let Some(h) = r.hop {
+        l.insert(labels::HOP.into(), h.to_string());
+    }
+    let direct_subnets: Vec<String> = r
+        .interfaces
+        .iter()
+        .filter_map(|i| network.get(i.network.as_str()))
+        .filter(|n| !n.driver.is_docker())
+        .map(|n| n.subnet.to_string())
+        .collect();
+    if !direct_subnets.is_empty() {
+        l.insert(labels::SUBNETS.into(), direct_subnets.join(","));
+    }
+    let kind = Kind::of(r.kind);
+    let mut files = file_specs(files.get(&r.name));
+    let mut cmd = kind.boot_cmd();
+    let mut env = Vec::new();
+    if kind.files_in_env() {
+        if let Some((c, e)) = files_in_env(&files, &cmd) {
+            (cmd, env) = (c, e);
+            files.clear();
+        }
+    }
+    let docker_net = |name: &str| network.get(name).is_some_and(|n| n.driver.is_docker());
+    ContainerSpec {
+        name: r.container.clone(),
+        hostname: r.name.clone(),
+        image: kind.image(),
+        role: kind.role(),
+        attachments: r
+            .interfaces
+            .iter()
+            .filter(|i| docker_net(&i.network))
+            .map(|i| Attachment { network: i.network.clone(), address: i.address })
+            .collect(),
+        files,
+        env,
+        cmd,
+        labels: l,
+    }
+}
+
+fn host_spec(
+    plan: &Plan,
+    h: &HostPlan,
+    network: &BTreeMap<&str, &NetworkPlan>,
+    files: &Rendered,
+    plan_json: &str,
+) -> ContainerSpec {
+    let mut l = base_labels(plan, "host");
+    l.insert(labels::OBJECT.into(), h.name.clone());
+    l.insert(labels::NODE.into(), h.node.clone());
+    let mut f = file_specs(files.get(&h.name));
+    f.push(FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: plan_json.to_string() });
+    let docker_net = network.get(h.network.as_str()).is_some_and(|n| n.driver.is_docker());
+    ContainerSpec {
+        name: h.container.clone(),
+        hostname: h.name.clone(),
+        image: Kind::Host.image(),
+        role: Kind::Host.role(),
+        attachments: if docker_net {
+            vec![Attachment { network: h.network.clone(), address: h.address }]
+        } else {
+            Vec::new()
+        },
+        files: f,
+        env: Vec::new(),
+        cmd: Kind::Host.boot_cmd(),
+        labels: l,
+    }
 }
 
 /// The prologue of a container whose files travel in its environment (see `files_in_env`).

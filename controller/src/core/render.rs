@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::core::plan::{HostPlan, Plan, RouterPlan, TE_LOCAL_PREF};
+use crate::core::kinds::{FileSlot, Kind, FRR_VTEP_SETUP};
 use crate::core::spec::RouterKind;
 
 /// One file for one container.
@@ -52,9 +53,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("wait-links.sh", include_str!("../../templates/wait-links.sh.hbs")),
 ];
 
-pub const SETUP_PATH: &str = "/etc/vnet-te/setup.sh";
-/// The container command of FRR routers and hosts.
-pub const BOOT_PATH: &str = "/etc/vnet-te/boot.sh";
+pub use crate::core::kinds::{BOOT_PATH, SETUP_PATH};
 
 fn registry() -> Handlebars<'static> {
     let mut h = Handlebars::new();
@@ -167,7 +166,7 @@ pub fn prefix_entries(prefer: &[Ipv4Net]) -> Vec<(usize, Ipv4Net)> {
 pub fn render_frr_conf(plan: &Plan, r: &RouterPlan) -> Result<String, RenderError> {
     let h = registry();
     let ctx = context(&r.name, &router_ctx(plan, r))?;
-    Ok(file(&h, "frr.conf", &r.name, &ctx, "frr.conf", "/etc/frr/frr.conf", 0o644)?.content)
+    Ok(file(&h, &Kind::Frr.files()[0], &r.name, &ctx)?.content)
 }
 
 fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
@@ -249,21 +248,17 @@ fn context(object: &str, ctx: &impl Serialize) -> Result<Context, RenderError> {
 
 /// Renders one template from a context converted once per container (the conversion to
 /// JSON dominates rendering time for long paths).
-fn file(
-    h: &Handlebars<'_>,
-    template: &'static str,
-    object: &str,
-    ctx: &Context,
-    name: &str,
-    container_path: &str,
-    mode: u32,
-) -> Result<RenderedFile, RenderError> {
-    let content = h.render_with_context(template, ctx).map_err(|e| RenderError {
-        template,
+fn file(h: &Handlebars<'_>, slot: &FileSlot, object: &str, ctx: &Context) -> Result<RenderedFile, RenderError> {
+    let content = h.render_with_context(slot.template, ctx).map_err(|e| RenderError {
+        template: slot.template,
         object: object.to_string(),
         source: Box::new(e),
     })?;
-    Ok(RenderedFile { name: name.into(), container_path: container_path.into(), mode, content })
+    Ok(RenderedFile { name: slot.name.into(), container_path: slot.path.into(), mode: slot.mode, content })
+}
+
+fn files(h: &Handlebars<'_>, slots: &[FileSlot], object: &str, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
+    slots.iter().map(|slot| file(h, slot, object, ctx)).collect()
 }
 
 /// Renders every file of every router and host in the plan.
@@ -301,31 +296,11 @@ pub fn render(plan: &Plan) -> Result<Rendered, RenderError> {
 
 fn render_router(h: &Handlebars<'_>, plan: &Plan, r: &RouterPlan) -> Result<Vec<RenderedFile>, RenderError> {
     let ctx = context(&r.name, &router_ctx(plan, r))?;
-    let mut files = match r.kind {
-        RouterKind::Frr => vec![
-            file(h, "frr.conf", &r.name, &ctx, "frr.conf", "/etc/frr/frr.conf", 0o644)?,
-            file(h, "zebra.conf", &r.name, &ctx, "zebra.conf", "/etc/frr/zebra.conf", 0o644)?,
-            file(h, "daemons", &r.name, &ctx, "daemons", "/etc/frr/daemons", 0o644)?,
-            file(h, "vtysh.conf", &r.name, &ctx, "vtysh.conf", "/etc/frr/vtysh.conf", 0o644)?,
-            file(h, "router-boot.sh", &r.name, &ctx, "boot.sh", BOOT_PATH, 0o755)?,
-        ],
-        RouterKind::Vyos => vec![
-            file(h, "vyos.commands", &r.name, &ctx, "vyos.commands", "/config/vnet-te.commands", 0o644)?,
-            file(
-                h,
-                "vyos-postconfig.script",
-                &r.name,
-                &ctx,
-                "vyos-postconfig-bootup.script",
-                "/config/scripts/vyos-postconfig-bootup.script",
-                0o755,
-            )?,
-        ],
-    };
+    let mut out = files(h, Kind::of(r.kind).files(), &r.name, &ctx)?;
     if r.kind == RouterKind::Frr && r.vtep.is_some() {
-        files.push(file(h, "router-setup.sh", &r.name, &ctx, "setup.sh", SETUP_PATH, 0o755)?);
+        out.push(file(h, &FRR_VTEP_SETUP, &r.name, &ctx)?);
     }
-    Ok(files)
+    Ok(out)
 }
 
 fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<RenderedFile>, RenderError> {
@@ -342,10 +317,7 @@ fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<R
         l2_address: host.l2_address,
     };
     let ctx = context(&host.name, &ctx)?;
-    Ok(vec![
-        file(h, "host-setup.sh", &host.name, &ctx, "setup.sh", SETUP_PATH, 0o755)?,
-        file(h, "host-boot.sh", &host.name, &ctx, "boot.sh", BOOT_PATH, 0o755)?,
-    ])
+    files(h, Kind::Host.files(), &host.name, &ctx)
 }
 
 #[cfg(test)]

@@ -133,6 +133,17 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
     if old.nodes != new.nodes {
         c.push(format!("the nodes change ({} → {})", old.nodes.join(","), new.nodes.join(",")));
     }
+    c.extend(evpn_conflicts(old, new));
+    c.extend(router_conflicts(old, new));
+    c.extend(host_and_network_conflicts(old, new));
+    if let Some(r) = new.routers.iter().find(|r| r.kind == RouterKind::Vyos) {
+        c.push(format!("router {} is VyOS: `path update` applies FRR configurations only", r.name));
+    }
+    c
+}
+
+fn evpn_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
+    let mut c = Vec::new();
     if old.l2vpn != new.l2vpn {
         c.push(format!("l2vpn changes ({:?} → {:?})", old.l2vpn, new.l2vpn).to_lowercase());
     } else if let (Some(o), Some(n)) = (&old.evpn, &new.evpn) {
@@ -150,6 +161,12 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             c.push(format!("EVPN settings change: {}", what.join(", ")));
         }
     }
+    c
+}
+
+/// Routers added, removed, or changed in what their container was made with.
+fn router_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
+    let mut c = Vec::new();
     let old_names: BTreeSet<&str> = old.routers.iter().map(|r| r.name.as_str()).collect();
     let new_names: BTreeSet<&str> = new.routers.iter().map(|r| r.name.as_str()).collect();
     for r in new_names.difference(&old_names) {
@@ -189,6 +206,11 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             c.push(format!("router {}: {}", o.name, what.join(", ")));
         }
     }
+    c
+}
+
+fn host_and_network_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
+    let mut c = Vec::new();
     if old.hosts != new.hosts {
         for (o, n) in old.hosts.iter().zip(&new.hosts) {
             if o != n {
@@ -212,9 +234,6 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
         } else {
             c.push(format!("networks change (running: {}; new: {})", or_none(&gone), or_none(&added)));
         }
-    }
-    if let Some(r) = new.routers.iter().find(|r| r.kind == RouterKind::Vyos) {
-        c.push(format!("router {} is VyOS: `path update` applies FRR configurations only", r.name));
     }
     c
 }

@@ -13,7 +13,7 @@ use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::tls::ClusterCa;
 
 use super::*;
-use crate::core::objects::{host_image, router_image};
+use crate::core::kinds::Kind;
 use crate::error::BadInput;
 use crate::exec::ssh::{quote, HostKeyPolicy, Session, SshTarget};
 
@@ -217,16 +217,35 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     }
     eprintln!("docker: engine API {api} on node {name}");
 
-    // Swarm.
     let local = connect_manager(&state).await?;
     let docker = local.docker().clone();
+    join_swarm(&ssh, &state, &docker, &name).await?;
+    let addr_txt = run(&ssh, "reading the node's swarm address", "docker info --format '{{.Swarm.NodeAddr}}'").await?;
+    let address: IpAddr =
+        addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
+    load_images(&ssh, &docker, &name).await?;
+    start_agent(&ssh, &home, &name, address, a.agent_port).await?;
+    ssh.close().await;
+
+    let agent = SocketAddr::new(address, a.agent_port);
+    wait_for_agent(&home, &name, agent).await?;
+    state.nodes.retain(|n| n.name != name);
+    state.nodes.push(NodeEntry { name: name.clone(), ssh: a.target.clone(), agent });
+    save_state(&home, &state)?;
+    eprintln!("node {name} added: agent at {agent} answers over mutual TLS ({:.1} s)", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Joins the node to the manager's swarm, unless it is a member already; refuses a node of
+/// another swarm.
+async fn join_swarm(ssh: &Session, state: &ClusterState, docker: &bollard::Docker, name: &str) -> anyhow::Result<()> {
     let swarm = docker.inspect_swarm().await.context("reading the swarm (is this machine the manager?)")?;
     let swarm_id = swarm.id.clone().unwrap_or_default();
-    let node_state = run(&ssh, "reading swarm state", "docker info --format '{{.Swarm.LocalNodeState}}'").await?;
+    let node_state = run(ssh, "reading swarm state", "docker info --format '{{.Swarm.LocalNodeState}}'").await?;
     if node_state == "active" {
-        let cluster = run(&ssh, "reading swarm state", "docker info --format '{{.Swarm.Cluster.ID}}'").await.unwrap_or_default();
+        let cluster = run(ssh, "reading swarm state", "docker info --format '{{.Swarm.Cluster.ID}}'").await.unwrap_or_default();
         // Workers do not see the cluster ID; compare the manager list instead.
-        let managers = run(&ssh, "reading swarm state", "docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}'").await?;
+        let managers = run(ssh, "reading swarm state", "docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}'").await?;
         let ours = managers.split_whitespace().any(|m| m.starts_with(&format!("{}:", state.advertise_addr)))
             || (!cluster.is_empty() && cluster == swarm_id);
         if !ours {
@@ -239,15 +258,16 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
             .and_then(|t| t.worker)
             .context("the swarm has no worker join token")?;
         let cmd = format!("docker swarm join --token {} {}", quote(&token), quote(&format!("{}:2377", state.advertise_addr)));
-        run(&ssh, "joining the swarm", &cmd).await?;
+        run(ssh, "joining the swarm", &cmd).await?;
         eprintln!("swarm: {name} joined");
     }
-    let addr_txt = run(&ssh, "reading the node's swarm address", "docker info --format '{{.Swarm.NodeAddr}}'").await?;
-    let address: IpAddr =
-        addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
+    Ok(())
+}
 
-    // Images: stream `docker save` from the manager into `docker load` on the node.
-    for image in [router_image(), host_image(), agent_image()] {
+/// Streams `docker save` from the manager into `docker load` on the node, for every image
+/// the node lacks.
+async fn load_images(ssh: &Session, docker: &bollard::Docker, name: &str) -> anyhow::Result<()> {
+    for image in [Kind::Frr.image(), Kind::Host.image(), agent_image()] {
         let local_id = docker
             .inspect_image(&image)
             .await
@@ -271,11 +291,15 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
         eprintln!("images: {image} loaded on {name} in {:.1} s", t.elapsed().as_secs_f64());
     }
 
-    // Agent: its own certificate (node name and address as SANs), then the container.
-    let pki = pki_dir(&home);
+    Ok(())
+}
+
+/// The agent: its own certificate (node name and address as SANs), then its container.
+async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, port: u16) -> anyhow::Result<()> {
+    let pki = pki_dir(home);
     let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
-    let issued = ca.issue_agent(&name, std::slice::from_ref(&name), &[address]).context("issuing the agent certificate")?;
-    run(&ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
+    let issued = ca.issue_agent(name, &[name.to_string()], &[address]).context("issuing the agent certificate")?;
+    run(ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
     for (file, content, mode) in [
         ("ca.pem", ca.cert_pem(), 0o644),
         ("cert.pem", issued.cert_pem.as_str(), 0o644),
@@ -285,7 +309,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
     }
-    let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), a.agent_port);
+    let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port);
     // Host PID namespace and NET_ADMIN: veth links are made by naming the two containers'
     // init PIDs in one netlink request. SYS_PTRACE: FRR's sockets in a router are read
     // through /proc/<pid>/root (no exec). SYS_ADMIN: setns(2) into a router's network
@@ -300,15 +324,18 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
         obj = labels::OBJECT,
         dir = quote(AGENT_CERT_DIR),
         img = quote(&agent_image()),
-        n = quote(&name),
+        n = quote(name),
         l = quote(&listen.to_string()),
     );
-    run(&ssh, "starting the agent", &run_agent).await?;
-    ssh.close().await;
+    run(ssh, "starting the agent", &run_agent).await?;
 
-    let agent = SocketAddr::new(address, a.agent_port);
-    let client = controller_tls(&home)?;
-    let remote = RemoteNode::new(&name, agent, &client)?;
+    Ok(())
+}
+
+/// Waits until the new agent answers over mutual TLS.
+async fn wait_for_agent(home: &Path, name: &str, agent: SocketAddr) -> anyhow::Result<()> {
+    let client = controller_tls(home)?;
+    let remote = RemoteNode::new(name, agent, &client)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match remote.health().await {
@@ -319,10 +346,6 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    state.nodes.retain(|n| n.name != name);
-    state.nodes.push(NodeEntry { name: name.clone(), ssh: a.target.clone(), agent });
-    save_state(&home, &state)?;
-    eprintln!("node {name} added: agent at {agent} answers over mutual TLS ({:.1} s)", t0.elapsed().as_secs_f64());
     Ok(())
 }
 
