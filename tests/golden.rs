@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vnet_te::core::plan::{self, Inventory};
 use vnet_te::commands;
-use vnet_te::core::{render, spec};
+use vnet_te::core::{objects, render, spec};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -105,7 +105,11 @@ fn golden_plans_and_rendered_files() {
         let table_path = dir.join("plan.txt");
         failures.extend(check(&table_path, &p.to_string()));
         expected_files.insert(table_path);
-        for (object, files) in render::render(&p).unwrap() {
+        let rendered = render::render(&p).unwrap();
+        let objects_path = dir.join("objects.json");
+        failures.extend(check(&objects_path, &objects_digest(&p, &rendered)));
+        expected_files.insert(objects_path);
+        for (object, files) in rendered {
             for f in files {
                 let path = dir.join(&object).join(&f.name);
                 failures.extend(check(&path, &f.content));
@@ -121,6 +125,46 @@ fn golden_plans_and_rendered_files() {
         }
     }
     assert!(failures.is_empty(), "golden mismatches:\n{}", failures.join("\n"));
+}
+
+/// What the executor makes of a plan (`core::objects`): every container with its node,
+/// image, command, labels, attachments, and its files and environment by path or name and
+/// size (their contents are the rendered goldens); every Docker network; every direct link.
+/// Nodes get documentation addresses (192.0.2.0/24) as underlay.
+fn objects_digest(p: &plan::Plan, rendered: &render::Rendered) -> String {
+    use serde_json::json;
+    let underlay: std::collections::BTreeMap<String, std::net::Ipv4Addr> =
+        p.nodes.iter().enumerate().map(|(i, n)| (n.clone(), std::net::Ipv4Addr::new(192, 0, 2, i as u8 + 1))).collect();
+    let waiting = plan::sessions::routers_waiting_for_bgp(p);
+    let containers: Vec<_> = objects::container_specs(p, rendered)
+        .into_iter()
+        .map(|(node, c)| {
+            let env: Vec<String> = c
+                .env
+                .iter()
+                .map(|e| match e.split_once('=') {
+                    Some((k, v)) if v.len() > 40 => format!("{k}=<{} bytes>", v.len()),
+                    _ => e.clone(),
+                })
+                .collect();
+            let cmd: Vec<String> =
+                c.cmd.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { a.clone() }).collect();
+            json!({
+                "node": node, "name": c.name, "hostname": c.hostname, "image": c.image, "role": c.role,
+                "cmd": cmd, "env": env, "labels": c.labels, "attachments": c.attachments,
+                "files": c.files.iter().map(|f| format!("{} {:o} <{} bytes>", f.path, f.mode, f.content.len())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let networks: Vec<_> =
+        objects::network_specs(p).into_iter().map(|(nodes, n)| json!({ "nodes": nodes, "network": n })).collect();
+    let links: Vec<_> = objects::direct_links(p, &underlay, &waiting)
+        .unwrap()
+        .into_iter()
+        .map(|(node, l)| json!({ "node": node, "link": l }))
+        .collect();
+    let all = json!({ "containers": containers, "networks": networks, "links": links });
+    serde_json::to_string_pretty(&all).unwrap() + "\n"
 }
 
 /// Each `tests/errors/<case>.yaml` must be refused with exactly `<case>.expected`.

@@ -60,7 +60,8 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
 }
 
 /// A link vnet-te makes itself (`wiring: direct`), on one node, addresses included.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DirectLink {
     /// Both ends on this node.
     Veth(VethSpec),
