@@ -51,6 +51,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("router-boot.sh", include_str!("../../templates/router-boot.sh.hbs")),
     ("host-boot.sh", include_str!("../../templates/host-boot.sh.hbs")),
     ("wait-links.sh", include_str!("../../templates/wait-links.sh.hbs")),
+    ("frr-remove.conf", include_str!("../../templates/frr-remove.conf.hbs")),
 ];
 
 pub use crate::core::kinds::{BOOT_PATH, SETUP_PATH};
@@ -167,6 +168,66 @@ pub fn render_frr_conf(plan: &Plan, r: &RouterPlan) -> Result<String, RenderErro
     let h = registry();
     let ctx = context(&r.name, &router_ctx(plan, r))?;
     Ok(file(&h, &Kind::Frr.files()[0], &r.name, &ctx)?.content)
+}
+
+/// FRR configuration commands that take out of router `old` what its new plan `new` no
+/// longer has: TE route-maps toward neighbours that are no longer planned hops, prefix-list
+/// entries no longer preferred, EVPN activations and passwords that go away. Applied before
+/// the new `frr.conf` (which re-adds everything it keeps). Objects come after their uses: a
+/// route-map removed while still attached would briefly match nothing.
+pub fn render_removal(old: &RouterPlan, new: &RouterPlan) -> Result<String, RenderError> {
+    let mut ctx = RemovalCtx { asn: old.asn, ..RemovalCtx::default() };
+    for o in &old.neighbors {
+        let n = new.neighbors.iter().find(|n| n.address == o.address && n.peer == o.peer);
+        let new_prefer: &[Ipv4Net] = n.map(|n| n.prefer.as_slice()).unwrap_or(&[]);
+        if !o.prefer.is_empty() {
+            let (route_map, prefix_list) = (route_map_name(&o.peer), prefix_list_name(&o.peer));
+            if new_prefer.is_empty() {
+                ctx.v4.push(RemovedPolicy { address: o.address, route_map: route_map.clone() });
+                ctx.objects.push(RemovedObject { route_map: Some(route_map), prefix_list, seq: 0, prefix: None });
+            } else {
+                let keep = prefix_entries(new_prefer);
+                for (seq, prefix) in prefix_entries(&o.prefer).into_iter().filter(|e| !keep.contains(e)) {
+                    ctx.objects.push(RemovedObject { route_map: None, prefix_list: prefix_list.clone(), seq, prefix: Some(prefix) });
+                }
+            }
+        }
+        if o.evpn && !n.is_some_and(|n| n.evpn) {
+            ctx.evpn.push(o.address);
+        }
+        if o.password.is_some() && n.is_some_and(|n| n.password.is_none()) {
+            ctx.passwords.push(o.address);
+        }
+    }
+    ctx.bgp = !(ctx.v4.is_empty() && ctx.evpn.is_empty() && ctx.passwords.is_empty());
+    let h = registry();
+    let slot = FileSlot { template: "frr-remove.conf", name: "frr-remove.conf", path: "", mode: 0o644 };
+    Ok(file(&h, &slot, &old.name, &context(&old.name, &ctx)?)?.content)
+}
+
+#[derive(Default, Serialize)]
+struct RemovalCtx {
+    asn: u32,
+    bgp: bool,
+    passwords: Vec<Ipv4Addr>,
+    v4: Vec<RemovedPolicy>,
+    evpn: Vec<Ipv4Addr>,
+    objects: Vec<RemovedObject>,
+}
+
+#[derive(Serialize)]
+struct RemovedPolicy {
+    address: Ipv4Addr,
+    route_map: String,
+}
+
+/// A whole TE policy (`route_map` set) or one prefix-list entry.
+#[derive(Serialize)]
+struct RemovedObject {
+    route_map: Option<String>,
+    prefix_list: String,
+    seq: usize,
+    prefix: Option<Ipv4Net>,
 }
 
 fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {

@@ -15,7 +15,6 @@
 //! ones whose config text changed, so hand edits to the TE policy are repaired too.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -246,61 +245,6 @@ fn or_none(v: &[String]) -> String {
     }
 }
 
-/// FRR configuration commands that take out of router `old` what its new plan `new` no
-/// longer has: TE route-maps toward neighbours that are no longer planned hops, prefix-list
-/// entries no longer preferred, EVPN activations and passwords that go away. Applied before
-/// the new `frr.conf` (which re-adds everything it keeps). Pure.
-pub fn removal(old: &RouterPlan, new: &RouterPlan) -> String {
-    let mut bgp_v4 = String::new();
-    let mut bgp_evpn = String::new();
-    let mut bgp = String::new();
-    let mut objects = String::new();
-    for o in &old.neighbors {
-        let n = new.neighbors.iter().find(|n| n.address == o.address && n.peer == o.peer);
-        let new_prefer: &[Ipv4Net] = n.map(|n| n.prefer.as_slice()).unwrap_or(&[]);
-        if !o.prefer.is_empty() {
-            if new_prefer.is_empty() {
-                let _ = writeln!(bgp_v4, "  no neighbor {} route-map {} in", o.address, render::route_map_name(&o.peer));
-                let _ = writeln!(objects, "no route-map {}", render::route_map_name(&o.peer));
-                let _ = writeln!(objects, "no ip prefix-list {}", render::prefix_list_name(&o.peer));
-            } else {
-                let keep = render::prefix_entries(new_prefer);
-                for (seq, prefix) in render::prefix_entries(&o.prefer) {
-                    if !keep.contains(&(seq, prefix)) {
-                        let _ = writeln!(
-                            objects,
-                            "no ip prefix-list {} seq {seq} permit {prefix}",
-                            render::prefix_list_name(&o.peer)
-                        );
-                    }
-                }
-            }
-        }
-        if o.evpn && !n.is_some_and(|n| n.evpn) {
-            let _ = writeln!(bgp_evpn, "  no neighbor {} activate", o.address);
-        }
-        if o.password.is_some() && n.is_some_and(|n| n.password.is_none()) {
-            let _ = writeln!(bgp, " no neighbor {} password", o.address);
-        }
-    }
-    let mut out = String::new();
-    if !(bgp_v4.is_empty() && bgp_evpn.is_empty() && bgp.is_empty()) {
-        let _ = writeln!(out, "router bgp {}", old.asn);
-        out.push_str(&bgp);
-        if !bgp_v4.is_empty() {
-            let _ = write!(out, " address-family ipv4 unicast\n{bgp_v4} exit-address-family\n");
-        }
-        if !bgp_evpn.is_empty() {
-            let _ = write!(out, " address-family l2vpn evpn\n{bgp_evpn} exit-address-family\n");
-        }
-        out.push_str("exit\n");
-    }
-    // Objects after their uses: FRR refuses nothing here, but a route-map removed while
-    // still attached would briefly match nothing.
-    out.push_str(&objects);
-    out
-}
-
 /// One router's part of an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterChange {
@@ -316,7 +260,7 @@ pub fn changes(old: &Plan, new: &Plan) -> Result<Vec<RouterChange>, render::Rend
     new.routers
         .iter()
         .map(|n| {
-            let remove = old.router(&n.name).map(|o| removal(o, n)).unwrap_or_default();
+            let remove = old.router(&n.name).map(|o| render::render_removal(o, n)).transpose()?.unwrap_or_default();
             Ok(RouterChange {
                 router: n.name.clone(),
                 container: n.container.clone(),
@@ -418,7 +362,7 @@ mod tests {
         let new = replan(&old, &s).unwrap();
         // g11 now prefers g21 instead of g12.
         let g12 = old.router("g11").unwrap().neighbors.iter().find(|n| n.peer == "g12").unwrap().address;
-        let r = removal(old.router("g11").unwrap(), new.router("g11").unwrap());
+        let r = render::render_removal(old.router("g11").unwrap(), new.router("g11").unwrap()).unwrap();
         assert_eq!(
             r,
             format!(
@@ -426,10 +370,10 @@ mod tests {
             )
         );
         // g13 leaves the path: both its policies go.
-        let r = removal(old.router("g13").unwrap(), new.router("g13").unwrap());
+        let r = render::render_removal(old.router("g13").unwrap(), new.router("g13").unwrap()).unwrap();
         assert_eq!(r.matches("route-map VTE-IN-").count(), 4, "{r}");
         // g31 stays on the path with the same neighbours: nothing to remove.
-        assert_eq!(removal(old.router("g31").unwrap(), new.router("g31").unwrap()), "");
+        assert_eq!(render::render_removal(old.router("g31").unwrap(), new.router("g31").unwrap()).unwrap(), "");
         // Every router gets its new frr.conf.
         let c = changes(&old, &new).unwrap();
         assert_eq!(c.len(), 9);
@@ -445,9 +389,9 @@ mod tests {
         s.path = Some(vec!["r1".into(), "r6".into()]);
         let new = replan(&old, &s).unwrap();
         assert!(conflicts(&old, &new).is_empty(), "{:?}", conflicts(&old, &new));
-        let r = removal(old.router("r1").unwrap(), new.router("r1").unwrap());
+        let r = render::render_removal(old.router("r1").unwrap(), new.router("r1").unwrap()).unwrap();
         assert!(r.contains(" address-family l2vpn evpn\n  no neighbor 10.199.0.3 activate\n"), "{r}");
-        let r3 = removal(old.router("r3").unwrap(), new.router("r3").unwrap());
+        let r3 = render::render_removal(old.router("r3").unwrap(), new.router("r3").unwrap()).unwrap();
         assert_eq!(r3.matches("activate").count(), 2, "{r3}");
     }
 }
