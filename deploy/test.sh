@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # test.sh — the project's test command, as CI runs it.
 #
-# VNET_TE_REQUIRE_DOCKER=1, VNET_TE_REQUIRE_FRR=1, VNET_TE_REQUIRE_SSH=1 and
-# VNET_TE_REQUIRE_CLUSTER=1 make tests that need a Docker engine, FRR (vtysh), OpenSSH's sshd
-# or the local multi-node cluster fail when those are missing, instead of reporting a skip.
+# Every VNET_TE_REQUIRE_<X>=1 the suite knows is exported below; each makes tests that need
+# that thing fail when it is missing, instead of reporting a skip (the list, and the one
+# helper that reads them, are in tests/common/skip.rs):
+#   VNET_TE_REQUIRE_DOCKER   a Docker engine that answers and the vnet-te images
+#   VNET_TE_REQUIRE_FRR      FRR's vtysh
+#   VNET_TE_REQUIRE_SSH      OpenSSH's sshd and ssh-keygen
+#   VNET_TE_REQUIRE_CLUSTER  what the local multi-node cluster is built from
+#   VNET_TE_REQUIRE_DELAY    what the packet-delay line needs to delay packets
 # The cluster test builds its own 3-node cluster (deploy/cluster-up.sh) and removes it.
 # Extra arguments go to the test harness, e.g. `deploy/test.sh frr_` to filter by name.
 set -euo pipefail
@@ -27,4 +32,5 @@ export VNET_TE_REQUIRE_DOCKER=1
 export VNET_TE_REQUIRE_FRR=1
 export VNET_TE_REQUIRE_SSH=1
 export VNET_TE_REQUIRE_CLUSTER=1
+export VNET_TE_REQUIRE_DELAY=1
 exec cargo test --workspace --release -- --test-threads=2 "$@"

@@ -4,13 +4,14 @@
 //!
 //! Needs a Docker engine, debootstrap (for the node image) and a release build with both
 //! binaries. Without an engine it reports a skip, or fails when VNET_TE_REQUIRE_CLUSTER=1
-//! (as CI sets it). The cluster is torn down completely (deploy/cluster-down.sh) in every
+//! (as CI sets it; tests/common/skip.rs). The cluster is torn down completely (deploy/cluster-down.sh) in every
 //! outcome; VNET_TE_KEEP_CLUSTER=1 keeps it for debugging.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::skip::{skip_or_fail, Requirement};
 use common::{json, root};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -72,10 +73,7 @@ fn ready(test: &str) -> bool {
     } else {
         return true;
     };
-    if std::env::var("VNET_TE_REQUIRE_CLUSTER").is_ok_and(|v| v == "1") {
-        panic!("{test}: {reason}, and VNET_TE_REQUIRE_CLUSTER=1");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
+    skip_or_fail(test, Requirement::Cluster, reason);
     false
 }
 

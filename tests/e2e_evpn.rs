@@ -32,7 +32,7 @@ fn evpn_ready(test: &str) -> bool {
     // A kernel without VXLAN is a property of the machine, not a missing setup step: a skip
     // with its reason even where CI requires Docker (never a pass).
     let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    eprintln!("SKIPPED {test}: VXLAN not supported by this kernel ({why})");
+    skip::skip(test, &format!("VXLAN not supported by this kernel ({why})"));
     false
 }
 

@@ -5,6 +5,9 @@
 //! test removes what it created, whatever the outcome (a guard deletes by label on drop).
 //! They run one at a time: concurrent creates on one engine race for subnets.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
@@ -40,7 +43,8 @@ fn labelled(path: &str) -> (usize, usize) {
     (c, n)
 }
 
-/// Returns false (skip) when no engine or images are here, unless CI requires them.
+/// Returns false (skip) when no engine or images are here, unless CI requires them
+/// (`Requirement::Docker`), then it fails.
 fn docker_ready(test: &str) -> bool {
     let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
     let images = engine
@@ -53,10 +57,7 @@ fn docker_ready(test: &str) -> bool {
         return true;
     }
     let reason = if engine { "vnet-te images missing (run `vnet-te images build`)" } else { "no Docker engine answers" };
-    if std::env::var("VNET_TE_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-        panic!("{test}: {reason}, and VNET_TE_REQUIRE_DOCKER=1");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
+    skip::skip_or_fail(test, skip::Requirement::Docker, reason);
     false
 }
 
@@ -136,7 +137,8 @@ fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
             if driver.trim().ends_with('2') { ("/sys/fs/cgroup/vnet-te/cpu.weight", "800") } else { ("/sys/fs/cgroup/cpu/vnet-te/cpu.shares", "8192") };
         assert_eq!(std::fs::read_to_string(file).unwrap().trim(), weight, "{file}");
     } else {
-        eprintln!("SKIP part of single_host_24_hops: Docker's cgroup driver is {driver}; vnet-te's own cgroup is only made with cgroupfs");
+        let reason = format!("Docker's cgroup driver is {}; vnet-te's own cgroup is only made with cgroupfs", driver.trim());
+        skip::skip("part of single_host_24_hops", &reason);
     }
 
     // Every object carries the labels the lifecycle relies on.

@@ -4,8 +4,13 @@
 //! Needs Debian's `frr` package on the machine. Without it the test reports a skip (and
 //! fails when VNET_TE_REQUIRE_FRR=1, as CI sets it).
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use skip::{skip_or_fail, Requirement};
 
 fn golden_frr_confs(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -25,11 +30,7 @@ fn vtysh() -> Option<PathBuf> {
 #[test]
 fn frr_accepts_every_golden_config() {
     let Some(vtysh) = vtysh() else {
-        let reason = "vtysh not found (install Debian's frr package)";
-        if std::env::var("VNET_TE_REQUIRE_FRR").is_ok_and(|v| v == "1") {
-            panic!("{reason}, and VNET_TE_REQUIRE_FRR=1");
-        }
-        eprintln!("SKIPPED frr_accepts_every_golden_config: {reason}");
+        skip_or_fail("frr_accepts_every_golden_config", Requirement::Frr, "vtysh not found (install Debian's frr package)");
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/golden");
@@ -57,10 +58,7 @@ fn frr_accepts_every_golden_config() {
 #[test]
 fn frr_dry_run_rejects_a_bad_line() {
     let Some(vtysh) = vtysh() else {
-        if std::env::var("VNET_TE_REQUIRE_FRR").is_ok_and(|v| v == "1") {
-            panic!("vtysh not found, and VNET_TE_REQUIRE_FRR=1");
-        }
-        eprintln!("SKIPPED frr_dry_run_rejects_a_bad_line: vtysh not found");
+        skip_or_fail("frr_dry_run_rejects_a_bad_line", Requirement::Frr, "vtysh not found");
         return;
     };
     let dir = std::env::temp_dir().join(format!("vnet-te-frrcheck-{}", std::process::id()));

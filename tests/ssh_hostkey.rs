@@ -7,6 +7,9 @@
 //! openssh-server); without them each test prints SKIP and passes, unless
 //! VNET_TE_REQUIRE_SSH=1, which turns the skip into a failure.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -66,10 +69,7 @@ fn tools(test: &str) -> Option<Tools> {
         (sshd, _) => {
             let missing = if sshd.is_none() { "sshd" } else { "ssh-keygen" };
             let why = format!("{missing} is not installed (Debian: apt-get install openssh-server)");
-            if std::env::var("VNET_TE_REQUIRE_SSH").as_deref() == Ok("1") {
-                panic!("{test}: VNET_TE_REQUIRE_SSH=1 but {why}");
-            }
-            eprintln!("SKIP ssh_hostkey::{test}: {why}; set VNET_TE_REQUIRE_SSH=1 to make this a failure");
+            skip::skip_or_fail(&format!("ssh_hostkey::{test}"), skip::Requirement::Ssh, &why);
             None
         }
     }

@@ -9,6 +9,10 @@ use ipnet::Ipv4Net;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, TokioSocket};
 use rtnetlink::{Handle, LinkUnspec};
 
+#[cfg(test)]
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 /// ARP on a new link: ask again after 0.1 s instead of 1 s, ten times before giving up. A
 /// BGP neighbour whose zebra addresses its end a moment after the link appears then answers
 /// the second request instead of one a second later (seen: sessions up 1 s late).
@@ -267,8 +271,11 @@ mod tests {
             }
             // setns needs CAP_SYS_ADMIN: say so instead of passing silently (and fail where
             // the end-to-end tests are required, as they rely on it).
-            Err(e) if std::env::var("VNET_TE_REQUIRE_DOCKER").is_ok_and(|v| v == "1") => panic!("no sock_diag probe: {e}"),
-            Err(e) => eprintln!("SKIP: no sock_diag probe here ({e})"),
+            Err(e) => skip::skip_or_fail(
+                "this_process_sees_its_own_listener_through_sock_diag",
+                skip::Requirement::Docker,
+                &format!("no sock_diag probe here ({e})"),
+            ),
         }
     }
 }

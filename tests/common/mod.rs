@@ -3,6 +3,8 @@
 //! cleaning up by label whatever the outcome.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -73,7 +75,7 @@ pub fn labelled(path: &str) -> (usize, usize) {
 }
 
 /// False (skip, with the reason printed) when no engine or images are here, unless CI
-/// requires them (VNET_TE_REQUIRE_DOCKER=1), then it fails.
+/// requires them (`Requirement::Docker`), then it fails.
 pub fn docker_ready(test: &str) -> bool {
     let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
     let image = |kind: &str| {
@@ -88,15 +90,7 @@ pub fn docker_ready(test: &str) -> bool {
         return true;
     }
     let reason = if engine { "vnet-te images missing (run `vnet-te images build`)" } else { "no Docker engine answers" };
-    skip(test, reason)
-}
-
-/// Reports a skip with its reason; fails instead when VNET_TE_REQUIRE_DOCKER=1.
-pub fn skip(test: &str, reason: &str) -> bool {
-    if std::env::var("VNET_TE_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-        panic!("{test}: {reason}, and VNET_TE_REQUIRE_DOCKER=1");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
+    skip::skip_or_fail(test, skip::Requirement::Docker, reason);
     false
 }
 
