@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// The two EVPN edges as (edge, remote edge, planned AS path from the edge to the remote).
 pub fn evpn_edges(plan: &Plan) -> Vec<(&RouterPlan, &RouterPlan, Vec<u32>)> {
     let (Some(first), Some(last)) = (plan.path.first(), plan.path.last()) else { return vec![] };
     let (Some(a), Some(b)) = (plan.router(first), plan.router(last)) else { return vec![] };

@@ -371,7 +371,5 @@ fn compare_off_path(plan: &Plan, r: &RouterPlan, obs: &Observed) -> OffPathRepor
     OffPathReport { router: r.name.clone(), asn: r.asn, node: r.node.clone(), status, problems }
 }
 
-/// The two EVPN edges as (edge, remote edge, planned AS path from the edge to the remote).
-
 #[cfg(test)]
 mod tests;
