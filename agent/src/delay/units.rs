@@ -29,7 +29,7 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         .unwrap_or((t.clone(), 1.0));
     let value: f64 = number.parse().map_err(|_| format!("rate '{text}': expected e.g. 10mbit, 1gbit or bits per second"))?;
     let bits = value * scale;
-    if !bits.is_finite() || bits < 1.0 || bits > 1e12 {
+    if !(1.0..=1e12).contains(&bits) {
         return Err(format!("rate '{text}': must be between 1 bit/s and 1 Tbit/s"));
     }
     Ok(bits as u64)
