@@ -1,6 +1,7 @@
 //! The delay line against the real kernel: two network namespaces joined by a veth pair, the
-//! queue rule on a's end, `vnet-te-delay` running in a, pings from a to b (only a → b is
-//! delayed, so the RTT is the configured one-way delay plus the bare veth's few µs).
+//! queue rule on b's end (packets arriving at b), `vnet-te-delay` running in b, pings from a
+//! to b (only a → b is delayed, so the RTT is the configured one-way delay plus the bare
+//! veth's few µs).
 //!
 //! Needs root, `ip`, `iptables` and `ping`, and a kernel with NFQUEUE. Where any is missing the
 //! tests say why on stderr and pass as skipped, unless VNET_TE_REQUIRE_DELAY=1.
@@ -21,7 +22,7 @@ const QUEUE: u16 = 7;
 /// One lab at a time: pings of two tests at once on a small machine would blur the timing.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Two namespaces and the delay line in the first; everything is removed on drop (deleting a
+/// Two namespaces and the delay line in the second; everything is removed on drop (deleting a
 /// namespace takes its veth end and iptables rules with it).
 struct Lab {
     a: String,
@@ -94,19 +95,20 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Where the delay line and its rule live.
     fn ns(&self) -> Namespace {
-        Namespace::Named(self.a.clone())
+        Namespace::Named(self.b.clone())
     }
 
     fn rule(&self) -> QueueRule {
-        QueueRule { ifname: "vtedl-a".into(), queue: QUEUE, bypass: false }
+        QueueRule { ifname: "vtedl-b".into(), queue: QUEUE, bypass: false }
     }
 
-    /// Starts the delay line in a and waits (at most 5 s) until it answers.
+    /// Starts the delay line in b and waits (at most 5 s) until it answers.
     fn start(&mut self, extra: &[&str]) -> Result<(), String> {
         let queue = QUEUE.to_string();
         let control = self.control.to_str().unwrap().to_string();
-        let mut args = vec!["netns", "exec", &self.a, env!("CARGO_BIN_EXE_vnet-te-delay"), "run", "--queue", &queue, "--control", &control];
+        let mut args = vec!["netns", "exec", &self.b, env!("CARGO_BIN_EXE_vnet-te-delay"), "run", "--queue", &queue, "--control", &control];
         args.extend(extra);
         self.line = Some(Command::new("ip").args(&args).stdout(Stdio::null()).spawn().map_err(|e| format!("starting vnet-te-delay: {e}"))?);
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,5 +1,6 @@
-//! `vnet-te-delay`: the delay line of one link end. Run it in the link end's network
-//! namespace (`nsenter -t PID -n`, `ip netns exec`), then install the queue rule there.
+//! `vnet-te-delay`: the delay line of one link end (packets arriving there). Run it in the link
+//! end's network namespace (`nsenter -t PID -n`, `ip netns exec`), then install the queue rule
+//! there.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,8 +1,9 @@
 //! The delay line: link delay, jitter and loss for kernels without netem.
 //!
-//! An iptables rule in a link end's namespace hands every packet leaving its interface to an
-//! NFQUEUE queue ([`rules`]); one `vnet-te-delay` process per link end, started in that
-//! namespace, binds the queue and accepts each packet once it is due ([`line`]). Packets stay
+//! An iptables rule in a link end's namespace hands every packet arriving on its interface to
+//! an NFQUEUE queue ([`rules`] says why arriving, not leaving); one `vnet-te-delay` process per
+//! link end, started in that namespace, binds the queue and accepts each packet once it is
+//! due ([`line`]). Queue numbers are per namespace: a router's ends need distinct ones. Packets stay
 //! in the kernel meanwhile: the process sees only their ids (metadata-only copies), so its
 //! cost per packet is one small message in and a share of one verdict out.
 //!
