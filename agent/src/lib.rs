@@ -8,8 +8,10 @@
 //!   `dispatch`; `server` serves it over mutual TLS, `remote::RemoteNode` speaks it.
 //! - `frr`, `probe`: tolerant parsers of FRR's `show ... json` and of traceroute output,
 //!   shared by both binaries and tested against outputs captured from real FRR 8.4.
+//! - `delay`: the delay line (NFQUEUE) that gives links delay, jitter and loss without netem.
 //! - `vty`: `show` commands straight to an FRR daemon's socket in a router (no exec).
 
+pub mod delay;
 pub mod docker;
 pub mod frr;
 pub mod node;
