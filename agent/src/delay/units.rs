@@ -3,16 +3,17 @@
 
 use std::time::Duration;
 
-/// `250us`, `50ms`, `1.5s` or `0`.
+/// `250us`, `50ms`, `1.5s`, `4m` (minutes) or `0`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    let (number, scale) = [("us", 1e-6), ("ms", 1e-3), ("s", 1.0)]
+    // Longest suffix first: `ms` before `s` and `m`.
+    let (number, scale) = [("us", 1e-6), ("ms", 1e-3), ("min", 60.0), ("s", 1.0), ("m", 60.0)]
         .iter()
         .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, *scale)))
-        .ok_or_else(|| format!("duration '{text}': expected a number with us, ms or s (e.g. 50ms)"))?;
+        .ok_or_else(|| format!("duration '{text}': expected a number with us, ms, s or m (e.g. 50ms)"))?;
     let value: f64 = number.parse().map_err(|_| format!("duration '{text}': '{number}' is not a number"))?;
     if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
         return Err(format!("duration '{text}': must be between 0 and one day"));
@@ -55,7 +56,9 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("50").unwrap_err(), "duration '50': expected a number with us, ms or s (e.g. 50ms)");
+        assert_eq!(parse_duration("4m"), Ok(Duration::from_secs(240)));
+        assert_eq!(parse_duration("1.5min"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("50").unwrap_err(), "duration '50': expected a number with us, ms, s or m (e.g. 50ms)");
         assert_eq!(parse_duration("-1ms").unwrap_err(), "duration '-1ms': must be between 0 and one day");
         assert_eq!(parse_duration("xms").unwrap_err(), "duration 'xms': 'x' is not a number");
     }
