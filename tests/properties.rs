@@ -18,7 +18,7 @@ fn mesh_spec(n: usize, extra: &[(usize, usize)], from: usize, to: usize) -> Path
         let (a, b) = (a % n, b % n);
         let key = (a.min(b), a.max(b));
         if a != b && pairs.insert(key) {
-            links.push(LinkSpec { a: format!("r{}", a + 1), b: format!("r{}", b + 1), password: None });
+            links.push(LinkSpec::between(&format!("r{}", a + 1), &format!("r{}", b + 1)));
         }
     }
     s.links = Some(links);

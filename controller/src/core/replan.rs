@@ -343,7 +343,7 @@ mod tests {
         assert!(c.iter().any(|m| m.contains("the path's ends change (r1 … r6 → r2 … r6)")), "{c:?}");
         // One more link: no subnet for it among the running path's own.
         let mut s = spec_file("ring-detour.yaml");
-        s.links.as_mut().unwrap().push(spec::LinkSpec { a: "r2".into(), b: "r5".into(), password: None });
+        s.links.as_mut().unwrap().push(spec::LinkSpec::between("r2", "r5"));
         assert!(replan(&old, &s).is_err());
         // A different ASN.
         let mut s = spec_file("ring-detour.yaml");

@@ -9,13 +9,13 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::sessions;
+use super::{distance, sessions};
 use super::*;
 use crate::core::spec::{self, L2vpnMode, PathSpec, Placement, Problem, Wiring};
 
 /// What every pass needs to know about the spec, resolved once.
-struct Cx<'a> {
-    spec: &'a PathSpec,
+pub(super) struct Cx<'a> {
+    pub(super) spec: &'a PathSpec,
     /// `vte-<path>-`: the prefix of every object name.
     prefix: String,
     /// Short tag for Linux bridge names.
@@ -23,8 +23,8 @@ struct Cx<'a> {
     wiring: Wiring,
     /// Direct links get interface names vnet-te chooses; Docker names its networks' own.
     direct: bool,
-    path: Vec<String>,
-    links: Vec<spec::LinkSpec>,
+    pub(super) path: Vec<String>,
+    pub(super) links: Vec<spec::LinkSpec>,
     index_of: BTreeMap<&'a str, usize>,
     hop_of: BTreeMap<String, usize>,
 }
@@ -87,6 +87,11 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let mut networks = Vec::new();
     let hosts = lans(&cx, &mut routers, &mut networks, &subnets, evpn.as_ref());
     links(&cx, &mut routers, &mut networks, &subnets.links);
+    let bgp = BgpTimersPlan { keepalive: spec.bgp.keepalive, hold: spec.bgp.hold, connect_retry: spec.bgp.connect_retry };
+    let distance = distance::impairments(&cx, &mut networks);
+    if distance.is_some() {
+        distance::session_profile(spec.converge, &bgp, &mut routers, &networks);
+    }
     // Prefixes forced along the path, per direction: the far LAN and the far edge loopback
     // (the VTEP address EVPN's VXLAN rides on).
     let toward_a = dedup(vec![subnets.lans[0], loopbacks[cx.first()]]);
@@ -95,7 +100,12 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     if let Some(e) = &evpn {
         vteps(&cx, &mut routers, e, &subnets);
     }
-    let expectations = expectations(&cx, &routers, &hosts, &subnets, &toward_a, &toward_b);
+    let mut expectations = expectations(&cx, &routers, &hosts, &subnets, &toward_a, &toward_b);
+    if distance.is_some() {
+        let (there, back) = distance::hop_rtts(&cx, &networks);
+        expectations.traceroutes[0].rtt_us = there;
+        expectations.traceroutes[1].rtt_us = back;
+    }
     let mut plan = Plan {
         version: PLAN_VERSION,
         name: spec.name.clone(),
@@ -108,12 +118,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         routers,
         hosts,
         networks,
-        bgp: BgpTimersPlan {
-            keepalive: spec.bgp.keepalive,
-            hold: spec.bgp.hold,
-            connect_retry: spec.bgp.connect_retry,
-        },
+        bgp,
         evpn,
+        distance,
         expectations,
     };
     plan.hash = plan_hash(&plan);
@@ -232,6 +239,7 @@ fn routers(cx: &Cx, asns: &[u32], nodes: &[String], loopbacks: &[Ipv4Net]) -> Ve
             neighbors: Vec::new(),
             originate: Vec::new(),
             vtep: None,
+            tcp: None,
         })
         .collect()
 }
@@ -277,6 +285,7 @@ fn lans(
                 Endpoint { name: r.name.clone(), address: raddr },
                 Endpoint { name: hname.clone(), address: haddr },
             ],
+            impair: None,
         });
         hosts.push(HostPlan {
             name: hname.clone(),
@@ -330,6 +339,7 @@ fn links(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, s
                 Endpoint { name: l.a.clone(), address: aa },
                 Endpoint { name: l.b.clone(), address: ab },
             ],
+            impair: None,
         });
         let listens = sessions::listens(cx.path.len(), (&routers[ia], ia), (&routers[ib], ib));
         for (k, (me, other, my_addr, other_addr)) in [(ia, ib, aa, ab), (ib, ia, ab, aa)].into_iter().enumerate() {
@@ -351,6 +361,7 @@ fn links(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, s
                 prefer: Vec::new(),
                 evpn: false,
                 passive: listens[k],
+                timers: None,
             });
         }
     }
@@ -443,8 +454,8 @@ fn expectations(
     back.push(hosts[0].address);
     let (a, b) = (&cx.spec.hosts.a, &cx.spec.hosts.b);
     let traceroutes = vec![
-        TracerouteExpectation { from: a.clone(), to: b.clone(), target: hosts[1].address, hops: there },
-        TracerouteExpectation { from: b.clone(), to: a.clone(), target: hosts[0].address, hops: back },
+        TracerouteExpectation { from: a.clone(), to: b.clone(), target: hosts[1].address, hops: there, rtt_us: Vec::new() },
+        TracerouteExpectation { from: b.clone(), to: a.clone(), target: hosts[0].address, hops: back, rtt_us: Vec::new() },
     ];
     Expectations { routes, traceroutes }
 }

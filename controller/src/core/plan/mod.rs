@@ -12,9 +12,11 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::core::spec::{L2vpnMode, Problem, RouterKind, Wiring};
+use crate::core::spec::distance::Impair;
+use crate::core::spec::{Converge, L2vpnMode, Problem, RouterKind, Wiring};
 
 mod build;
+mod distance;
 pub mod sessions;
 
 pub use build::build;
@@ -69,6 +71,8 @@ pub struct Plan {
     pub bgp: BgpTimersPlan,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub evpn: Option<EvpnPlan>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub distance: Option<DistancePlan>,
     pub expectations: Expectations,
 }
 
@@ -96,6 +100,9 @@ pub struct RouterPlan {
     /// Edge-router role in the EVPN L2VPN, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vtep: Option<VtepPlan>,
+    /// TCP settings for sessions across long delays.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tcp: Option<TcpPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +137,9 @@ pub struct NeighborPlan {
     /// and again.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub passive: bool,
+    /// Timers for a session across a long delay (see `distance`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timers: Option<SessionTimers>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +239,53 @@ pub struct NetworkPlan {
     pub nodes: Vec<String>,
     pub cross_host: bool,
     pub ends: Vec<Endpoint>,
+    /// Delay, jitter, loss and rate per direction (router links with distance only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub impair: Option<LinkImpair>,
+}
+
+/// A link's impairments per direction: `from_a` holds packets sent by `ends[0]` (delayed
+/// where they arrive, at `ends[1]`), `from_b` the other way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkImpair {
+    pub from_a: Impair,
+    pub from_b: Impair,
+}
+
+/// The distance of a path: how it converges, its planned one-way delays end to end, and
+/// the tolerance verify judges measured delays with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistancePlan {
+    pub converge: Converge,
+    /// Sum of the path's link delays from the first hop to the last, and back.
+    pub one_way_us: u64,
+    pub back_us: u64,
+    pub tolerance_us: u64,
+    /// Relative tolerance in parts per million (2 % = 20000).
+    pub tolerance_ppm: u32,
+}
+
+impl DistancePlan {
+    /// How far a measured value may be from `planned_us`: the larger of the two tolerances.
+    pub fn allowance_us(&self, planned_us: u64) -> u64 {
+        self.tolerance_us.max(planned_us * u64::from(self.tolerance_ppm) / 1_000_000)
+    }
+}
+
+/// TCP settings of a router's network namespace for sessions across long delays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpPlan {
+    pub syn_retries: u8,
+    pub synack_retries: u8,
+    pub retries2: u8,
+}
+
+/// BGP timers of one session, when its link's delay needs other than the path's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTimers {
+    pub keepalive: u16,
+    pub hold: u16,
+    pub connect_retry: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,6 +359,9 @@ pub struct TracerouteExpectation {
     pub target: Ipv4Addr,
     /// Reply addresses in order, the target last.
     pub hops: Vec<Ipv4Addr>,
+    /// Planned round-trip time to each of `hops`, microseconds (paths with distance).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub rtt_us: Vec<u64>,
 }
 
 /// Problems that depend on the inventory (unknown node, pool exhausted by taken subnets).

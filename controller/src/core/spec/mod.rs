@@ -56,6 +56,18 @@ pub struct PathSpec {
     pub wiring: Option<Wiring>,
     #[serde(default)]
     pub bgp: BgpSpec,
+    /// Delay, jitter, loss and rate of every router-to-router link without its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_defaults: Option<ImpairSpec>,
+    /// One-way latency budget of the path, spread evenly over the path's links that have no
+    /// delay of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySpec>,
+    #[serde(default)]
+    pub converge: Converge,
+    /// How far measured delays may be from the planned ones (default: 1 ms or 2 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<ToleranceSpec>,
 }
 
 fn default_asn_base() -> u32 {
@@ -100,6 +112,43 @@ pub struct LinkSpec {
     /// TCP-MD5 password for this link's BGP session (overrides `bgp.password`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Both directions' one-way delay, jitter, loss and rate (over `link_defaults`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Quantity>,
+    /// Packets from `a` toward `b` only (over the link's own settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_a: Option<ImpairSpec>,
+    /// Packets from `b` toward `a` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_b: Option<ImpairSpec>,
+}
+
+impl LinkSpec {
+    /// A plain link between two routers.
+    pub fn between(a: &str, b: &str) -> Self {
+        LinkSpec {
+            a: a.to_string(),
+            b: b.to_string(),
+            password: None,
+            delay: None,
+            jitter: None,
+            loss: None,
+            rate: None,
+            from_a: None,
+            from_b: None,
+        }
+    }
+
+    /// The settings written on the link itself, for both directions.
+    pub fn impair(&self) -> ImpairSpec {
+        ImpairSpec { delay: self.delay.clone(), jitter: self.jitter.clone(), loss: self.loss.clone(), rate: self.rate.clone() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -349,6 +398,10 @@ pub fn chain(name: &str, hops: usize) -> Result<PathSpec, SpecError> {
         placement: Placement::Spread,
         wiring: None,
         bgp: BgpSpec::default(),
+        link_defaults: None,
+        latency: None,
+        converge: Converge::default(),
+        tolerance: None,
     };
     if problems.is_empty() {
         problems = validate(&spec);
@@ -411,7 +464,7 @@ pub fn effective_links(spec: &PathSpec) -> Vec<LinkSpec> {
         None => spec
             .routers
             .windows(2)
-            .map(|w| LinkSpec { a: w[0].name.clone(), b: w[1].name.clone(), password: None })
+            .map(|w| LinkSpec::between(&w[0].name, &w[1].name))
             .collect(),
     }
 }
@@ -424,8 +477,10 @@ pub fn effective_path(spec: &PathSpec) -> Vec<String> {
     }
 }
 
+pub mod distance;
 mod validate;
 
+pub use distance::{Converge, ImpairSpec, LatencySpec, Quantity, ToleranceSpec};
 pub use validate::validate;
 
 #[cfg(test)]

@@ -1,0 +1,185 @@
+//! The distance pass: each router link's impairments per direction (the link's own settings
+//! over `link_defaults`, a direction's over the link's, the latency budget filling the path's
+//! links without a delay of their own), the session and TCP settings that let BGP form across
+//! the delays (`converge: with-delay`), and the planned round-trip time to every hop.
+
+use super::build::Cx;
+use super::*;
+use crate::core::spec::distance::{self as d, ImpairSpec};
+use crate::core::spec::{Converge, ToleranceSpec};
+
+/// Sets every router link's `impair` and returns the path's distance, or None for a path
+/// without any.
+pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan]) -> Option<DistancePlan> {
+    let spec = cx.spec;
+    let defaults = spec.link_defaults.clone().unwrap_or_default();
+    // Problems were reported by `spec::validate`; here they cannot occur.
+    let mut ignore = Vec::new();
+    let mut link_impair: Vec<LinkImpair> = cx
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let base = l.impair().over(&defaults);
+            let mut side = |s: &Option<ImpairSpec>| d::resolve(&format!("links[{i}]"), &s.clone().unwrap_or_default().over(&base), &mut ignore);
+            LinkImpair { from_a: side(&l.from_a), from_b: side(&l.from_b) }
+        })
+        .collect();
+    if let Some(budget) = &spec.latency {
+        spread_budget(cx, d::duration("latency.one_way", &budget.one_way, &mut ignore), &mut link_impair);
+    }
+    let any = link_impair.iter().any(|i| !i.from_a.is_none() || !i.from_b.is_none());
+    if !any && spec.latency.is_none() {
+        return None;
+    }
+    for (li, imp) in link_impair.iter().enumerate() {
+        if let Some(n) = networks.iter_mut().find(|n| n.role == NetworkRole::Link && n.index == li + 1) {
+            n.impair = Some(*imp);
+        }
+    }
+    let (one_way_us, back_us) = path_delays(cx, &link_impair);
+    let tol = spec.tolerance.clone().unwrap_or_default();
+    Some(DistancePlan {
+        converge: spec.converge,
+        one_way_us,
+        back_us,
+        tolerance_us: d::duration("tolerance.absolute", &tol.absolute, &mut ignore),
+        tolerance_ppm: tolerance_ppm(&tol),
+    })
+}
+
+fn tolerance_ppm(tol: &ToleranceSpec) -> u32 {
+    d::percent("tolerance.relative", &tol.relative, &mut Vec::new()).map_or(0, |p| (p * 10_000.0).round() as u32)
+}
+
+/// The path's links as (link index, forward is `from_a`) in path order.
+pub(super) fn path_links(cx: &Cx) -> Vec<(usize, bool)> {
+    cx.path
+        .windows(2)
+        .filter_map(|w| {
+            cx.links.iter().position(|l| (l.a == w[0] && l.b == w[1]) || (l.a == w[1] && l.b == w[0])).map(|i| (i, cx.links[i].a == w[0]))
+        })
+        .collect()
+}
+
+/// The budget minus the delays the path's links already have, spread evenly over the others
+/// (the first links take the microseconds that do not divide evenly), both directions.
+fn spread_budget(cx: &Cx, budget_us: u64, imp: &mut [LinkImpair]) {
+    let own = |i: usize| {
+        let l = &cx.links[i];
+        l.delay.is_some() || l.from_a.as_ref().is_some_and(|s| s.delay.is_some()) || l.from_b.as_ref().is_some_and(|s| s.delay.is_some())
+    };
+    let links = path_links(cx);
+    let fixed: u64 = links.iter().filter(|(i, _)| own(*i)).map(|(i, fwd)| dir(&imp[*i], *fwd).delay_us).sum();
+    let free: Vec<usize> = links.iter().map(|(i, _)| *i).filter(|i| !own(*i)).collect();
+    if free.is_empty() {
+        return;
+    }
+    let rest = budget_us.saturating_sub(fixed);
+    let (each, extra) = (rest / free.len() as u64, rest % free.len() as u64);
+    for (k, i) in free.iter().enumerate() {
+        let delay = each + u64::from((k as u64) < extra);
+        imp[*i].from_a.delay_us = delay;
+        imp[*i].from_b.delay_us = delay;
+    }
+}
+
+fn dir(imp: &LinkImpair, forward: bool) -> &Impair {
+    if forward {
+        &imp.from_a
+    } else {
+        &imp.from_b
+    }
+}
+
+/// One-way delay along the path, first hop to last and back.
+fn path_delays(cx: &Cx, imp: &[LinkImpair]) -> (u64, u64) {
+    path_links(cx).iter().fold((0, 0), |(there, back), (i, fwd)| {
+        (there + dir(&imp[*i], *fwd).delay_us, back + dir(&imp[*i], !*fwd).delay_us)
+    })
+}
+
+/// Planned round-trip times to each traceroute hop from the first end (the first router's
+/// LAN address, each later router, the far host) and from the last end.
+pub(super) fn hop_rtts(cx: &Cx, networks: &[NetworkPlan]) -> (Vec<u64>, Vec<u64>) {
+    let imp = |i: usize| {
+        networks
+            .iter()
+            .find(|n| n.role == NetworkRole::Link && n.index == i + 1)
+            .and_then(|n| n.impair)
+            .unwrap_or(LinkImpair { from_a: Impair::default(), from_b: Impair::default() })
+    };
+    let rtts: Vec<u64> = path_links(cx).iter().map(|(i, _)| imp(*i).from_a.delay_us + imp(*i).from_b.delay_us).collect();
+    let cumulative = |order: Vec<u64>| {
+        let mut out = vec![0];
+        let mut sum = 0;
+        for r in order {
+            sum += r;
+            out.push(sum);
+        }
+        // The far host sits behind the last router: the same time as that router.
+        out.push(sum);
+        out
+    };
+    (cumulative(rtts.clone()), cumulative(rtts.into_iter().rev().collect()))
+}
+
+/// BGP and TCP settings for sessions whose link has a round trip of a second or more, with
+/// `converge: with-delay`: the defaults give up on a SYN after about 127 s, time a session
+/// out when a keepalive is later than the hold time, and abort a connect attempt when the
+/// connect-retry timer fires before the SYN-ACK is back.
+pub(super) fn session_profile(spec_converge: Converge, bgp: &BgpTimersPlan, routers: &mut [RouterPlan], networks: &[NetworkPlan]) {
+    if spec_converge != Converge::WithDelay {
+        return;
+    }
+    for r in routers.iter_mut() {
+        let mut worst_rtt_us = 0;
+        for n in &mut r.neighbors {
+            let Some(imp) = networks.iter().find(|x| x.name == n.network).and_then(|x| x.impair) else { continue };
+            let one_way = imp.from_a.delay_us.max(imp.from_b.delay_us) + imp.from_a.jitter_us.max(imp.from_b.jitter_us);
+            let rtt = imp.from_a.delay_us + imp.from_b.delay_us + 2 * imp.from_a.jitter_us.max(imp.from_b.jitter_us);
+            if rtt < 1_000_000 {
+                continue;
+            }
+            worst_rtt_us = worst_rtt_us.max(rtt);
+            let rtt_s = rtt.div_ceil(1_000_000);
+            let keepalive = bgp.keepalive.max(clamp_u16(rtt_s));
+            // A keepalive after a delay change can be late by the one-way delay itself.
+            let hold = bgp.hold.max(clamp_u16(3 * u64::from(keepalive) + 2 * one_way.div_ceil(1_000_000)));
+            let connect_retry = bgp.connect_retry.max(clamp_u16(rtt_s + 2));
+            n.timers = Some(SessionTimers { keepalive, hold, connect_retry });
+        }
+        if worst_rtt_us > 0 {
+            r.tcp = Some(tcp_for(worst_rtt_us));
+        }
+    }
+}
+
+fn clamp_u16(v: u64) -> u16 {
+    v.min(u64::from(u16::MAX)) as u16
+}
+
+/// SYN retries double the wait each time from 1 s: enough that the last one is sent later
+/// than two round trips; data retries likewise (RTO is capped at 120 s).
+fn tcp_for(rtt_us: u64) -> TcpPlan {
+    let need_s = 2 * rtt_us.div_ceil(1_000_000);
+    let mut syn = 6u8;
+    while ((1u64 << (syn + 1)) - 1) < need_s && syn < 20 {
+        syn += 1;
+    }
+    let retries2 = (15 + need_s / 120).min(60) as u8;
+    TcpPlan { syn_retries: syn, synack_retries: syn, retries2 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syn_retries_outlast_two_round_trips() {
+        assert_eq!(tcp_for(2_560_000).syn_retries, 6);
+        let sixty_s_each_way = tcp_for(120_000_000);
+        assert_eq!(sixty_s_each_way.syn_retries, 7, "2^8 - 1 = 255 s > 240 s");
+        assert!(tcp_for(480_000_000).syn_retries >= 9);
+    }
+}
