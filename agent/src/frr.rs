@@ -1,6 +1,6 @@
 //! Readers for FRR's JSON output. Tolerant: FRR adds and renames fields between versions,
 //! so every field has a default and unknown fields are ignored. vtysh's exit code is not
-//! reliable (PLATFORM notes): output that does not parse as JSON is an error.
+//! reliable, so output that does not parse as JSON is the error.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

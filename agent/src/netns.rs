@@ -15,7 +15,7 @@ mod skip;
 
 /// ARP on a new link: ask again after 0.1 s instead of 1 s, ten times before giving up. A
 /// BGP neighbour whose zebra addresses its end a moment after the link appears then answers
-/// the second request instead of one a second later (seen: sessions up 1 s late).
+/// the second request instead of one a second later.
 const ARP_TUNING: &[(&str, &str)] = &[("retrans_time_ms", "100"), ("mcast_solicit", "10")];
 
 /// Runs `f` on a thread of its own inside the network namespace of process `pid` (host PID).

@@ -235,7 +235,7 @@ mod tests {
             parse(br#"{"op":"find_containers","label":"vnet-te.path","value":"p1"}"#),
             Ok(Request::FindContainers { label: "vnet-te.path".into(), value: Some("p1".into()) })
         );
-        // An absent optional argument is None, as before.
+        // A null optional argument is None, wherever `op` comes.
         assert_eq!(
             parse(br#"{"value":null,"label":"x","op":"find_networks"}"#),
             Ok(Request::FindNetworks { label: "x".into(), value: None })

@@ -248,7 +248,7 @@ const ENV_TOTAL_MAX: usize = 512 * 1024;
 /// A container's files as environment variables of its create call, and the command that
 /// writes them out before running `cmd`; `None` when they do not fit (the caller uploads
 /// them instead). This spares an upload per container: Docker unpacks every upload in a
-/// fresh process of the whole dockerd binary, about 0.08 CPU-s each on this kind of machine.
+/// fresh process of the whole dockerd binary.
 /// Needs bash in the image (ours).
 pub fn files_in_env(files: &[FileSpec], cmd: &[String]) -> Option<(Vec<String>, Vec<String>)> {
     let total: usize = files.iter().map(|f| f.content.len() + f.path.len()).sum();

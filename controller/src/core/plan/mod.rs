@@ -57,7 +57,8 @@ pub struct Plan {
     /// Short hash of everything below; labels every Docker object (`vnet-te.plan-hash`).
     pub hash: String,
     pub l2vpn: L2vpnMode,
-    /// How links are made (plans stored before this field existed used Docker networks).
+    /// How links are made. A stored plan without this field describes a path wired with
+    /// Docker networks, so that is what it reads as.
     #[serde(default = "docker_wiring")]
     pub wiring: Wiring,
     pub nodes: Vec<String>,
@@ -226,7 +227,8 @@ pub struct NetworkPlan {
     pub index: usize,
     pub driver: Driver,
     /// Linux bridge name for bridge networks: short (≤ 15) and with the `vte` prefix that
-    /// the forwarding rule in DOCKER-USER matches (see PLATFORM notes on internal bridges).
+    /// the forwarding rule in DOCKER-USER matches (Docker's internal bridges drop routed
+    /// transit traffic without it; see docs/links.md).
     pub bridge: String,
     pub subnet: Ipv4Net,
     /// Docker's own address (.1).

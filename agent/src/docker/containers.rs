@@ -1,0 +1,255 @@
+//! Containers: images, creating, starting and removing containers, files in and out, and
+//! commands run in them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::node::{ContainerRole, ContainerSpec, FileSpec, Found, NodeError, NodeResult, WRITABLE_PREFIX};
+
+use super::{docker_err, is_status, pack_tar, LocalNode};
+
+/// Capabilities FRR needs (not --privileged): interfaces and routes, raw sockets, and
+/// SYS_ADMIN for the namespace operations zebra performs.
+const ROUTER_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW", "SYS_ADMIN"];
+const HOST_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW"];
+/// Linux's default `icmp_ratemask` (unreachable, source quench, time exceeded, parameter
+/// problem) without time exceeded: (1 << 3) | (1 << 4) | (1 << 12).
+const ICMP_RATEMASK: u32 = (1 << 3) | (1 << 4) | (1 << 12);
+
+impl LocalNode {
+    /// Runs an allow-listed command in a container and collects its output.
+    pub(super) async fn exec(&self, container: &str, cmd: &[&str], doing: &str) -> NodeResult<(i64, String)> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                if is_status(&e, 409) {
+                    NodeError::NotRunning { doing: doing.to_string(), container: container.to_string() }
+                } else {
+                    NodeError::Docker { doing: doing.to_string(), source: e }
+                }
+            })?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await.map_err(docker_err(doing))?
+        {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(docker_err(doing))?;
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let code = self.docker.inspect_exec(&exec.id).await.map_err(docker_err(doing))?.exit_code.unwrap_or(-1);
+        Ok((code, text))
+    }
+
+    pub(super) async fn upload(&self, container: &str, files: &[crate::node::FileSpec]) -> NodeResult<()> {
+        let entries: Vec<(&str, &[u8], u32)> =
+            files.iter().map(|f| (f.path.trim_start_matches('/'), f.content.as_bytes(), f.mode)).collect();
+        let tar = pack_tar(&entries)
+            .map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
+        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.docker
+            .upload_to_container(container, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .map_err(docker_err(format!("uploading config files into {container}")))
+    }
+
+    pub(super) async fn list_containers(&self, filters: HashMap<String, Vec<String>>) -> NodeResult<Vec<Found>> {
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(docker_err("listing containers"))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Found {
+                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+                subnets: Vec::new(),
+            })
+            .collect())
+    }
+}
+
+pub(super) fn label_filter(label: &str, value: Option<&str>) -> HashMap<String, Vec<String>> {
+    let f = match value {
+        Some(v) => format!("{label}={v}"),
+        None => label.to_string(),
+    };
+    HashMap::from([("label".to_string(), vec![f])])
+}
+
+pub(super) async fn images_present(node: &LocalNode, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
+    let mut out = BTreeMap::new();
+    for r in refs {
+        let present = match node.docker.inspect_image(r).await {
+            Ok(_) => true,
+            Err(e) if is_status(&e, 404) => false,
+            Err(e) => return Err(NodeError::Docker { doing: format!("inspecting image {r}"), source: e }),
+        };
+        out.insert(r.clone(), present);
+    }
+    Ok(out)
+}
+
+pub(super) async fn find(node: &LocalNode, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+    node.list_containers(label_filter(label, value)).await
+}
+
+/// The capabilities and sysctls of a container of `role`.
+fn caps_and_sysctls(role: ContainerRole) -> (&'static [&'static str], HashMap<String, String>) {
+    let (caps, mut sysctls) = match role {
+        ContainerRole::Router => (ROUTER_CAPS, HashMap::from([
+            ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+            // Traceroute replies come from the interface the probe arrived on, so the
+            // hop list is exactly the planned addresses.
+            ("net.ipv4.icmp_errors_use_inbound_ifaddr".to_string(), "1".to_string()),
+            ("net.ipv4.conf.all.rp_filter".to_string(), "0".to_string()),
+            ("net.ipv4.conf.default.rp_filter".to_string(), "0".to_string()),
+            // Time-exceeded replies are never rate-limited (the kernel's default mask
+            // 6168 less bit 11). Otherwise a router that answered the convergence ping with
+            // "net unreachable" while its routes were still on the way (one token bucket
+            // per destination, a burst of 6, then one a second) drops the next traceroute
+            // probe's reply: a `*` hop and a wasted second.
+            ("net.ipv4.icmp_ratemask".to_string(), ICMP_RATEMASK.to_string()),
+        ])),
+        ContainerRole::Host => (HOST_CAPS, HashMap::new()),
+    };
+    sysctls.insert("net.ipv6.conf.all.disable_ipv6".to_string(), "1".to_string());
+    // Linux starts every packet (and every ICMP error) with TTL 64: on a path of more than
+    // 63 hops pings die half-way and traceroute replies from beyond hop 64 never return.
+    // 255 is the most IPv4 allows: a path of 255 routers or more cannot be crossed by any
+    // IPv4 packet, and its data-plane checks fail.
+    sysctls.insert("net.ipv4.ip_default_ttl".to_string(), "255".to_string());
+    (caps, sysctls)
+}
+
+/// The endpoint of a container on one Docker network: its planned address.
+fn endpoint(a: &crate::node::Attachment) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(a.address.to_string()), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// What Docker is asked to create for `spec`: on its first network, if any (the others are
+/// connected after create), under `cgroup_parent`.
+fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> ContainerCreateBody {
+    // No Docker network at all (every link direct): the container gets its own empty
+    // network namespace, and the links arrive after start.
+    let first = spec.attachments.first();
+    let (caps, sysctls) = caps_and_sysctls(spec.role);
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        hostname: Some(spec.hostname.clone()),
+        // No Docker network at all: Docker's networking is switched off for the container
+        // (it still gets its own network namespace, with lo up, from runc). With `none`
+        // networking instead, every start runs a prestart hook that re-executes the whole
+        // dockerd binary (`libnetwork-setkey`), a large share of a container's start cost.
+        network_disabled: first.is_none().then_some(true),
+        cmd: Some(spec.cmd.clone()),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        host_config: Some(HostConfig {
+            cap_add: Some(caps.iter().map(|c| c.to_string()).collect()),
+            sysctls: Some(sysctls),
+            network_mode: Some(first.map_or_else(|| "none".to_string(), |f| f.network.clone())),
+            init: Some(false),
+            cgroup_parent,
+            ..Default::default()
+        }),
+        networking_config: first.map(|f| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(f.network.clone(), endpoint(f))])),
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult<()> {
+    let body = create_body(spec, node.cgroup_parent().await);
+    let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+    node.docker
+        .create_container(Some(opts), body)
+        .await
+        .map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
+    for a in spec.attachments.iter().skip(1) {
+        node.docker
+            .connect_network(
+                &a.network,
+                NetworkConnectRequest { container: spec.name.clone(), endpoint_config: Some(endpoint(a)) },
+            )
+            .await
+            .map_err(docker_err(format!("attaching {} to {} as {}", spec.name, a.network, a.address)))?;
+    }
+    if !spec.files.is_empty() {
+        node.upload(&spec.name, &spec.files).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
+    node.docker
+        .start_container(name, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .map_err(docker_err(format!("starting container {name}")))
+}
+
+pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
+    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match node.docker.remove_container(name, Some(opts)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        // 409: removal already in progress (a concurrent delete): treat as done.
+        Err(e) if is_status(&e, 409) => Ok(()),
+        Err(e) => Err(NodeError::Docker { doing: format!("removing container {name}"), source: e }),
+    }
+}
+
+pub(super) async fn read_file(node: &LocalNode, container: &str, path: &str) -> NodeResult<Option<String>> {
+    let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
+    let bytes: Vec<u8> = match node
+        .docker
+        .download_from_container(container, Some(opts))
+        .map_ok(|b| b.to_vec())
+        .try_concat()
+        .await
+    {
+        Ok(b) => b,
+        Err(e) if is_status(&e, 404) => return Ok(None),
+        Err(e) => return Err(NodeError::Docker { doing: format!("reading {path} from {container}"), source: e }),
+    };
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let fail = |e: std::io::Error| NodeError::Failed { doing: format!("reading {path} from {container}"), message: e.to_string() };
+    // The archive of one file holds exactly that file.
+    let Some(entry) = archive.entries().map_err(fail)?.next() else { return Ok(None) };
+    let mut entry = entry.map_err(fail)?;
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut s).map_err(fail)?;
+    Ok(Some(s))
+}
+
+pub(super) async fn write_files(node: &LocalNode, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+    if let Some(f) = files.iter().find(|f| !f.path.starts_with(WRITABLE_PREFIX) || f.path.contains("..")) {
+        return Err(NodeError::Failed {
+            doing: format!("writing files into {container}"),
+            message: format!("{} is outside {WRITABLE_PREFIX}", f.path),
+        });
+    }
+    node.upload(container, files).await
+}

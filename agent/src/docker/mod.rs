@@ -1,0 +1,193 @@
+//! `LocalNode`: the `Node` operations against one Docker engine through bollard.
+//!
+//! Docker 20.10 speaks API 1.41: the version is negotiated down, one network is given at
+//! create and the rest connected afterwards, and files are uploaded as a tar archive through
+//! the API before start (no bind mounts; `docker cp` onto tmpfs paths would be invisible).
+//!
+//! This file holds the node and its `Node` implementation, which hands each operation to the
+//! module that does it: `containers`, `networks`, `links` (veth and VXLAN), `frr` (reads and
+//! configuration of the routers' FRR), `probes` (ping, traceroute, counters) and `cgroup`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use async_trait::async_trait;
+use bollard::Docker;
+
+use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
+use crate::node::{
+    ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec,
+};
+use crate::probe::InterfaceCounters;
+
+mod cgroup;
+mod containers;
+mod frr;
+mod links;
+mod networks;
+mod probes;
+
+/// A tar archive of (relative path, content, mode) entries, as Docker's archive upload and
+/// image build take them (mtime 0: the same files give the same bytes).
+pub fn pack_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, path, *data)?;
+    }
+    builder.into_inner()
+}
+
+pub struct LocalNode {
+    name: String,
+    docker: Docker,
+    /// The cgroup parent of vnet-te's containers, once prepared (`cgroup_parent`).
+    cgroup_parent: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl LocalNode {
+    /// Connects to the local engine (DOCKER_HOST or the default socket) and negotiates the
+    /// API version down to what the engine speaks.
+    pub async fn connect(name: &str) -> NodeResult<Self> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(docker_err("connecting to the Docker engine"))?
+            .negotiate_version()
+            .await
+            .map_err(docker_err("negotiating the Docker API version (is dockerd running?)"))?;
+        Ok(LocalNode { name: name.to_string(), docker, cgroup_parent: tokio::sync::OnceCell::new() })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The host PID of a running container's init process (its network namespace).
+    async fn pid_of(&self, container: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<u32> {
+        let info = self
+            .docker
+            .inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .map_err(docker_err(doing()))?;
+        let state = info.state.unwrap_or_default();
+        match state.pid {
+            Some(pid) if state.running == Some(true) && pid > 0 => Ok(pid as u32),
+            _ => Err(NodeError::NotRunning { doing: doing(), container: container.to_string() }),
+        }
+    }
+}
+
+fn docker_err(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> NodeError {
+    let doing = doing.into();
+    move |source| NodeError::Docker { doing, source }
+}
+
+fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+#[async_trait]
+impl Node for LocalNode {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
+        containers::images_present(self, refs).await
+    }
+
+    async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
+        networks::taken_subnets(self).await
+    }
+
+    async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        containers::find(self, label, value).await
+    }
+
+    async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        networks::find(self, label, value).await
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
+        networks::create(self, spec).await
+    }
+
+    async fn remove_network(&self, name: &str) -> NodeResult<()> {
+        networks::remove(self, name).await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
+        containers::create(self, spec).await
+    }
+
+    async fn start_container(&self, name: &str) -> NodeResult<()> {
+        containers::start(self, name).await
+    }
+
+    async fn remove_container(&self, name: &str) -> NodeResult<()> {
+        containers::remove(self, name).await
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
+        containers::read_file(self, container, path).await
+    }
+
+    async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
+        frr::bgp_table(self, router).await
+    }
+
+    async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
+        frr::bgp_summary(self, router).await
+    }
+
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+        probes::traceroute(self, host, target, max_hops).await
+    }
+
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+        probes::ping(self, host, target, size, dont_fragment).await
+    }
+
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+        probes::ping_until(self, host, target, within_secs).await
+    }
+
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        links::vxlan(self, link).await
+    }
+
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
+        links::veth(self, link).await
+    }
+
+    async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
+        frr::wait_bgpd(self, router, within_secs).await
+    }
+
+    async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
+        networks::bridge_forwarding(enable).await
+    }
+
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
+        frr::bgp_evpn_routes(self, router).await
+    }
+
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
+        frr::evpn_vnis(self, router).await
+    }
+
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
+        probes::interface_counters(self, container).await
+    }
+
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
+        frr::apply_config(self, router, config, remove).await
+    }
+
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        containers::write_files(self, container, files).await
+    }
+}

@@ -1,0 +1,53 @@
+//! Probes run in the host containers: traceroute, ping, interface counters.
+
+use std::net::Ipv4Addr;
+
+use crate::node::{NodeResult, Probe};
+use crate::probe::InterfaceCounters;
+
+use super::LocalNode;
+
+/// Seconds between echo requests (ping runs as root in the host containers, where iputils
+/// allows intervals under 0.2 s): three replies take 0.05 s instead of 0.2 s at 0.1 s, and a
+/// path that has just come up is seen within 0.02 s.
+const PING_INTERVAL: &str = "0.02";
+
+pub(super) async fn traceroute(node: &LocalNode, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+    let t = target.to_string();
+    let m = max_hops.to_string();
+    let (code, output) = node
+        .exec(host, &["traceroute", "-n", "-q", "1", "-w", "1", "-m", &m, &t], &format!("traceroute from {host} to {t}"))
+        .await?;
+    Ok(Probe { success: code == 0, output })
+}
+
+pub(super) async fn ping(node: &LocalNode, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+    let t = target.to_string();
+    let s = size.map(|s| s.to_string());
+    let mut cmd = vec!["ping", "-n", "-c", "3", "-i", PING_INTERVAL, "-W", "1"];
+    if let Some(s) = &s {
+        cmd.extend(["-s", s.as_str()]);
+    }
+    if dont_fragment {
+        cmd.extend(["-M", "do"]);
+    }
+    cmd.push(&t);
+    let (code, output) = node.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
+    Ok(Probe { success: code == 0, output })
+}
+
+pub(super) async fn ping_until(node: &LocalNode, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
+    let t = target.to_string();
+    let w = within_secs.clamp(1, 60).to_string();
+    // -c 1 with a deadline: ping keeps sending (every PING_INTERVAL) until the first reply.
+    let cmd = ["ping", "-n", "-c", "1", "-i", PING_INTERVAL, "-W", "1", "-w", &w, &t];
+    let (code, output) = node.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
+    Ok(Probe { success: code == 0, output })
+}
+
+pub(super) async fn interface_counters(node: &LocalNode, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
+    let (_, out) = node
+        .exec(container, &["ip", "-s", "-j", "addr", "show"], &format!("reading interface counters of {container}"))
+        .await?;
+    Ok(crate::probe::parse_interface_counters(&out)?)
+}
