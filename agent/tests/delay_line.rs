@@ -235,3 +235,29 @@ fn stop_releases_held_packets_at_once() {
         lab.line = None;
     });
 }
+
+#[test]
+fn jitter_spreads_the_delay_but_keeps_arrival_order() {
+    with_lab("jitter", &["--delay", "20ms", "--jitter", "10ms"], |lab| {
+        // Pings 5 ms apart with ±10 ms jitter would overtake each other if the line let them.
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.a, "ping", "-n", "-c", "60", "-i", "0.005", "-W", "3", B_ADDR])
+            .output()
+            .expect("running ping");
+        let replies: Vec<(u32, f64)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let seq = l.split("icmp_seq=").nth(1)?.split_whitespace().next()?.parse().ok()?;
+                let rtt = l.split("time=").nth(1)?.split_whitespace().next()?.parse().ok()?;
+                Some((seq, rtt))
+            })
+            .collect();
+        assert_eq!(replies.len(), 60, "{replies:?}");
+        let seqs: Vec<u32> = replies.iter().map(|r| r.0).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "replies out of order: {seqs:?}");
+        let rtts: Vec<f64> = replies.iter().map(|r| r.1).collect();
+        let (min, max) = rtts.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        assert!(min >= 10.0, "below delay − jitter: {rtts:?}");
+        assert!(max - min >= 5.0, "no spread from ±10 ms jitter: {rtts:?}");
+    });
+}

@@ -197,10 +197,23 @@ impl Control {
 }
 
 /// Records newly queued packets: decides loss, draws the due time, wakes the release thread
-/// when a packet becomes the earliest due.
-fn admit(shared: &Shared, ids: &[u32], now: Instant) {
+/// when a packet becomes the earliest due. False once the line is stopping: those packets are
+/// accepted at once and the caller should stop reading.
+fn admit(shared: &Shared, ids: &[u32], now: Instant) -> bool {
     let queue = shared.config.queue.queue;
     let mut s = shared.lock();
+    if s.stopping {
+        let mut out = Vec::new();
+        for &id in ids {
+            nfqueue::verdict_message(&mut out, queue, id, Verdict::Accept);
+        }
+        s.counters.queued += ids.len() as u64;
+        s.counters.released += ids.len() as u64;
+        if shared.nfq.send(&out).is_err() {
+            s.counters.verdict_errors += 1;
+        }
+        return false;
+    }
     let mut drops = Vec::new();
     let mut new_head = false;
     for &id in ids {
@@ -236,6 +249,7 @@ fn admit(shared: &Shared, ids: &[u32], now: Instant) {
     if new_head {
         shared.wake.notify_one();
     }
+    true
 }
 
 fn receive(shared: &Shared) {
@@ -275,8 +289,8 @@ fn receive(shared: &Shared) {
         if errors > 0 {
             shared.lock().counters.verdict_errors += errors;
         }
-        if !ids.is_empty() {
-            admit(shared, &ids, now);
+        if !ids.is_empty() && !admit(shared, &ids, now) {
+            return;
         }
     }
 }

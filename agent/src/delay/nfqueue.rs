@@ -168,7 +168,6 @@ fn packet_id(mut attrs: &[u8]) -> Option<u32> {
 /// A bound queue: one netlink socket in the network namespace it was opened in.
 pub struct NfQueue {
     socket: Socket,
-    queue: u16,
 }
 
 impl NfQueue {
@@ -211,14 +210,10 @@ impl NfQueue {
             .map_err(|reason| DelayError::Bind { queue: o.queue, reason })?;
             match answer {
                 None => continue,
-                Some(0) => return Ok((NfQueue { socket, queue: o.queue }, early)),
+                Some(0) => return Ok((NfQueue { socket }, early)),
                 Some(errno) => return Err(DelayError::Bind { queue: o.queue, reason: bind_failure(errno) }),
             }
         }
-    }
-
-    pub fn queue(&self) -> u16 {
-        self.queue
     }
 
     /// Receives one datagram into `buf` (cleared first); `WouldBlock` after the receive timeout.
