@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod create;
+#[cfg(test)] pub mod fake;
 pub mod nodes;
 pub mod observe;
 pub mod pool;

@@ -1,0 +1,843 @@
+//! An in-memory `Node` that records every call, for the executor's unit tests: they assert
+//! on the operations the executor *intends* (which, on which node, in what order, how many
+//! at once), with no Docker.
+//!
+//! A `FakeNode` keeps containers (labels, running state, files, interfaces), networks and
+//! links, and answers like an engine would: creating a name that exists, starting or
+//! linking a container that is not there, removing a network that still has containers all
+//! fail. It can be told to fail chosen calls (`fail_on`, `fail_nth`), to be lost (every call
+//! fails as for a node that does not answer), and to answer BGP tables, traceroutes and
+//! pings as the routers of a plan would once the path works (`answer_from`).
+//!
+//! `Fakes` is a set of them sharing one journal (calls in order across nodes, with when each
+//! began and ended), with the `Nodes` the executor takes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use vnet_te_agent::frr::{AfSummary, BgpPath, BgpSummary, BgpTable, EvpnRoutes, EvpnVnis, NextHop, PeerSummary};
+use vnet_te_agent::node::{
+    ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec,
+    WRITABLE_PREFIX,
+};
+use vnet_te_agent::probe::InterfaceCounters;
+
+use super::nodes::Nodes;
+use crate::core::plan::{NetworkRole, Plan, RouterPlan, TE_LOCAL_PREF};
+
+/// One call to a node, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    ImagesPresent(Vec<String>),
+    TakenSubnets,
+    FindContainers { label: String, value: Option<String> },
+    FindNetworks { label: String, value: Option<String> },
+    CreateNetwork(NetworkSpec),
+    RemoveNetwork(String),
+    CreateContainer(ContainerSpec),
+    StartContainer(String),
+    RemoveContainer(String),
+    ReadFile { container: String, path: String },
+    BgpTable(String),
+    BgpSummary(String),
+    Traceroute { host: String, target: Ipv4Addr },
+    Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool },
+    BridgeForwarding(bool),
+    BgpEvpnRoutes(String),
+    EvpnVnis(String),
+    InterfaceCounters(String),
+    ApplyFrrConfig { router: String, config: String, remove: String },
+    WriteFiles { container: String, files: Vec<FileSpec> },
+    ConnectVeth(VethSpec),
+    ConnectVxlan(VxlanSpec),
+    WaitBgpd(String),
+    PingUntil { host: String, target: Ipv4Addr },
+}
+
+impl Call {
+    /// The `Node` method called.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Call::ImagesPresent(_) => "images_present",
+            Call::TakenSubnets => "taken_subnets",
+            Call::FindContainers { .. } => "find_containers",
+            Call::FindNetworks { .. } => "find_networks",
+            Call::CreateNetwork(_) => "create_network",
+            Call::RemoveNetwork(_) => "remove_network",
+            Call::CreateContainer(_) => "create_container",
+            Call::StartContainer(_) => "start_container",
+            Call::RemoveContainer(_) => "remove_container",
+            Call::ReadFile { .. } => "read_file",
+            Call::BgpTable(_) => "bgp_table",
+            Call::BgpSummary(_) => "bgp_summary",
+            Call::Traceroute { .. } => "traceroute",
+            Call::Ping { .. } => "ping",
+            Call::BridgeForwarding(_) => "bridge_forwarding",
+            Call::BgpEvpnRoutes(_) => "bgp_evpn_routes",
+            Call::EvpnVnis(_) => "evpn_vnis",
+            Call::InterfaceCounters(_) => "interface_counters",
+            Call::ApplyFrrConfig { .. } => "apply_frr_config",
+            Call::WriteFiles { .. } => "write_files",
+            Call::ConnectVeth(_) => "connect_veth",
+            Call::ConnectVxlan(_) => "connect_vxlan",
+            Call::WaitBgpd(_) => "wait_bgpd",
+            Call::PingUntil { .. } => "ping_until",
+        }
+    }
+
+    /// What the call is about: a container or network name (both ends of a veth), or the
+    /// label asked for.
+    pub fn subject(&self) -> String {
+        match self {
+            Call::ImagesPresent(refs) => refs.join(","),
+            Call::TakenSubnets => String::new(),
+            Call::FindContainers { label, value } | Call::FindNetworks { label, value } => match value {
+                Some(v) => format!("{label}={v}"),
+                None => label.clone(),
+            },
+            Call::CreateNetwork(s) => s.name.clone(),
+            Call::CreateContainer(s) => s.name.clone(),
+            Call::RemoveNetwork(n)
+            | Call::StartContainer(n)
+            | Call::RemoveContainer(n)
+            | Call::BgpTable(n)
+            | Call::BgpSummary(n)
+            | Call::BgpEvpnRoutes(n)
+            | Call::EvpnVnis(n)
+            | Call::InterfaceCounters(n)
+            | Call::WaitBgpd(n) => n.clone(),
+            Call::ReadFile { container, path } => format!("{container}:{path}"),
+            Call::Traceroute { host, target } | Call::Ping { host, target, .. } | Call::PingUntil { host, target } => {
+                format!("{host} {target}")
+            }
+            Call::BridgeForwarding(on) => on.to_string(),
+            Call::ApplyFrrConfig { router, .. } => router.clone(),
+            Call::WriteFiles { container, .. } => container.clone(),
+            Call::ConnectVeth(v) => format!("{} {}", v.a.container, v.b.container),
+            Call::ConnectVxlan(v) => v.container.clone(),
+        }
+    }
+
+    /// Changes something on the node (reads and waits do not).
+    pub fn is_mutating(&self) -> bool {
+        matches!(
+            self,
+            Call::CreateNetwork(_)
+                | Call::RemoveNetwork(_)
+                | Call::CreateContainer(_)
+                | Call::StartContainer(_)
+                | Call::RemoveContainer(_)
+                | Call::BridgeForwarding(_)
+                | Call::ApplyFrrConfig { .. }
+                | Call::WriteFiles { .. }
+                | Call::ConnectVeth(_)
+                | Call::ConnectVxlan(_)
+        )
+    }
+
+    /// The containers a call involves (a veth: both ends).
+    pub fn containers(&self) -> Vec<&str> {
+        match self {
+            Call::CreateContainer(s) => vec![&s.name],
+            Call::StartContainer(n) | Call::RemoveContainer(n) | Call::WaitBgpd(n) => vec![n],
+            Call::ConnectVeth(v) => vec![&v.a.container, &v.b.container],
+            Call::ConnectVxlan(v) => vec![&v.container],
+            Call::ApplyFrrConfig { router, .. } => vec![router],
+            Call::WriteFiles { container, .. } => vec![container],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for Call {
+    /// `create_container vte-p-r1`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.subject();
+        if s.is_empty() {
+            f.write_str(self.kind())
+        } else {
+            write!(f, "{} {s}", self.kind())
+        }
+    }
+}
+
+/// One recorded call: on which node, and when it began and ended on the journal's clock
+/// (one tick per event), so tests can say "A began after B ended".
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub node: String,
+    pub call: Call,
+    pub began: u64,
+    /// None while the call runs.
+    pub ended: Option<u64>,
+    pub ok: Option<bool>,
+}
+
+/// The calls of a set of fake nodes, in the order they began.
+#[derive(Clone, Default)]
+pub struct Journal(Arc<Mutex<JournalState>>);
+
+#[derive(Default)]
+struct JournalState {
+    entries: Vec<Entry>,
+    clock: u64,
+}
+
+impl Journal {
+    fn begin(&self, node: &str, call: Call) -> usize {
+        let mut j = self.0.lock().expect("journal lock");
+        j.clock += 1;
+        let began = j.clock;
+        j.entries.push(Entry { node: node.to_string(), call, began, ended: None, ok: None });
+        j.entries.len() - 1
+    }
+
+    fn end(&self, id: usize, ok: bool) {
+        let mut j = self.0.lock().expect("journal lock");
+        j.clock += 1;
+        let clock = j.clock;
+        let e = &mut j.entries[id];
+        e.ended = Some(clock);
+        e.ok = Some(ok);
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.0.lock().expect("journal lock").entries.clone()
+    }
+
+    /// Calls matching `f`, in order.
+    pub fn find(&self, f: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+        self.entries().into_iter().filter(|e| f(e)).collect()
+    }
+
+    /// Calls of one kind on any node, in order.
+    pub fn of_kind(&self, kind: &str) -> Vec<Entry> {
+        self.find(|e| e.call.kind() == kind)
+    }
+
+    /// Every call as `node: kind subject`, one a line (for failure messages).
+    pub fn dump(&self) -> String {
+        self.entries().iter().map(|e| format!("{}: {}\n", e.node, e.call)).collect()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("journal lock").entries.clear();
+    }
+}
+
+/// A container as the fake engine holds it.
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    pub spec: ContainerSpec,
+    pub running: bool,
+    /// By path: what was uploaded at create or written since.
+    pub files: BTreeMap<String, String>,
+    /// Interfaces made by `connect_veth` / `connect_vxlan`, in the order they appeared.
+    pub interfaces: Vec<String>,
+}
+
+type Predicate = Arc<dyn Fn(&Call) -> bool + Send + Sync>;
+
+enum Rule {
+    /// Every call for which the predicate holds (evaluated once per call, as it begins).
+    On(Predicate),
+    /// The `n`-th call (from 0) of a kind on this node.
+    Nth { kind: &'static str, n: usize },
+}
+
+#[derive(Default)]
+struct State {
+    containers: BTreeMap<String, FakeContainer>,
+    networks: BTreeMap<String, NetworkSpec>,
+    missing_images: BTreeSet<String>,
+    lost: bool,
+    rules: Vec<Rule>,
+    counts: BTreeMap<&'static str, usize>,
+    /// Container creates, starts and removals running now, and the most ever at once.
+    container_ops: usize,
+    peak_container_ops: usize,
+    forwarding: bool,
+    answers: Option<Arc<Plan>>,
+    tables: BTreeMap<String, BgpTable>,
+}
+
+/// Overlay networks are made on the manager and used by containers on every node.
+#[derive(Default)]
+struct Swarm {
+    overlays: Mutex<BTreeSet<String>>,
+}
+
+pub struct FakeNode {
+    name: String,
+    addr: Ipv4Addr,
+    journal: Journal,
+    swarm: Arc<Swarm>,
+    state: Mutex<State>,
+}
+
+/// How often a call gives way to other tasks while it runs, as a request to an engine
+/// would: enough for concurrent callers to overlap.
+const YIELDS: usize = 3;
+
+impl FakeNode {
+    /// A node on its own (its own journal).
+    pub fn new(name: &str) -> Arc<Self> {
+        Self::joined(name, Ipv4Addr::new(192, 0, 2, 1), Journal::default(), Arc::default())
+    }
+
+    fn joined(name: &str, addr: Ipv4Addr, journal: Journal, swarm: Arc<Swarm>) -> Arc<Self> {
+        Arc::new(FakeNode { name: name.to_string(), addr, journal, swarm, state: Mutex::default() })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("fake node lock")
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Fails every call for which `f` holds (from now on).
+    pub fn fail_on(&self, f: impl Fn(&Call) -> bool + Send + Sync + 'static) {
+        self.state().rules.push(Rule::On(Arc::new(f)));
+    }
+
+    /// Fails the `n`-th call (from 0, counted on this node from its start) of `kind`
+    /// (`Call::kind`).
+    pub fn fail_nth(&self, kind: &'static str, n: usize) {
+        self.state().rules.push(Rule::Nth { kind, n });
+    }
+
+    /// A lost node: every call fails as for a node that does not answer.
+    pub fn set_lost(&self, lost: bool) {
+        self.state().lost = lost;
+    }
+
+    /// `images_present` answers false for this image.
+    pub fn remove_image(&self, image: &str) {
+        self.state().missing_images.insert(image.to_string());
+    }
+
+    /// Answers reads as the running path of `plan` would (see `table_for`, `trace_for`).
+    pub fn answer_from(&self, plan: &Plan) {
+        self.state().answers = Some(Arc::new(plan.clone()));
+    }
+
+    /// This router container's BGP table, instead of the one from the plan.
+    pub fn set_table(&self, container: &str, table: BgpTable) {
+        self.state().tables.insert(container.to_string(), table);
+    }
+
+    /// A container that vnet-te did not make itself (or made earlier), running.
+    pub fn add_container(&self, name: &str, labels: &[(&str, &str)]) {
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            hostname: name.to_string(),
+            image: "other:latest".into(),
+            role: vnet_te_agent::node::ContainerRole::Host,
+            attachments: Vec::new(),
+            files: Vec::new(),
+            env: Vec::new(),
+            cmd: Vec::new(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        self.state()
+            .containers
+            .insert(name.to_string(), FakeContainer { spec, running: true, files: BTreeMap::new(), interfaces: Vec::new() });
+    }
+
+    /// A network that vnet-te did not make itself (or made earlier).
+    pub fn add_network(&self, name: &str, subnet: &str, labels: &[(&str, &str)]) {
+        let spec = NetworkSpec {
+            name: name.to_string(),
+            driver: "bridge".into(),
+            subnet: subnet.to_string(),
+            gateway: String::new(),
+            ip_range: subnet.to_string(),
+            bridge_name: None,
+            mtu: None,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        self.state().networks.insert(name.to_string(), spec);
+    }
+
+    pub fn containers(&self) -> BTreeMap<String, FakeContainer> {
+        self.state().containers.clone()
+    }
+
+    pub fn networks(&self) -> BTreeMap<String, NetworkSpec> {
+        self.state().networks.clone()
+    }
+
+    /// The most container creates, starts and removals that ever ran at once here.
+    pub fn peak_container_ops(&self) -> usize {
+        self.state().peak_container_ops
+    }
+
+    pub fn forwarding(&self) -> bool {
+        self.state().forwarding
+    }
+
+    /// Records the call, applies the failure rules, lets other tasks run as a real
+    /// request would, then runs `f` on the node's state.
+    async fn op<T>(&self, call: Call, f: impl FnOnce(&mut State, &Swarm) -> Result<T, Refusal>) -> NodeResult<T> {
+        let container_op = matches!(call, Call::CreateContainer(_) | Call::StartContainer(_) | Call::RemoveContainer(_));
+        let doing = call.to_string();
+        let id = self.journal.begin(&self.name, call.clone());
+        let refused = {
+            let mut s = self.state();
+            let n = s.counts.entry(call.kind()).or_default();
+            let nth = *n;
+            *n += 1;
+            if s.lost {
+                Some(NodeError::Failed {
+                    doing: format!("node {} ({}): {doing}", self.name, self.addr),
+                    message: "error sending request: connection refused".into(),
+                })
+            } else if s
+                .rules
+                .iter()
+                // Every rule sees every call (a predicate may count calls).
+                .filter(|r| match r {
+                    Rule::On(p) => p(&call),
+                    Rule::Nth { kind, n } => *kind == call.kind() && *n == nth,
+                })
+                .count()
+                > 0
+            {
+                Some(NodeError::Failed { doing: doing.clone(), message: "injected failure".into() })
+            } else {
+                if container_op {
+                    s.container_ops += 1;
+                    s.peak_container_ops = s.peak_container_ops.max(s.container_ops);
+                }
+                None
+            }
+        };
+        if let Some(e) = refused {
+            self.journal.end(id, false);
+            return Err(e);
+        }
+        for _ in 0..YIELDS {
+            tokio::task::yield_now().await;
+        }
+        let r = {
+            let mut s = self.state();
+            if container_op {
+                s.container_ops -= 1;
+            }
+            f(&mut s, &self.swarm).map_err(|message| NodeError::Failed { doing: doing.clone(), message })
+        };
+        self.journal.end(id, r.is_ok());
+        r
+    }
+}
+
+/// What an engine would refuse, as a message.
+type Refusal = String;
+
+fn matches_label(l: &BTreeMap<String, String>, label: &str, value: Option<&str>) -> bool {
+    match (l.get(label), value) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(v), Some(want)) => v == want,
+    }
+}
+
+fn running<'a>(s: &'a mut State, name: &str) -> Result<&'a mut FakeContainer, Refusal> {
+    match s.containers.get_mut(name) {
+        None => Err(format!("no such container: {name}")),
+        Some(c) if !c.running => Err(format!("container {name} is not running")),
+        Some(c) => Ok(c),
+    }
+}
+
+#[async_trait]
+impl Node for FakeNode {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
+        self.op(Call::ImagesPresent(refs.to_vec()), |s, _| {
+            Ok(refs.iter().map(|r| (r.clone(), !s.missing_images.contains(r))).collect())
+        })
+        .await
+    }
+
+    async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
+        self.op(Call::TakenSubnets, |s, _| Ok(s.networks.values().map(|n| n.subnet.clone()).collect())).await
+    }
+
+    async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        let call = Call::FindContainers { label: label.into(), value: value.map(str::to_string) };
+        self.op(call, |s, _| {
+            Ok(s
+                .containers
+                .values()
+                .filter(|c| matches_label(&c.spec.labels, label, value))
+                .map(|c| Found { name: c.spec.name.clone(), labels: c.spec.labels.clone(), running: c.running, subnets: vec![] })
+                .collect())
+        })
+        .await
+    }
+
+    async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+        let call = Call::FindNetworks { label: label.into(), value: value.map(str::to_string) };
+        self.op(call, |s, _| {
+            Ok(s
+                .networks
+                .values()
+                .filter(|n| matches_label(&n.labels, label, value))
+                .map(|n| Found { name: n.name.clone(), labels: n.labels.clone(), running: true, subnets: vec![n.subnet.clone()] })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
+        self.op(Call::CreateNetwork(spec.clone()), |s, swarm| {
+            if s.networks.contains_key(&spec.name) {
+                return Err(format!("network with name {} already exists", spec.name));
+            }
+            if spec.driver == "overlay" {
+                swarm.overlays.lock().expect("swarm lock").insert(spec.name.clone());
+            }
+            s.networks.insert(spec.name.clone(), spec.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_network(&self, name: &str) -> NodeResult<()> {
+        self.op(Call::RemoveNetwork(name.into()), |s, swarm| {
+            if let Some(c) = s.containers.values().find(|c| c.spec.attachments.iter().any(|a| a.network == name)) {
+                return Err(format!("network {name} has active endpoints ({})", c.spec.name));
+            }
+            if s.networks.remove(name).is_some_and(|n| n.driver == "overlay") {
+                swarm.overlays.lock().expect("swarm lock").remove(name);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
+        self.op(Call::CreateContainer(spec.clone()), |s, swarm| {
+            if s.containers.contains_key(&spec.name) {
+                return Err(format!("Conflict. The container name \"/{}\" is already in use", spec.name));
+            }
+            if s.missing_images.contains(&spec.image) {
+                return Err(format!("No such image: {}", spec.image));
+            }
+            let overlays = swarm.overlays.lock().expect("swarm lock");
+            let known = |n: &String| s.networks.contains_key(n) || overlays.contains(n);
+            if let Some(a) = spec.attachments.iter().find(|a| !known(&a.network)) {
+                return Err(format!("network {} not found", a.network));
+            }
+            let files = spec.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect();
+            s.containers.insert(
+                spec.name.clone(),
+                FakeContainer { spec: spec.clone(), running: false, files, interfaces: Vec::new() },
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    async fn start_container(&self, name: &str) -> NodeResult<()> {
+        self.op(Call::StartContainer(name.into()), |s, _| match s.containers.get_mut(name) {
+            None => Err(format!("no such container: {name}")),
+            Some(c) => {
+                c.running = true;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn remove_container(&self, name: &str) -> NodeResult<()> {
+        self.op(Call::RemoveContainer(name.into()), |s, _| {
+            s.containers.remove(name);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
+        let call = Call::ReadFile { container: container.into(), path: path.into() };
+        self.op(call, |s, _| match s.containers.get(container) {
+            None => Err(format!("no such container: {container}")),
+            Some(c) => Ok(c.files.get(path).cloned()),
+        })
+        .await
+    }
+
+    async fn bgp_table(&self, router: &str) -> NodeResult<BgpTable> {
+        self.op(Call::BgpTable(router.into()), |s, _| {
+            running(s, router)?;
+            if let Some(t) = s.tables.get(router) {
+                return Ok(t.clone());
+            }
+            let plan = s.answers.clone();
+            let r = plan.as_deref().and_then(|p| p.routers.iter().find(|r| r.container == router).map(|r| (p, r)));
+            Ok(r.map(|(p, r)| table_for(p, r)).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn bgp_summary(&self, router: &str) -> NodeResult<BgpSummary> {
+        self.op(Call::BgpSummary(router.into()), |s, _| {
+            running(s, router)?;
+            let plan = s.answers.clone();
+            let r = plan.as_deref().and_then(|p| p.routers.iter().find(|r| r.container == router));
+            Ok(r.map(summary_for).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+        self.op(Call::Traceroute { host: host.into(), target }, |s, _| {
+            running(s, host)?;
+            let hops = s.answers.as_deref().and_then(|p| trace_for(p, host, target));
+            Ok(match hops {
+                Some(hops) => Probe { success: true, output: traceroute_output(target, max_hops, &hops) },
+                None => Probe { success: false, output: traceroute_output(target, max_hops, &[]) },
+            })
+        })
+        .await
+    }
+
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+        self.op(Call::Ping { host: host.into(), target, size, dont_fragment }, |s, _| {
+            running(s, host)?;
+            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
+            Ok(Probe { success, output: String::new() })
+        })
+        .await
+    }
+
+    async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
+        self.op(Call::BridgeForwarding(enable), |s, _| {
+            s.forwarding = enable;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
+        self.op(Call::BgpEvpnRoutes(router.into()), |s, _| running(s, router).map(|_| EvpnRoutes::default()))
+            .await
+    }
+
+    async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
+        self.op(Call::EvpnVnis(router.into()), |s, _| running(s, router).map(|_| EvpnVnis::default())).await
+    }
+
+    async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
+        self.op(Call::InterfaceCounters(container.into()), |s, _| running(s, container).map(|_| Vec::new()))
+            .await
+    }
+
+    async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
+        let call = Call::ApplyFrrConfig { router: router.into(), config: config.into(), remove: remove.into() };
+        self.op(call, |s, _| {
+            running(s, router)?.files.insert("/etc/frr/frr.conf".into(), config.into());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
+        let call = Call::WriteFiles { container: container.into(), files: files.to_vec() };
+        self.op(call, |s, _| {
+            if let Some(f) = files.iter().find(|f| !f.path.starts_with(WRITABLE_PREFIX)) {
+                return Err(format!("refused: {} is outside {WRITABLE_PREFIX}", f.path));
+            }
+            let c = s.containers.get_mut(container).ok_or_else(|| format!("no such container: {container}"))?;
+            for f in files {
+                c.files.insert(f.path.clone(), f.content.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
+        self.op(Call::ConnectVeth(link.clone()), |s, _| {
+            running(s, &link.a.container)?;
+            // The listening end first (`VethSpec::b_listens`), as the agent makes them.
+            running(s, &link.b.container)?.interfaces.push(link.b.ifname.clone());
+            running(s, &link.a.container)?.interfaces.push(link.a.ifname.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
+        self.op(Call::ConnectVxlan(link.clone()), |s, _| {
+            running(s, &link.container)?.interfaces.push(link.ifname.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn wait_bgpd(&self, router: &str, _within_secs: u32) -> NodeResult<bool> {
+        self.op(Call::WaitBgpd(router.into()), |s, _| running(s, router).map(|_| true)).await
+    }
+
+    async fn ping_until(&self, host: &str, target: Ipv4Addr, _within_secs: u32) -> NodeResult<Probe> {
+        self.op(Call::PingUntil { host: host.into(), target }, |s, _| {
+            running(s, host)?;
+            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
+            Ok(Probe { success, output: String::new() })
+        })
+        .await
+    }
+}
+
+/// A router's `show bgp ipv4 unicast json` once the path works: on the path, the planned
+/// best route for every expectation (planned next hop and AS path, the TE preference on
+/// learned routes); off the path, each LAN learned plainly from its first neighbour.
+pub fn table_for(plan: &Plan, r: &RouterPlan) -> BgpTable {
+    let mut t = BgpTable { router_id: Some(r.router_id.to_string()), local_as: Some(r.asn), ..Default::default() };
+    let path = |asns: &[u32]| asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+    let via = |ip: String| vec![NextHop { ip: Some(ip), hostname: None, used: true }];
+    if r.hop.is_some() {
+        for e in plan.expectations.routes.iter().filter(|e| e.router == r.name) {
+            let best = BgpPath {
+                valid: true,
+                bestpath: true,
+                path: path(&e.as_path(plan)),
+                local_pref: e.next_hop.map(|_| TE_LOCAL_PREF),
+                peer_id: Some(e.next_hop.map_or_else(|| "(unspec)".into(), |a| a.to_string())),
+                nexthops: via(e.next_hop.map_or_else(|| "0.0.0.0".into(), |a| a.to_string())),
+            };
+            t.routes.insert(e.prefix.to_string(), vec![best]);
+        }
+    } else if let Some(nb) = r.neighbors.first() {
+        for n in plan.networks.iter().filter(|n| n.role == NetworkRole::Lan) {
+            let best = BgpPath {
+                valid: true,
+                bestpath: true,
+                path: path(&[nb.remote_as]),
+                local_pref: None,
+                peer_id: Some(nb.address.to_string()),
+                nexthops: via(nb.address.to_string()),
+            };
+            t.routes.insert(n.subnet.to_string(), vec![best]);
+        }
+    }
+    t
+}
+
+/// `show bgp summary json` with every planned session established.
+pub fn summary_for(r: &RouterPlan) -> BgpSummary {
+    let peers = r
+        .neighbors
+        .iter()
+        .map(|n| {
+            let p = PeerSummary {
+                hostname: Some(n.peer.clone()),
+                remote_as: Some(n.remote_as),
+                state: "Established".into(),
+                prefixes_received: Some(1),
+            };
+            (n.address.to_string(), p)
+        })
+        .collect();
+    BgpSummary { ipv4_unicast: Some(AfSummary { peers }) }
+}
+
+/// The planned reply addresses of a traceroute from host container `host` to `target`.
+pub fn trace_for(plan: &Plan, host: &str, target: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
+    let h = plan.hosts.iter().find(|h| h.container == host)?;
+    plan.expectations.traceroutes.iter().find(|t| t.from == h.name && t.target == target).map(|t| t.hops.clone())
+}
+
+/// What Debian's `traceroute -n -q 1 -w 1` prints (no reply: `*` up to `max_hops`).
+pub fn traceroute_output(target: Ipv4Addr, max_hops: u32, hops: &[Ipv4Addr]) -> String {
+    let mut out = format!("traceroute to {target} ({target}), {max_hops} hops max, 60 byte packets\n");
+    if hops.is_empty() {
+        for ttl in 1..=max_hops {
+            out.push_str(&format!("{ttl:2}  *\n"));
+        }
+    }
+    for (i, h) in hops.iter().enumerate() {
+        out.push_str(&format!("{:2}  {h}  0.{:03} ms\n", i + 1, 50 + i));
+    }
+    out
+}
+
+/// Fake nodes sharing one journal: the first is the manager; node `i` has underlay
+/// address 10.0.0.(i+1).
+pub struct Fakes {
+    pub journal: Journal,
+    pub nodes: Vec<Arc<FakeNode>>,
+}
+
+impl Fakes {
+    pub fn new(names: &[&str]) -> Self {
+        let journal = Journal::default();
+        let swarm = Arc::new(Swarm::default());
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| FakeNode::joined(n, Ipv4Addr::new(10, 0, 0, i as u8 + 1), journal.clone(), swarm.clone()))
+            .collect();
+        Fakes { journal, nodes }
+    }
+
+    /// The deployment the executor takes: these nodes, the first the manager.
+    pub fn nodes(&self) -> Nodes {
+        let as_dyn = |n: &Arc<FakeNode>| -> Arc<dyn Node> { n.clone() };
+        Nodes {
+            manager: as_dyn(&self.nodes[0]),
+            by_name: self.nodes.iter().map(|n| (n.name.clone(), as_dyn(n))).collect(),
+            order: self.nodes.iter().map(|n| n.name.clone()).collect(),
+            underlay: self.nodes.iter().map(|n| (n.name.clone(), n.addr)).collect(),
+        }
+    }
+
+    pub fn node(&self, name: &str) -> &Arc<FakeNode> {
+        self.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no fake node {name}"))
+    }
+
+    /// Fails every call on any node for which `f` holds.
+    pub fn fail_on(&self, f: impl Fn(&Call) -> bool + Send + Sync + 'static) {
+        let f: Predicate = Arc::new(f);
+        for n in &self.nodes {
+            let f = f.clone();
+            n.fail_on(move |c| f(c));
+        }
+    }
+
+    /// Fails the `k`-th (from 0) mutating call made on any node from now on.
+    pub fn fail_nth_mutating(&self, k: usize) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        self.fail_on(move |c| c.is_mutating() && seen.fetch_add(1, Ordering::SeqCst) == k);
+    }
+
+    pub fn answer_from(&self, plan: &Plan) {
+        for n in &self.nodes {
+            n.answer_from(plan);
+        }
+    }
+
+    /// Every container on every node: (node, name).
+    pub fn containers(&self) -> BTreeSet<(String, String)> {
+        self.nodes.iter().flat_map(|n| n.containers().into_keys().map(|c| (n.name.clone(), c))).collect()
+    }
+
+    /// Every network on every node: (node, name).
+    pub fn networks(&self) -> BTreeSet<(String, String)> {
+        self.nodes.iter().flat_map(|n| n.networks().into_keys().map(|c| (n.name.clone(), c))).collect()
+    }
+}
+
+#[path = "tests/mod.rs"]
+mod tests;
