@@ -3,7 +3,7 @@
 use vnet_te_agent::node::labels;
 
 use super::chain;
-use crate::core::objects::router_image;
+use crate::core::kinds::Kind;
 use crate::core::spec::Wiring;
 use crate::exec::create::{create, roll_back};
 use crate::exec::fake::{Call, Fakes};
@@ -66,9 +66,9 @@ async fn an_existing_path_is_refused_with_nothing_made_or_removed() {
 async fn a_missing_image_is_refused_with_nothing_made_or_removed() {
     let plan = chain("p", 4, &["n1", "n2"], Wiring::Docker);
     let fakes = Fakes::new(&["n1", "n2"]);
-    fakes.node("n2").remove_image(&router_image());
+    fakes.node("n2").remove_image(&Kind::Frr.image());
     let e = create(&plan, &fakes.nodes(), &NoProgress).await.unwrap_err();
-    assert!(matches!(&e, DeployError::ImageMissing { image, node, .. } if *image == router_image() && node == "n2"), "{e}");
+    assert!(matches!(&e, DeployError::ImageMissing { image, node, .. } if *image == Kind::Frr.image() && node == "n2"), "{e}");
     let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), e).await);
     assert!(message.contains("nothing was created"), "{message}");
     assert!(fakes.journal.find(|e| e.call.is_mutating()).is_empty(), "{}", fakes.journal.dump());
