@@ -17,6 +17,46 @@ pub fn parse_traceroute(text: &str) -> Vec<Option<Ipv4Addr>> {
         .collect()
 }
 
+/// The round-trip time of each TTL's reply in milliseconds, `None` where none came
+/// (`traceroute -n -q 1`: ` 3  10.199.0.11  10.412 ms`).
+pub fn parse_traceroute_rtts(text: &str) -> Vec<Option<f64>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.next()?.parse::<u32>().ok()?;
+            let _addr = words.next()?;
+            Some(words.next().and_then(|w| w.parse::<f64>().ok()).filter(|_| words.next() == Some("ms")))
+        })
+        .collect()
+}
+
+/// What a ping run reports at its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PingSummary {
+    pub transmitted: u32,
+    pub received: u32,
+    /// min / avg / max round-trip time in milliseconds (absent without a reply).
+    pub rtt_ms: Option<(f64, f64, f64)>,
+}
+
+/// Reads iputils ping's summary lines (`3 packets transmitted, 3 received, …` and
+/// `rtt min/avg/max/mdev = 0.045/0.049/0.053/0.004 ms`); None when they are missing.
+pub fn parse_ping(text: &str) -> Option<PingSummary> {
+    let mut out: Option<PingSummary> = None;
+    for line in text.lines() {
+        if let Some((tx, rest)) = line.split_once(" packets transmitted, ") {
+            let received = rest.split_whitespace().next()?.parse().ok()?;
+            out = Some(PingSummary { transmitted: tx.trim().parse().ok()?, received, rtt_ms: None });
+        } else if let Some(values) = line.strip_prefix("rtt min/avg/max/mdev = ") {
+            let v: Vec<f64> = values.trim_end_matches(" ms").split('/').filter_map(|x| x.parse().ok()).collect();
+            if let (Some(s), [min, avg, max, ..]) = (out.as_mut(), v.as_slice()) {
+                s.rtt_ms = Some((*min, *avg, *max));
+            }
+        }
+    }
+    out
+}
+
 /// Byte and packet counters of one interface, with its IPv4 addresses (interfaces are found
 /// by the address the plan gave them: their names follow attach order).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +115,23 @@ mod tests {
             parse_traceroute(out),
             vec![Some("10.210.0.2".parse().unwrap()), None, Some("10.210.1.10".parse().unwrap())]
         );
+    }
+
+    #[test]
+    fn reads_each_hops_round_trip_time() {
+        let out = "traceroute to 10.210.1.10 (10.210.1.10), 30 hops max, 60 byte packets\n 1  10.210.0.2  0.071 ms\n 2  *\n 3  10.210.1.10  10.412 ms\n";
+        assert_eq!(parse_traceroute_rtts(out), vec![Some(0.071), None, Some(10.412)]);
+    }
+
+    #[test]
+    fn reads_pings_summary() {
+        let out = "PING 10.210.1.10 (10.210.1.10) 56(84) bytes of data.\n64 bytes from 10.210.1.10: icmp_seq=1 ttl=62 time=230 ms\n\n--- 10.210.1.10 ping statistics ---\n10 packets transmitted, 9 received, 10% packet loss, time 202ms\nrtt min/avg/max/mdev = 229.5/230.1/231.9/0.4 ms\n";
+        let s = parse_ping(out).unwrap();
+        assert_eq!((s.transmitted, s.received), (10, 9));
+        assert_eq!(s.rtt_ms, Some((229.5, 230.1, 231.9)));
+        let none = "--- x ping statistics ---\n3 packets transmitted, 0 received, 100% packet loss, time 2ms\n";
+        assert_eq!(parse_ping(none).unwrap().rtt_ms, None);
+        assert_eq!(parse_ping("connect: Network is unreachable"), None);
     }
 
     #[test]
