@@ -9,11 +9,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    // Longest suffix first: `ms` before `s` and `m`.
-    let (number, scale) = [("us", 1e-6), ("ms", 1e-3), ("min", 60.0), ("s", 1.0), ("m", 60.0)]
-        .iter()
-        .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, *scale)))
-        .ok_or_else(|| format!("duration '{text}': expected a number with us, ms, s or m (e.g. 50ms)"))?;
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+')).unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let scale = match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "" => return Err(format!("duration '{text}': expected a number with us, ms, s or m (e.g. 50ms)")),
+        other => return Err(format!("duration '{text}': unknown unit '{other}' (us, ms, s or m)")),
+    };
     let value: f64 = number.parse().map_err(|_| format!("duration '{text}': '{number}' is not a number"))?;
     if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
         return Err(format!("duration '{text}': must be between 0 and one day"));
@@ -60,7 +65,9 @@ mod tests {
         assert_eq!(parse_duration("1.5min"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("50").unwrap_err(), "duration '50': expected a number with us, ms, s or m (e.g. 50ms)");
         assert_eq!(parse_duration("-1ms").unwrap_err(), "duration '-1ms': must be between 0 and one day");
-        assert_eq!(parse_duration("xms").unwrap_err(), "duration 'xms': 'x' is not a number");
+        assert_eq!(parse_duration("xms").unwrap_err(), "duration 'xms': unknown unit 'xms' (us, ms, s or m)");
+        assert_eq!(parse_duration("1.2.3ms").unwrap_err(), "duration '1.2.3ms': '1.2.3' is not a number");
+        assert_eq!(parse_duration("3 parsecs").unwrap_err(), "duration '3 parsecs': unknown unit 'parsecs' (us, ms, s or m)");
     }
 
     #[test]

@@ -111,6 +111,15 @@ struct NeighborCtx<'a> {
     route_map: Option<String>,
     evpn: bool,
     passive: bool,
+    connect_retry: u16,
+    /// Session timers across a long delay (the router's own `timers bgp` otherwise).
+    timers: Option<TimersCtx>,
+}
+
+#[derive(Serialize)]
+struct TimersCtx {
+    keepalive: u16,
+    hold: u16,
 }
 
 #[derive(Serialize)]
@@ -285,6 +294,8 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
                 route_map: (!n.prefer.is_empty()).then(|| route_map_name(&n.peer)),
                 evpn: n.evpn,
                 passive: n.passive,
+                connect_retry: n.timers.map_or(plan.bgp.connect_retry, |t| t.connect_retry),
+                timers: n.timers.map(|t| TimersCtx { keepalive: t.keepalive, hold: t.hold }),
             })
             .collect(),
         policies,

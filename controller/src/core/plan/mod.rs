@@ -453,7 +453,50 @@ impl fmt::Display for Plan {
             let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
             writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;
         }
+        if let Some(d) = &self.distance {
+            for n in &self.networks {
+                let (Some(i), [a, b]) = (n.impair, &n.ends[..]) else { continue };
+                writeln!(f, "link {}–{}: {} → {}: {}; {} → {}: {}", a.name, b.name, a.name, b.name, i.from_a, b.name, a.name, i.from_b)?;
+            }
+            writeln!(
+                f,
+                "distance: one way {} → {} {}, back {}; converge {}",
+                self.path.first().map_or("?", String::as_str),
+                self.path.last().map_or("?", String::as_str),
+                ms(d.one_way_us),
+                ms(d.back_us),
+                match d.converge {
+                    Converge::WithDelay => "with-delay",
+                    Converge::ThenDelay => "then-delay",
+                }
+            )?;
+        }
         Ok(())
+    }
+}
+
+/// Microseconds as milliseconds for people (`1280 ms`, `0.25 ms`).
+pub fn ms(us: u64) -> String {
+    if us % 1000 == 0 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{} ms", us as f64 / 1000.0)
+    }
+}
+
+impl fmt::Display for Impair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![format!("delay {}", ms(self.delay_us))];
+        if self.jitter_us > 0 {
+            parts.push(format!("jitter ±{}", ms(self.jitter_us)));
+        }
+        if self.loss_ppm > 0 {
+            parts.push(format!("loss {} %", f64::from(self.loss_ppm) / 10_000.0));
+        }
+        if self.rate_bps > 0 {
+            parts.push(format!("rate {} Mbit/s", self.rate_bps as f64 / 1e6));
+        }
+        f.write_str(&parts.join(", "))
     }
 }
 

@@ -18,6 +18,7 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
     l2vpn_and_wiring(spec, &mut p);
     pools(spec, &mut p);
     bgp(&spec.bgp, &mut p);
+    distance(spec, &pairs, &mut p);
     p
 }
 
@@ -229,6 +230,61 @@ fn pools(spec: &PathSpec, p: &mut Vec<Problem>) {
                 p.push(Problem::new(*lb, format!("{b} overlaps {la} ({a})")));
             }
         }
+    }
+}
+
+/// Delays, jitter, loss and rate on links, the latency budget and the tolerances: each
+/// value parses with its unit and range, delays need links vnet-te makes itself, and the
+/// budget covers the delays the path's links already have.
+fn distance(spec: &PathSpec, pairs: &BTreeMap<(String, String), usize>, p: &mut Vec<Problem>) {
+    use super::distance::{duration, percent, resolve};
+    let mut any = false;
+    if let Some(d) = &spec.link_defaults {
+        resolve("link_defaults", d, p);
+        any |= !d.is_empty();
+    }
+    let mut fixed_us = 0;
+    let on_path: BTreeSet<(String, String)> =
+        effective_path(spec).windows(2).map(|w| ordered_pair(&w[0], &w[1])).collect();
+    for (i, l) in spec.links.iter().flatten().enumerate() {
+        let loc = format!("links[{i}]");
+        let own = resolve(&loc, &l.impair(), p);
+        any |= !l.impair().is_empty();
+        let mut path_delay = own.delay_us;
+        for (side, s) in [("from_a", &l.from_a), ("from_b", &l.from_b)] {
+            if let Some(s) = s {
+                let d = resolve(&format!("{loc}.{side}"), s, p);
+                any |= !s.is_empty();
+                if s.delay.is_some() {
+                    path_delay = path_delay.max(d.delay_us);
+                }
+            }
+        }
+        if on_path.contains(&ordered_pair(&l.a, &l.b)) && pairs.contains_key(&ordered_pair(&l.a, &l.b)) {
+            fixed_us += path_delay;
+        }
+    }
+    if let Some(budget) = &spec.latency {
+        any = true;
+        let us = duration("latency.one_way", &budget.one_way, p);
+        if effective_path(spec).len() < 2 {
+            p.push(Problem::new("latency", "a path of one router has no links to spread a budget over"));
+        } else if us < fixed_us {
+            p.push(Problem::new(
+                "latency.one_way",
+                format!("{} is less than the delays the path's links already have ({} ms)", budget.one_way.0, fixed_us as f64 / 1000.0),
+            ));
+        }
+    }
+    if let Some(t) = &spec.tolerance {
+        duration("tolerance.absolute", &t.absolute, p);
+        percent("tolerance.relative", &t.relative, p);
+    }
+    if any && spec.wiring() == Wiring::Docker {
+        p.push(Problem::new(
+            "wiring",
+            "delays, loss and rates are applied on links vnet-te makes itself: they need `wiring: direct` (and FRR routers)",
+        ));
     }
 }
 
