@@ -239,6 +239,10 @@ pub struct SpecArgs {
     /// overlay between nodes).
     #[arg(long, value_enum)]
     pub wiring: Option<WiringArg>,
+    /// One-way delay of every router-to-router link, e.g. 10ms or 1.28s (sets the spec's
+    /// `link_defaults.delay`).
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,7 +357,7 @@ impl From<SpecArgs> for SpecInput {
             // clap's group makes one of them required.
             (None, None) => unreachable!("--hops or -f is required"),
         };
-        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into) }
+        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct SpecInput {
     pub nodes: Vec<String>,
     /// Overrides the spec's `wiring`.
     pub wiring: Option<Wiring>,
+    /// One-way delay of every router link (sets `link_defaults.delay`).
+    pub delay: Option<String>,
 }
 
 /// Reads the spec (file or chain), with the wiring override applied and checked.
@@ -49,12 +51,24 @@ pub fn load_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
     let mut s = read_spec(a)?;
     if let Some(w) = a.wiring {
         s.wiring = Some(w);
-        let problems = spec::validate(&s);
-        if !problems.is_empty() {
-            return Err(SpecError::Invalid { source_name: "--wiring".to_string(), problems }.into());
-        }
+        revalidate(&s, "--wiring")?;
+    }
+    if let Some(d) = &a.delay {
+        let mut defaults = s.link_defaults.take().unwrap_or_default();
+        defaults.delay = Some(spec::Quantity(d.clone()));
+        s.link_defaults = Some(defaults);
+        revalidate(&s, "--delay")?;
     }
     Ok(s)
+}
+
+fn revalidate(s: &PathSpec, flag: &str) -> Result<(), SpecError> {
+    let problems = spec::validate(s);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecError::Invalid { source_name: flag.to_string(), problems })
+    }
 }
 
 fn read_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
