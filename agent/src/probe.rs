@@ -17,15 +17,15 @@ pub fn parse_traceroute(text: &str) -> Vec<Option<Ipv4Addr>> {
         .collect()
 }
 
-/// The round-trip time of each TTL's reply in milliseconds, `None` where none came
-/// (`traceroute -n -q 1`: ` 3  10.199.0.11  10.412 ms`).
+/// The fastest reply's round-trip time at each TTL in milliseconds, `None` where none came
+/// (`traceroute -n`: ` 3  10.199.0.11  10.412 ms  10.398 ms  *`).
 pub fn parse_traceroute_rtts(text: &str) -> Vec<Option<f64>> {
     text.lines()
         .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            words.next()?.parse::<u32>().ok()?;
-            let _addr = words.next()?;
-            Some(words.next().and_then(|w| w.parse::<f64>().ok()).filter(|_| words.next() == Some("ms")))
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words.first()?.parse::<u32>().ok()?;
+            let times = words.windows(2).filter(|w| w[1] == "ms").filter_map(|w| w[0].parse::<f64>().ok());
+            Some(times.fold(None, |min: Option<f64>, t| Some(min.map_or(t, |m| m.min(t)))))
         })
         .collect()
 }
@@ -121,6 +121,8 @@ mod tests {
     fn reads_each_hops_round_trip_time() {
         let out = "traceroute to 10.210.1.10 (10.210.1.10), 30 hops max, 60 byte packets\n 1  10.210.0.2  0.071 ms\n 2  *\n 3  10.210.1.10  10.412 ms\n";
         assert_eq!(parse_traceroute_rtts(out), vec![Some(0.071), None, Some(10.412)]);
+        let three = " 1  10.210.0.2  0.071 ms  0.050 ms  *\n 2  10.199.0.3  5.2 ms  5.1 ms  5.3 ms\n";
+        assert_eq!(parse_traceroute_rtts(three), vec![Some(0.05), Some(5.1)]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::frr::BgpTable;
 use vnet_te_agent::node::Node;
-use vnet_te_agent::probe::{parse_traceroute, InterfaceCounters};
+use vnet_te_agent::probe::{parse_ping, parse_traceroute, parse_traceroute_rtts, InterfaceCounters};
 
 use super::nodes::{Nodes, PARALLELISM};
 use crate::core::compare::{compare, evpn_edges, HopStatus, Observed, Report, ICMP_OVERHEAD, L2_PING, L2_PING_DF};
@@ -115,7 +115,7 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
         .map(|(t, container, node)| async move {
             let Some(node) = node else {
                 let e = "node not reachable from here".to_string();
-                return (t, Err(e.clone()), Err(e));
+                return (t, Err(e.clone()), Err(e), Vec::new(), None);
             };
             // Both at once: they do not disturb each other (ICMP echo vs. UDP probes).
             let t0 = Instant::now();
@@ -128,16 +128,21 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             if let Ok(p) = &raw {
                 tracing::trace!(from = %t.from, output = %p.output, "traceroute");
             }
+            let rtts = raw.as_ref().map(|p| micros(parse_traceroute_rtts(&p.output))).unwrap_or_default();
+            let ping_rtt = ping.as_ref().ok().and_then(|p| parse_ping(&p.output)).and_then(|s| s.rtt_ms).map(|(min, _, _)| (min * 1000.0) as u64);
             let tr = raw.map(|p| parse_traceroute(&p.output)).map_err(|e| e.to_string());
             let ping = ping.map(|p| p.success).map_err(|e| e.to_string());
-            (t, tr, ping)
+            (t, tr, ping, rtts, ping_rtt)
         })
         .buffer_unordered(4)
         .collect::<Vec<_>>()
         .await;
-    for (t, tr, ping) in results {
-        obs.traceroutes.insert((t.from.clone(), t.to.clone()), tr);
-        obs.pings.insert((t.from, t.to), ping);
+    for (t, tr, ping, rtts, ping_rtt) in results {
+        let key = (t.from.clone(), t.to.clone());
+        obs.traceroutes.insert(key.clone(), tr);
+        obs.trace_rtts.insert(key.clone(), rtts);
+        obs.ping_rtts.insert(key.clone(), ping_rtt);
+        obs.pings.insert(key, ping);
     }
 }
 
@@ -232,4 +237,8 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
 fn finish(mut report: Report, start: Instant) -> Report {
     report.elapsed_ms = start.elapsed().as_millis() as u64;
     report
+}
+
+fn micros(ms: Vec<Option<f64>>) -> Vec<Option<u64>> {
+    ms.into_iter().map(|m| m.map(|m| (m * 1000.0).round() as u64)).collect()
 }

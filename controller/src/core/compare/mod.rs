@@ -19,6 +19,7 @@ use vnet_te_agent::probe::InterfaceCounters;
 
 use crate::core::plan::{NetworkRole, Plan, RouteExpectation, RouterPlan, Toward, TE_LOCAL_PREF};
 
+pub mod distance;
 mod evpn;
 mod report;
 
@@ -49,6 +50,10 @@ pub struct Observed {
     /// Interface counters of every router just before and just after the DF ping.
     pub counters_before: BTreeMap<String, Result<Vec<InterfaceCounters>, String>>,
     pub counters_after: BTreeMap<String, Result<Vec<InterfaceCounters>, String>>,
+    /// Per (from, to): the fastest reply's round-trip time to each traceroute hop, µs.
+    pub trace_rtts: BTreeMap<(String, String), Vec<Option<u64>>>,
+    /// Per (from, to): the fastest ping's round-trip time, µs (None: no reply).
+    pub ping_rtts: BTreeMap<(String, String), Option<u64>>,
 }
 
 /// Kinds of L2 probes (the `kind` of their `ProbeReport`).
@@ -82,7 +87,8 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         && probes.iter().all(|p| p.ok);
     probes.extend(path_probes(plan, obs));
     probes.extend(l2_probes(plan, obs));
-    let verified = control_plane_ok && probes.iter().all(|p| p.ok);
+    let distance = distance::delay_reports(plan, obs);
+    let verified = control_plane_ok && probes.iter().all(|p| p.ok) && distance.iter().all(|d| d.ok);
     Report {
         path: plan.name.clone(),
         plan_hash: plan.hash.clone(),
@@ -91,6 +97,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         hops,
         off_path,
         probes,
+        distance,
         elapsed_ms: 0,
     }
 }

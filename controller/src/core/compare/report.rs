@@ -80,6 +80,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub off_path: Vec<OffPathReport>,
     pub probes: Vec<ProbeReport>,
+    /// Measured delays per direction (paths with distance).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub distance: Vec<super::distance::DelayReport>,
     /// Wall time to the verdict, in milliseconds (set by `verify`, not by `compare`).
     pub elapsed_ms: u64,
 }
@@ -130,6 +133,23 @@ impl fmt::Display for Report {
                 L2_PING_DF => writeln!(f, "l2 ping DF {} → {} ({}): {}", p.from, p.to, p.target, status)?,
                 VXLAN_PATH => writeln!(f, "vxlan {} → {} on the planned links: {}", p.from, p.to, status)?,
                 _ => writeln!(f, "ping {} → {} ({}): {}", p.from, p.to, p.target, status)?,
+            }
+        }
+        for d in &self.distance {
+            let e = &d.end_to_end;
+            let measured = e.measured_us.map_or("no reply".to_string(), crate::core::plan::ms);
+            writeln!(
+                f,
+                "delay {} → {}: round trip {measured} (planned {} ± {}), {} links: {}",
+                d.from,
+                d.to,
+                crate::core::plan::ms(e.planned_us),
+                crate::core::plan::ms(e.allowance_us),
+                d.links.len(),
+                if d.ok { "ok".to_string() } else { "FAILED".to_string() }
+            )?;
+            for p in &d.problems {
+                writeln!(f, "        {p}")?;
             }
         }
         writeln!(
