@@ -44,7 +44,7 @@ since() { awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 [[ "$N" =~ ^[0-9]+$ ]] && ((N >= 1 && N <= 16)) || die "N must be 1..16, not '$N'"
 docker info >/dev/null 2>&1 || die "no Docker engine answers: run deploy/ensure-docker.sh"
-for b in vnet-te vnet-te-agent; do
+for b in vnet-te vnet-te-agent vnet-te-delay; do
     [[ -x "$BIN/$b" ]] || die "$BIN/$b not found: run 'cargo build --release' first"
 done
 
@@ -104,6 +104,7 @@ log "all inner engines answer ($(since) s)"
 M=vnet-te-n1
 docker cp "$BIN/vnet-te" "$M:/usr/local/bin/vnet-te"
 docker cp "$BIN/vnet-te-agent" "$M:/usr/local/bin/vnet-te-agent"
+docker cp "$BIN/vnet-te-delay" "$M:/usr/local/bin/vnet-te-delay"
 docker exec "$M" mkdir -p /root/.ssh
 docker cp "$WORK/id_ed25519" "$M:/root/.ssh/id_ed25519"
 : >"$WORK/known_hosts"

@@ -64,6 +64,26 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// Kernel settings of the container's own namespaces, beside those its role gets; only
+    /// the keys in [`ALLOWED_SYSCTLS`] are accepted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays.
+pub const ALLOWED_SYSCTLS: &[&str] = &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2"];
+
+/// Refuses a sysctl outside [`ALLOWED_SYSCTLS`], naming it; the values must be plain numbers.
+pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), String> {
+    for (key, value) in sysctls {
+        if !ALLOWED_SYSCTLS.contains(&key.as_str()) {
+            return Err(format!("sysctl {key} is not allowed (allowed: {})", ALLOWED_SYSCTLS.join(", ")));
+        }
+        if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("sysctl {key}: {value:?} is not a number"));
+        }
+    }
+    Ok(())
 }
 
 /// One end of a veth link: an interface named `ifname` in a running container.
@@ -109,6 +129,48 @@ pub struct VxlanSpec {
     pub address: Option<ipnet::Ipv4Net>,
 }
 
+/// A delay line on one link end: the packets arriving on `ifname` in a running container are
+/// held for `delay_us` ± `jitter_us` and `loss_ppm` of them dropped, by a `vnet-te-delay`
+/// process in the container's network namespace bound to NFQUEUE queue `queue` (queue numbers
+/// are per namespace: a container's ends need distinct ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayLineSpec {
+    pub container: String,
+    pub ifname: String,
+    pub queue: u16,
+    pub delay_us: u64,
+    pub jitter_us: u64,
+    /// Packets dropped, per million.
+    pub loss_ppm: u32,
+    /// Packets the kernel may hold for the line; by default enough for 1 Gbit/s over the
+    /// delay and jitter given here (fixed while the line runs: size it for the largest delay
+    /// the link will get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_max_len: Option<u32>,
+}
+
+/// New settings for a running delay line; those left out keep their value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelaySettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_ppm: Option<u32>,
+}
+
+/// One delay line of a container, as it answers: its settings and counters, or why it does
+/// not answer (a line that died leaves its link dead: the queue rule drops what arrives).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelayLineStatus {
+    pub ifname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::delay::Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSpec {
     /// Absolute path inside the container.
@@ -146,6 +208,9 @@ pub enum NodeError {
     NotRunning { doing: String, container: String },
     #[error("{doing}: {message}")]
     Failed { doing: String, message: String },
+    /// Outside what the node lets vnet-te do (a name not vnet-te's, a setting not allowed).
+    #[error("{doing}: refused: {message}")]
+    Refused { doing: String, message: String },
     #[error(transparent)]
     Parse(#[from] crate::frr::ParseError),
 }
@@ -179,10 +244,12 @@ pub trait Node: Send + Sync {
     async fn bgp_table(&self, router: &str) -> NodeResult<crate::frr::BgpTable>;
     /// `show bgp summary json` in a router container.
     async fn bgp_summary(&self, router: &str) -> NodeResult<crate::frr::BgpSummary>;
-    /// Traceroute from an experiment host to an address.
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe>;
-    /// A few pings from an experiment host; `size` is the ICMP payload, `dont_fragment` sets DF.
-    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe>;
+    /// Traceroute from an experiment host to an address; each hop's reply is awaited
+    /// `wait_ms` (a hop slower than that shows as `*`).
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe>;
+    /// A few pings from an experiment host; `size` is the ICMP payload, `dont_fragment` sets DF;
+    /// each reply is awaited `wait_ms`.
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe>;
     /// Lets routed traffic cross the path's internal bridges (Docker's isolation rules drop
     /// transit traffic on internal bridges); `false` withdraws it.
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()>;
@@ -217,7 +284,49 @@ pub trait Node: Send + Sync {
     /// Pings from an experiment host several times a second until the first reply or
     /// `within_secs` (at most 60): returns as soon as the target answers.
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
+    /// Starts the delay line of one link end (see [`DelayLineSpec`]) in a running container:
+    /// the process first, then the rule that hands it the packets arriving on the interface.
+    /// The line ends when the container does. Idempotent: for an end whose line runs already,
+    /// its settings are replaced (the queue must be the same).
+    async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()>;
+    /// Changes a running delay line's settings; those left out keep their value.
+    async fn set_delay_line(&self, container: &str, ifname: &str, settings: DelaySettings) -> NodeResult<()>;
+    /// Every delay line started in a container, by interface name.
+    async fn delay_lines(&self, container: &str) -> NodeResult<Vec<DelayLineStatus>>;
+    /// Limits what leaves a running container through `ifname` to `rate_bps` (a token bucket
+    /// as the interface's root qdisc); `None` removes the limit. Rate is set where packets
+    /// leave a link, delay where they arrive.
+    async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()>;
 }
 
 /// Where `Node::write_files` may write.
 pub const WRITABLE_PREFIX: &str = "/etc/vnet-te/";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tcps_patience_may_be_set_and_only_to_numbers() {
+        let set = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        for key in ALLOWED_SYSCTLS {
+            assert_eq!(check_sysctls(&set(key, "12")), Ok(()));
+        }
+        assert_eq!(check_sysctls(&BTreeMap::new()), Ok(()));
+        let e = check_sysctls(&set("net.ipv4.ip_forward", "0")).unwrap_err();
+        assert!(e.starts_with("sysctl net.ipv4.ip_forward is not allowed (allowed: net.ipv4.tcp_syn_retries, "), "{e}");
+        for bad in ["", "-1", "1 2", "12345678901", "0x10"] {
+            let e = check_sysctls(&set("net.ipv4.tcp_retries2", bad)).unwrap_err();
+            assert!(e.contains("is not a number"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_spec_without_sysctls_reads_and_writes_as_before() {
+        let json = r#"{"name":"vte-p-h1","hostname":"h1","image":"i","role":"host","attachments":[],"files":[],
+                       "cmd":[],"labels":{}}"#;
+        let spec: ContainerSpec = serde_json::from_str(json).unwrap();
+        assert!(spec.sysctls.is_empty());
+        assert!(!serde_json::to_string(&spec).unwrap().contains("sysctls"));
+    }
+}

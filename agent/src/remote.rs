@@ -9,7 +9,8 @@
 //! - Timeouts: 3 s to connect; 30 s for reads, more for creations and network removal.
 //! - Connection-level failures (refused, reset, connect timeout; not TLS refusals) are retried
 //!   with backoff for idempotent operations only: reads, finds, probes, removals,
-//!   `bridge_forwarding` and `write_files` (both set a state). Creations, start and
+//!   `bridge_forwarding`, `write_files`, `set_link_rate`, `set_delay_line` (all set a state)
+//!   and `start_delay_line` (a second start sets the settings). Creations, start and
 //!   `apply_frr_config` are sent once.
 //! - Every error names the node and its address: `node n2 (10.0.0.2:7443): ...`.
 
@@ -21,7 +22,10 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
-use crate::node::{ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec};
+use crate::node::{
+    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult,
+    Probe, VethSpec, VxlanSpec,
+};
 use crate::probe::InterfaceCounters;
 use crate::request::Request;
 use crate::server::wire::{ErrorBody, Health};
@@ -155,6 +159,10 @@ impl RemoteNode {
             Ok(ErrorBody { kind, doing: agent_doing, container: Some(container), .. }) if kind == "not_running" => {
                 NodeError::NotRunning { doing: format!("node {} ({}): {agent_doing}", self.name, self.addr), container }
             }
+            Ok(ErrorBody { kind, doing: agent_doing, message, .. }) if kind == "refused" => NodeError::Refused {
+                doing: format!("node {} ({}): {agent_doing}", self.name, self.addr),
+                message,
+            },
             Ok(b) => NodeError::Failed { doing: format!("node {} ({}): {}", self.name, self.addr, b.doing), message: b.message },
             Err(_) => {
                 let text = String::from_utf8_lossy(&bytes);
@@ -276,16 +284,17 @@ impl Node for RemoteNode {
         self.call(req, &format!("reading BGP sessions of {router}"), Retry::Yes, READ_TIMEOUT).await
     }
 
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
-        let req = Request::Traceroute { host: host.to_string(), target, max_hops };
-        // Each silent hop costs the agent's traceroute about a second.
-        let timeout = READ_TIMEOUT + Duration::from_secs(2 * u64::from(max_hops));
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        let req = Request::Traceroute { host: host.to_string(), target, max_hops, wait_ms };
+        // Each silent hop costs the agent's traceroute up to the wait (twice, for slack).
+        let timeout = READ_TIMEOUT + Duration::from_millis(2 * u64::from(max_hops) * u64::from(wait_ms));
         self.call(req, &format!("traceroute from {host} to {target}"), Retry::Yes, timeout).await
     }
 
-    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
-        let req = Request::Ping { host: host.to_string(), target, size, dont_fragment };
-        self.call(req, &format!("ping from {host} to {target}"), Retry::Yes, READ_TIMEOUT).await
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
+        let req = Request::Ping { host: host.to_string(), target, size, dont_fragment, wait_ms };
+        let timeout = READ_TIMEOUT + Duration::from_millis(wait_ms.into());
+        self.call(req, &format!("ping from {host} to {target}"), Retry::Yes, timeout).await
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
@@ -342,5 +351,28 @@ impl Node for RemoteNode {
         let req = Request::PingUntil { host: host.to_string(), target, within_secs };
         let doing = format!("ping from {host} to {target}");
         self.call(req, &doing, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
+    }
+
+    async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
+        // Idempotent by design: a second start of the same end only sets its settings.
+        let doing = format!("starting the delay line of {}:{}", spec.container, spec.ifname);
+        self.call(Request::StartDelayLine { spec: spec.clone() }, &doing, Retry::Yes, CHANGE_TIMEOUT).await
+    }
+
+    async fn set_delay_line(&self, container: &str, ifname: &str, settings: DelaySettings) -> NodeResult<()> {
+        let req = Request::SetDelayLine { container: container.to_string(), ifname: ifname.to_string(), settings };
+        let doing = format!("changing the delay line of {container}:{ifname}");
+        self.call(req, &doing, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn delay_lines(&self, container: &str) -> NodeResult<Vec<DelayLineStatus>> {
+        let req = Request::DelayLines { container: container.to_string() };
+        self.call(req, &format!("reading the delay lines of {container}"), Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
+        let req = Request::SetLinkRate { container: container.to_string(), ifname: ifname.to_string(), rate_bps };
+        let doing = format!("setting the rate of {container}:{ifname}");
+        self.call(req, &doing, Retry::Yes, READ_TIMEOUT).await
     }
 }

@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::{ContainerSpec, FileSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec, VxlanSpec};
+use crate::node::{
+    ContainerSpec, DelayLineSpec, DelaySettings, FileSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec, VxlanSpec,
+};
 
 /// Largest request body accepted (container specs carry whole config files).
 pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -39,8 +41,8 @@ pub enum Request {
     ReadFile { container: String, path: String },
     BgpTable { router: String },
     BgpSummary { router: String },
-    Traceroute { host: String, target: Ipv4Addr, max_hops: u32 },
-    Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool },
+    Traceroute { host: String, target: Ipv4Addr, max_hops: u32, wait_ms: u32 },
+    Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32 },
     BridgeForwarding { enable: bool },
     BgpEvpnRoutes { router: String },
     EvpnVnis { router: String },
@@ -51,6 +53,10 @@ pub enum Request {
     ConnectVxlan { link: VxlanSpec },
     WaitBgpd { router: String, within_secs: u32 },
     PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
+    StartDelayLine { spec: DelayLineSpec },
+    SetDelayLine { container: String, ifname: String, settings: DelaySettings },
+    DelayLines { container: String },
+    SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
 }
 
 impl Request {
@@ -81,6 +87,10 @@ impl Request {
             Request::ConnectVxlan { .. } => "connect_vxlan",
             Request::WaitBgpd { .. } => "wait_bgpd",
             Request::PingUntil { .. } => "ping_until",
+            Request::StartDelayLine { .. } => "start_delay_line",
+            Request::SetDelayLine { .. } => "set_delay_line",
+            Request::DelayLines { .. } => "delay_lines",
+            Request::SetLinkRate { .. } => "set_link_rate",
         }
     }
 
@@ -190,9 +200,11 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::ReadFile { container, path } => answer(op, node.read_file(&container, &path).await),
         Request::BgpTable { router } => answer(op, node.bgp_table(&router).await),
         Request::BgpSummary { router } => answer(op, node.bgp_summary(&router).await),
-        Request::Traceroute { host, target, max_hops } => answer(op, node.traceroute(&host, target, max_hops).await),
-        Request::Ping { host, target, size, dont_fragment } => {
-            answer(op, node.ping(&host, target, size, dont_fragment).await)
+        Request::Traceroute { host, target, max_hops, wait_ms } => {
+            answer(op, node.traceroute(&host, target, max_hops, wait_ms).await)
+        }
+        Request::Ping { host, target, size, dont_fragment, wait_ms } => {
+            answer(op, node.ping(&host, target, size, dont_fragment, wait_ms).await)
         }
         Request::BridgeForwarding { enable } => answer(op, node.bridge_forwarding(enable).await),
         Request::BgpEvpnRoutes { router } => answer(op, node.bgp_evpn_routes(&router).await),
@@ -207,6 +219,14 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::WaitBgpd { router, within_secs } => answer(op, node.wait_bgpd(&router, within_secs).await),
         Request::PingUntil { host, target, within_secs } => {
             answer(op, node.ping_until(&host, target, within_secs).await)
+        }
+        Request::StartDelayLine { spec } => answer(op, node.start_delay_line(&spec).await),
+        Request::SetDelayLine { container, ifname, settings } => {
+            answer(op, node.set_delay_line(&container, &ifname, settings).await)
+        }
+        Request::DelayLines { container } => answer(op, node.delay_lines(&container).await),
+        Request::SetLinkRate { container, ifname, rate_bps } => {
+            answer(op, node.set_link_rate(&container, &ifname, rate_bps).await)
         }
     }
 }
@@ -241,8 +261,14 @@ mod tests {
             Ok(Request::FindNetworks { label: "x".into(), value: None })
         );
         assert_eq!(
-            parse(br#"{"op":"ping","host":"h","target":"10.0.0.1","dont_fragment":true}"#),
-            Ok(Request::Ping { host: "h".into(), target: Ipv4Addr::new(10, 0, 0, 1), size: None, dont_fragment: true })
+            parse(br#"{"op":"ping","host":"h","target":"10.0.0.1","dont_fragment":true,"wait_ms":1000}"#),
+            Ok(Request::Ping {
+                host: "h".into(),
+                target: Ipv4Addr::new(10, 0, 0, 1),
+                size: None,
+                dont_fragment: true,
+                wait_ms: 1000
+            })
         );
     }
 
@@ -281,10 +307,10 @@ mod tests {
 
     #[test]
     fn arguments_of_the_wrong_type_are_bad_requests() {
-        let (op, message) = malformed(r#"{"op":"traceroute","host":"h","target":"10.0.0.1","max_hops":"many"}"#);
+        let (op, message) = malformed(r#"{"op":"traceroute","host":"h","target":"10.0.0.1","max_hops":"many","wait_ms":1000}"#);
         assert_eq!(op.as_deref(), Some("traceroute"));
         assert!(message.contains("invalid type: string \"many\", expected u32"), "{message}");
-        let (_, message) = malformed(r#"{"op":"ping","host":"h","target":"10.0.0.300","dont_fragment":false}"#);
+        let (_, message) = malformed(r#"{"op":"ping","host":"h","target":"10.0.0.300","dont_fragment":false,"wait_ms":1000}"#);
         assert!(message.contains("invalid IPv4 address"), "{message}");
     }
 

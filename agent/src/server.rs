@@ -48,7 +48,7 @@ pub mod wire {
     /// The body of every non-2xx answer.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ErrorBody {
-        /// `docker`, `not_running`, `failed`, `parse` (the `NodeError` variant), or
+        /// `docker`, `not_running`, `failed`, `refused`, `parse` (the `NodeError` variant), or
         /// `bad_request`, `unknown_operation`, `too_large` (the request itself).
         pub kind: String,
         /// What the agent was doing.
@@ -83,6 +83,7 @@ fn node_error(e: NodeError) -> ErrorBody {
             container: Some(container),
         },
         NodeError::Failed { doing, message } => ErrorBody { kind: "failed".into(), doing, message, container: None },
+        NodeError::Refused { doing, message } => ErrorBody { kind: "refused".into(), doing, message, container: None },
         NodeError::Parse(p) => ErrorBody {
             kind: "parse".into(),
             doing: "parsing FRR output".into(),
@@ -123,7 +124,11 @@ async fn operation(State(s): State<AppState>, body: Result<Bytes, BytesRejection
         }
         Err(e) => {
             warn!(op, elapsed_ms = started.elapsed().as_millis() as u64, "failed: {e}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, node_error(e))
+            let status = match e {
+                NodeError::Refused { .. } => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, node_error(e))
         }
     }
 }

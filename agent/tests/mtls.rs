@@ -16,9 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vnet_te_agent::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::{parse_interface_counters, InterfaceCounters};
+use vnet_te_agent::delay::{Counters, Settings, Status};
 use vnet_te_agent::node::{
-    Attachment, ContainerRole, ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe,
-    VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
+    Attachment, ContainerRole, ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec,
+    Node, NodeError, NodeResult, Probe, VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
 use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::request::{self, Request};
@@ -134,13 +135,13 @@ impl Node for Fake {
         self.hit();
         Ok(BgpSummary::parse("not json")?)
     }
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
         self.hit();
-        Ok(Probe { success: true, output: format!("{host} -> {target} in {max_hops}") })
+        Ok(Probe { success: true, output: format!("{host} -> {target} in {max_hops}, {wait_ms} ms each") })
     }
-    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
         self.hit();
-        Ok(Probe { success: !dont_fragment, output: format!("{host} {target} {size:?}") })
+        Ok(Probe { success: !dont_fragment, output: format!("{host} {target} {size:?} {wait_ms}") })
     }
     async fn bridge_forwarding(&self, _enable: bool) -> NodeResult<()> {
         self.hit();
@@ -189,6 +190,42 @@ impl Node for Fake {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} {target} within {within_secs}") })
     }
+    async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
+        self.hit();
+        if !spec.container.starts_with("vte-") {
+            return Err(NodeError::Refused {
+                doing: format!("starting the delay line of {}:{}", spec.container, spec.ifname),
+                message: format!("container {:?} is not vnet-te's", spec.container),
+            });
+        }
+        Ok(())
+    }
+    async fn set_delay_line(&self, _container: &str, _ifname: &str, _settings: DelaySettings) -> NodeResult<()> {
+        self.hit();
+        Ok(())
+    }
+    async fn delay_lines(&self, _container: &str) -> NodeResult<Vec<DelayLineStatus>> {
+        self.hit();
+        Ok(fixture_delay_lines())
+    }
+    async fn set_link_rate(&self, _container: &str, _ifname: &str, _rate_bps: Option<u64>) -> NodeResult<()> {
+        self.hit();
+        Ok(())
+    }
+}
+
+fn fixture_delay_lines() -> Vec<DelayLineStatus> {
+    let status = Status {
+        queue: 3,
+        settings: Settings { delay_ms: 1280.5, jitter_ms: 0.25, loss_percent: 0.5 },
+        reorder: false,
+        queue_max_len: 8334,
+        counters: Counters { queued: 110, released: 84, dropped: 26, queue_len: 0, max_queue_len: 1, overruns: 0, verdict_errors: 0 },
+    };
+    vec![
+        DelayLineStatus { ifname: "eth1".into(), status: Some(status), error: None },
+        DelayLineStatus { ifname: "eth2".into(), status: None, error: Some("connection refused".into()) },
+    ]
 }
 
 /// Records every request that reached it, rebuilt from the method's arguments: a method
@@ -265,12 +302,12 @@ impl Node for Recorder {
         self.record(Request::BgpSummary { router: router.into() });
         Ok(BgpSummary::default())
     }
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
-        self.record(Request::Traceroute { host: host.into(), target, max_hops });
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::Traceroute { host: host.into(), target, max_hops, wait_ms });
         Ok(probe("traceroute"))
     }
-    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
-        self.record(Request::Ping { host: host.into(), target, size, dont_fragment });
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::Ping { host: host.into(), target, size, dont_fragment, wait_ms });
         Ok(probe("ping"))
     }
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
@@ -313,6 +350,22 @@ impl Node for Recorder {
         self.record(Request::PingUntil { host: host.into(), target, within_secs });
         Ok(probe("ping_until"))
     }
+    async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
+        self.record(Request::StartDelayLine { spec: spec.clone() });
+        Ok(())
+    }
+    async fn set_delay_line(&self, container: &str, ifname: &str, settings: DelaySettings) -> NodeResult<()> {
+        self.record(Request::SetDelayLine { container: container.into(), ifname: ifname.into(), settings });
+        Ok(())
+    }
+    async fn delay_lines(&self, container: &str) -> NodeResult<Vec<DelayLineStatus>> {
+        self.record(Request::DelayLines { container: container.into() });
+        Ok(fixture_delay_lines())
+    }
+    async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
+        self.record(Request::SetLinkRate { container: container.into(), ifname: ifname.into(), rate_bps });
+        Ok(())
+    }
 }
 
 /// One request of each operation, every argument set to something its neighbours do not
@@ -348,8 +401,8 @@ fn samples() -> Vec<Request> {
         Request::ReadFile { container: "r4".into(), path: "/etc/frr/frr.conf".into() },
         Request::BgpTable { router: "r5".into() },
         Request::BgpSummary { router: "r6".into() },
-        Request::Traceroute { host: "src".into(), target, max_hops: 24 },
-        Request::Ping { host: "dst".into(), target, size: Some(1400), dont_fragment: true },
+        Request::Traceroute { host: "src".into(), target, max_hops: 24, wait_ms: 2500 },
+        Request::Ping { host: "dst".into(), target, size: Some(1400), dont_fragment: true, wait_ms: 3100 },
         Request::BridgeForwarding { enable: true },
         Request::BgpEvpnRoutes { router: "r7".into() },
         Request::EvpnVnis { router: "r8".into() },
@@ -374,6 +427,24 @@ fn samples() -> Vec<Request> {
         },
         Request::WaitBgpd { router: "r11".into(), within_secs: 7 },
         Request::PingUntil { host: "src2".into(), target, within_secs: 9 },
+        Request::StartDelayLine {
+            spec: DelayLineSpec {
+                container: "vte-p1-r12".into(),
+                ifname: "eth3".into(),
+                queue: 5,
+                delay_us: 1_280_000,
+                jitter_us: 250,
+                loss_ppm: 5_000,
+                queue_max_len: Some(20_000),
+            },
+        },
+        Request::SetDelayLine {
+            container: "vte-p1-r13".into(),
+            ifname: "eth4".into(),
+            settings: DelaySettings { delay_us: Some(20_000), jitter_us: None, loss_ppm: Some(10) },
+        },
+        Request::DelayLines { container: "vte-p1-r14".into() },
+        Request::SetLinkRate { container: "vte-p1-r15".into(), ifname: "eth5".into(), rate_bps: Some(10_000_000) },
     ]
 }
 
@@ -390,6 +461,7 @@ fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
         env: vec!["VNET_TE_F0=x".into()],
         cmd: vec!["/usr/lib/frr/frrinit.sh".into(), "start".into()],
         labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
+        sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "10".into())]),
     }
 }
 
@@ -485,10 +557,10 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
     let table = n1.bgp_table("r1").await.unwrap();
     assert_eq!(table, fixture_table());
     assert!(!table.routes.is_empty());
-    let p = n1.traceroute("src", Ipv4Addr::new(10, 210, 1, 2), 24).await.unwrap();
-    assert_eq!(p, Probe { success: true, output: "src -> 10.210.1.2 in 24".into() });
-    let p = n1.ping("src", Ipv4Addr::new(10, 0, 0, 1), Some(1400), true).await.unwrap();
-    assert_eq!(p, Probe { success: false, output: "src 10.0.0.1 Some(1400)".into() });
+    let p = n1.traceroute("src", Ipv4Addr::new(10, 210, 1, 2), 24, 2500).await.unwrap();
+    assert_eq!(p, Probe { success: true, output: "src -> 10.210.1.2 in 24, 2500 ms each".into() });
+    let p = n1.ping("src", Ipv4Addr::new(10, 0, 0, 1), Some(1400), true, 1000).await.unwrap();
+    assert_eq!(p, Probe { success: false, output: "src 10.0.0.1 Some(1400) 1000".into() });
     n1.remove_network("fine").await.unwrap();
     n1.remove_container("c").await.unwrap();
     n1.bridge_forwarding(true).await.unwrap();
@@ -566,7 +638,29 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
         }
         other => panic!("expected NotRunning, got {other:?}"),
     }
-    assert_eq!(fake.calls(), 26);
+
+    // Distance: delay lines and rates; a refusal comes back as a refusal.
+    let end = |container: &str| DelayLineSpec {
+        container: container.into(),
+        ifname: "eth1".into(),
+        queue: 1,
+        delay_us: 100_000,
+        jitter_us: 0,
+        loss_ppm: 0,
+        queue_max_len: None,
+    };
+    n1.start_delay_line(&end("vte-p1-r1")).await.unwrap();
+    match n1.start_delay_line(&end("postgres")).await.unwrap_err() {
+        NodeError::Refused { doing, message } => {
+            assert_eq!(doing, format!("{at}: starting the delay line of postgres:eth1"));
+            assert_eq!(message, "container \"postgres\" is not vnet-te's");
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    n1.set_delay_line("vte-p1-r1", "eth1", DelaySettings { delay_us: Some(1), ..Default::default() }).await.unwrap();
+    assert_eq!(n1.delay_lines("vte-p1-r1").await.unwrap(), fixture_delay_lines());
+    n1.set_link_rate("vte-p1-r1", "eth1", None).await.unwrap();
+    assert_eq!(fake.calls(), 31);
 }
 
 #[tokio::test]

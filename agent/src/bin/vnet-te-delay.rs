@@ -11,6 +11,7 @@ use nix::sys::signal::{SigSet, Signal};
 use tracing_subscriber::EnvFilter;
 use vnet_te_agent::delay::control::{self, Request};
 use vnet_te_agent::delay::nfqueue::QueueOptions;
+use vnet_te_agent::delay::owner::Owner;
 use vnet_te_agent::delay::units::{parse_duration, parse_rate, queue_len_for};
 use vnet_te_agent::delay::{DelayLine, LineConfig, Settings};
 
@@ -81,6 +82,11 @@ struct RunArgs {
     /// Take GSO packets unsegmented (far fewer messages at high rates).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
     gso: bool,
+    /// End (releasing what is held) once process PID has exited, e.g. the init of the
+    /// container whose namespace the line is in: the line would otherwise keep that
+    /// namespace alive after the container is gone.
+    #[arg(long, value_name = "PID")]
+    exit_with: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -131,7 +137,9 @@ fn run(args: RunArgs) -> Result<(), String> {
     };
     let max_len = args.queue_max_len.unwrap_or_else(|| queue_len_for(args.rate, args.delay + args.jitter, 1500));
     let queue = QueueOptions { queue: args.queue, max_len, fail_open: args.fail_open, gso: args.gso };
+    let owner = args.exit_with.map(Owner::of).transpose()?;
     let server = control::Server::bind(&args.control.control).map_err(|e| e.to_string())?;
+    let socket = server.file();
     let line = DelayLine::start(LineConfig { queue, settings, reorder: args.reorder }).map_err(|e| e.to_string())?;
     tracing::info!(queue = args.queue, max_len, control = %args.control.control.display(), "delay line ready");
 
@@ -144,9 +152,19 @@ fn run(args: RunArgs) -> Result<(), String> {
             c.stop();
         }
     });
+    if let Some(owner) = owner {
+        let c = line.control();
+        std::thread::spawn(move || {
+            owner.wait_gone();
+            tracing::info!(pid = owner.pid, "the owner has exited; stopping");
+            c.stop();
+        });
+    }
     let control = line.control();
     line.wait();
-    let _ = std::fs::remove_file(&args.control.control);
+    if let Some(socket) = socket {
+        socket.remove(&args.control.control);
+    }
     tracing::info!(counters = ?control.status().counters, "delay line stopped");
     Ok(())
 }

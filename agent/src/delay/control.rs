@@ -82,10 +82,33 @@ pub fn answer(line: &str, control: &Control) -> (Reply, bool) {
     (Reply { ok: true, status: Some(control.status()), error: None }, stop)
 }
 
+/// A socket file as bound: a later line that binds the same path makes another file, which
+/// an earlier line ending afterwards must leave alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketFile {
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn at(path: &Path) -> Option<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).ok().map(|m| SocketFile { dev: m.dev(), ino: m.ino() })
+    }
+
+    /// Removes the socket at `path` if it is still this one.
+    pub fn remove(&self, path: &Path) {
+        if SocketFile::at(path) == Some(*self) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Serves the control socket at `path` until a `stop` request; then stops the line.
 pub struct Server {
     listener: UnixListener,
     path: PathBuf,
+    file: Option<SocketFile>,
 }
 
 impl Server {
@@ -95,11 +118,16 @@ impl Server {
             let what = format!("{what} {}", path.display());
             move |source| DelayError::Io { what, source }
         };
-        if path.exists() {
+        if path.symlink_metadata().is_ok() {
             std::fs::remove_file(path).map_err(io("removing the old control socket"))?;
         }
         let listener = UnixListener::bind(path).map_err(io("binding the control socket"))?;
-        Ok(Server { listener, path: path.to_path_buf() })
+        Ok(Server { listener, path: path.to_path_buf(), file: SocketFile::at(path) })
+    }
+
+    /// The socket file this server bound (to remove it once done, and only it).
+    pub fn file(&self) -> Option<SocketFile> {
+        self.file
     }
 
     /// Serves connections one at a time; returns after answering `stop`.
@@ -116,7 +144,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(file) = self.file {
+            file.remove(&self.path);
+        }
     }
 }
 
@@ -174,6 +204,22 @@ mod tests {
         let set = Request::Set { delay_ms: None, jitter_ms: None, loss_percent: Some(50.0) };
         assert_eq!(patched(now, &set), Settings { loss_percent: 50.0, ..now });
         assert_eq!(patched(now, &Request::Status), now);
+    }
+
+    #[test]
+    fn a_server_removes_its_own_socket_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eth1.sock");
+        let first = Server::bind(&path).unwrap();
+        let old = first.file().unwrap();
+        // A later line binds the same path while the first one is still ending.
+        let second = Server::bind(&path).unwrap();
+        assert_ne!(second.file(), Some(old));
+        drop(first);
+        old.remove(&path);
+        assert!(path.exists(), "the first line left the second one's socket alone");
+        drop(second);
+        assert!(!path.exists(), "the second line removed its own socket");
     }
 
     #[test]

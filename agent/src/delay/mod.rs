@@ -14,11 +14,13 @@
 //!
 //! Timing: a dedicated release thread sleeps on a condition variable until the earliest due
 //! time, with 1 µs timer slack (tokio's timer wheel has 1 ms granularity, too coarse here).
-//! Settings change at run time through a Unix socket ([`control`]).
+//! Settings change at run time through a Unix socket ([`control`]). A line started for a
+//! container ends with it ([`owner`]).
 
 pub mod control;
 pub mod line;
 pub mod nfqueue;
+pub mod owner;
 pub mod rules;
 pub mod units;
 

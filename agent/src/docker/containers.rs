@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::node::{ContainerRole, ContainerSpec, FileSpec, Found, NodeError, NodeResult, WRITABLE_PREFIX};
+use crate::node::{check_sysctls, ContainerRole, ContainerSpec, FileSpec, Found, NodeError, NodeResult, WRITABLE_PREFIX};
 
 use super::{docker_err, is_status, pack_tar, LocalNode};
 
@@ -154,7 +154,9 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
     // No Docker network at all (every link direct): the container gets its own empty
     // network namespace, and the links arrive after start.
     let first = spec.attachments.first();
-    let (caps, sysctls) = caps_and_sysctls(spec.role);
+    let (caps, mut sysctls) = caps_and_sysctls(spec.role);
+    // Checked by `create` (`node::check_sysctls`); none of them is one the role sets.
+    sysctls.extend(spec.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         hostname: Some(spec.hostname.clone()),
@@ -182,6 +184,8 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
 }
 
 pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult<()> {
+    check_sysctls(&spec.sysctls)
+        .map_err(|message| NodeError::Refused { doing: format!("creating container {}", spec.name), message })?;
     let body = create_body(spec, node.cgroup_parent().await);
     let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
     node.docker
@@ -213,12 +217,15 @@ pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
     let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
     match node.docker.remove_container(name, Some(opts)).await {
-        Ok(()) => Ok(()),
-        Err(e) if is_status(&e, 404) => Ok(()),
+        Ok(()) => {}
+        Err(e) if is_status(&e, 404) => {}
         // 409: removal already in progress (a concurrent delete): treat as done.
-        Err(e) if is_status(&e, 409) => Ok(()),
-        Err(e) => Err(NodeError::Docker { doing: format!("removing container {name}"), source: e }),
+        Err(e) if is_status(&e, 409) => {}
+        Err(e) => return Err(NodeError::Docker { doing: format!("removing container {name}"), source: e }),
     }
+    // Its delay lines end with it; their sockets and logs go now.
+    super::delay::forget(name);
+    Ok(())
 }
 
 pub(super) async fn read_file(node: &LocalNode, container: &str, path: &str) -> NodeResult<Option<String>> {
@@ -252,4 +259,28 @@ pub(super) async fn write_files(node: &LocalNode, container: &str, files: &[File
         });
     }
     node.upload(container, files).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_specs_sysctls_join_those_of_its_role() {
+        let spec = ContainerSpec {
+            name: "vte-p-r1".into(),
+            hostname: "r1".into(),
+            image: "vnet-te/router:0.1.0".into(),
+            role: ContainerRole::Router,
+            attachments: Vec::new(),
+            files: Vec::new(),
+            env: Vec::new(),
+            cmd: Vec::new(),
+            labels: BTreeMap::new(),
+            sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".to_string(), "10".to_string())]),
+        };
+        let sysctls = create_body(&spec, None).host_config.unwrap().sysctls.unwrap();
+        assert_eq!(sysctls.get("net.ipv4.tcp_syn_retries").map(String::as_str), Some("10"));
+        assert_eq!(sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"), "the role's stay");
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! This file holds the node and its `Node` implementation, which hands each operation to the
 //! module that does it: `containers`, `networks`, `links` (veth and VXLAN), `frr` (reads and
-//! configuration of the routers' FRR), `probes` (ping, traceroute, counters) and `cgroup`.
+//! configuration of the routers' FRR), `probes` (ping, traceroute, counters), `delay` (delay
+//! lines and rate limits on link ends) and `cgroup`.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -16,12 +17,14 @@ use bollard::Docker;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
-    ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec,
+    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult,
+    Probe, VethSpec, VxlanSpec,
 };
 use crate::probe::InterfaceCounters;
 
 mod cgroup;
 mod containers;
+pub mod delay;
 mod frr;
 mod links;
 mod networks;
@@ -143,12 +146,12 @@ impl Node for LocalNode {
         frr::bgp_summary(self, router).await
     }
 
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
-        probes::traceroute(self, host, target, max_hops).await
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        probes::traceroute(self, host, target, max_hops, wait_ms).await
     }
 
-    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
-        probes::ping(self, host, target, size, dont_fragment).await
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
+        probes::ping(self, host, target, size, dont_fragment, wait_ms).await
     }
 
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
@@ -189,5 +192,21 @@ impl Node for LocalNode {
 
     async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
         containers::write_files(self, container, files).await
+    }
+
+    async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
+        delay::start(self, spec).await
+    }
+
+    async fn set_delay_line(&self, container: &str, ifname: &str, settings: DelaySettings) -> NodeResult<()> {
+        delay::set(container, ifname, settings).await
+    }
+
+    async fn delay_lines(&self, container: &str) -> NodeResult<Vec<DelayLineStatus>> {
+        delay::list(container).await
+    }
+
+    async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
+        delay::set_rate(self, container, ifname, rate_bps).await
     }
 }

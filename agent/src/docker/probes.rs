@@ -12,19 +12,40 @@ use super::LocalNode;
 /// path that has just come up is seen within 0.02 s.
 const PING_INTERVAL: &str = "0.02";
 
-pub(super) async fn traceroute(node: &LocalNode, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
+/// `wait_ms` as seconds for traceroute's `-w` and ping's `-W`, which take fractions: `1`,
+/// `2.5`, `0.001` (at least a millisecond).
+pub(super) fn wait_secs(wait_ms: u32) -> String {
+    let ms = wait_ms.max(1);
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        secs.to_string()
+    } else {
+        format!("{secs}.{frac:03}").trim_end_matches('0').to_string()
+    }
+}
+
+pub(super) async fn traceroute(node: &LocalNode, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
     let t = target.to_string();
     let m = max_hops.to_string();
+    let w = wait_secs(wait_ms);
     let (code, output) = node
-        .exec(host, &["traceroute", "-n", "-q", "1", "-w", "1", "-m", &m, &t], &format!("traceroute from {host} to {t}"))
+        .exec(host, &["traceroute", "-n", "-q", "1", "-w", &w, "-m", &m, &t], &format!("traceroute from {host} to {t}"))
         .await?;
     Ok(Probe { success: code == 0, output })
 }
 
-pub(super) async fn ping(node: &LocalNode, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
+pub(super) async fn ping(
+    node: &LocalNode,
+    host: &str,
+    target: Ipv4Addr,
+    size: Option<u32>,
+    dont_fragment: bool,
+    wait_ms: u32,
+) -> NodeResult<Probe> {
     let t = target.to_string();
     let s = size.map(|s| s.to_string());
-    let mut cmd = vec!["ping", "-n", "-c", "3", "-i", PING_INTERVAL, "-W", "1"];
+    let w = wait_secs(wait_ms);
+    let mut cmd = vec!["ping", "-n", "-c", "3", "-i", PING_INTERVAL, "-W", &w];
     if let Some(s) = &s {
         cmd.extend(["-s", s.as_str()]);
     }
@@ -50,4 +71,19 @@ pub(super) async fn interface_counters(node: &LocalNode, container: &str) -> Nod
         .exec(container, &["ip", "-s", "-j", "addr", "show"], &format!("reading interface counters of {container}"))
         .await?;
     Ok(crate::probe::parse_interface_counters(&out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_given_in_seconds_with_fractions() {
+        assert_eq!(wait_secs(1000), "1");
+        assert_eq!(wait_secs(2500), "2.5");
+        assert_eq!(wait_secs(1234), "1.234");
+        assert_eq!(wait_secs(50), "0.05");
+        assert_eq!(wait_secs(0), "0.001");
+        assert_eq!(wait_secs(u32::MAX), "4294967.295");
+    }
 }

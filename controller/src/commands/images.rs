@@ -29,9 +29,10 @@ pub async fn build(force: bool) -> anyhow::Result<i32> {
 
 const AGENT_DOCKERFILE: &str = include_str!("../../../images/agent/Dockerfile");
 
-/// The agent image (for clusters): the `vnet-te-agent` binary next to this one, on the host
-/// image, built through the engine's classic builder (offline: the base is local). Rebuilt
-/// when the binary differs from the one in the image (its SHA-256 is a label).
+/// The agent image (for clusters): the `vnet-te-agent` binary next to this one and the delay
+/// line `vnet-te-delay` beside it, on the host image, built through the engine's classic
+/// builder (offline: the base is local). Rebuilt when the binaries differ from those in the
+/// image (the SHA-256 of both is a label).
 async fn build_agent_image(force: bool) -> anyhow::Result<()> {
     use bollard::query_parameters::BuildImageOptionsBuilder;
     use futures_util::StreamExt;
@@ -42,14 +43,23 @@ async fn build_agent_image(force: bool) -> anyhow::Result<()> {
         Some(p) => std::path::PathBuf::from(p),
         None => std::env::current_exe().context("locating this binary")?.with_file_name("vnet-te-agent"),
     };
-    let Ok(binary) = std::fs::read(&bin) else {
+    let delay_bin = match std::env::var_os(vnet_te_agent::docker::delay::BINARY_ENV) {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => bin.with_file_name("vnet-te-delay"),
+    };
+    let (Ok(binary), Ok(delay)) = (std::fs::read(&bin), std::fs::read(&delay_bin)) else {
+        let missing = if bin.is_file() { &delay_bin } else { &bin };
         eprintln!(
             "images: {tag} not built: {} not found (`cargo build --release` builds it; only clusters need it)",
-            bin.display()
+            missing.display()
         );
         return Ok(());
     };
-    let digest = format!("{:x}", sha2::Sha256::digest(&binary));
+    let mut hasher = sha2::Sha256::new();
+    for b in [&binary, &delay] {
+        hasher.update(sha2::Sha256::digest(b));
+    }
+    let digest = format!("{:x}", hasher.finalize());
     let local = vnet_te_agent::docker::LocalNode::connect(crate::core::plan::LOCAL_NODE).await?;
     let docker = local.docker();
     if !force {
@@ -66,6 +76,7 @@ async fn build_agent_image(force: bool) -> anyhow::Result<()> {
     let context = vnet_te_agent::docker::pack_tar(&[
         ("Dockerfile", dockerfile.as_bytes(), 0o644),
         ("vnet-te-agent", &binary[..], 0o755),
+        ("vnet-te-delay", &delay[..], 0o755),
     ])
     .context("packing the agent build context")?;
     let args = std::collections::HashMap::from([("BASE".to_string(), Kind::Host.image())]);

@@ -205,6 +205,7 @@ fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPla
         env,
         cmd,
         labels: l,
+        sysctls: BTreeMap::new(),
     }
 }
 
@@ -235,6 +236,7 @@ fn host_spec(
         env: Vec::new(),
         cmd: Kind::Host.boot_cmd(),
         labels: l,
+        sysctls: BTreeMap::new(),
     }
 }
 

@@ -20,9 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use vnet_te_agent::frr::{AfSummary, BgpPath, BgpSummary, BgpTable, EvpnRoutes, EvpnVnis, NextHop, PeerSummary};
+use vnet_te_agent::delay::{Counters, Settings, Status};
+use vnet_te_agent::docker::delay::{check_container, check_ifname};
 use vnet_te_agent::node::{
-    ContainerSpec, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec, VxlanSpec,
-    WRITABLE_PREFIX,
+    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError,
+    NodeResult, Probe, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
 use vnet_te_agent::probe::InterfaceCounters;
 
@@ -44,8 +46,8 @@ pub enum Call {
     ReadFile { container: String, path: String },
     BgpTable(String),
     BgpSummary(String),
-    Traceroute { host: String, target: Ipv4Addr },
-    Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool },
+    Traceroute { host: String, target: Ipv4Addr, wait_ms: u32 },
+    Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32 },
     BridgeForwarding(bool),
     BgpEvpnRoutes(String),
     EvpnVnis(String),
@@ -56,6 +58,10 @@ pub enum Call {
     ConnectVxlan(VxlanSpec),
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
+    StartDelayLine(DelayLineSpec),
+    SetDelayLine { container: String, ifname: String, settings: DelaySettings },
+    DelayLines(String),
+    SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
 }
 
 impl Call {
@@ -86,6 +92,10 @@ impl Call {
             Call::ConnectVxlan(_) => "connect_vxlan",
             Call::WaitBgpd(_) => "wait_bgpd",
             Call::PingUntil { .. } => "ping_until",
+            Call::StartDelayLine(_) => "start_delay_line",
+            Call::SetDelayLine { .. } => "set_delay_line",
+            Call::DelayLines(_) => "delay_lines",
+            Call::SetLinkRate { .. } => "set_link_rate",
         }
     }
 
@@ -109,9 +119,10 @@ impl Call {
             | Call::BgpEvpnRoutes(n)
             | Call::EvpnVnis(n)
             | Call::InterfaceCounters(n)
-            | Call::WaitBgpd(n) => n.clone(),
+            | Call::WaitBgpd(n)
+            | Call::DelayLines(n) => n.clone(),
             Call::ReadFile { container, path } => format!("{container}:{path}"),
-            Call::Traceroute { host, target } | Call::Ping { host, target, .. } | Call::PingUntil { host, target } => {
+            Call::Traceroute { host, target, .. } | Call::Ping { host, target, .. } | Call::PingUntil { host, target } => {
                 format!("{host} {target}")
             }
             Call::BridgeForwarding(on) => on.to_string(),
@@ -119,6 +130,10 @@ impl Call {
             Call::WriteFiles { container, .. } => container.clone(),
             Call::ConnectVeth(v) => format!("{} {}", v.a.container, v.b.container),
             Call::ConnectVxlan(v) => v.container.clone(),
+            Call::StartDelayLine(d) => format!("{}:{}", d.container, d.ifname),
+            Call::SetDelayLine { container, ifname, .. } | Call::SetLinkRate { container, ifname, .. } => {
+                format!("{container}:{ifname}")
+            }
         }
     }
 
@@ -136,6 +151,9 @@ impl Call {
                 | Call::WriteFiles { .. }
                 | Call::ConnectVeth(_)
                 | Call::ConnectVxlan(_)
+                | Call::StartDelayLine(_)
+                | Call::SetDelayLine { .. }
+                | Call::SetLinkRate { .. }
         )
     }
 
@@ -148,6 +166,10 @@ impl Call {
             Call::ConnectVxlan(v) => vec![&v.container],
             Call::ApplyFrrConfig { router, .. } => vec![router],
             Call::WriteFiles { container, .. } => vec![container],
+            Call::StartDelayLine(d) => vec![&d.container],
+            Call::SetDelayLine { container, .. } | Call::SetLinkRate { container, .. } | Call::DelayLines(container) => {
+                vec![container]
+            }
             _ => Vec::new(),
         }
     }
@@ -238,6 +260,16 @@ pub struct FakeContainer {
     pub files: BTreeMap<String, String>,
     /// Interfaces made by `connect_veth` / `connect_vxlan`, in the order they appeared.
     pub interfaces: Vec<String>,
+    /// Delay lines by interface: as started, with the settings changed since.
+    pub delay_lines: BTreeMap<String, DelayLineSpec>,
+    /// Rate limits by interface, in bit/s.
+    pub rates: BTreeMap<String, u64>,
+}
+
+impl FakeContainer {
+    fn new(spec: ContainerSpec, running: bool, files: BTreeMap<String, String>) -> Self {
+        FakeContainer { spec, running, files, interfaces: Vec::new(), delay_lines: BTreeMap::new(), rates: BTreeMap::new() }
+    }
 }
 
 type Predicate = Arc<dyn Fn(&Call) -> bool + Send + Sync>;
@@ -344,10 +376,11 @@ impl FakeNode {
             env: Vec::new(),
             cmd: Vec::new(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            sysctls: BTreeMap::new(),
         };
         self.state()
             .containers
-            .insert(name.to_string(), FakeContainer { spec, running: true, files: BTreeMap::new(), interfaces: Vec::new() });
+            .insert(name.to_string(), FakeContainer::new(spec, true, BTreeMap::new()));
     }
 
     /// A network that vnet-te did not make itself (or made earlier).
@@ -540,10 +573,7 @@ impl Node for FakeNode {
                 return Err(format!("network {} not found", a.network));
             }
             let files = spec.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect();
-            s.containers.insert(
-                spec.name.clone(),
-                FakeContainer { spec: spec.clone(), running: false, files, interfaces: Vec::new() },
-            );
+            s.containers.insert(spec.name.clone(), FakeContainer::new(spec.clone(), false, files));
             Ok(())
         })
         .await
@@ -600,8 +630,8 @@ impl Node for FakeNode {
         .await
     }
 
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32) -> NodeResult<Probe> {
-        self.op(Call::Traceroute { host: host.into(), target }, |s, _| {
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        self.op(Call::Traceroute { host: host.into(), target, wait_ms }, |s, _| {
             running(s, host)?;
             let hops = s.answers.as_deref().and_then(|p| trace_for(p, host, target));
             Ok(match hops {
@@ -612,8 +642,8 @@ impl Node for FakeNode {
         .await
     }
 
-    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool) -> NodeResult<Probe> {
-        self.op(Call::Ping { host: host.into(), target, size, dont_fragment }, |s, _| {
+    async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
+        self.op(Call::Ping { host: host.into(), target, size, dont_fragment, wait_ms }, |s, _| {
             running(s, host)?;
             let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
             Ok(Probe { success, output: String::new() })
@@ -698,6 +728,94 @@ impl Node for FakeNode {
         })
         .await
     }
+
+    async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
+        self.op(Call::StartDelayLine(spec.clone()), |s, _| {
+            check_end(&spec.container, Some(&spec.ifname))?;
+            let c = running(s, &spec.container)?;
+            match c.delay_lines.get_mut(&spec.ifname) {
+                // A second start sets the settings of the line already there.
+                Some(line) if line.queue != spec.queue => {
+                    Err(format!("its delay line runs on queue {}, not {}", line.queue, spec.queue))
+                }
+                Some(line) => {
+                    (line.delay_us, line.jitter_us, line.loss_ppm) = (spec.delay_us, spec.jitter_us, spec.loss_ppm);
+                    Ok(())
+                }
+                None => {
+                    c.delay_lines.insert(spec.ifname.clone(), spec.clone());
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    async fn set_delay_line(&self, container: &str, ifname: &str, settings: DelaySettings) -> NodeResult<()> {
+        let call = Call::SetDelayLine { container: container.into(), ifname: ifname.into(), settings };
+        self.op(call, |s, _| {
+            check_end(container, Some(ifname))?;
+            let line = s
+                .containers
+                .get_mut(container)
+                .and_then(|c| c.delay_lines.get_mut(ifname))
+                .ok_or_else(|| format!("no delay line on {container}:{ifname}"))?;
+            line.delay_us = settings.delay_us.unwrap_or(line.delay_us);
+            line.jitter_us = settings.jitter_us.unwrap_or(line.jitter_us);
+            line.loss_ppm = settings.loss_ppm.unwrap_or(line.loss_ppm);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delay_lines(&self, container: &str) -> NodeResult<Vec<DelayLineStatus>> {
+        self.op(Call::DelayLines(container.into()), |s, _| {
+            check_end(container, None)?;
+            let lines = s.containers.get(container).map(|c| c.delay_lines.values().map(line_status).collect());
+            Ok(lines.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
+        let call = Call::SetLinkRate { container: container.into(), ifname: ifname.into(), rate_bps };
+        self.op(call, |s, _| {
+            check_end(container, Some(ifname))?;
+            let c = running(s, container)?;
+            if !c.interfaces.iter().any(|i| i == ifname) {
+                return Err(format!("Cannot find device \"{ifname}\""));
+            }
+            match rate_bps {
+                Some(rate) => c.rates.insert(ifname.to_string(), rate),
+                None => c.rates.remove(ifname),
+            };
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Refuses what the agent refuses: containers that are not vnet-te's, interface names that
+/// are not plain.
+fn check_end(container: &str, ifname: Option<&str>) -> Result<(), Refusal> {
+    check_container(container).map_err(|e| format!("refused: {e}"))?;
+    ifname.map_or(Ok(()), |i| check_ifname(i).map_err(|e| format!("refused: {e}")))
+}
+
+/// A delay line's answer to `status`: its settings, nothing counted yet.
+fn line_status(spec: &DelayLineSpec) -> DelayLineStatus {
+    let status = Status {
+        queue: spec.queue,
+        settings: Settings {
+            delay_ms: spec.delay_us as f64 / 1000.0,
+            jitter_ms: spec.jitter_us as f64 / 1000.0,
+            loss_percent: f64::from(spec.loss_ppm) / 10_000.0,
+        },
+        reorder: false,
+        queue_max_len: spec.queue_max_len.unwrap_or(vnet_te_agent::delay::units::MIN_QUEUE_LEN),
+        counters: Counters::default(),
+    };
+    DelayLineStatus { ifname: spec.ifname.clone(), status: Some(status), error: None }
 }
 
 /// A router's `show bgp ipv4 unicast json` once the path works: on the path, the planned

@@ -87,14 +87,14 @@ async fn l2_probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     };
     let ok = |r: vnet_te_agent::node::NodeResult<vnet_te_agent::node::Probe>| r.map(|p| p.success).map_err(|e| e.to_string());
     let (ab, ba) = futures_util::future::join(
-        na.ping(&a.container, lb.addr(), None, false),
-        nb.ping(&b.container, la.addr(), None, false),
+        na.ping(&a.container, lb.addr(), None, false, 1000),
+        nb.ping(&b.container, la.addr(), None, false, 1000),
     )
     .await;
     obs.l2_pings.insert((L2_PING.into(), a.name.clone(), b.name.clone()), ok(ab));
     obs.l2_pings.insert((L2_PING.into(), b.name.clone(), a.name.clone()), ok(ba));
     obs.counters_before = read_counters(plan, nodes).await;
-    let df = na.ping(&a.container, lb.addr(), Some(e.mtu.saturating_sub(ICMP_OVERHEAD)), true).await;
+    let df = na.ping(&a.container, lb.addr(), Some(e.mtu.saturating_sub(ICMP_OVERHEAD)), true, 1000).await;
     obs.counters_after = read_counters(plan, nodes).await;
     obs.l2_pings.insert((L2_PING_DF.into(), a.name.clone(), b.name.clone()), ok(df));
 }
@@ -120,8 +120,8 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             // Both at once: they do not disturb each other (ICMP echo vs. UDP probes).
             let t0 = Instant::now();
             let (raw, ping) = futures_util::future::join(
-                node.traceroute(&container, t.target, max_hops),
-                node.ping(&container, t.target, None, false),
+                node.traceroute(&container, t.target, max_hops, 1000),
+                node.ping(&container, t.target, None, false, 1000),
             )
             .await;
             tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "traceroute and ping");

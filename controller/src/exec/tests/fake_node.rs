@@ -17,6 +17,7 @@ fn container(name: &str) -> ContainerSpec {
         env: Vec::new(),
         cmd: Vec::new(),
         labels: [(labels::PATH.to_string(), "p".to_string())].into(),
+        sysctls: Default::default(),
     }
 }
 
@@ -79,4 +80,55 @@ async fn the_fake_fails_when_told_and_records_every_call() {
         ("find_containers vnet-te.path", false),
     ];
     assert_eq!(calls, want.map(|(c, ok)| (c.to_string(), Some(ok))));
+}
+
+#[tokio::test]
+async fn the_fake_keeps_the_delay_lines_and_rates_it_was_given() {
+    use vnet_te_agent::node::{DelayLineSpec, DelaySettings};
+    let n = FakeNode::new("n1");
+    for name in ["vte-p-a", "vte-p-b"] {
+        n.create_container(&container(name)).await.unwrap();
+    }
+    let line = DelayLineSpec {
+        container: "vte-p-b".into(),
+        ifname: "eth1".into(),
+        queue: 1,
+        delay_us: 100_000,
+        jitter_us: 0,
+        loss_ppm: 0,
+        queue_max_len: None,
+    };
+    let e = n.start_delay_line(&line).await.unwrap_err();
+    assert!(e.to_string().contains("container vte-p-b is not running"), "{e}");
+    n.start_container("vte-p-a").await.unwrap();
+    n.start_container("vte-p-b").await.unwrap();
+    n.start_delay_line(&line).await.unwrap();
+    // A second start of the same end sets its settings.
+    n.start_delay_line(&DelayLineSpec { delay_us: 50_000, ..line.clone() }).await.unwrap();
+    let e = n.start_delay_line(&DelayLineSpec { queue: 2, ..line.clone() }).await.unwrap_err();
+    assert!(e.to_string().contains("runs on queue 1, not 2"), "{e}");
+    let e = n.start_delay_line(&DelayLineSpec { container: "b".into(), ..line.clone() }).await.unwrap_err();
+    assert!(e.to_string().contains("refused: container \"b\" is not vnet-te's"), "{e}");
+    n.set_delay_line("vte-p-b", "eth1", DelaySettings { loss_ppm: Some(10_000), ..Default::default() }).await.unwrap();
+    assert!(n.set_delay_line("vte-p-b", "eth2", DelaySettings::default()).await.is_err(), "no line there");
+    let lines = n.delay_lines("vte-p-b").await.unwrap();
+    assert_eq!(lines.len(), 1);
+    let status = lines[0].status.unwrap();
+    assert_eq!((lines[0].ifname.as_str(), status.queue), ("eth1", 1));
+    assert_eq!((status.settings.delay_ms, status.settings.jitter_ms, status.settings.loss_percent), (50.0, 0.0, 1.0));
+    assert!(n.delay_lines("vte-p-a").await.unwrap().is_empty());
+
+    assert!(n.set_link_rate("vte-p-a", "eth1", Some(10_000_000)).await.is_err(), "no such interface yet");
+    n.connect_veth(&veth("vte-p-a", "vte-p-b")).await.unwrap();
+    n.set_link_rate("vte-p-a", "eth1", Some(10_000_000)).await.unwrap();
+    assert_eq!(n.containers()["vte-p-a"].rates.get("eth1"), Some(&10_000_000));
+    n.set_link_rate("vte-p-a", "eth1", None).await.unwrap();
+    assert!(n.containers()["vte-p-a"].rates.is_empty());
+
+    // The lines go with their container.
+    n.remove_container("vte-p-b").await.unwrap();
+    assert!(n.delay_lines("vte-p-b").await.unwrap().is_empty());
+    let kinds: Vec<&str> = n.journal().entries().iter().map(|e| e.call.kind()).filter(|k| k.contains("delay")).collect();
+    assert_eq!(kinds.len(), 10, "{kinds:?}");
+    assert!(n.journal().of_kind("start_delay_line").iter().all(|e| e.call.is_mutating()));
 }
