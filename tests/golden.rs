@@ -151,7 +151,7 @@ fn objects_digest(p: &plan::Plan, rendered: &render::Rendered) -> String {
                 c.cmd.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { a.clone() }).collect();
             json!({
                 "node": node, "name": c.name, "hostname": c.hostname, "image": c.image, "role": c.role,
-                "cmd": cmd, "env": env, "labels": c.labels, "attachments": c.attachments,
+                "cmd": cmd, "env": env, "labels": c.labels, "attachments": c.attachments, "sysctls": c.sysctls,
                 "files": c.files.iter().map(|f| format!("{} {:o} <{} bytes>", f.path, f.mode, f.content.len())).collect::<Vec<_>>(),
             })
         })

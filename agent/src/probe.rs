@@ -5,14 +5,15 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-/// One address per TTL, `None` where no reply came (`*`).
+/// One address per TTL, `None` where no reply came (`*`). With several probes per TTL
+/// (`-q 3`), the first that answered.
 pub fn parse_traceroute(text: &str) -> Vec<Option<Ipv4Addr>> {
     text.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             let ttl = words.next()?;
             ttl.parse::<u32>().ok()?;
-            Some(words.next().and_then(|w| w.parse().ok()))
+            Some(words.find_map(|w| w.parse().ok()))
         })
         .collect()
 }
@@ -121,8 +122,9 @@ mod tests {
     fn reads_each_hops_round_trip_time() {
         let out = "traceroute to 10.210.1.10 (10.210.1.10), 30 hops max, 60 byte packets\n 1  10.210.0.2  0.071 ms\n 2  *\n 3  10.210.1.10  10.412 ms\n";
         assert_eq!(parse_traceroute_rtts(out), vec![Some(0.071), None, Some(10.412)]);
-        let three = " 1  10.210.0.2  0.071 ms  0.050 ms  *\n 2  10.199.0.3  5.2 ms  5.1 ms  5.3 ms\n";
-        assert_eq!(parse_traceroute_rtts(three), vec![Some(0.05), Some(5.1)]);
+        let three = " 1  10.210.0.2  0.071 ms  0.050 ms  *\n 2  *  10.199.0.3  5.2 ms  5.1 ms\n 3  * * *\n";
+        assert_eq!(parse_traceroute_rtts(three), vec![Some(0.05), Some(5.1), None]);
+        assert_eq!(parse_traceroute(three), vec![Some("10.210.0.2".parse().unwrap()), Some("10.199.0.3".parse().unwrap()), None]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::{self, cluster, images, path, SpecInput, SpecSource};
+use crate::commands::{self, cluster, images, impair, path, SpecInput, SpecSource};
 use crate::core::spec;
 
 #[derive(Parser, Debug)]
@@ -136,6 +136,38 @@ pub enum PathCommand {
     /// policy is applied to the running routers (no container or network is recreated), the
     /// stored plan replaced, then the path verified.
     Update(UpdateArgs),
+    /// Change a running link's delay, jitter, loss or rate, or take it down or up, at once;
+    /// the stored plan follows, so `path verify` judges against the change.
+    Impair(ImpairArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImpairArgs {
+    /// Path name.
+    pub name: String,
+    /// The link, by its two routers: `r3-r4`.
+    #[arg(long)]
+    pub link: String,
+    /// Only packets sent by this end of the link (default: both directions).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// One-way delay, e.g. 20ms, 1.28s, 4m.
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+    #[arg(long, value_name = "DURATION")]
+    pub jitter: Option<String>,
+    /// Percent of packets dropped.
+    #[arg(long, value_name = "PERCENT")]
+    pub loss: Option<String>,
+    /// e.g. 10mbit; 0 removes the limit.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Drop every packet (loss 100 %).
+    #[arg(long, conflicts_with = "up")]
+    pub down: bool,
+    /// End a `--down`.
+    #[arg(long)]
+    pub up: bool,
 }
 
 #[derive(Args, Debug)]
@@ -148,9 +180,17 @@ pub struct CreateArgs {
     /// Skip verification after create.
     #[arg(long)]
     pub no_verify: bool,
-    /// Seconds to wait for convergence before verification fails.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
+}
+
+/// How a command waits for and prints its verdict.
+#[derive(Args, Debug)]
+pub struct VerdictArgs {
+    /// Seconds to wait for convergence before verification fails (default 120 after create,
+    /// 60 after update, 30 for verify; plus eight round trips of a path with distance).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
 }
@@ -159,11 +199,8 @@ pub struct CreateArgs {
 pub struct VerifyArgs {
     /// Path name.
     pub name: String,
-    /// Seconds to wait for convergence.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
-    #[arg(long, value_enum, default_value = "table")]
-    pub output: Output,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 }
 
 #[derive(Args, Debug)]
@@ -176,11 +213,8 @@ pub struct UpdateArgs {
     /// Skip verification after the update.
     #[arg(long)]
     pub no_verify: bool,
-    /// Seconds to wait for convergence before verification fails.
-    #[arg(long, default_value_t = 60)]
-    pub timeout: u64,
-    #[arg(long, value_enum, default_value = "table")]
-    pub output: Output,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 }
 
 #[derive(Args, Debug)]
@@ -302,11 +336,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             spec: a.spec.into(),
             replace: a.replace,
             verify: !a.no_verify,
-            timeout: Duration::from_secs(a.timeout),
-            output: a.output.into(),
+            timeout: a.verdict.timeout.map(Duration::from_secs),
+            output: a.verdict.output.into(),
         })),
         Command::Path(PathCommand::Verify(a)) => {
-            runtime()?.block_on(path::verify(&a.name, Duration::from_secs(a.timeout), a.output.into()))
+            runtime()?.block_on(path::verify(&a.name, a.verdict.timeout.map(Duration::from_secs), a.verdict.output.into()))
         }
         Command::Path(PathCommand::List(a)) => runtime()?.block_on(path::list(a.output.into())),
         Command::Path(PathCommand::Show(a)) => runtime()?.block_on(path::show(&a.name, a.output.into())),
@@ -318,8 +352,19 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             path: a.path,
             spec: a.spec.into(),
             verify: !a.no_verify,
-            timeout: Duration::from_secs(a.timeout),
-            output: a.output.into(),
+            timeout: a.verdict.timeout.map(Duration::from_secs),
+            output: a.verdict.output.into(),
+        })),
+        Command::Path(PathCommand::Impair(a)) => runtime()?.block_on(impair::impair(impair::ImpairOptions {
+            name: a.name,
+            link: a.link,
+            from: a.from,
+            delay: a.delay,
+            jitter: a.jitter,
+            loss: a.loss,
+            rate: a.rate,
+            down: a.down,
+            up: a.up,
         })),
         Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(images::build(a.force)),
         Command::Cluster(ClusterCommand::Init(a)) => {

@@ -16,6 +16,7 @@ use crate::exec::{Progress, Step};
 
 pub mod cluster;
 pub mod images;
+pub mod impair;
 pub mod path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,14 +13,16 @@ use crate::core::plan::{self, Inventory};
 use crate::core::render;
 use crate::core::replan;
 use crate::error::{exit, BadInput};
-use crate::exec::{apply, cluster, create as exec_create, observe, state, teardown, DeployError, Nodes};
+use crate::core::spec::Converge;
+use crate::exec::{apply, cluster, create as exec_create, distance, observe, state, teardown, DeployError, Nodes};
 
 pub struct CreateOptions {
     pub spec: SpecInput,
     /// Delete an existing path of the same name first.
     pub replace: bool,
     pub verify: bool,
-    pub timeout: Duration,
+    /// None: `CREATE_TIMEOUT` and the path's round trips (`timeout_for`).
+    pub timeout: Option<Duration>,
     pub output: Output,
 }
 
@@ -29,8 +31,22 @@ pub struct UpdateOptions {
     pub path: String,
     pub spec: SpecInput,
     pub verify: bool,
-    pub timeout: Duration,
+    pub timeout: Option<Duration>,
     pub output: Output,
+}
+
+const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+const UPDATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time verification may wait: the one given, or `base` plus eight round trips of the
+/// path (each BGP session across a long link needs a few round trips to form, and the probes
+/// need theirs).
+pub fn timeout_for(plan: &plan::Plan, given: Option<Duration>, base: Duration) -> Duration {
+    given.unwrap_or_else(|| {
+        let rtt = plan.distance.as_ref().map_or(0, |d| d.one_way_us + d.back_us);
+        base + Duration::from_micros(8 * rtt)
+    })
 }
 
 /// `path plan`: the resolved plan of a spec, as a table or JSON.
@@ -91,10 +107,46 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     if nodes.by_name.len() > 1 {
         eprintln!("{}", cross_host_summary(&plan));
     }
-    if !a.verify {
-        return Ok(exit::OK);
+    let then_delay = plan.distance.as_ref().is_some_and(|d| d.converge == Converge::ThenDelay);
+    if !then_delay {
+        if !a.verify {
+            return Ok(exit::OK);
+        }
+        return verify_and_report(&plan, &nodes, timeout_for(&plan, a.timeout, CREATE_TIMEOUT), a.output, started).await;
     }
-    verify_and_report(&plan, &nodes, a.timeout, a.output, started).await
+    // `converge: then-delay`: verified at zero delay first, then the delays go in.
+    if a.verify {
+        let zero = at_zero_delay(&plan);
+        let code = verify_and_report(&zero, &nodes, timeout_for(&zero, a.timeout, CREATE_TIMEOUT), a.output, started).await?;
+        if code != exit::OK {
+            return Ok(code);
+        }
+    }
+    let n = distance::apply_all(&plan, &nodes).await.with_context(|| {
+        format!(
+            "path '{}' runs, but its delays could not all be applied; delete it (`vnet-te path delete {}`) or set them with `vnet-te path impair`",
+            plan.name, plan.name
+        )
+    })?;
+    eprintln!(
+        "delays applied to {n} link directions (converge: then-delay); `vnet-te path show {}` shows each delay line",
+        plan.name
+    );
+    Ok(exit::OK)
+}
+
+/// The plan without its delay expectations: what a `then-delay` path verifies against
+/// before its delays are applied.
+fn at_zero_delay(plan: &plan::Plan) -> plan::Plan {
+    let mut zero = plan.clone();
+    for t in &mut zero.expectations.traceroutes {
+        t.rtt_us.clear();
+    }
+    if let Some(d) = &mut zero.distance {
+        d.one_way_us = 0;
+        d.back_us = 0;
+    }
+    zero
 }
 
 /// Verifies, prints the report, and maps the verdict to the exit code.
@@ -113,7 +165,7 @@ async fn verify_and_report(
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
 }
 
-async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::Plan> {
+pub(crate) async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::Plan> {
     match state::load_plan(nodes, name).await? {
         Some(p) => Ok(p),
         None => {
@@ -130,11 +182,11 @@ async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::Plan> {
     }
 }
 
-pub async fn verify(name: &str, timeout: Duration, output: Output) -> anyhow::Result<i32> {
+pub async fn verify(name: &str, timeout: Option<Duration>, output: Output) -> anyhow::Result<i32> {
     let nodes = cluster::nodes().await?;
     let plan = plan_of(&nodes, name).await?;
     let progress = Bar::new();
-    let report = observe::verify(&plan, &nodes, timeout, &progress).await;
+    let report = observe::verify(&plan, &nodes, timeout_for(&plan, timeout, VERIFY_TIMEOUT), &progress).await;
     progress.done();
     print_report(&report, output);
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
@@ -224,17 +276,49 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
     let plan = plan_of(&nodes, name).await?;
     let ex = teardown::find(&nodes, Some(name)).await?;
     let state: BTreeMap<&str, bool> = ex.containers.iter().map(|(_, c, r)| (c.as_str(), *r)).collect();
+    let lines: Vec<DelayLineShow> = distance::status(&plan, &nodes)
+        .await
+        .into_iter()
+        .map(|(i, r)| {
+            let (status, error) = match r {
+                Ok(Some(s)) => (s.status, s.error),
+                Ok(None) => (None, Some("no delay line runs there".to_string())),
+                Err(e) => (None, Some(e)),
+            };
+            DelayLineShow { link: i.link, container: i.to.container, ifname: i.to.ifname, planned: i.impair, status, error }
+        })
+        .collect();
     match output {
         Output::Json => {
             #[derive(Serialize)]
             struct Show<'a> {
                 plan: &'a plan::Plan,
                 containers: &'a BTreeMap<&'a str, bool>,
+                #[serde(skip_serializing_if = "<[DelayLineShow]>::is_empty")]
+                delay_lines: &'a [DelayLineShow],
             }
-            println!("{}", serde_json::to_string_pretty(&Show { plan: &plan, containers: &state })?);
+            println!("{}", serde_json::to_string_pretty(&Show { plan: &plan, containers: &state, delay_lines: &lines })?);
         }
         Output::Table => {
             print!("{plan}");
+            for l in &lines {
+                match (&l.status, &l.error) {
+                    (Some(s), _) => println!(
+                        "delay line {} at {} {}: delay {} ms, jitter {} ms, loss {} %; {} packets held now, {} queued, {} released, {} dropped",
+                        l.link,
+                        l.container,
+                        l.ifname,
+                        s.settings.delay_ms,
+                        s.settings.jitter_ms,
+                        s.settings.loss_percent,
+                        s.counters.queue_len,
+                        s.counters.queued,
+                        s.counters.released,
+                        s.counters.dropped
+                    ),
+                    (None, e) => println!("delay line {} at {} {}: {}", l.link, l.container, l.ifname, e.as_deref().unwrap_or("?")),
+                }
+            }
             let down: Vec<&str> = state.iter().filter(|(_, r)| !**r).map(|(c, _)| *c).collect();
             let missing: Vec<&str> = plan
                 .routers
@@ -323,7 +407,20 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
     if !a.verify {
         return Ok(exit::OK);
     }
-    verify_and_report(&new, &nodes, a.timeout, a.output, started).await
+    verify_and_report(&new, &nodes, timeout_for(&new, a.timeout, UPDATE_TIMEOUT), a.output, started).await
+}
+
+/// One delay line as `path show` reports it: the plan's settings and what the line answers.
+#[derive(Debug, Serialize)]
+struct DelayLineShow {
+    link: String,
+    container: String,
+    ifname: String,
+    planned: crate::core::spec::distance::Impair,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<vnet_te_agent::delay::Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// One line naming the links that cross hosts and what carries them, e.g.

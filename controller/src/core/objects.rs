@@ -5,12 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use vnet_te_agent::node::{labels, Attachment, ContainerSpec, FileSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec};
+use vnet_te_agent::node::{
+    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
+};
 
 pub use crate::core::kinds::vyos_image;
 use crate::core::kinds::Kind;
 use crate::core::plan::{start_rank, Driver, Endpoint, HostPlan, NetworkPlan, NetworkRole, Plan, RouterPlan};
 use crate::core::render::{self, Rendered};
+use crate::core::spec::distance::Impair;
 
 /// Where each experiment host keeps a copy of the plan, so `path verify/show` work
 /// without the spec file.
@@ -70,6 +73,14 @@ pub enum DirectLink {
 }
 
 impl DirectLink {
+    /// (container, interface) of each end this node makes.
+    pub fn ends(&self) -> Vec<(&str, &str)> {
+        match self {
+            DirectLink::Veth(v) => vec![(&v.a.container, &v.a.ifname), (&v.b.container, &v.b.ifname)],
+            DirectLink::Vxlan(v) => vec![(&v.container, &v.ifname)],
+        }
+    }
+
     /// The containers that must be ready before the link can be made.
     pub fn needs(&self) -> Vec<&str> {
         match self {
@@ -205,8 +216,18 @@ fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPla
         env,
         cmd,
         labels: l,
-        sysctls: BTreeMap::new(),
+        sysctls: tcp_sysctls(r),
     }
+}
+
+/// The router namespace's TCP settings for sessions across long delays (`plan::TcpPlan`).
+fn tcp_sysctls(r: &RouterPlan) -> BTreeMap<String, String> {
+    let Some(t) = r.tcp else { return BTreeMap::new() };
+    BTreeMap::from([
+        ("net.ipv4.tcp_syn_retries".to_string(), t.syn_retries.to_string()),
+        ("net.ipv4.tcp_synack_retries".to_string(), t.synack_retries.to_string()),
+        ("net.ipv4.tcp_retries2".to_string(), t.retries2.to_string()),
+    ])
 }
 
 fn host_spec(
@@ -282,6 +303,77 @@ fn file_specs(files: Option<&Vec<render::RenderedFile>>) -> Vec<FileSpec> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// One end of a link with distance: the router (or host) container and its interface
+/// there, and the queue number the delay line takes (the interface's place in the
+/// container, so unique in its namespace).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LinkEnd {
+    pub node: String,
+    pub container: String,
+    pub ifname: String,
+    pub queue: u16,
+}
+
+/// Where each direction of each link with distance is realised: its delay line where its
+/// packets arrive, its rate where they leave. In plan order; directions without a delay,
+/// jitter or loss have no delay line, directions without a rate no rate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Impairment {
+    /// `r3–r4` in the direction of the packets.
+    pub link: String,
+    /// The plan's network of the link.
+    pub network: String,
+    pub from: LinkEnd,
+    pub to: LinkEnd,
+    pub impair: Impair,
+}
+
+/// Every direction of every link with distance, impaired or not.
+pub fn impairments(plan: &Plan) -> Vec<Impairment> {
+    link_directions(plan).into_iter().filter(|i| !i.impair.is_none()).collect()
+}
+
+/// Both directions of every link with distance settings (some may be all zero, as after
+/// `path impair --up`).
+pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
+    let end = |name: &str, network: &str| -> Option<LinkEnd> {
+        let r = plan.router(name)?;
+        let (i, iface) = r.interfaces.iter().enumerate().find(|(_, i)| i.network == network)?;
+        Some(LinkEnd { node: r.node.clone(), container: r.container.clone(), ifname: iface.ifname.clone()?, queue: i as u16 })
+    };
+    let mut out = Vec::new();
+    for n in &plan.networks {
+        let (Some(imp), [ea, eb]) = (n.impair, &n.ends[..]) else { continue };
+        let (Some(a), Some(b)) = (end(&ea.name, &n.name), end(&eb.name, &n.name)) else { continue };
+        for (from, to, impair) in [(&a, &b, imp.from_a), (&b, &a, imp.from_b)] {
+            let names = |e: &LinkEnd| plan.routers.iter().find(|r| r.container == e.container).map_or("?", |r| r.name.as_str());
+            out.push(Impairment {
+                link: format!("{}–{}", names(from), names(to)),
+                network: n.name.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                impair,
+            });
+        }
+    }
+    out
+}
+
+impl Impairment {
+    /// The delay line that holds this direction's packets where they arrive.
+    pub fn delay_line(&self) -> Option<DelayLineSpec> {
+        self.impair.needs_delay_line().then(|| DelayLineSpec {
+            container: self.to.container.clone(),
+            ifname: self.to.ifname.clone(),
+            queue: self.to.queue,
+            delay_us: self.impair.delay_us,
+            jitter_us: self.impair.jitter_us,
+            loss_ppm: self.impair.loss_ppm,
+            queue_max_len: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -41,8 +41,14 @@ pub async fn apply(old: &Plan, new: &Plan, nodes: &Nodes) -> Result<usize, Apply
     if !failed.is_empty() {
         return Err(ApplyError::Routers { failed: failed.len(), total, details: failed.join("; ") });
     }
-    let json = serde_json::to_string(new).expect("plan serialises");
-    for h in &new.hosts {
+    store_plan(new, nodes).await?;
+    Ok(total)
+}
+
+/// Stores the plan in the path's experiment hosts (what `path verify/show` read).
+pub async fn store_plan(plan: &Plan, nodes: &Nodes) -> Result<(), ApplyError> {
+    let json = serde_json::to_string(plan).expect("plan serialises");
+    for h in &plan.hosts {
         let Some(node) = nodes.by_name.get(&h.node) else {
             return Err(ApplyError::Plan { host: h.name.clone(), message: format!("node {} is not reachable", h.node) });
         };
@@ -50,6 +56,5 @@ pub async fn apply(old: &Plan, new: &Plan, nodes: &Nodes) -> Result<usize, Apply
             .await
             .map_err(|e| ApplyError::Plan { host: h.name.clone(), message: e.to_string() })?;
     }
-    Ok(total)
+    Ok(())
 }
-

@@ -16,9 +16,10 @@ use super::nodes::{DeployError, Nodes, Progress, Step, PARALLELISM};
 use super::pool::RankedPool;
 use super::teardown::{self, find};
 use crate::error::BadInput;
-use crate::core::objects::{container_specs, direct_links, network_specs, vyos_image, DirectLink};
+use crate::core::objects::{container_specs, direct_links, impairments, network_specs, vyos_image, DirectLink, Impairment};
 use crate::core::plan::sessions::{routers_waiting_for_bgp, start_after};
 use crate::core::plan::{Driver, Plan};
+use crate::core::spec::Converge;
 use crate::core::render;
 
 /// How long a router that listens on a session waits after its bgpd listens before its links
@@ -42,6 +43,9 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
     let waiting = routers_waiting_for_bgp(plan);
     let links = direct_links(plan, &nodes.underlay, &waiting)?;
+    // With `converge: with-delay` the delays are there before the links: BGP forms across them.
+    let with_delay = plan.distance.as_ref().is_some_and(|d| d.converge == Converge::WithDelay);
+    let impaired = if with_delay { impairments(plan) } else { Vec::new() };
     let boot = Boot {
         nodes,
         state: containers.iter().map(|(_, c)| (c.name.as_str(), watch::channel(Up::Pending).0)).collect(),
@@ -54,6 +58,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
             .map(|r| r.container.as_str())
             .collect(),
         waiting,
+        impaired,
     };
     // Each container starts as soon as it is created, each router's links wait for its
     // bgpd, and each link is made as soon as its containers are ready: the three overlap.
@@ -182,6 +187,9 @@ struct Boot<'a> {
     start_after: BTreeMap<&'a str, Vec<&'a str>>,
     /// Routers that listen on a session: they settle after bgpd listens.
     listeners: BTreeSet<&'a str>,
+    /// Link directions whose delay line starts with the receiving container (before its
+    /// links: the queue rule names the interface) and whose rate is set once the link exists.
+    impaired: Vec<Impairment>,
 }
 
 impl Boot<'_> {
@@ -215,6 +223,9 @@ impl Boot<'_> {
             {
                 let _permit = pool.acquire(2 * place).await;
                 start_with_retry(&*node, &c.name).await?;
+            }
+            for line in self.impaired.iter().filter(|i| i.to.container == c.name).filter_map(Impairment::delay_line) {
+                node.start_delay_line(&line).await?;
             }
             tracing::debug!(container = %c.name, created_ms = created, started_ms = t.elapsed().as_millis() as u64 - created, "container up");
             Ok(true)
@@ -269,7 +280,16 @@ impl Boot<'_> {
         make_link(link, &**self.nodes.get(node)?).await.map_err(|source| {
             self.failed.store(true, Ordering::SeqCst);
             DeployError::Step { step: Step::Links.describe(), source }
-        })
+        })?;
+        let ends = link.ends();
+        for i in self.impaired.iter().filter(|i| i.impair.rate_bps > 0 && ends.contains(&(i.from.container.as_str(), i.from.ifname.as_str()))) {
+            let n = self.nodes.get(&i.from.node)?;
+            n.set_link_rate(&i.from.container, &i.from.ifname, Some(i.impair.rate_bps)).await.map_err(|source| {
+                self.failed.store(true, Ordering::SeqCst);
+                DeployError::Step { step: Step::Delays.describe(), source }
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod create;
+pub mod distance;
 #[cfg(test)] pub mod fake;
 pub mod nodes;
 pub mod observe;

@@ -89,6 +89,7 @@ pub enum Step {
     Networks,
     Containers,
     Links,
+    Delays,
 }
 
 impl Step {
@@ -98,6 +99,7 @@ impl Step {
             Step::Networks => "creating networks",
             Step::Containers => "creating containers, uploading configs, starting them",
             Step::Links => "linking containers (veth, VXLAN)",
+            Step::Delays => "starting delay lines and rates",
         }
     }
 }

@@ -87,21 +87,33 @@ async fn l2_probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     };
     let ok = |r: vnet_te_agent::node::NodeResult<vnet_te_agent::node::Probe>| r.map(|p| p.success).map_err(|e| e.to_string());
     let (ab, ba) = futures_util::future::join(
-        na.ping(&a.container, lb.addr(), None, false, 1000),
-        nb.ping(&b.container, la.addr(), None, false, 1000),
+        na.ping(&a.container, lb.addr(), None, false, probe_wait_ms(plan)),
+        nb.ping(&b.container, la.addr(), None, false, probe_wait_ms(plan)),
     )
     .await;
     obs.l2_pings.insert((L2_PING.into(), a.name.clone(), b.name.clone()), ok(ab));
     obs.l2_pings.insert((L2_PING.into(), b.name.clone(), a.name.clone()), ok(ba));
     obs.counters_before = read_counters(plan, nodes).await;
-    let df = na.ping(&a.container, lb.addr(), Some(e.mtu.saturating_sub(ICMP_OVERHEAD)), true, 1000).await;
+    let df = na.ping(&a.container, lb.addr(), Some(e.mtu.saturating_sub(ICMP_OVERHEAD)), true, probe_wait_ms(plan)).await;
     obs.counters_after = read_counters(plan, nodes).await;
     obs.l2_pings.insert((L2_PING_DF.into(), a.name.clone(), b.name.clone()), ok(df));
 }
 
+/// How long a probe waits for a reply: a second, or twice the path's round trip and a second.
+pub fn probe_wait_ms(plan: &Plan) -> u32 {
+    let rtt_ms = plan.distance.as_ref().map_or(0, |d| (d.one_way_us + d.back_us) / 1000);
+    (1000 + 2 * rtt_ms).min(u64::from(u32::MAX)) as u32
+}
+
+/// Traceroutes per direction on a path with distance: each hop's time is the fastest of
+/// them, so one late reply on a busy machine does not fail a link.
+const DELAY_SAMPLES: usize = 3;
+
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     // traceroute's -m stops at 255, as does the IPv4 TTL.
     let max_hops = (plan.path.len() as u32 + 2).min(255);
+    let wait = probe_wait_ms(plan);
+    let samples = if plan.distance.is_some() { DELAY_SAMPLES } else { 1 };
     let jobs: Vec<_> = plan
         .expectations
         .traceroutes
@@ -119,16 +131,14 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             };
             // Both at once: they do not disturb each other (ICMP echo vs. UDP probes).
             let t0 = Instant::now();
-            let (raw, ping) = futures_util::future::join(
-                node.traceroute(&container, t.target, max_hops, 1000),
-                node.ping(&container, t.target, None, false, 1000),
-            )
-            .await;
+            let traces = futures_util::future::join_all((0..samples).map(|_| node.traceroute(&container, t.target, max_hops, wait)));
+            let (mut traces, ping) = futures_util::future::join(traces, node.ping(&container, t.target, None, false, wait)).await;
+            let rtts = fastest(traces.iter().filter_map(|r| r.as_ref().ok()).map(|p| micros(parse_traceroute_rtts(&p.output))));
+            let raw = traces.swap_remove(0);
             tracing::debug!(from = %t.from, ms = t0.elapsed().as_millis() as u64, "traceroute and ping");
             if let Ok(p) = &raw {
                 tracing::trace!(from = %t.from, output = %p.output, "traceroute");
             }
-            let rtts = raw.as_ref().map(|p| micros(parse_traceroute_rtts(&p.output))).unwrap_or_default();
             let ping_rtt = ping.as_ref().ok().and_then(|p| parse_ping(&p.output)).and_then(|s| s.rtt_ms).map(|(min, _, _)| (min * 1000.0) as u64);
             let tr = raw.map(|p| parse_traceroute(&p.output)).map_err(|e| e.to_string());
             let ping = ping.map(|p| p.success).map_err(|e| e.to_string());
@@ -237,6 +247,19 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
 fn finish(mut report: Report, start: Instant) -> Report {
     report.elapsed_ms = start.elapsed().as_millis() as u64;
     report
+}
+
+/// Per hop, the fastest of several traceroutes' times.
+fn fastest(runs: impl Iterator<Item = Vec<Option<u64>>>) -> Vec<Option<u64>> {
+    runs.fold(Vec::new(), |best, run| {
+        let n = best.len().max(run.len());
+        (0..n)
+            .map(|i| match (best.get(i).copied().flatten(), run.get(i).copied().flatten()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            })
+            .collect()
+    })
 }
 
 fn micros(ms: Vec<Option<f64>>) -> Vec<Option<u64>> {

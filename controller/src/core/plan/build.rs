@@ -100,12 +100,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     if let Some(e) = &evpn {
         vteps(&cx, &mut routers, e, &subnets);
     }
-    let mut expectations = expectations(&cx, &routers, &hosts, &subnets, &toward_a, &toward_b);
-    if distance.is_some() {
-        let (there, back) = distance::hop_rtts(&cx, &networks);
-        expectations.traceroutes[0].rtt_us = there;
-        expectations.traceroutes[1].rtt_us = back;
-    }
+    let expectations = expectations(&cx, &routers, &hosts, &subnets, &toward_a, &toward_b);
     let mut plan = Plan {
         version: PLAN_VERSION,
         name: spec.name.clone(),
@@ -123,6 +118,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         distance,
         expectations,
     };
+    if plan.distance.is_some() {
+        distance::recompute(&mut plan);
+    }
     plan.hash = plan_hash(&plan);
     Ok(plan)
 }

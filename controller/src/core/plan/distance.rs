@@ -37,12 +37,12 @@ pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan]) -> Option<Dista
             n.impair = Some(*imp);
         }
     }
-    let (one_way_us, back_us) = path_delays(cx, &link_impair);
     let tol = spec.tolerance.clone().unwrap_or_default();
+    // The path's delays and each hop's round trip come with `recompute`, once the plan is whole.
     Some(DistancePlan {
         converge: spec.converge,
-        one_way_us,
-        back_us,
+        one_way_us: 0,
+        back_us: 0,
         tolerance_us: d::duration("tolerance.absolute", &tol.absolute, &mut ignore),
         tolerance_ppm: tolerance_ppm(&tol),
     })
@@ -70,7 +70,11 @@ fn spread_budget(cx: &Cx, budget_us: u64, imp: &mut [LinkImpair]) {
         l.delay.is_some() || l.from_a.as_ref().is_some_and(|s| s.delay.is_some()) || l.from_b.as_ref().is_some_and(|s| s.delay.is_some())
     };
     let links = path_links(cx);
-    let fixed: u64 = links.iter().filter(|(i, _)| own(*i)).map(|(i, fwd)| dir(&imp[*i], *fwd).delay_us).sum();
+    let fixed: u64 = links
+        .iter()
+        .filter(|(i, _)| own(*i))
+        .map(|(i, fwd)| if *fwd { imp[*i].from_a.delay_us } else { imp[*i].from_b.delay_us })
+        .sum();
     let free: Vec<usize> = links.iter().map(|(i, _)| *i).filter(|i| !own(*i)).collect();
     if free.is_empty() {
         return;
@@ -82,46 +86,6 @@ fn spread_budget(cx: &Cx, budget_us: u64, imp: &mut [LinkImpair]) {
         imp[*i].from_a.delay_us = delay;
         imp[*i].from_b.delay_us = delay;
     }
-}
-
-fn dir(imp: &LinkImpair, forward: bool) -> &Impair {
-    if forward {
-        &imp.from_a
-    } else {
-        &imp.from_b
-    }
-}
-
-/// One-way delay along the path, first hop to last and back.
-fn path_delays(cx: &Cx, imp: &[LinkImpair]) -> (u64, u64) {
-    path_links(cx).iter().fold((0, 0), |(there, back), (i, fwd)| {
-        (there + dir(&imp[*i], *fwd).delay_us, back + dir(&imp[*i], !*fwd).delay_us)
-    })
-}
-
-/// Planned round-trip times to each traceroute hop from the first end (the first router's
-/// LAN address, each later router, the far host) and from the last end.
-pub(super) fn hop_rtts(cx: &Cx, networks: &[NetworkPlan]) -> (Vec<u64>, Vec<u64>) {
-    let imp = |i: usize| {
-        networks
-            .iter()
-            .find(|n| n.role == NetworkRole::Link && n.index == i + 1)
-            .and_then(|n| n.impair)
-            .unwrap_or(LinkImpair { from_a: Impair::default(), from_b: Impair::default() })
-    };
-    let rtts: Vec<u64> = path_links(cx).iter().map(|(i, _)| imp(*i).from_a.delay_us + imp(*i).from_b.delay_us).collect();
-    let cumulative = |order: Vec<u64>| {
-        let mut out = vec![0];
-        let mut sum = 0;
-        for r in order {
-            sum += r;
-            out.push(sum);
-        }
-        // The far host sits behind the last router: the same time as that router.
-        out.push(sum);
-        out
-    };
-    (cumulative(rtts.clone()), cumulative(rtts.into_iter().rev().collect()))
 }
 
 /// BGP and TCP settings for sessions whose link has a round trip of a second or more, with
@@ -171,9 +135,128 @@ fn tcp_for(rtt_us: u64) -> TcpPlan {
     TcpPlan { syn_retries: syn, synack_retries: syn, retries2 }
 }
 
+/// A change to a running link's impairments (`path impair`): fields left out keep their
+/// value; `down` drops every packet (loss 100 %), `up` ends that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImpairChange {
+    pub delay_us: Option<u64>,
+    pub jitter_us: Option<u64>,
+    pub loss_ppm: Option<u32>,
+    pub rate_bps: Option<u64>,
+    pub down: bool,
+    pub up: bool,
+}
+
+impl ImpairChange {
+    fn apply(&self, i: &mut Impair) {
+        if let Some(v) = self.delay_us {
+            i.delay_us = v;
+        }
+        if let Some(v) = self.jitter_us {
+            i.jitter_us = v;
+        }
+        if let Some(v) = self.rate_bps {
+            i.rate_bps = v;
+        }
+        if self.up {
+            i.loss_ppm = 0;
+        }
+        if let Some(v) = self.loss_ppm {
+            i.loss_ppm = v;
+        }
+        if self.down {
+            i.loss_ppm = 1_000_000;
+        }
+    }
+}
+
+/// Changes the link between routers `a` and `b` (both directions, or only packets sent by
+/// `from`) in the plan, and the path's planned delays with it. Returns the link's network
+/// name. The plan's hash stays the one the path was created from (its objects' labels).
+pub fn change_link(plan: &mut Plan, a: &str, b: &str, from: Option<&str>, change: &ImpairChange) -> Result<String, String> {
+    let path = plan.name.clone();
+    let n = plan.networks.iter_mut().find(|n| n.joins(a, b)).ok_or_else(|| format!("no link between '{a}' and '{b}' in path '{path}'"))?;
+    if let Some(f) = from {
+        if f != a && f != b {
+            return Err(format!("--from {f}: not an end of the link {a}–{b}"));
+        }
+    }
+    let mut imp = n.impair.unwrap_or(LinkImpair { from_a: Impair::default(), from_b: Impair::default() });
+    if from.is_none_or(|f| f == n.ends[0].name) {
+        change.apply(&mut imp.from_a);
+    }
+    if from.is_none_or(|f| f == n.ends[1].name) {
+        change.apply(&mut imp.from_b);
+    }
+    n.impair = Some(imp);
+    let name = n.name.clone();
+    recompute(plan);
+    Ok(name)
+}
+
+/// The path's one-way delays and each traceroute hop's planned RTT, from its links.
+pub fn recompute(plan: &mut Plan) {
+    // (delay from a to b, from b to a) of the link between them.
+    let dir = |a: &str, b: &str| -> (u64, u64) {
+        let Some(n) = plan.networks.iter().find(|n| n.joins(a, b)) else { return (0, 0) };
+        let Some(i) = n.impair else { return (0, 0) };
+        if n.ends[0].name == a {
+            (i.from_a.delay_us, i.from_b.delay_us)
+        } else {
+            (i.from_b.delay_us, i.from_a.delay_us)
+        }
+    };
+    let links: Vec<(u64, u64)> = plan.path.windows(2).map(|w| dir(&w[0], &w[1])).collect();
+    let cumulative = |rtts: Vec<u64>| {
+        let mut out = vec![0];
+        let mut sum = 0;
+        for r in rtts {
+            sum += r;
+            out.push(sum);
+        }
+        out.push(sum);
+        out
+    };
+    let rtts: Vec<u64> = links.iter().map(|(f, b)| f + b).collect();
+    let there = cumulative(rtts.clone());
+    let back = cumulative(rtts.into_iter().rev().collect());
+    let tol = plan.distance.as_ref().map_or((1_000, 20_000), |d| (d.tolerance_us, d.tolerance_ppm));
+    let converge = plan.distance.as_ref().map_or(Converge::WithDelay, |d| d.converge);
+    plan.distance = Some(DistancePlan {
+        converge,
+        one_way_us: links.iter().map(|l| l.0).sum(),
+        back_us: links.iter().map(|l| l.1).sum(),
+        tolerance_us: tol.0,
+        tolerance_ppm: tol.1,
+    });
+    if let [t0, t1] = &mut plan.expectations.traceroutes[..] {
+        t0.rtt_us = there;
+        t1.rtt_us = back;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::plan::{build, Inventory};
+
+    #[test]
+    fn a_changed_link_changes_the_paths_planned_delays() {
+        let s = crate::core::spec::chain("p", 4).unwrap();
+        let mut p = build(&s, &Inventory::default()).unwrap();
+        assert!(p.distance.is_none());
+        let change = ImpairChange { delay_us: Some(5_000), ..Default::default() };
+        let net = change_link(&mut p, "r3", "r2", Some("r2"), &change).unwrap();
+        assert_eq!(net, "vte-p-l2");
+        let d = p.distance.as_ref().unwrap();
+        assert_eq!((d.one_way_us, d.back_us), (5_000, 0));
+        assert_eq!(p.expectations.traceroutes[0].rtt_us, [0, 0, 5_000, 5_000, 5_000]);
+        let down = ImpairChange { down: true, ..Default::default() };
+        change_link(&mut p, "r1", "r2", None, &down).unwrap();
+        assert_eq!(p.networks.iter().find(|n| n.name == "vte-p-l1").unwrap().impair.unwrap().from_b.loss_ppm, 1_000_000);
+        assert!(change_link(&mut p, "r1", "r3", None, &down).is_err());
+        assert!(change_link(&mut p, "r1", "r2", Some("r4"), &down).is_err());
+    }
 
     #[test]
     fn syn_retries_outlast_two_round_trips() {

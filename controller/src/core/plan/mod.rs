@@ -5,7 +5,6 @@
 //! renderer, the executor and the verifier all read; nothing downstream re-derives an
 //! address, an ASN or a placement.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -16,10 +15,12 @@ use crate::core::spec::distance::Impair;
 use crate::core::spec::{Converge, L2vpnMode, Problem, RouterKind, Wiring};
 
 mod build;
-mod distance;
+mod display;
+pub mod distance;
 pub mod sessions;
 
 pub use build::build;
+pub use display::ms;
 pub use sessions::{start_rank, LISTEN_LAG};
 
 /// Format version of the serialised plan (bump on incompatible changes).
@@ -246,6 +247,13 @@ pub struct NetworkPlan {
     pub impair: Option<LinkImpair>,
 }
 
+impl NetworkPlan {
+    /// A link between routers (or a router and a host) `a` and `b`, either way round.
+    pub fn joins(&self, a: &str, b: &str) -> bool {
+        matches!(&self.ends[..], [x, y] if (x.name == a && y.name == b) || (x.name == b && y.name == a))
+    }
+}
+
 /// A link's impairments per direction: `from_a` holds packets sent by `ends[0]` (delayed
 /// where they arrive, at `ends[1]`), `from_b` the other way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,97 +414,6 @@ impl Plan {
     /// Routers in path order.
     pub fn path_routers(&self) -> impl Iterator<Item = &RouterPlan> {
         self.path.iter().filter_map(|n| self.router(n))
-    }
-}
-
-impl fmt::Display for Plan {
-    /// A human table of the plan: one line per router, then the networks summary.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "path {} (plan {}): {} routers, {} on the path, {} networks, {} node(s), l2vpn {}",
-            self.name,
-            self.hash,
-            self.routers.len(),
-            self.path.len(),
-            self.networks.len(),
-            self.nodes.len(),
-            match self.l2vpn {
-                L2vpnMode::None => "none",
-                L2vpnMode::Evpn => "evpn",
-            }
-        )?;
-        writeln!(f, "{:>4}  {:<12} {:<5} {:>10}  {:<15} {:<10} interfaces", "hop", "router", "kind", "asn", "loopback", "node")?;
-        let mut rows: Vec<&RouterPlan> = self.path_routers().collect();
-        rows.extend(self.routers.iter().filter(|r| r.hop.is_none()));
-        for r in rows {
-            let ifs: Vec<String> =
-                r.interfaces.iter().map(|i| format!("{}/{}→{}", i.address, i.prefix_len, i.peer)).collect();
-            writeln!(
-                f,
-                "{:>4}  {:<12} {:<5} {:>10}  {:<15} {:<10} {}",
-                r.hop.map(|h| (h + 1).to_string()).unwrap_or_else(|| "-".into()),
-                r.name,
-                r.kind.to_string(),
-                r.asn,
-                r.loopback.addr().to_string(),
-                r.node,
-                ifs.join(" ")
-            )?;
-        }
-        for h in &self.hosts {
-            writeln!(f, "host {} {}/{} via {} on {}", h.name, h.address, h.prefix_len, h.router, h.node)?;
-        }
-        let cross = self.networks.iter().filter(|n| n.cross_host).count();
-        writeln!(f, "links crossing hosts: {cross}")?;
-        for t in &self.expectations.traceroutes {
-            let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
-            writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;
-        }
-        if let Some(d) = &self.distance {
-            for n in &self.networks {
-                let (Some(i), [a, b]) = (n.impair, &n.ends[..]) else { continue };
-                writeln!(f, "link {}–{}: {} → {}: {}; {} → {}: {}", a.name, b.name, a.name, b.name, i.from_a, b.name, a.name, i.from_b)?;
-            }
-            writeln!(
-                f,
-                "distance: one way {} → {} {}, back {}; converge {}",
-                self.path.first().map_or("?", String::as_str),
-                self.path.last().map_or("?", String::as_str),
-                ms(d.one_way_us),
-                ms(d.back_us),
-                match d.converge {
-                    Converge::WithDelay => "with-delay",
-                    Converge::ThenDelay => "then-delay",
-                }
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Microseconds as milliseconds for people (`1280 ms`, `0.25 ms`).
-pub fn ms(us: u64) -> String {
-    if us % 1000 == 0 {
-        format!("{} ms", us / 1000)
-    } else {
-        format!("{} ms", us as f64 / 1000.0)
-    }
-}
-
-impl fmt::Display for Impair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = vec![format!("delay {}", ms(self.delay_us))];
-        if self.jitter_us > 0 {
-            parts.push(format!("jitter ±{}", ms(self.jitter_us)));
-        }
-        if self.loss_ppm > 0 {
-            parts.push(format!("loss {} %", f64::from(self.loss_ppm) / 10_000.0));
-        }
-        if self.rate_bps > 0 {
-            parts.push(format!("rate {} Mbit/s", self.rate_bps as f64 / 1e6));
-        }
-        f.write_str(&parts.join(", "))
     }
 }
 

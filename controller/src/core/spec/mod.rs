@@ -302,49 +302,6 @@ impl Default for BgpSpec {
     }
 }
 
-/// One problem found in a spec: where, and what.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Problem {
-    pub location: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { location: location.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
-    }
-}
-
-/// Why a spec was refused. Both variants mean "bad input" (exit code 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
-    #[error("{source_name}: {}", render_problems(.problems))]
-    Invalid { source_name: String, problems: Vec<Problem> },
-}
-
-fn render_problems(problems: &[Problem]) -> String {
-    let mut out = format!("{} problem(s)", problems.len());
-    for p in problems {
-        out.push_str("\n  ");
-        out.push_str(&p.to_string());
-    }
-    out
-}
-
-impl SpecError {
-    pub fn problems(&self) -> &[Problem] {
-        match self {
-            SpecError::Invalid { problems, .. } => problems,
-        }
-    }
-}
-
 /// Parses and validates a YAML spec. `source_name` (a file name) prefixes every message.
 pub fn parse_yaml(source_name: &str, text: &str) -> Result<PathSpec, SpecError> {
     let spec: PathSpec = serde_yaml_ng::from_str(text).map_err(|e| {
@@ -478,9 +435,11 @@ pub fn effective_path(spec: &PathSpec) -> Vec<String> {
 }
 
 pub mod distance;
+mod problem;
 mod validate;
 
 pub use distance::{Converge, ImpairSpec, LatencySpec, Quantity, ToleranceSpec};
+pub use problem::{Problem, SpecError};
 pub use validate::validate;
 
 #[cfg(test)]

@@ -1,0 +1,80 @@
+//! `path impair`: a running link's delay, jitter, loss or rate, changed at once.
+
+use anyhow::Context;
+
+use super::path::plan_of;
+use crate::core::objects;
+use crate::core::plan;
+use crate::core::spec::{self, SpecError};
+use crate::error::{exit, BadInput};
+use crate::exec::{apply, cluster, distance};
+
+pub struct ImpairOptions {
+    pub name: String,
+    /// `r3-r4`.
+    pub link: String,
+    pub from: Option<String>,
+    pub delay: Option<String>,
+    pub jitter: Option<String>,
+    pub loss: Option<String>,
+    pub rate: Option<String>,
+    pub down: bool,
+    pub up: bool,
+}
+
+/// `path impair`: changes one running link (both directions or one), then stores the plan
+/// with the change so verification judges against it.
+pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
+    let change = impair_change(&a)?;
+    let nodes = cluster::nodes().await?;
+    let mut plan = plan_of(&nodes, &a.name).await?;
+    let (ra, rb) = link_ends(&plan, &a.link)?;
+    let network = plan::distance::change_link(&mut plan, &ra, &rb, a.from.as_deref(), &change).map_err(BadInput)?;
+    let sender = a.from.as_ref().and_then(|f| plan.router(f)).map(|r| r.container.clone());
+    let changed: Vec<_> = objects::link_directions(&plan)
+        .into_iter()
+        .filter(|i| i.network == network && sender.as_ref().is_none_or(|c| *c == i.from.container))
+        .collect();
+    for i in &changed {
+        distance::change(&nodes, i).await.with_context(|| format!("changing link {} of path '{}'", i.link, a.name))?;
+    }
+    apply::store_plan(&plan, &nodes).await.with_context(|| format!("storing the plan of path '{}'", a.name))?;
+    for i in &changed {
+        eprintln!("link {}: {}", i.link, i.impair);
+    }
+    Ok(exit::OK)
+}
+
+fn impair_change(a: &ImpairOptions) -> Result<plan::distance::ImpairChange, SpecError> {
+    use crate::core::spec::distance::{duration, percent};
+    let mut p = Vec::new();
+    let q = |s: &String| spec::Quantity(s.clone());
+    let mut change = plan::distance::ImpairChange { down: a.down, up: a.up, ..Default::default() };
+    change.delay_us = a.delay.as_ref().map(|d| duration("--delay", &q(d), &mut p));
+    change.jitter_us = a.jitter.as_ref().map(|d| duration("--jitter", &q(d), &mut p));
+    change.loss_ppm = a.loss.as_ref().and_then(|l| percent("--loss", &q(l), &mut p)).map(|v| (v * 10_000.0).round() as u32);
+    change.rate_bps = match a.rate.as_deref() {
+        None => None,
+        Some("0") => Some(0),
+        Some(r) => vnet_te_agent::delay::units::parse_rate(r).map_err(|e| p.push(spec::Problem::new("--rate", e))).ok(),
+    };
+    if change == (plan::distance::ImpairChange::default()) {
+        p.push(spec::Problem::new("path impair", "nothing to change: give --delay, --jitter, --loss, --rate, --down or --up"));
+    }
+    if p.is_empty() {
+        Ok(change)
+    } else {
+        Err(SpecError::Invalid { source_name: "path impair".into(), problems: p })
+    }
+}
+
+/// `r3-r4` → the two routers of a link of the plan (router names may contain `-`).
+fn link_ends(plan: &plan::Plan, text: &str) -> Result<(String, String), BadInput> {
+    let linked = |a: &str, b: &str| plan.networks.iter().any(|n| n.role == plan::NetworkRole::Link && n.joins(a, b));
+    text.match_indices(['-', '–'])
+        .map(|(i, sep)| (&text[..i], &text[i + sep.len()..]))
+        .find(|(a, b)| linked(a, b))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .ok_or_else(|| BadInput(format!("--link {text}: no link between two routers of path '{}' is named so (e.g. r3-r4)", plan.name)))
+}
+

@@ -1,0 +1,71 @@
+//! Distance on the running path: delay lines where packets arrive, rates where they leave
+//! (`core::objects::impairments` says which), their state for `path show`, and changes at
+//! run time (`path impair`).
+
+use futures_util::stream::{self, StreamExt};
+use vnet_te_agent::node::{DelayLineStatus, DelaySettings, NodeError};
+
+use super::nodes::{DeployError, Nodes, Step, PARALLELISM};
+use crate::core::objects::{impairments, Impairment};
+use crate::core::plan::Plan;
+
+/// Starts every delay line and rate of the path at once (`converge: then-delay`, after the
+/// path verified at zero delay). Returns how many link directions were impaired.
+pub async fn apply_all(plan: &Plan, nodes: &Nodes) -> Result<usize, DeployError> {
+    let all = impairments(plan);
+    let results: Vec<Result<(), DeployError>> =
+        stream::iter(all.iter()).map(|i| apply_one(nodes, i)).buffer_unordered(PARALLELISM).collect().await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(all.len())
+}
+
+/// One direction: its delay line at the receiving end, its rate at the sending end.
+pub async fn apply_one(nodes: &Nodes, i: &Impairment) -> Result<(), DeployError> {
+    let step = |source: NodeError| DeployError::Step { step: Step::Delays.describe(), source };
+    if let Some(line) = i.delay_line() {
+        nodes.get(&i.to.node)?.start_delay_line(&line).await.map_err(step)?;
+    }
+    if i.impair.rate_bps > 0 {
+        nodes.get(&i.from.node)?.set_link_rate(&i.from.container, &i.from.ifname, Some(i.impair.rate_bps)).await.map_err(step)?;
+    }
+    Ok(())
+}
+
+/// Changes one direction of a running link to `i.impair` (what `path impair` decided).
+pub async fn change(nodes: &Nodes, i: &Impairment) -> Result<(), DeployError> {
+    let step = |source: NodeError| DeployError::Step { step: Step::Delays.describe(), source };
+    let to = nodes.get(&i.to.node)?;
+    let running = to.delay_lines(&i.to.container).await.map_err(step)?.into_iter().any(|s| s.ifname == i.to.ifname);
+    if running {
+        let settings = DelaySettings {
+            delay_us: Some(i.impair.delay_us),
+            jitter_us: Some(i.impair.jitter_us),
+            loss_ppm: Some(i.impair.loss_ppm),
+        };
+        to.set_delay_line(&i.to.container, &i.to.ifname, settings).await.map_err(step)?;
+    } else if let Some(line) = i.delay_line() {
+        to.start_delay_line(&line).await.map_err(step)?;
+    }
+    let rate = (i.impair.rate_bps > 0).then_some(i.impair.rate_bps);
+    nodes.get(&i.from.node)?.set_link_rate(&i.from.container, &i.from.ifname, rate).await.map_err(step)?;
+    Ok(())
+}
+
+/// The state of every link direction's delay line (None: none runs there).
+pub async fn status(plan: &Plan, nodes: &Nodes) -> Vec<(Impairment, Result<Option<DelayLineStatus>, String>)> {
+    stream::iter(impairments(plan))
+        .map(|i| async move {
+            let r = match nodes.get(&i.to.node) {
+                Err(e) => Err(e.to_string()),
+                Ok(n) => n
+                    .delay_lines(&i.to.container)
+                    .await
+                    .map(|lines| lines.into_iter().find(|s| s.ifname == i.to.ifname))
+                    .map_err(|e| e.to_string()),
+            };
+            (i, r)
+        })
+        .buffer_unordered(PARALLELISM)
+        .collect()
+        .await
+}

@@ -1,0 +1,160 @@
+//! End-to-end: distance on the real engine. A 24-hop chain with 5 ms per link verifies with
+//! the planned round trips per link and end to end; a link whose delay is changed behind
+//! vnet-te's back (straight through its delay line's control socket) is named by
+//! `path verify`; `path impair` makes the change the plan's and verify passes again; the Moon
+//! example forms its BGP session across 1.28 s each way; a `then-delay` path verifies at zero
+//! delay and then holds packets in its delay lines. Delete leaves no delay-line process.
+//!
+//! Without an engine, the images or NFQUEUE they report a skip (fail with
+//! VNET_TE_REQUIRE_DOCKER=1 / VNET_TE_REQUIRE_DELAY=1).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::skip::{skip_or_fail, Requirement};
+use common::*;
+
+/// NFQUEUE in this kernel: the delay lines need it.
+fn nfqueue_ready(test: &str) -> bool {
+    let modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    let config = Command::new("sh").args(["-c", "zcat /proc/config.gz 2>/dev/null | grep -E '^CONFIG_NETFILTER_NETLINK_QUEUE=(y|m)'"]).output();
+    let built_in = config.map(|o| o.status.success()).unwrap_or(false);
+    if built_in || modules.contains("nfnetlink_queue") {
+        return true;
+    }
+    skip_or_fail(test, Requirement::Delay, "this kernel has no nfnetlink_queue (NFQUEUE)");
+    false
+}
+
+/// `vnet-te-delay` processes whose command line names a container of `path`.
+fn delay_processes(path: &str) -> usize {
+    let needle = format!("vte-{path}-");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("vnet-te-delay") && c.contains(&needle))
+        .count()
+}
+
+fn delay_report<'a>(report: &'a serde_json::Value, from: &str) -> &'a serde_json::Value {
+    report["distance"].as_array().unwrap().iter().find(|d| d["from"] == from).unwrap_or_else(|| panic!("no delay report from {from}: {report}"))
+}
+
+fn ms(v: &serde_json::Value) -> f64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}")) as f64 / 1000.0
+}
+
+#[test]
+fn distance_24_hops_at_5ms_verify_a_changed_link_is_named_and_impair_makes_it_the_plan() {
+    let test = "distance_24_hops_at_5ms_verify_a_changed_link_is_named_and_impair_makes_it_the_plan";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "dist24";
+    let c = Cleanup::new(name);
+    let out = vnet(&["path", "create", "--hops", "24", "--name", name, "--delay", "5ms", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    let report = json(&out);
+    assert_eq!(report["verified"], true);
+    let there = delay_report(&report, "src");
+    assert_eq!(there["links"].as_array().unwrap().len(), 23);
+    assert_eq!(there["end_to_end"]["planned_us"], 230_000);
+    let rtt = ms(&there["end_to_end"]["measured_us"]);
+    assert!((230.0..236.0).contains(&rtt), "end-to-end round trip {rtt} ms for 23 links of 5 ms each way");
+    for l in there["links"].as_array().unwrap() {
+        assert_eq!(l["ok"], true, "{l}");
+    }
+    assert!(delay_processes(name) >= 46, "one delay line per link end");
+
+    // Behind vnet-te's back: r11's delay line on its link from r10 holds 25 ms instead of 5.
+    let plan = plan_of(name);
+    let r11 = router(&plan, "r11");
+    let container = r11["container"].as_str().unwrap();
+    let ifname = r11["interfaces"].as_array().unwrap().iter().find(|i| i["peer"] == "r10").unwrap()["ifname"].as_str().unwrap();
+    let socket = format!("/run/vnet-te/delay/{container}/{ifname}.sock");
+    let delay_bin = std::path::Path::new(bin()).with_file_name("vnet-te-delay");
+    let set = Command::new(&delay_bin).args(["set", "--control", &socket, "--delay", "25ms"]).output().expect("vnet-te-delay set");
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let out = vnet(&["path", "verify", name, "--timeout", "5", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "verify must fail on the changed link");
+    let report = json(&out);
+    let problems = delay_report(&report, "src")["problems"].to_string();
+    assert!(problems.contains("link r10–r11: round trip 30"), "{problems}");
+    assert!(!problems.contains("link r11–r12"), "only the changed link is named: {problems}");
+
+    // The same change through vnet-te: now it is the plan, and the path verifies again.
+    let out = vnet(&["path", "impair", name, "--link", "r10-r11", "--from", "r10", "--delay", "25ms"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = vnet(&["path", "verify", name, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "verify after impair");
+    assert_eq!(delay_report(&json(&out), "src")["end_to_end"]["planned_us"], 250_000);
+    let show = vnet(&["path", "show", name]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("r10 → r11: delay 25 ms"), "path show lists the change");
+
+    drop(c);
+    wait_for("the delay lines to end with their containers", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
+    assert_eq!(labelled(name), (0, 0));
+}
+
+#[test]
+fn moon_distance_bgp_forms_across_1_28_s_each_way() {
+    let test = "moon_distance_bgp_forms_across_1_28_s_each_way";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "moon";
+    let c = Cleanup::new(name);
+    let spec = c.example("moon.yaml", None);
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "moon path did not verify");
+    let report = json(&out);
+    let there = delay_report(&report, "src");
+    assert_eq!(there["end_to_end"]["planned_us"], 2_570_000);
+    let rtt = ms(&there["end_to_end"]["measured_us"]);
+    assert!((2570.0..2640.0).contains(&rtt), "round trip {rtt} ms");
+    // The session across the long link is up and runs with the planned timers.
+    let plan = plan_of(name);
+    let container = router(&plan, "relay")["container"].as_str().unwrap().to_string();
+    let far = neighbor(&plan, "relay", "moon-gw")["address"].as_str().unwrap().to_string();
+    let summary = exec_json(&container, &["vtysh", "-c", "show bgp summary json"]);
+    assert_eq!(summary["ipv4Unicast"]["peers"][&far]["state"], "Established", "{summary}");
+    let running = exec(&container, &["vtysh", "-c", "show running-config"]);
+    assert!(running.contains(&format!("neighbor {far} timers 3 13")), "{running}");
+    drop(c);
+    wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
+}
+
+#[test]
+fn then_delay_verifies_at_zero_delay_then_holds_packets() {
+    let test = "then_delay_verifies_at_zero_delay_then_holds_packets";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "far";
+    let c = Cleanup::new(name);
+    let spec = c.spec(
+        "far.yaml",
+        "name: far\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\nlinks:\n  - { a: r1, b: r2 }\n  - { a: r2, b: r3, delay: 4m }\nconverge: then-delay\n",
+    );
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "then-delay path did not verify at zero delay");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("delays applied to 2 link directions"));
+    // A ping now waits in the delay line: its request is held there.
+    let plan = plan_of(name);
+    let (src, dst) = (host(&plan, "src")["container"].as_str().unwrap(), host(&plan, "dst")["address"].as_str().unwrap());
+    let _ = docker_out(&["exec", src, "ping", "-c", "3", "-i", "0.2", "-W", "1", dst]);
+    let show = vnet(&["path", "show", name, "--output", "json"]);
+    let lines = json(&show)["delay_lines"].clone();
+    let held: u64 = lines.as_array().unwrap().iter().filter_map(|l| l["status"]["counters"]["queued"].as_u64()).sum();
+    assert!(held >= 3, "the pings are held in the delay lines: {lines}");
+    drop(c);
+    wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
+}
