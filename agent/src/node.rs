@@ -246,7 +246,7 @@ pub trait Node: Send + Sync {
     async fn bgp_summary(&self, router: &str) -> NodeResult<crate::frr::BgpSummary>;
     /// Traceroute from an experiment host to an address; each hop's reply is awaited
     /// `wait_ms` (a hop slower than that shows as `*`).
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe>;
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe>;
     /// A few pings from an experiment host; `size` is the ICMP payload, `dont_fragment` sets DF;
     /// each reply is awaited `wait_ms`.
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe>;

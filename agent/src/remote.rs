@@ -284,8 +284,8 @@ impl Node for RemoteNode {
         self.call(req, &format!("reading BGP sessions of {router}"), Retry::Yes, READ_TIMEOUT).await
     }
 
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
-        let req = Request::Traceroute { host: host.to_string(), target, max_hops, wait_ms };
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe> {
+        let req = Request::Traceroute { host: host.to_string(), target, max_hops, wait_ms, one_at_a_time };
         // Each silent hop costs the agent's traceroute up to the wait (twice, for slack).
         let timeout = READ_TIMEOUT + Duration::from_millis(2 * u64::from(max_hops) * u64::from(wait_ms));
         self.call(req, &format!("traceroute from {host} to {target}"), Retry::Yes, timeout).await

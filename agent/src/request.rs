@@ -41,7 +41,15 @@ pub enum Request {
     ReadFile { container: String, path: String },
     BgpTable { router: String },
     BgpSummary { router: String },
-    Traceroute { host: String, target: Ipv4Addr, max_hops: u32, wait_ms: u32 },
+    Traceroute {
+        host: String,
+        target: Ipv4Addr,
+        max_hops: u32,
+        wait_ms: u32,
+        /// One probe in flight at a time (`-N 1`): delay lines blur probes sent together.
+        #[serde(default)]
+        one_at_a_time: bool,
+    },
     Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32 },
     BridgeForwarding { enable: bool },
     BgpEvpnRoutes { router: String },
@@ -200,8 +208,8 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::ReadFile { container, path } => answer(op, node.read_file(&container, &path).await),
         Request::BgpTable { router } => answer(op, node.bgp_table(&router).await),
         Request::BgpSummary { router } => answer(op, node.bgp_summary(&router).await),
-        Request::Traceroute { host, target, max_hops, wait_ms } => {
-            answer(op, node.traceroute(&host, target, max_hops, wait_ms).await)
+        Request::Traceroute { host, target, max_hops, wait_ms, one_at_a_time } => {
+            answer(op, node.traceroute(&host, target, max_hops, wait_ms, one_at_a_time).await)
         }
         Request::Ping { host, target, size, dont_fragment, wait_ms } => {
             answer(op, node.ping(&host, target, size, dont_fragment, wait_ms).await)

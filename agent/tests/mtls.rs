@@ -135,7 +135,7 @@ impl Node for Fake {
         self.hit();
         Ok(BgpSummary::parse("not json")?)
     }
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe> {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} -> {target} in {max_hops}, {wait_ms} ms each") })
     }
@@ -302,8 +302,8 @@ impl Node for Recorder {
         self.record(Request::BgpSummary { router: router.into() });
         Ok(BgpSummary::default())
     }
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
-        self.record(Request::Traceroute { host: host.into(), target, max_hops, wait_ms });
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe> {
+        self.record(Request::Traceroute { host: host.into(), target, max_hops, wait_ms, one_at_a_time });
         Ok(probe("traceroute"))
     }
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
@@ -401,7 +401,7 @@ fn samples() -> Vec<Request> {
         Request::ReadFile { container: "r4".into(), path: "/etc/frr/frr.conf".into() },
         Request::BgpTable { router: "r5".into() },
         Request::BgpSummary { router: "r6".into() },
-        Request::Traceroute { host: "src".into(), target, max_hops: 24, wait_ms: 2500 },
+        Request::Traceroute { host: "src".into(), target, max_hops: 24, wait_ms: 2500, one_at_a_time: true },
         Request::Ping { host: "dst".into(), target, size: Some(1400), dont_fragment: true, wait_ms: 3100 },
         Request::BridgeForwarding { enable: true },
         Request::BgpEvpnRoutes { router: "r7".into() },
@@ -557,7 +557,7 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
     let table = n1.bgp_table("r1").await.unwrap();
     assert_eq!(table, fixture_table());
     assert!(!table.routes.is_empty());
-    let p = n1.traceroute("src", Ipv4Addr::new(10, 210, 1, 2), 24, 2500).await.unwrap();
+    let p = n1.traceroute("src", Ipv4Addr::new(10, 210, 1, 2), 24, 2500, true).await.unwrap();
     assert_eq!(p, Probe { success: true, output: "src -> 10.210.1.2 in 24, 2500 ms each".into() });
     let p = n1.ping("src", Ipv4Addr::new(10, 0, 0, 1), Some(1400), true, 1000).await.unwrap();
     assert_eq!(p, Probe { success: false, output: "src 10.0.0.1 Some(1400) 1000".into() });

@@ -146,8 +146,8 @@ impl Node for LocalNode {
         frr::bgp_summary(self, router).await
     }
 
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
-        probes::traceroute(self, host, target, max_hops, wait_ms).await
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe> {
+        probes::traceroute(self, host, target, max_hops, wait_ms, one_at_a_time).await
     }
 
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {

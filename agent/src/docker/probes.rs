@@ -24,13 +24,23 @@ pub(super) fn wait_secs(wait_ms: u32) -> String {
     }
 }
 
-pub(super) async fn traceroute(node: &LocalNode, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+pub(super) async fn traceroute(
+    node: &LocalNode,
+    host: &str,
+    target: Ipv4Addr,
+    max_hops: u32,
+    wait_ms: u32,
+    one_at_a_time: bool,
+) -> NodeResult<Probe> {
     let t = target.to_string();
     let m = max_hops.to_string();
     let w = wait_secs(wait_ms);
-    let (code, output) = node
-        .exec(host, &["traceroute", "-n", "-q", "1", "-w", &w, "-m", &m, &t], &format!("traceroute from {host} to {t}"))
-        .await?;
+    let mut cmd = vec!["traceroute", "-n", "-q", "1", "-w", &w, "-m", &m];
+    if one_at_a_time {
+        cmd.extend(["-N", "1"]);
+    }
+    cmd.push(&t);
+    let (code, output) = node.exec(host, &cmd, &format!("traceroute from {host} to {t}")).await?;
     Ok(Probe { success: code == 0, output })
 }
 

@@ -630,7 +630,7 @@ impl Node for FakeNode {
         .await
     }
 
-    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+    async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, _one_at_a_time: bool) -> NodeResult<Probe> {
         self.op(Call::Traceroute { host: host.into(), target, wait_ms }, |s, _| {
             running(s, host)?;
             let hops = s.answers.as_deref().and_then(|p| trace_for(p, host, target));

@@ -131,7 +131,7 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             };
             // Both at once: they do not disturb each other (ICMP echo vs. UDP probes).
             let t0 = Instant::now();
-            let traces = futures_util::future::join_all((0..samples).map(|_| node.traceroute(&container, t.target, max_hops, wait)));
+            let traces = futures_util::future::join_all((0..samples).map(|_| node.traceroute(&container, t.target, max_hops, wait, plan.distance.is_some())));
             let (mut traces, ping) = futures_util::future::join(traces, node.ping(&container, t.target, None, false, wait)).await;
             let rtts = fastest(traces.iter().filter_map(|r| r.as_ref().ok()).map(|p| micros(parse_traceroute_rtts(&p.output))));
             let raw = traces.swap_remove(0);

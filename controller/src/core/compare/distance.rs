@@ -1,21 +1,21 @@
 //! Distance: measured round-trip times against the plan's delays.
 //!
-//! Each link is judged on its own share of the traceroute times (the time to the hop after
-//! it minus the time to the hop before), so a link whose delay changed is named, not only
-//! the hops behind it; the end-to-end ping time is judged against the sum of the links'
-//! allowances. An allowance is the larger of the plan's absolute and relative tolerances.
+//! Each hop's round trip from the host (the fastest of a few one-probe-at-a-time
+//! traceroutes) is judged against the plan's cumulative delay to it, within the larger of
+//! the plan's absolute and relative tolerances; the first hop out of tolerance names the link
+//! before it (the hops behind inherit its error). End to end, the fastest ping.
 
 use serde::{Deserialize, Serialize};
 
 use super::Observed;
 use crate::core::plan::{ms, DistancePlan, Plan, TracerouteExpectation};
 
-/// One direction of the path: each link's share of the round trip, and end to end.
+/// One direction of the path: each hop's round trip, and end to end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelayReport {
     pub from: String,
     pub to: String,
-    pub links: Vec<LinkDelay>,
+    pub hops: Vec<HopDelay>,
     pub end_to_end: Measure,
     pub ok: bool,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
@@ -23,8 +23,9 @@ pub struct DelayReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkDelay {
-    /// `r3–r4`, in the direction of the probe.
+pub struct HopDelay {
+    pub hop: String,
+    /// The link the probe crossed last to reach the hop: `r3–r4`.
     pub link: String,
     #[serde(flatten)]
     pub rtt: Measure,
@@ -69,26 +70,28 @@ pub fn delay_reports(plan: &Plan, obs: &Observed) -> Vec<DelayReport> {
 fn direction(plan: &Plan, d: &DistancePlan, t: &TracerouteExpectation, obs: &Observed) -> DelayReport {
     let key = (t.from.clone(), t.to.clone());
     let measured: &[Option<u64>] = obs.trace_rtts.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-    let hop_names = hop_names(plan, t);
-    let mut links = Vec::new();
-    // Hops 1..n-1 are the routers after the first; the last entry (the far host) adds no link.
-    for k in 1..t.rtt_us.len().saturating_sub(1) {
-        let planned = t.rtt_us[k] - t.rtt_us[k - 1];
-        let share = match (measured.get(k).copied().flatten(), measured.get(k - 1).copied().flatten()) {
-            (Some(here), Some(before)) => Some(here.saturating_sub(before)),
-            _ => None,
-        };
-        links.push(LinkDelay { link: format!("{}–{}", hop_names[k - 1], hop_names[k]), rtt: Measure::new(planned, share, d.allowance_us(planned)) });
-    }
+    let names = hop_names(plan, t);
+    // Hop 0 is the first router, behind the host's own (undelayed) LAN; the far host, last,
+    // adds no link.
+    let hops: Vec<HopDelay> = (1..t.rtt_us.len().saturating_sub(1))
+        .map(|k| HopDelay {
+            hop: names[k].clone(),
+            link: format!("{}–{}", names[k - 1], names[k]),
+            rtt: Measure::new(t.rtt_us[k], measured.get(k).copied().flatten(), d.allowance_us(t.rtt_us[k])),
+        })
+        .collect();
     let planned_total = t.rtt_us.last().copied().unwrap_or(0);
-    let total_allowance = links.iter().map(|l| l.rtt.allowance_us).sum::<u64>().max(d.allowance_us(planned_total));
-    let end_to_end = Measure::new(planned_total, obs.ping_rtts.get(&key).copied().flatten(), total_allowance);
-    let mut problems: Vec<String> =
-        links.iter().filter(|l| !l.rtt.ok).map(|l| format!("link {}: round trip {}", l.link, l.rtt.describe())).collect();
+    let end_to_end = Measure::new(planned_total, obs.ping_rtts.get(&key).copied().flatten(), d.allowance_us(planned_total));
+    let mut problems = Vec::new();
+    let failing: Vec<&HopDelay> = hops.iter().filter(|h| !h.rtt.ok).collect();
+    if let Some(first) = failing.first() {
+        let later = if failing.len() > 1 { format!(" (and {} hops behind it)", failing.len() - 1) } else { String::new() };
+        problems.push(format!("link {}: round trip to {} {}{later}", first.link, first.hop, first.rtt.describe()));
+    }
     if !end_to_end.ok {
         problems.push(format!("end to end: round trip {}", end_to_end.describe()));
     }
-    DelayReport { from: t.from.clone(), to: t.to.clone(), ok: problems.is_empty(), links, end_to_end, problems }
+    DelayReport { from: t.from.clone(), to: t.to.clone(), ok: problems.is_empty(), hops, end_to_end, problems }
 }
 
 /// The router names of a traceroute's hops, in order (the far host last).
@@ -131,11 +134,11 @@ mod tests {
         assert_eq!(reports.len(), 2);
         for r in &reports {
             assert!(r.ok, "{r:?}");
-            assert_eq!(r.links.len(), 5);
+            assert_eq!(r.hops.len(), 5);
             assert_eq!(r.end_to_end.planned_us, 120_000);
         }
-        assert_eq!(reports[0].links[2].link, "a3–a4");
-        assert_eq!(reports[0].links[2].rtt.planned_us, 40_000);
+        assert_eq!(reports[0].hops[2].link, "a3–a4");
+        assert_eq!(reports[0].hops[2].rtt.planned_us, 80_000);
     }
 
     #[test]
@@ -153,7 +156,11 @@ mod tests {
         let there = &reports[0];
         assert!(!there.ok);
         assert_eq!(there.problems.len(), 2, "{:?}", there.problems);
-        assert!(there.problems[0].starts_with("link a4–a5: round trip 50 ms, planned 20 ms"), "{}", there.problems[0]);
+        assert!(
+            there.problems[0].starts_with("link a4–a5: round trip to a5 130 ms, planned 100 ms ± 3 ms (and 1 hops behind it)"),
+            "{}",
+            there.problems[0]
+        );
         assert!(there.problems[1].starts_with("end to end: round trip 150 ms, planned 120 ms"), "{}", there.problems[1]);
         assert!(reports[1].ok, "the way back is untouched: {:?}", reports[1]);
     }
@@ -165,6 +172,6 @@ mod tests {
         obs.trace_rtts.get_mut(&("src".to_string(), "dst".to_string())).unwrap()[2] = None;
         let r = &delay_reports(&plan, &obs)[0];
         assert!(!r.ok);
-        assert!(r.problems.iter().any(|p| p.starts_with("link a2–a3: round trip no reply")), "{:?}", r.problems);
+        assert!(r.problems.iter().any(|p| p.starts_with("link a2–a3: round trip to a3 no reply")), "{:?}", r.problems);
     }
 }

@@ -140,12 +140,12 @@ impl fmt::Display for Report {
             let measured = e.measured_us.map_or("no reply".to_string(), crate::core::plan::ms);
             writeln!(
                 f,
-                "delay {} → {}: round trip {measured} (planned {} ± {}), {} links: {}",
+                "delay {} → {}: round trip {measured} (planned {} ± {}), {} hops: {}",
                 d.from,
                 d.to,
                 crate::core::plan::ms(e.planned_us),
                 crate::core::plan::ms(e.allowance_us),
-                d.links.len(),
+                d.hops.len(),
                 if d.ok { "ok".to_string() } else { "FAILED".to_string() }
             )?;
             for p in &d.problems {
