@@ -66,7 +66,7 @@ fn distance_24_hops_at_5ms_verify_a_changed_link_is_named_and_impair_makes_it_th
     assert_eq!(there["hops"].as_array().unwrap().len(), 23);
     assert_eq!(there["end_to_end"]["planned_us"], 230_000);
     let rtt = ms(&there["end_to_end"]["measured_us"]);
-    assert!((230.0..236.0).contains(&rtt), "end-to-end round trip {rtt} ms for 23 links of 5 ms each way");
+    assert!((225.4..234.6).contains(&rtt), "end-to-end round trip {rtt} ms for 23 links of 5 ms each way (2 % of 230)");
     for h in there["hops"].as_array().unwrap() {
         assert_eq!(h["ok"], true, "{h}");
     }
@@ -84,8 +84,12 @@ fn distance_24_hops_at_5ms_verify_a_changed_link_is_named_and_impair_makes_it_th
     let out = vnet(&["path", "verify", name, "--timeout", "5", "--output", "json"]);
     assert_eq!(out.status.code(), Some(1), "verify must fail on the changed link");
     let report = json(&out);
-    let problems = delay_report(&report, "src")["problems"].to_string();
-    assert!(problems.contains("link r10–r11: round trip to r11 12"), "{problems}");
+    let there = delay_report(&report, "src");
+    let problems = there["problems"].to_string();
+    assert!(problems.contains("link r10–r11: round trip to r11 "), "{problems}");
+    let r11 = there["hops"].as_array().unwrap().iter().find(|h| h["hop"] == "r11").unwrap();
+    assert_eq!(r11["planned_us"], 100_000);
+    assert!(ms(&r11["measured_us"]) > 115.0, "20 ms more one way: {r11}");
     assert!(!problems.contains("link r11–r12") && !problems.contains("link r9–r10"), "only the changed link is named: {problems}");
 
     // The same change through vnet-te: now it is the plan, and the path verifies again.
@@ -118,7 +122,7 @@ fn moon_distance_bgp_forms_across_1_28_s_each_way() {
     let there = delay_report(&report, "src");
     assert_eq!(there["end_to_end"]["planned_us"], 2_570_000);
     let rtt = ms(&there["end_to_end"]["measured_us"]);
-    assert!((2570.0..2640.0).contains(&rtt), "round trip {rtt} ms");
+    assert!((2518.6..2621.4).contains(&rtt), "round trip {rtt} ms for 2570 planned (± 2 %)");
     // The session across the long link is up and runs with the planned timers.
     let plan = plan_of(name);
     let container = router(&plan, "relay")["container"].as_str().unwrap().to_string();
