@@ -137,7 +137,8 @@ impl Node for Fake {
     }
     async fn traceroute(&self, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe> {
         self.hit();
-        Ok(Probe { success: true, output: format!("{host} -> {target} in {max_hops}, {wait_ms} ms each") })
+        let pace = if one_at_a_time { "one at a time" } else { "together" };
+        Ok(Probe { success: true, output: format!("{host} -> {target} in {max_hops}, {wait_ms} ms each, {pace}") })
     }
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
         self.hit();
@@ -558,7 +559,7 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
     assert_eq!(table, fixture_table());
     assert!(!table.routes.is_empty());
     let p = n1.traceroute("src", Ipv4Addr::new(10, 210, 1, 2), 24, 2500, true).await.unwrap();
-    assert_eq!(p, Probe { success: true, output: "src -> 10.210.1.2 in 24, 2500 ms each".into() });
+    assert_eq!(p, Probe { success: true, output: "src -> 10.210.1.2 in 24, 2500 ms each, one at a time".into() });
     let p = n1.ping("src", Ipv4Addr::new(10, 0, 0, 1), Some(1400), true, 1000).await.unwrap();
     assert_eq!(p, Probe { success: false, output: "src 10.0.0.1 Some(1400) 1000".into() });
     n1.remove_network("fine").await.unwrap();
