@@ -3,8 +3,8 @@
 #
 # Idempotent. On a machine without systemd (CI, containers) it:
 #   1. installs the missing Debian packages (docker.io, debootstrap, frr, docker-compose,
-#      iptables, iproute2, ca-certificates, openssh-server, openssh-client) with apt-get,
-#      running `apt-get update` once first;
+#      iptables, iproute2, iputils-ping, util-linux, ca-certificates, openssh-server, openssh-client)
+#      with apt-get, running `apt-get update` once first (ping and nsenter for the delay tests);
 #   2. starts `dockerd` in the background (log: /var/log/dockerd.log) when `docker info` fails;
 #   3. polls `docker info` until it answers or the deadline (60 s) passes.
 # It prints every action it takes. Must run as root (Debian 12 "bookworm").
@@ -17,7 +17,7 @@ set -euo pipefail
 DEADLINE="${VNET_TE_DOCKER_DEADLINE:-60}"
 DOCKERD_LOG="${VNET_TE_DOCKERD_LOG:-/var/log/dockerd.log}"
 # ca-certificates: debootstrap needs it when the apt mirror is an https:// URI.
-PACKAGES=(docker.io debootstrap frr docker-compose iptables iproute2 ca-certificates openssh-server openssh-client)
+PACKAGES=(docker.io debootstrap frr docker-compose iptables iproute2 iputils-ping util-linux ca-certificates openssh-server openssh-client)
 
 log() { printf 'ensure-docker: %s\n' "$*"; }
 die() { printf 'ensure-docker: error: %s\n' "$*" >&2; exit 1; }
