@@ -54,8 +54,10 @@ impl<'a> Cx<'a> {
         self.index_of[self.path[self.path.len() - 1].as_str()]
     }
 
-    fn ifname(&self, r: &RouterPlan) -> Option<String> {
-        self.direct.then(|| format!("eth{}", r.interfaces.len()))
+    /// Gives router `r` its next interface, on `network` toward `peer`.
+    fn attach(&self, r: &mut RouterPlan, network: &str, address: Ipv4Addr, prefix_len: u8, peer: &str) {
+        let ifname = self.direct.then(|| format!("eth{}", r.interfaces.len()));
+        r.interfaces.push(InterfacePlan { network: network.to_string(), address, prefix_len, peer: peer.to_string(), ifname });
     }
 }
 
@@ -259,13 +261,7 @@ fn lans(
         let net_name = format!("{}lan-{letter}", cx.prefix);
         let (raddr, haddr) = (host(subnet, 2), host(subnet, 10));
         let r = &mut routers[ri];
-        r.interfaces.push(InterfacePlan {
-            network: net_name.clone(),
-            address: raddr,
-            prefix_len: 24,
-            peer: hname.clone(),
-            ifname: cx.ifname(r),
-        });
+        cx.attach(r, &net_name, raddr, 24, hname);
         r.originate.push(subnet);
         networks.push(NetworkPlan {
             name: net_name.clone(),
@@ -343,13 +339,7 @@ fn links(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, s
         for (k, (me, other, my_addr, other_addr)) in [(ia, ib, aa, ab), (ib, ia, ab, aa)].into_iter().enumerate() {
             let (other_name, other_as) = (routers[other].name.clone(), routers[other].asn);
             let r = &mut routers[me];
-            r.interfaces.push(InterfacePlan {
-                network: name.clone(),
-                address: my_addr,
-                prefix_len: 29,
-                peer: other_name.clone(),
-                ifname: cx.ifname(r),
-            });
+            cx.attach(r, &name, my_addr, 29, &other_name);
             r.neighbors.push(NeighborPlan {
                 peer: other_name,
                 address: other_addr,

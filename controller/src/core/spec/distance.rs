@@ -95,24 +95,15 @@ pub enum Converge {
 /// How far a measured delay may be from the planned one: the larger of `absolute` and
 /// `relative` percent of the planned value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ToleranceSpec {
-    #[serde(default = "default_absolute")]
     pub absolute: Quantity,
-    #[serde(default = "default_relative")]
     pub relative: Quantity,
-}
-
-fn default_absolute() -> Quantity {
-    "1ms".into()
-}
-fn default_relative() -> Quantity {
-    "2".into()
 }
 
 impl Default for ToleranceSpec {
     fn default() -> Self {
-        ToleranceSpec { absolute: default_absolute(), relative: default_relative() }
+        ToleranceSpec { absolute: "1ms".into(), relative: "2".into() }
     }
 }
 

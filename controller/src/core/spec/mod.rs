@@ -112,7 +112,9 @@ pub struct LinkSpec {
     /// TCP-MD5 password for this link's BGP session (overrides `bgp.password`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// Both directions' one-way delay, jitter, loss and rate (over `link_defaults`).
+    /// Both directions' one-way delay, jitter, loss and rate (over `link_defaults`). These
+    /// four repeat `ImpairSpec`'s fields: serde cannot flatten a struct into one that refuses
+    /// unknown keys, and a link written flat (`{ a: r1, b: r2, delay: 5ms }`) stays strict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
