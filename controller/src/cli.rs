@@ -277,6 +277,26 @@ pub struct SpecArgs {
     /// `link_defaults.delay`).
     #[arg(long, value_name = "DURATION")]
     pub delay: Option<String>,
+    /// What verification proves (overrides the spec's `verify`): `full` (BGP tables,
+    /// traceroutes and pings) or `control-plane` (BGP tables only, for paths longer than the
+    /// 254 routers a packet can cross).
+    #[arg(long, value_enum)]
+    pub verify: Option<VerifyArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyArg {
+    Full,
+    ControlPlane,
+}
+
+impl From<VerifyArg> for spec::VerifyMode {
+    fn from(v: VerifyArg) -> Self {
+        match v {
+            VerifyArg::Full => spec::VerifyMode::Full,
+            VerifyArg::ControlPlane => spec::VerifyMode::ControlPlane,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,7 +422,7 @@ impl From<SpecArgs> for SpecInput {
             // clap's group makes one of them required.
             (None, None) => unreachable!("--hops or -f is required"),
         };
-        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay }
+        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay, verify: a.verify.map(Into::into) }
     }
 }
 

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::core::compare::Report;
 use crate::core::plan::{self, Inventory, Plan};
-use crate::core::spec::{self, PathSpec, SpecError, Wiring};
+use crate::core::spec::{self, PathSpec, SpecError, VerifyMode, Wiring};
 use crate::error::BadInput;
 use crate::exec::observe::VerifyProgress;
 use crate::exec::{Progress, Step};
@@ -45,6 +45,8 @@ pub struct SpecInput {
     pub wiring: Option<Wiring>,
     /// One-way delay of every router link (sets `link_defaults.delay`).
     pub delay: Option<String>,
+    /// Overrides the spec's `verify`.
+    pub verify: Option<VerifyMode>,
 }
 
 /// Reads the spec (file or chain), with the wiring override applied and checked.
@@ -53,6 +55,10 @@ pub fn load_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
     if let Some(w) = a.wiring {
         s.wiring = Some(w);
         revalidate(&s, "--wiring")?;
+    }
+    if let Some(v) = a.verify {
+        s.verify = v;
+        revalidate(&s, "--verify")?;
     }
     if let Some(d) = &a.delay {
         let mut defaults = s.link_defaults.take().unwrap_or_default();
@@ -83,7 +89,7 @@ fn read_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
         }
         SpecSource::Hops(n) => {
             let name = a.name.clone().unwrap_or_else(|| format!("chain{n}"));
-            Ok(spec::chain(&name, *n)?)
+            Ok(spec::chain_verified(&name, *n, a.verify.unwrap_or_default())?)
         }
     }
 }

@@ -85,9 +85,20 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
     let control_plane_ok = hops.iter().all(|h| h.status == HopStatus::Ok)
         && off_path.iter().all(|h| h.status == HopStatus::Ok)
         && probes.iter().all(|p| p.ok);
-    probes.extend(path_probes(plan, obs));
+    let full = plan.verify.is_full();
+    if full {
+        probes.extend(path_probes(plan, obs));
+    }
     probes.extend(l2_probes(plan, obs));
-    let distance = distance::delay_reports(plan, obs);
+    let distance = if full { distance::delay_reports(plan, obs) } else { Vec::new() };
+    let note = (!full).then(|| {
+        let why = if plan.path.len() > crate::core::spec::MAX_DATA_PLANE_HOPS {
+            format!(": no packet crosses {} routers", plan.path.len())
+        } else {
+            String::new()
+        };
+        format!("data plane not checked (verify: control-plane){why}")
+    });
     let verified = control_plane_ok && probes.iter().all(|p| p.ok) && distance.iter().all(|d| d.ok);
     Report {
         path: plan.name.clone(),
@@ -98,6 +109,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         off_path,
         probes,
         distance,
+        note,
         elapsed_ms: 0,
     }
 }

@@ -83,6 +83,9 @@ pub struct Report {
     /// Measured delays per direction (paths with distance).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub distance: Vec<super::distance::DelayReport>,
+    /// What was not checked, and why.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
     /// Wall time to the verdict, in milliseconds (set by `verify`, not by `compare`).
     pub elapsed_ms: u64,
 }
@@ -151,6 +154,9 @@ impl fmt::Display for Report {
             for p in &d.problems {
                 writeln!(f, "        {p}")?;
             }
+        }
+        if let Some(n) = &self.note {
+            writeln!(f, "{n}")?;
         }
         writeln!(
             f,

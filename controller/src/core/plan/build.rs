@@ -118,6 +118,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         bgp,
         evpn,
         distance,
+        verify: spec.verify,
         expectations,
     };
     if plan.distance.is_some() {

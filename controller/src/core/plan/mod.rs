@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::spec::distance::Impair;
-use crate::core::spec::{Converge, L2vpnMode, Problem, RouterKind, Wiring};
+use crate::core::spec::{Converge, L2vpnMode, Problem, RouterKind, VerifyMode, Wiring};
 
 mod build;
 mod display;
@@ -75,6 +75,8 @@ pub struct Plan {
     pub evpn: Option<EvpnPlan>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub distance: Option<DistancePlan>,
+    #[serde(skip_serializing_if = "VerifyMode::is_full", default)]
+    pub verify: VerifyMode,
     pub expectations: Expectations,
 }
 

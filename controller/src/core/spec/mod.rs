@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 /// (8192 links in a /16), by ASNs from the default base, and by what one swarm can hold; 2000
 /// keeps every default pool comfortably large enough.
 pub const MAX_ROUTERS: usize = 2000;
+/// Most routers a packet can cross: an IPv4 TTL is 8 bits (a host sends 255 at most, each
+/// router takes one, the far host needs one left).
+pub const MAX_DATA_PLANE_HOPS: usize = 254;
 /// Names end up in container names (`vte-<path>-<router>`), hostnames and Linux bridge
 /// names; 20 characters keeps all of them within Docker's and Linux's limits.
 pub const MAX_NAME_LEN: usize = 20;
@@ -68,6 +71,25 @@ pub struct PathSpec {
     /// How far measured delays may be from the planned ones (default: 1 ms or 2 %).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<ToleranceSpec>,
+    #[serde(default)]
+    pub verify: VerifyMode,
+}
+
+/// What `path verify` proves.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    /// Every hop's BGP table, and traceroutes and pings both ways.
+    #[default]
+    Full,
+    /// Every hop's BGP table only: for paths longer than a packet can cross.
+    ControlPlane,
+}
+
+impl VerifyMode {
+    pub fn is_full(&self) -> bool {
+        *self == VerifyMode::Full
+    }
 }
 
 fn default_asn_base() -> u32 {
@@ -335,6 +357,12 @@ fn strip_location_suffix(msg: &str) -> String {
 
 /// The spec that `--hops N` stands for: a chain of N FRR routers `r1..rN`, each its own AS.
 pub fn chain(name: &str, hops: usize) -> Result<PathSpec, SpecError> {
+    chain_verified(name, hops, VerifyMode::Full)
+}
+
+/// `chain`, verified as `verify` says (`--verify control-plane` for chains longer than a
+/// packet can cross).
+pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<PathSpec, SpecError> {
     let mut problems = Vec::new();
     if !(1..=MAX_ROUTERS).contains(&hops) {
         problems.push(Problem::new(
@@ -361,6 +389,7 @@ pub fn chain(name: &str, hops: usize) -> Result<PathSpec, SpecError> {
         latency: None,
         converge: Converge::default(),
         tolerance: None,
+        verify,
     };
     if problems.is_empty() {
         problems = validate(&spec);

@@ -151,6 +151,17 @@ fn path(spec: &PathSpec, known: &BTreeSet<&str>, pairs: &BTreeMap<(String, Strin
     if spec.path.is_some() && path.is_empty() {
         p.push(Problem::new("path", "must name at least one router"));
     }
+    if path.len() > MAX_DATA_PLANE_HOPS && spec.verify.is_full() {
+        p.push(Problem::new(
+            "path",
+            format!(
+                "{} hops: no IPv4 packet crosses more than {MAX_DATA_PLANE_HOPS} routers (its TTL is 8 bits), so traffic \
+                 cannot be verified end to end; `verify: control-plane` (or `--verify control-plane`) creates it and \
+                 verifies every hop's BGP table only",
+                path.len()
+            ),
+        ));
+    }
     let mut on_path: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, hop) in path.iter().enumerate() {
         let loc = format!("path[{i}]");
