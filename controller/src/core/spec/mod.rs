@@ -484,8 +484,11 @@ mod tests {
         assert_eq!(effective_links(&s).len(), 23);
         let e = chain("p", 0).unwrap_err();
         assert_eq!(e.problems()[0].location, "--hops");
-        assert!(chain("p", MAX_ROUTERS + 1).is_err());
-        assert!(chain("p", MAX_ROUTERS).is_ok());
+        assert!(chain_verified("p", MAX_ROUTERS + 1, VerifyMode::ControlPlane).is_err());
+        assert!(chain_verified("p", MAX_ROUTERS, VerifyMode::ControlPlane).is_ok());
+        assert!(chain("p", MAX_DATA_PLANE_HOPS).is_ok());
+        let e = chain("p", MAX_DATA_PLANE_HOPS + 1).unwrap_err();
+        assert_eq!(e.problems()[0].location, "path");
     }
 
     #[test]
