@@ -9,11 +9,11 @@ bin=target/release/vnet-te
 out=$(mktemp -d -p /dev/shm)
 trap 'rm -rf "$out"' EXIT
 runs=${RUNS:-10}
-"$bin" path render --hops 1000 --out "$out/warm" >/dev/null
+"$bin" path render --hops 1000 --verify control-plane --out "$out/warm" >/dev/null
 times=()
 for i in $(seq 1 "$runs"); do
   s=$(date +%s%N)
-  "$bin" path render --hops 1000 --out "$out/r$i" >/dev/null
+  "$bin" path render --hops 1000 --verify control-plane --out "$out/r$i" >/dev/null
   e=$(date +%s%N)
   times+=($(( (e - s) / 1000 )))
 done
