@@ -11,6 +11,9 @@
 //!
 //! `Fakes` is a set of them sharing one journal (calls in order across nodes, with when each
 //! began and ended), with the `Nodes` the executor takes.
+//!
+//! One file, longer than the others: one implementation of every `Node` operation over one
+//! shared state, which splitting would only scatter.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
