@@ -162,3 +162,35 @@ fn then_delay_verifies_at_zero_delay_then_holds_packets() {
     drop(c);
     wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
 }
+
+#[test]
+fn loss_of_10_percent_on_one_link_is_measured_within_its_bound() {
+    let test = "loss_of_10_percent_on_one_link_is_measured_within_its_bound";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "lossy";
+    let c = Cleanup::new(name);
+    let spec = c.spec(
+        "lossy.yaml",
+        "name: lossy\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\nlinks:\n  - { a: r1, b: r2 }\n  - { a: r2, b: r3, loss: 10 }\n",
+    );
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "lossy path did not verify");
+    let report = json(&out);
+    for from in ["src", "dst"] {
+        let loss = &delay_report(&report, from)["loss"];
+        assert_eq!(loss["sent"], 200, "{loss}");
+        assert_eq!(loss["expected_milli"], 162_000, "90 % each way: 81 % of the echoes come back");
+        let received = loss["received"].as_u64().unwrap();
+        assert!((134..=190).contains(&received), "{loss}");
+        assert_eq!(loss["ok"], true, "{loss}");
+    }
+    // The line dropped what it was told to: its counters agree.
+    let show = json(&vnet(&["path", "show", name, "--output", "json"]));
+    let dropped: u64 = show["delay_lines"].as_array().unwrap().iter().filter_map(|l| l["status"]["counters"]["dropped"].as_u64()).sum();
+    assert!(dropped > 0, "{}", show["delay_lines"]);
+    drop(c);
+    wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
+}

@@ -284,6 +284,9 @@ pub trait Node: Send + Sync {
     /// Pings from an experiment host several times a second until the first reply or
     /// `within_secs` (at most 60): returns as soon as the target answers.
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
+    /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
+    /// share of them come back (loss along the path). At most 1000.
+    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe>;
     /// Starts the delay line of one link end (see [`DelayLineSpec`]) in a running container:
     /// the process first, then the rule that hands it the packets arriving on the interface.
     /// The line ends when the container does. Idempotent: for an end whose line runs already,

@@ -353,6 +353,12 @@ impl Node for RemoteNode {
         self.call(req, &doing, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
     }
 
+    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+        let req = Request::PingBurst { host: host.to_string(), target, count, wait_ms };
+        let timeout = READ_TIMEOUT + Duration::from_millis(u64::from(count.min(1000)) * 10 + u64::from(wait_ms));
+        self.call(req, &format!("pinging {target} from {host}"), Retry::Yes, timeout).await
+    }
+
     async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
         // Idempotent by design: a second start of the same end only sets its settings.
         let doing = format!("starting the delay line of {}:{}", spec.container, spec.ifname);

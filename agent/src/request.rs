@@ -61,6 +61,7 @@ pub enum Request {
     ConnectVxlan { link: VxlanSpec },
     WaitBgpd { router: String, within_secs: u32 },
     PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
+    PingBurst { host: String, target: Ipv4Addr, count: u32, wait_ms: u32 },
     StartDelayLine { spec: DelayLineSpec },
     SetDelayLine { container: String, ifname: String, settings: DelaySettings },
     DelayLines { container: String },
@@ -95,6 +96,7 @@ impl Request {
             Request::ConnectVxlan { .. } => "connect_vxlan",
             Request::WaitBgpd { .. } => "wait_bgpd",
             Request::PingUntil { .. } => "ping_until",
+            Request::PingBurst { .. } => "ping_burst",
             Request::StartDelayLine { .. } => "start_delay_line",
             Request::SetDelayLine { .. } => "set_delay_line",
             Request::DelayLines { .. } => "delay_lines",
@@ -225,6 +227,9 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::ConnectVeth { link } => answer(op, node.connect_veth(&link).await),
         Request::ConnectVxlan { link } => answer(op, node.connect_vxlan(&link).await),
         Request::WaitBgpd { router, within_secs } => answer(op, node.wait_bgpd(&router, within_secs).await),
+        Request::PingBurst { host, target, count, wait_ms } => {
+            answer(op, node.ping_burst(&host, target, count, wait_ms).await)
+        }
         Request::PingUntil { host, target, within_secs } => {
             answer(op, node.ping_until(&host, target, within_secs).await)
         }

@@ -191,6 +191,10 @@ impl Node for Fake {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} {target} within {within_secs}") })
     }
+    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+        self.hit();
+        Ok(Probe { success: true, output: format!("{host} {target} {count} {wait_ms}") })
+    }
     async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
         self.hit();
         if !spec.container.starts_with("vte-") {
@@ -351,6 +355,10 @@ impl Node for Recorder {
         self.record(Request::PingUntil { host: host.into(), target, within_secs });
         Ok(probe("ping_until"))
     }
+    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::PingBurst { host: host.into(), target, count, wait_ms });
+        Ok(probe("ping_burst"))
+    }
     async fn start_delay_line(&self, spec: &DelayLineSpec) -> NodeResult<()> {
         self.record(Request::StartDelayLine { spec: spec.clone() });
         Ok(())
@@ -428,6 +436,7 @@ fn samples() -> Vec<Request> {
         },
         Request::WaitBgpd { router: "r11".into(), within_secs: 7 },
         Request::PingUntil { host: "src2".into(), target, within_secs: 9 },
+        Request::PingBurst { host: "src3".into(), target, count: 200, wait_ms: 1500 },
         Request::StartDelayLine {
             spec: DelayLineSpec {
                 container: "vte-p1-r12".into(),

@@ -158,6 +158,10 @@ impl Node for LocalNode {
         probes::ping_until(self, host, target, within_secs).await
     }
 
+    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+        probes::ping_burst(self, host, target, count, wait_ms).await
+    }
+
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         links::vxlan(self, link).await
     }

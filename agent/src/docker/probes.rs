@@ -67,6 +67,16 @@ pub(super) async fn ping(
     Ok(Probe { success: code == 0, output })
 }
 
+pub(super) async fn ping_burst(node: &LocalNode, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+    let t = target.to_string();
+    let c = count.clamp(1, 1000).to_string();
+    let w = wait_secs(wait_ms);
+    // -W: a reply later than this counts as lost; 0.01 s apart, so the burst takes count/100 s.
+    let cmd = ["ping", "-n", "-q", "-c", &c, "-i", "0.01", "-W", &w, &t];
+    let (code, output) = node.exec(host, &cmd, &format!("pinging {t} from {host}")).await?;
+    Ok(Probe { success: code == 0, output })
+}
+
 pub(super) async fn ping_until(node: &LocalNode, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
     let t = target.to_string();
     let w = within_secs.clamp(1, 60).to_string();

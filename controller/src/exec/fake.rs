@@ -61,6 +61,7 @@ pub enum Call {
     ConnectVxlan(VxlanSpec),
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
+    PingBurst { host: String, target: Ipv4Addr, count: u32 },
     StartDelayLine(DelayLineSpec),
     SetDelayLine { container: String, ifname: String, settings: DelaySettings },
     DelayLines(String),
@@ -95,6 +96,7 @@ impl Call {
             Call::ConnectVxlan(_) => "connect_vxlan",
             Call::WaitBgpd(_) => "wait_bgpd",
             Call::PingUntil { .. } => "ping_until",
+            Call::PingBurst { .. } => "ping_burst",
             Call::StartDelayLine(_) => "start_delay_line",
             Call::SetDelayLine { .. } => "set_delay_line",
             Call::DelayLines(_) => "delay_lines",
@@ -125,7 +127,10 @@ impl Call {
             | Call::WaitBgpd(n)
             | Call::DelayLines(n) => n.clone(),
             Call::ReadFile { container, path } => format!("{container}:{path}"),
-            Call::Traceroute { host, target, .. } | Call::Ping { host, target, .. } | Call::PingUntil { host, target } => {
+            Call::Traceroute { host, target, .. }
+            | Call::Ping { host, target, .. }
+            | Call::PingUntil { host, target }
+            | Call::PingBurst { host, target, .. } => {
                 format!("{host} {target}")
             }
             Call::BridgeForwarding(on) => on.to_string(),
@@ -721,6 +726,16 @@ impl Node for FakeNode {
 
     async fn wait_bgpd(&self, router: &str, _within_secs: u32) -> NodeResult<bool> {
         self.op(Call::WaitBgpd(router.into()), |s, _| running(s, router).map(|_| true)).await
+    }
+
+    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, _wait_ms: u32) -> NodeResult<Probe> {
+        self.op(Call::PingBurst { host: host.into(), target, count }, |s, _| {
+            running(s, host)?;
+            let received = if s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some() { count } else { 0 };
+            let output = format!("{count} packets transmitted, {received} received, 0% packet loss, time 1ms\n");
+            Ok(Probe { success: received > 0, output })
+        })
+        .await
     }
 
     async fn ping_until(&self, host: &str, target: Ipv4Addr, _within_secs: u32) -> NodeResult<Probe> {

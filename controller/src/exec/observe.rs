@@ -16,7 +16,9 @@ use vnet_te_agent::node::Node;
 use vnet_te_agent::probe::{parse_ping, parse_traceroute, parse_traceroute_rtts, InterfaceCounters};
 
 use super::nodes::{Nodes, PARALLELISM};
+use crate::core::compare::distance::BURST;
 use crate::core::compare::{compare, evpn_edges, HopStatus, Observed, Report, ICMP_OVERHEAD, L2_PING, L2_PING_DF};
+use crate::core::plan::distance::round_trip_delivery;
 use crate::core::plan::{Plan, RouterPlan};
 
 /// Progress of verification (a bar in the CLI).
@@ -147,6 +149,22 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
         .buffer_unordered(4)
         .collect::<Vec<_>>()
         .await;
+    // A path with loss: a burst each way, its count of replies against the planned loss.
+    if round_trip_delivery(plan).is_some() {
+        let bursts = stream::iter(plan.expectations.traceroutes.iter())
+            .map(|t| async move {
+                let h = plan.host(&t.from).expect("planned host");
+                let summary = match node_of(nodes, &h.node) {
+                    Some(n) => n.ping_burst(&h.container, t.target, BURST, wait).await.ok().and_then(|p| parse_ping(&p.output)),
+                    None => None,
+                };
+                ((t.from.clone(), t.to.clone()), summary)
+            })
+            .buffer_unordered(2)
+            .collect::<Vec<_>>()
+            .await;
+        obs.bursts.extend(bursts);
+    }
     for (t, tr, ping, rtts, ping_rtt) in results {
         let key = (t.from.clone(), t.to.clone());
         obs.traceroutes.insert(key.clone(), tr);

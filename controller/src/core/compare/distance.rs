@@ -8,7 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::Observed;
+use crate::core::plan::distance::round_trip_delivery;
 use crate::core::plan::{ms, DistancePlan, Plan, TracerouteExpectation};
+
+/// Pings in a loss burst (`exec::observe`).
+pub const BURST: u32 = 200;
 
 /// One direction of the path: each hop's round trip, and end to end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +21,9 @@ pub struct DelayReport {
     pub to: String,
     pub hops: Vec<HopDelay>,
     pub end_to_end: Measure,
+    /// A burst of pings against the planned loss (paths with loss).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loss: Option<LossMeasure>,
     pub ok: bool,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub problems: Vec<String>,
@@ -29,6 +36,45 @@ pub struct HopDelay {
     pub link: String,
     #[serde(flatten)]
     pub rtt: Measure,
+}
+
+/// Pings sent and come back, against the share the plan's losses let through: within five
+/// standard deviations of the binomial count (a false alarm about once in 1.7 million).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LossMeasure {
+    pub sent: u32,
+    pub received: Option<u32>,
+    /// Expected replies, in thousandths of a ping.
+    pub expected_milli: u64,
+    pub min_received: u32,
+    pub max_received: u32,
+    pub ok: bool,
+}
+
+impl LossMeasure {
+    pub fn new(sent: u32, delivery: f64, received: Option<u32>) -> Self {
+        let n = f64::from(sent);
+        let mean = n * delivery;
+        let spread = 5.0 * (n * delivery * (1.0 - delivery)).sqrt() + 1.0;
+        let min_received = (mean - spread).max(0.0).ceil() as u32;
+        let max_received = (mean + spread).min(n).floor() as u32;
+        let ok = received.is_some_and(|r| (min_received..=max_received).contains(&r));
+        LossMeasure { sent, received, expected_milli: (mean * 1000.0).round() as u64, min_received, max_received, ok }
+    }
+
+    fn describe(&self) -> String {
+        let planned = 100.0 - self.expected_milli as f64 / 10.0 / f64::from(self.sent.max(1));
+        match self.received {
+            Some(r) => format!(
+                "{r} of {} pings came back ({:.1} % lost), planned {planned:.1} % lost: {}…{} back at 5σ",
+                self.sent,
+                100.0 * f64::from(self.sent - r.min(self.sent)) / f64::from(self.sent.max(1)),
+                self.min_received,
+                self.max_received
+            ),
+            None => format!("the burst of {} pings did not run", self.sent),
+        }
+    }
 }
 
 /// A planned round-trip time, what was measured (None: no reply), and how far apart they
@@ -91,7 +137,14 @@ fn direction(plan: &Plan, d: &DistancePlan, t: &TracerouteExpectation, obs: &Obs
     if !end_to_end.ok {
         problems.push(format!("end to end: round trip {}", end_to_end.describe()));
     }
-    DelayReport { from: t.from.clone(), to: t.to.clone(), ok: problems.is_empty(), hops, end_to_end, problems }
+    let loss = round_trip_delivery(plan).map(|delivery| {
+        let burst = obs.bursts.get(&key).copied().flatten();
+        LossMeasure::new(burst.map_or(BURST, |b| b.transmitted), delivery, burst.map(|b| b.received))
+    });
+    if let Some(l) = loss.filter(|l| !l.ok) {
+        problems.push(format!("loss: {}", l.describe()));
+    }
+    DelayReport { from: t.from.clone(), to: t.to.clone(), ok: problems.is_empty(), hops, end_to_end, loss, problems }
 }
 
 /// The router names of a traceroute's hops, in order (the far host last).
@@ -109,6 +162,7 @@ mod tests {
     use super::*;
     use crate::core::plan::{build, Inventory};
     use crate::core::spec;
+    use vnet_te_agent::probe::PingSummary;
 
     fn long_haul() -> Plan {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../paths/long-haul.yaml")).unwrap();
@@ -122,9 +176,29 @@ mod tests {
             let key = (t.from.clone(), t.to.clone());
             let rtts = t.rtt_us.iter().enumerate().map(|(k, r)| Some(r + extra * k as u64)).collect();
             obs.trace_rtts.insert(key.clone(), rtts);
-            obs.ping_rtts.insert(key, t.rtt_us.last().map(|r| r + extra * t.rtt_us.len() as u64));
+            obs.ping_rtts.insert(key.clone(), t.rtt_us.last().map(|r| r + extra * t.rtt_us.len() as u64));
+            // a1–a2 loses 1 % each way: 196 of 200 come back on average.
+            obs.bursts.insert(key, Some(PingSummary { transmitted: 200, received: 196, rtt_ms: None }));
         }
         obs
+    }
+
+    #[test]
+    fn a_loss_far_from_the_plan_is_named_with_its_bound() {
+        let plan = long_haul();
+        let mut obs = measured(&plan, 0);
+        let key = ("src".to_string(), "dst".to_string());
+        obs.bursts.insert(key, Some(PingSummary { transmitted: 200, received: 150, rtt_ms: None }));
+        let r = &delay_reports(&plan, &obs)[0];
+        assert!(!r.ok);
+        let l = r.loss.unwrap();
+        assert_eq!((l.min_received, l.max_received, l.expected_milli), (186, 200, 196_020));
+        assert!(
+            r.problems.iter().any(|p| p == "loss: 150 of 200 pings came back (25.0 % lost), planned 2.0 % lost: 186…200 back at 5σ"),
+            "{:?}",
+            r.problems
+        );
+        assert!(delay_reports(&plan, &measured(&plan, 0)).iter().all(|r| r.ok && r.loss.is_some_and(|l| l.ok)));
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Observed {
     pub trace_rtts: BTreeMap<(String, String), Vec<Option<u64>>>,
     /// Per (from, to): the fastest ping's round-trip time, µs (None: no reply).
     pub ping_rtts: BTreeMap<(String, String), Option<u64>>,
+    /// Per (from, to): a burst of pings on a path with loss (None: it did not run).
+    pub bursts: BTreeMap<(String, String), Option<vnet_te_agent::probe::PingSummary>>,
 }
 
 /// Kinds of L2 probes (the `kind` of their `ProbeReport`).

@@ -194,19 +194,37 @@ pub fn change_link(plan: &mut Plan, a: &str, b: &str, from: Option<&str>, change
     Ok(name)
 }
 
+/// Each link of the path in path order: (impairment of packets toward the last hop, of
+/// packets back toward the first).
+pub fn path_directions(plan: &Plan) -> Vec<(Impair, Impair)> {
+    plan.path
+        .windows(2)
+        .map(|w| {
+            let Some(n) = plan.networks.iter().find(|n| n.joins(&w[0], &w[1])) else { return Default::default() };
+            let Some(i) = n.impair else { return Default::default() };
+            if n.ends[0].name == w[0] {
+                (i.from_a, i.from_b)
+            } else {
+                (i.from_b, i.from_a)
+            }
+        })
+        .collect()
+}
+
+/// The share of echo requests from the first host whose reply comes back, by the planned
+/// loss of every link both ways; None on a path without loss.
+pub fn round_trip_delivery(plan: &Plan) -> Option<f64> {
+    let dirs = path_directions(plan);
+    if dirs.iter().all(|(f, b)| f.loss_ppm == 0 && b.loss_ppm == 0) {
+        return None;
+    }
+    let keep = |i: &Impair| 1.0 - f64::from(i.loss_ppm) / 1_000_000.0;
+    Some(dirs.iter().map(|(f, b)| keep(f) * keep(b)).product())
+}
+
 /// The path's one-way delays and each traceroute hop's planned RTT, from its links.
 pub fn recompute(plan: &mut Plan) {
-    // (delay from a to b, from b to a) of the link between them.
-    let dir = |a: &str, b: &str| -> (u64, u64) {
-        let Some(n) = plan.networks.iter().find(|n| n.joins(a, b)) else { return (0, 0) };
-        let Some(i) = n.impair else { return (0, 0) };
-        if n.ends[0].name == a {
-            (i.from_a.delay_us, i.from_b.delay_us)
-        } else {
-            (i.from_b.delay_us, i.from_a.delay_us)
-        }
-    };
-    let links: Vec<(u64, u64)> = plan.path.windows(2).map(|w| dir(&w[0], &w[1])).collect();
+    let links: Vec<(u64, u64)> = path_directions(plan).iter().map(|(f, b)| (f.delay_us, b.delay_us)).collect();
     let cumulative = |rtts: Vec<u64>| {
         let mut out = vec![0];
         let mut sum = 0;
