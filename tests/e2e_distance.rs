@@ -194,3 +194,27 @@ fn loss_of_10_percent_on_one_link_is_measured_within_its_bound() {
     drop(c);
     wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
 }
+
+#[test]
+fn rate_of_10_mbit_on_one_link_is_measured_within_10_percent() {
+    let test = "rate_of_10_mbit_on_one_link_is_measured_within_10_percent";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "slow";
+    let c = Cleanup::new(name);
+    let spec = c.spec(
+        "slow.yaml",
+        "name: slow\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\nlinks:\n  - { a: r1, b: r2 }\n  - { a: r2, b: r3, rate: 10mbit }\n",
+    );
+    assert_eq!(vnet(&["path", "create", "-f", &spec]).status.code(), Some(0), "slow path did not verify");
+    let out = vnet(&["path", "verify", name, "--measure", "rate", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "rate not within 10 %");
+    let rate = json(&out)["rate"].clone();
+    assert_eq!(rate["planned_bps"], 10_000_000, "{rate}");
+    let mbit = rate["measured_bps"].as_u64().unwrap() as f64 / 1e6;
+    assert!((9.0..=11.0).contains(&mbit), "{rate}");
+    // Without a planned rate there is nothing to measure against.
+    drop(c);
+}

@@ -287,6 +287,11 @@ pub trait Node: Send + Sync {
     /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
     /// share of them come back (loss along the path). At most 1000.
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe>;
+    /// Starts a one-test iperf3 server in an experiment host (it ends after one client).
+    async fn iperf_server(&self, host: &str) -> NodeResult<()>;
+    /// An iperf3 TCP test of `seconds` (at most 60) from an experiment host to `target`, its
+    /// JSON report as the output.
+    async fn iperf_client(&self, host: &str, target: Ipv4Addr, seconds: u32) -> NodeResult<Probe>;
     /// Starts the delay line of one link end (see [`DelayLineSpec`]) in a running container:
     /// the process first, then the rule that hands it the packets arriving on the interface.
     /// The line ends when the container does. Idempotent: for an end whose line runs already,

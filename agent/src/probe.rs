@@ -58,6 +58,12 @@ pub fn parse_ping(text: &str) -> Option<PingSummary> {
     out
 }
 
+/// The receiver's throughput in bits per second from `iperf3 -J`'s report.
+pub fn parse_iperf(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["end"]["sum_received"]["bits_per_second"].as_f64()
+}
+
 /// Byte and packet counters of one interface, with its IPv4 addresses (interfaces are found
 /// by the address the plan gave them: their names follow attach order).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +131,14 @@ mod tests {
         let three = " 1  10.210.0.2  0.071 ms  0.050 ms  *\n 2  *  10.199.0.3  5.2 ms  5.1 ms\n 3  * * *\n";
         assert_eq!(parse_traceroute_rtts(three), vec![Some(0.05), Some(5.1), None]);
         assert_eq!(parse_traceroute(three), vec![Some("10.210.0.2".parse().unwrap()), Some("10.199.0.3".parse().unwrap()), None]);
+    }
+
+    #[test]
+    fn reads_iperf3_throughput() {
+        let out = r#"{"start":{},"intervals":[],"end":{"sum_sent":{"bits_per_second":9.9e6},"sum_received":{"bits_per_second":9.61e6}}}"#;
+        assert_eq!(parse_iperf(out), Some(9.61e6));
+        assert_eq!(parse_iperf(r#"{"error":"unable to connect to server"}"#), None);
+        assert_eq!(parse_iperf("iperf3: error"), None);
     }
 
     #[test]

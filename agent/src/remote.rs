@@ -353,6 +353,17 @@ impl Node for RemoteNode {
         self.call(req, &doing, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
     }
 
+    async fn iperf_server(&self, host: &str) -> NodeResult<()> {
+        let req = Request::IperfServer { host: host.to_string() };
+        self.call(req, &format!("starting iperf3 in {host}"), Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn iperf_client(&self, host: &str, target: Ipv4Addr, seconds: u32) -> NodeResult<Probe> {
+        let req = Request::IperfClient { host: host.to_string(), target, seconds };
+        let timeout = READ_TIMEOUT + Duration::from_secs(u64::from(seconds.min(60)) + 10);
+        self.call(req, &format!("iperf3 from {host} to {target}"), Retry::No, timeout).await
+    }
+
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         let req = Request::PingBurst { host: host.to_string(), target, count, wait_ms };
         let timeout = READ_TIMEOUT + Duration::from_millis(u64::from(count.min(1000)) * 10 + u64::from(wait_ms));

@@ -62,6 +62,8 @@ pub enum Request {
     WaitBgpd { router: String, within_secs: u32 },
     PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
     PingBurst { host: String, target: Ipv4Addr, count: u32, wait_ms: u32 },
+    IperfServer { host: String },
+    IperfClient { host: String, target: Ipv4Addr, seconds: u32 },
     StartDelayLine { spec: DelayLineSpec },
     SetDelayLine { container: String, ifname: String, settings: DelaySettings },
     DelayLines { container: String },
@@ -97,6 +99,8 @@ impl Request {
             Request::WaitBgpd { .. } => "wait_bgpd",
             Request::PingUntil { .. } => "ping_until",
             Request::PingBurst { .. } => "ping_burst",
+            Request::IperfServer { .. } => "iperf_server",
+            Request::IperfClient { .. } => "iperf_client",
             Request::StartDelayLine { .. } => "start_delay_line",
             Request::SetDelayLine { .. } => "set_delay_line",
             Request::DelayLines { .. } => "delay_lines",
@@ -227,6 +231,8 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::ConnectVeth { link } => answer(op, node.connect_veth(&link).await),
         Request::ConnectVxlan { link } => answer(op, node.connect_vxlan(&link).await),
         Request::WaitBgpd { router, within_secs } => answer(op, node.wait_bgpd(&router, within_secs).await),
+        Request::IperfServer { host } => answer(op, node.iperf_server(&host).await),
+        Request::IperfClient { host, target, seconds } => answer(op, node.iperf_client(&host, target, seconds).await),
         Request::PingBurst { host, target, count, wait_ms } => {
             answer(op, node.ping_burst(&host, target, count, wait_ms).await)
         }

@@ -191,6 +191,14 @@ impl Node for Fake {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} {target} within {within_secs}") })
     }
+    async fn iperf_server(&self, _host: &str) -> NodeResult<()> {
+        self.hit();
+        Ok(())
+    }
+    async fn iperf_client(&self, host: &str, target: Ipv4Addr, seconds: u32) -> NodeResult<Probe> {
+        self.hit();
+        Ok(Probe { success: true, output: format!("{host} {target} {seconds}") })
+    }
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} {target} {count} {wait_ms}") })
@@ -355,6 +363,14 @@ impl Node for Recorder {
         self.record(Request::PingUntil { host: host.into(), target, within_secs });
         Ok(probe("ping_until"))
     }
+    async fn iperf_server(&self, host: &str) -> NodeResult<()> {
+        self.record(Request::IperfServer { host: host.into() });
+        Ok(())
+    }
+    async fn iperf_client(&self, host: &str, target: Ipv4Addr, seconds: u32) -> NodeResult<Probe> {
+        self.record(Request::IperfClient { host: host.into(), target, seconds });
+        Ok(probe("iperf_client"))
+    }
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         self.record(Request::PingBurst { host: host.into(), target, count, wait_ms });
         Ok(probe("ping_burst"))
@@ -437,6 +453,8 @@ fn samples() -> Vec<Request> {
         Request::WaitBgpd { router: "r11".into(), within_secs: 7 },
         Request::PingUntil { host: "src2".into(), target, within_secs: 9 },
         Request::PingBurst { host: "src3".into(), target, count: 200, wait_ms: 1500 },
+        Request::IperfServer { host: "dst4".into() },
+        Request::IperfClient { host: "src4".into(), target, seconds: 3 },
         Request::StartDelayLine {
             spec: DelayLineSpec {
                 container: "vte-p1-r12".into(),

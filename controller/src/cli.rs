@@ -201,6 +201,15 @@ pub struct VerifyArgs {
     pub name: String,
     #[command(flatten)]
     pub verdict: VerdictArgs,
+    /// Also measure: `rate` (TCP throughput from the first host to the last with iperf3,
+    /// against the slowest rate the plan sets on the path).
+    #[arg(long, value_enum)]
+    pub measure: Vec<MeasureArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeasureArg {
+    Rate,
 }
 
 #[derive(Args, Debug)]
@@ -360,7 +369,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             output: a.verdict.output.into(),
         })),
         Command::Path(PathCommand::Verify(a)) => {
-            runtime()?.block_on(path::verify(&a.name, a.verdict.timeout.map(Duration::from_secs), a.verdict.output.into()))
+            runtime()?.block_on(path::verify(
+                &a.name,
+                a.verdict.timeout.map(Duration::from_secs),
+                a.verdict.output.into(),
+                a.measure.contains(&MeasureArg::Rate),
+            ))
         }
         Command::Path(PathCommand::List(a)) => runtime()?.block_on(path::list(a.output.into())),
         Command::Path(PathCommand::Show(a)) => runtime()?.block_on(path::show(&a.name, a.output.into())),

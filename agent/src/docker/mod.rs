@@ -158,6 +158,14 @@ impl Node for LocalNode {
         probes::ping_until(self, host, target, within_secs).await
     }
 
+    async fn iperf_server(&self, host: &str) -> NodeResult<()> {
+        probes::iperf_server(self, host).await
+    }
+
+    async fn iperf_client(&self, host: &str, target: Ipv4Addr, seconds: u32) -> NodeResult<Probe> {
+        probes::iperf_client(self, host, target, seconds).await
+    }
+
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         probes::ping_burst(self, host, target, count, wait_ms).await
     }

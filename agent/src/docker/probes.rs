@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::node::{NodeResult, Probe};
+use crate::node::{NodeError, NodeResult, Probe};
 use crate::probe::InterfaceCounters;
 
 use super::LocalNode;
@@ -64,6 +64,23 @@ pub(super) async fn ping(
     }
     cmd.push(&t);
     let (code, output) = node.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
+    Ok(Probe { success: code == 0, output })
+}
+
+pub(super) async fn iperf_server(node: &LocalNode, host: &str) -> NodeResult<()> {
+    // -1: one test, then it exits; -D: in the background, so the exec returns.
+    let (code, output) = node.exec(host, &["iperf3", "-s", "-1", "-D"], &format!("starting iperf3 in {host}")).await?;
+    if code != 0 {
+        return Err(NodeError::Failed { doing: format!("starting iperf3 in {host}"), message: output });
+    }
+    Ok(())
+}
+
+pub(super) async fn iperf_client(node: &LocalNode, host: &str, target: Ipv4Addr, seconds: u32) -> NodeResult<Probe> {
+    let t = target.to_string();
+    let s = seconds.clamp(1, 60).to_string();
+    let cmd = ["iperf3", "-c", &t, "-t", &s, "-J", "--connect-timeout", "5000"];
+    let (code, output) = node.exec(host, &cmd, &format!("iperf3 from {host} to {t}")).await?;
     Ok(Probe { success: code == 0, output })
 }
 

@@ -134,6 +134,10 @@ impl Bar {
         Bar(pb)
     }
 
+    pub(crate) fn update_phase(&self, phase: &str) {
+        self.0.set_message(format!("verifying: {phase}"));
+    }
+
     pub(crate) fn done(&self) {
         self.0.finish_and_clear();
     }

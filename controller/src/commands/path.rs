@@ -9,6 +9,7 @@ use serde::Serialize;
 use vnet_te_agent::node::labels;
 
 use super::{load_spec, plan_json, preview_plan, print_report, Bar, Output, SpecInput};
+use crate::core::compare;
 use crate::core::plan::{self, Inventory};
 use crate::core::render;
 use crate::core::replan;
@@ -182,11 +183,21 @@ pub(crate) async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::P
     }
 }
 
-pub async fn verify(name: &str, timeout: Option<Duration>, output: Output) -> anyhow::Result<i32> {
+/// `path verify`; with `measure_rate`, also the TCP throughput from the first host to the
+/// last against the slowest planned rate (iperf3, a few seconds).
+pub async fn verify(name: &str, timeout: Option<Duration>, output: Output, measure_rate: bool) -> anyhow::Result<i32> {
     let nodes = cluster::nodes().await?;
     let plan = plan_of(&nodes, name).await?;
+    if measure_rate && compare::distance::planned_rate(&plan).is_none() {
+        return Err(BadInput(format!("--measure rate: path '{name}' plans no rate on its links")).into());
+    }
     let progress = Bar::new();
-    let report = observe::verify(&plan, &nodes, timeout_for(&plan, timeout, VERIFY_TIMEOUT), &progress).await;
+    let mut report = observe::verify(&plan, &nodes, timeout_for(&plan, timeout, VERIFY_TIMEOUT), &progress).await;
+    if measure_rate {
+        progress.update_phase("throughput (iperf3)");
+        report.rate = compare::distance::rate_report(&plan, observe::measure_rate(&plan, &nodes).await);
+        report.verified &= report.rate.as_ref().is_some_and(|r| r.ok);
+    }
     progress.done();
     print_report(&report, output);
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })

@@ -62,6 +62,8 @@ pub enum Call {
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
     PingBurst { host: String, target: Ipv4Addr, count: u32 },
+    IperfServer { host: String },
+    IperfClient { host: String, target: Ipv4Addr },
     StartDelayLine(DelayLineSpec),
     SetDelayLine { container: String, ifname: String, settings: DelaySettings },
     DelayLines(String),
@@ -97,6 +99,8 @@ impl Call {
             Call::WaitBgpd(_) => "wait_bgpd",
             Call::PingUntil { .. } => "ping_until",
             Call::PingBurst { .. } => "ping_burst",
+            Call::IperfServer { .. } => "iperf_server",
+            Call::IperfClient { .. } => "iperf_client",
             Call::StartDelayLine(_) => "start_delay_line",
             Call::SetDelayLine { .. } => "set_delay_line",
             Call::DelayLines(_) => "delay_lines",
@@ -126,11 +130,13 @@ impl Call {
             | Call::InterfaceCounters(n)
             | Call::WaitBgpd(n)
             | Call::DelayLines(n) => n.clone(),
+            Call::IperfServer { host } => host.clone(),
             Call::ReadFile { container, path } => format!("{container}:{path}"),
             Call::Traceroute { host, target, .. }
             | Call::Ping { host, target, .. }
             | Call::PingUntil { host, target }
-            | Call::PingBurst { host, target, .. } => {
+            | Call::PingBurst { host, target, .. }
+            | Call::IperfClient { host, target } => {
                 format!("{host} {target}")
             }
             Call::BridgeForwarding(on) => on.to_string(),
@@ -726,6 +732,18 @@ impl Node for FakeNode {
 
     async fn wait_bgpd(&self, router: &str, _within_secs: u32) -> NodeResult<bool> {
         self.op(Call::WaitBgpd(router.into()), |s, _| running(s, router).map(|_| true)).await
+    }
+
+    async fn iperf_server(&self, host: &str) -> NodeResult<()> {
+        self.op(Call::IperfServer { host: host.into() }, |s, _| running(s, host).map(|_| ())).await
+    }
+
+    async fn iperf_client(&self, host: &str, target: Ipv4Addr, _seconds: u32) -> NodeResult<Probe> {
+        self.op(Call::IperfClient { host: host.into(), target }, |s, _| {
+            running(s, host)?;
+            Ok(Probe { success: false, output: "{}".into() })
+        })
+        .await
     }
 
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, _wait_ms: u32) -> NodeResult<Probe> {

@@ -101,6 +101,30 @@ async fn l2_probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     obs.l2_pings.insert((L2_PING_DF.into(), a.name.clone(), b.name.clone()), ok(df));
 }
 
+/// Seconds of the throughput test.
+const RATE_SECONDS: u32 = 5;
+
+/// TCP throughput from the first host to the last (iperf3), bits per second.
+pub async fn measure_rate(plan: &Plan, nodes: &Nodes) -> Result<u64, String> {
+    let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return Err("no hosts".into()) };
+    let (Some(na), Some(nb)) = (node_of(nodes, &a.node), node_of(nodes, &b.node)) else {
+        return Err("node not reachable from here".into());
+    };
+    nb.iperf_server(&b.container).await.map_err(|e| e.to_string())?;
+    // The server listens a moment after it went to the background.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = na.iperf_client(&a.container, b.address, RATE_SECONDS).await.map_err(|e| e.to_string())?;
+        if let Some(bps) = vnet_te_agent::probe::parse_iperf(&out.output) {
+            return Ok(bps as u64);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("iperf3 gave no result: {}", out.output.chars().take(200).collect::<String>()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// How long a probe waits for a reply: a second, or twice the path's round trip and a second.
 pub fn probe_wait_ms(plan: &Plan) -> u32 {
     let rtt_ms = plan.distance.as_ref().map_or(0, |d| (d.one_way_us + d.back_us) / 1000);

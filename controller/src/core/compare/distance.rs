@@ -77,6 +77,36 @@ impl LossMeasure {
     }
 }
 
+/// TCP throughput from the first host to the last against the slowest rate the plan sets
+/// along the path: within ±10 % (TCP over a token bucket gets most of its rate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateMeasure {
+    pub from: String,
+    pub to: String,
+    pub planned_bps: u64,
+    pub measured_bps: Option<u64>,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub problem: Option<String>,
+}
+
+/// The slowest rate set on the path's links toward the last hop, if any.
+pub fn planned_rate(plan: &Plan) -> Option<u64> {
+    crate::core::plan::distance::path_directions(plan).iter().map(|(f, _)| f.rate_bps).filter(|r| *r > 0).min()
+}
+
+/// Judges a throughput measured from the first host to the last (`Err`: why there is none).
+pub fn rate_report(plan: &Plan, measured: Result<u64, String>) -> Option<RateMeasure> {
+    let planned = planned_rate(plan)?;
+    let (a, b) = (plan.hosts.first()?.name.clone(), plan.hosts.get(1)?.name.clone());
+    let (measured_bps, problem) = match measured {
+        Ok(m) if m.abs_diff(planned) * 10 <= planned => (Some(m), None),
+        Ok(m) => (Some(m), Some(format!("{:.2} Mbit/s, planned {:.2} Mbit/s ± 10 %", m as f64 / 1e6, planned as f64 / 1e6))),
+        Err(e) => (None, Some(e)),
+    };
+    Some(RateMeasure { from: a, to: b, planned_bps: planned, measured_bps, ok: problem.is_none(), problem })
+}
+
 /// A planned round-trip time, what was measured (None: no reply), and how far apart they
 /// may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +267,18 @@ mod tests {
         );
         assert!(there.problems[1].starts_with("end to end: round trip 150 ms, planned 120 ms"), "{}", there.problems[1]);
         assert!(reports[1].ok, "the way back is untouched: {:?}", reports[1]);
+    }
+
+    #[test]
+    fn a_rate_is_judged_against_the_slowest_link_within_10_percent() {
+        let plan = long_haul();
+        assert_eq!(planned_rate(&plan), Some(100_000_000));
+        assert!(rate_report(&plan, Ok(94_000_000)).unwrap().ok);
+        let slow = rate_report(&plan, Ok(80_000_000)).unwrap();
+        assert_eq!(slow.problem.as_deref(), Some("80.00 Mbit/s, planned 100.00 Mbit/s ± 10 %"));
+        assert!(!rate_report(&plan, Err("no result".into())).unwrap().ok);
+        let plain = build(&spec::chain("p", 3).unwrap(), &Inventory::default()).unwrap();
+        assert_eq!(rate_report(&plain, Ok(1)), None);
     }
 
     #[test]

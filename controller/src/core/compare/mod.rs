@@ -111,6 +111,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         off_path,
         probes,
         distance,
+        rate: None,
         note,
         elapsed_ms: 0,
     }

@@ -83,6 +83,9 @@ pub struct Report {
     /// Measured delays per direction (paths with distance).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub distance: Vec<super::distance::DelayReport>,
+    /// Throughput against the path's planned rate (`--measure rate`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rate: Option<super::distance::RateMeasure>,
     /// What was not checked, and why.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
@@ -154,6 +157,11 @@ impl fmt::Display for Report {
             for p in &d.problems {
                 writeln!(f, "        {p}")?;
             }
+        }
+        if let Some(r) = &self.rate {
+            let status = if r.ok { "ok".to_string() } else { format!("FAILED: {}", r.problem.clone().unwrap_or_default()) };
+            let measured = r.measured_bps.map_or("-".to_string(), |m| format!("{:.2} Mbit/s", m as f64 / 1e6));
+            writeln!(f, "rate {} → {}: {measured} (planned {:.2} Mbit/s): {status}", r.from, r.to, r.planned_bps as f64 / 1e6)?;
         }
         if let Some(n) = &self.note {
             writeln!(f, "{n}")?;
