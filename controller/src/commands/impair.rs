@@ -46,13 +46,13 @@ pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
 }
 
 fn impair_change(a: &ImpairOptions) -> Result<plan::distance::ImpairChange, SpecError> {
-    use crate::core::spec::distance::{duration, percent};
+    use crate::core::spec::distance::{duration, ppm};
     let mut p = Vec::new();
     let q = |s: &String| spec::Quantity(s.clone());
     let mut change = plan::distance::ImpairChange { down: a.down, up: a.up, ..Default::default() };
     change.delay_us = a.delay.as_ref().map(|d| duration("--delay", &q(d), &mut p));
     change.jitter_us = a.jitter.as_ref().map(|d| duration("--jitter", &q(d), &mut p));
-    change.loss_ppm = a.loss.as_ref().and_then(|l| percent("--loss", &q(l), &mut p)).map(|v| (v * 10_000.0).round() as u32);
+    change.loss_ppm = a.loss.as_ref().and_then(|l| ppm("--loss", &q(l), &mut p));
     change.rate_bps = match a.rate.as_deref() {
         None => None,
         Some("0") => Some(0),

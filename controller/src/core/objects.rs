@@ -347,10 +347,9 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
     for n in &plan.networks {
         let (Some(imp), [ea, eb]) = (n.impair, &n.ends[..]) else { continue };
         let (Some(a), Some(b)) = (end(&ea.name, &n.name), end(&eb.name, &n.name)) else { continue };
-        for (from, to, impair) in [(&a, &b, imp.from_a), (&b, &a, imp.from_b)] {
-            let names = |e: &LinkEnd| plan.routers.iter().find(|r| r.container == e.container).map_or("?", |r| r.name.as_str());
+        for (from, to, impair, names) in [(&a, &b, imp.from_a, (ea, eb)), (&b, &a, imp.from_b, (eb, ea))] {
             out.push(Impairment {
-                link: format!("{}–{}", names(from), names(to)),
+                link: format!("{}–{}", names.0.name, names.1.name),
                 network: n.name.clone(),
                 from: from.clone(),
                 to: to.clone(),
@@ -362,9 +361,14 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
 }
 
 impl Impairment {
-    /// The delay line that holds this direction's packets where they arrive.
+    /// The delay line that holds this direction's packets where they arrive, if it needs one.
     pub fn delay_line(&self) -> Option<DelayLineSpec> {
-        self.impair.needs_delay_line().then(|| DelayLineSpec {
+        self.impair.needs_delay_line().then(|| self.line())
+    }
+
+    /// This direction's delay line with its settings, zero or not.
+    pub fn line(&self) -> DelayLineSpec {
+        DelayLineSpec {
             container: self.to.container.clone(),
             ifname: self.to.ifname.clone(),
             queue: self.to.queue,
@@ -372,7 +376,7 @@ impl Impairment {
             jitter_us: self.impair.jitter_us,
             loss_ppm: self.impair.loss_ppm,
             queue_max_len: None,
-        })
+        }
     }
 }
 

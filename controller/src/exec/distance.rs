@@ -3,7 +3,7 @@
 //! run time (`path impair`).
 
 use futures_util::stream::{self, StreamExt};
-use vnet_te_agent::node::{DelayLineStatus, DelaySettings, NodeError};
+use vnet_te_agent::node::{DelayLineStatus, NodeError};
 
 use super::nodes::{DeployError, Nodes, Step, PARALLELISM};
 use crate::core::objects::{impairments, Impairment};
@@ -34,18 +34,8 @@ pub async fn apply_one(nodes: &Nodes, i: &Impairment) -> Result<(), DeployError>
 /// Changes one direction of a running link to `i.impair` (what `path impair` decided).
 pub async fn change(nodes: &Nodes, i: &Impairment) -> Result<(), DeployError> {
     let step = |source: NodeError| DeployError::Step { step: Step::Delays.describe(), source };
-    let to = nodes.get(&i.to.node)?;
-    let running = to.delay_lines(&i.to.container).await.map_err(step)?.into_iter().any(|s| s.ifname == i.to.ifname);
-    if running {
-        let settings = DelaySettings {
-            delay_us: Some(i.impair.delay_us),
-            jitter_us: Some(i.impair.jitter_us),
-            loss_ppm: Some(i.impair.loss_ppm),
-        };
-        to.set_delay_line(&i.to.container, &i.to.ifname, settings).await.map_err(step)?;
-    } else if let Some(line) = i.delay_line() {
-        to.start_delay_line(&line).await.map_err(step)?;
-    }
+    // A start for an end whose line runs sets its settings (zero ones too, as after `--up`).
+    nodes.get(&i.to.node)?.start_delay_line(&i.line()).await.map_err(step)?;
     let rate = (i.impair.rate_bps > 0).then_some(i.impair.rate_bps);
     nodes.get(&i.from.node)?.set_link_rate(&i.from.container, &i.from.ifname, rate).await.map_err(step)?;
     Ok(())

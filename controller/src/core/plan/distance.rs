@@ -37,19 +37,9 @@ pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan]) -> Option<Dista
             n.impair = Some(*imp);
         }
     }
-    let tol = spec.tolerance.clone().unwrap_or_default();
+    let (tolerance_us, tolerance_ppm) = spec.tolerance.clone().unwrap_or_default().resolve();
     // The path's delays and each hop's round trip come with `recompute`, once the plan is whole.
-    Some(DistancePlan {
-        converge: spec.converge,
-        one_way_us: 0,
-        back_us: 0,
-        tolerance_us: d::duration("tolerance.absolute", &tol.absolute, &mut ignore),
-        tolerance_ppm: tolerance_ppm(&tol),
-    })
-}
-
-fn tolerance_ppm(tol: &ToleranceSpec) -> u32 {
-    d::percent("tolerance.relative", &tol.relative, &mut Vec::new()).map_or(0, |p| (p * 10_000.0).round() as u32)
+    Some(DistancePlan { converge: spec.converge, one_way_us: 0, back_us: 0, tolerance_us, tolerance_ppm })
 }
 
 /// The path's links as (link index, forward is `from_a`) in path order.
@@ -238,7 +228,7 @@ pub fn recompute(plan: &mut Plan) {
     let rtts: Vec<u64> = links.iter().map(|(f, b)| f + b).collect();
     let there = cumulative(rtts.clone());
     let back = cumulative(rtts.into_iter().rev().collect());
-    let tol = plan.distance.as_ref().map_or((1_000, 20_000), |d| (d.tolerance_us, d.tolerance_ppm));
+    let tol = plan.distance.as_ref().map_or_else(|| ToleranceSpec::default().resolve(), |d| (d.tolerance_us, d.tolerance_ppm));
     let converge = plan.distance.as_ref().map_or(Converge::WithDelay, |d| d.converge);
     plan.distance = Some(DistancePlan {
         converge,

@@ -107,6 +107,14 @@ impl Default for ToleranceSpec {
     }
 }
 
+impl ToleranceSpec {
+    /// (absolute µs, relative ppm) of a validated tolerance.
+    pub fn resolve(&self) -> (u64, u32) {
+        let mut ignore = Vec::new();
+        (duration("tolerance.absolute", &self.absolute, &mut ignore), ppm("tolerance.relative", &self.relative, &mut ignore).unwrap_or(0))
+    }
+}
+
 /// One direction's impairments as numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Impair {
@@ -156,7 +164,7 @@ pub fn resolve(loc: &str, s: &ImpairSpec, p: &mut Vec<Problem>) -> Impair {
         out.jitter_us = duration(&format!("{loc}.jitter"), q, p);
     }
     if let Some(q) = &s.loss {
-        out.loss_ppm = percent(&format!("{loc}.loss"), q, p).map_or(0, |v| (v * 10_000.0).round() as u32);
+        out.loss_ppm = ppm(&format!("{loc}.loss"), q, p).unwrap_or(0);
     }
     if let Some(q) = &s.rate {
         match parse_rate(&q.0) {
@@ -176,6 +184,11 @@ pub fn duration(loc: &str, q: &Quantity, p: &mut Vec<Problem>) -> u64 {
             0
         }
     }
+}
+
+/// A percentage as parts per million (10 % = 100000), or a problem at `loc`.
+pub fn ppm(loc: &str, q: &Quantity, p: &mut Vec<Problem>) -> Option<u32> {
+    percent(loc, q, p).map(|v| (v * 10_000.0).round() as u32)
 }
 
 /// A percentage from 0 to 100 (`10`, `10%`, `0.5`), or a problem at `loc`.
