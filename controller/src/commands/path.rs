@@ -117,7 +117,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     }
     // `converge: then-delay`: verified at zero delay first, then the delays go in.
     if a.verify {
-        let zero = at_zero_delay(&plan);
+        let zero = plan::distance::without_distance(&plan);
         let code = verify_and_report(&zero, &nodes, timeout_for(&zero, a.timeout, CREATE_TIMEOUT), a.output, started).await?;
         if code != exit::OK {
             return Ok(code);
@@ -134,20 +134,6 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
         plan.name
     );
     Ok(exit::OK)
-}
-
-/// The plan without its delay expectations: what a `then-delay` path verifies against
-/// before its delays are applied.
-fn at_zero_delay(plan: &plan::Plan) -> plan::Plan {
-    let mut zero = plan.clone();
-    for t in &mut zero.expectations.traceroutes {
-        t.rtt_us.clear();
-    }
-    if let Some(d) = &mut zero.distance {
-        d.one_way_us = 0;
-        d.back_us = 0;
-    }
-    zero
 }
 
 /// Verifies, prints the report, and maps the verdict to the exit code.

@@ -184,6 +184,20 @@ pub fn change_link(plan: &mut Plan, a: &str, b: &str, from: Option<&str>, change
     Ok(name)
 }
 
+/// The plan as its links are before their delays, loss and rates are applied: what a
+/// `then-delay` path verifies against first (no planned round trips, no loss to measure).
+pub fn without_distance(plan: &Plan) -> Plan {
+    let mut zero = plan.clone();
+    zero.distance = None;
+    for n in &mut zero.networks {
+        n.impair = None;
+    }
+    for t in &mut zero.expectations.traceroutes {
+        t.rtt_us.clear();
+    }
+    zero
+}
+
 /// Each link of the path in path order: (impairment of packets toward the last hop, of
 /// packets back toward the first).
 pub fn path_directions(plan: &Plan) -> Vec<(Impair, Impair)> {
@@ -264,6 +278,19 @@ mod tests {
         assert_eq!(p.networks.iter().find(|n| n.name == "vte-p-l1").unwrap().impair.unwrap().from_b.loss_ppm, 1_000_000);
         assert!(change_link(&mut p, "r1", "r3", None, &down).is_err());
         assert!(change_link(&mut p, "r1", "r2", Some("r4"), &down).is_err());
+    }
+
+    #[test]
+    fn a_then_delay_path_first_verifies_without_delays_or_loss() {
+        let mut s = crate::core::spec::chain("p", 3).unwrap();
+        s.link_defaults = Some(crate::core::spec::ImpairSpec { delay: Some("4m".into()), loss: Some("10".into()), ..Default::default() });
+        s.converge = Converge::ThenDelay;
+        let p = build(&s, &Inventory::default()).unwrap();
+        assert!(round_trip_delivery(&p).is_some() && p.expectations.traceroutes[0].rtt_us.len() == 4);
+        let zero = without_distance(&p);
+        assert_eq!(zero.distance, None);
+        assert_eq!(round_trip_delivery(&zero), None, "no loss burst while the losses are not applied");
+        assert!(zero.expectations.traceroutes.iter().all(|t| t.rtt_us.is_empty()));
     }
 
     #[test]
