@@ -12,6 +12,6 @@ if [[ -f "$HOME/.cargo/env" ]]; then
     . "$HOME/.cargo/env"
 fi
 bash deploy/ensure-docker.sh
-cargo build --release -p vnet-te
+cargo build --release --workspace   # vnet-te, its agent and its delay line (for distance)
 target/release/vnet-te images build
 exec target/release/vnet-te path create --hops "${HOPS:-24}" --replace
