@@ -3,7 +3,8 @@
 //! vnet-te's back (straight through its delay line's control socket) is named by
 //! `path verify`; `path impair` makes the change the plan's and verify passes again; the Moon
 //! example forms its BGP session across 1.28 s each way; a `then-delay` path verifies at zero
-//! delay and then holds packets in its delay lines. Delete leaves no delay-line process.
+//! delay and then holds packets in its delay lines; a link of 60 s each way forms its session
+//! and verifies (minutes, overlapping the other tests). Delete leaves no delay-line process.
 //!
 //! Without an engine, the images or NFQUEUE they report a skip (fail with
 //! VNET_TE_REQUIRE_DOCKER=1 / VNET_TE_REQUIRE_DELAY=1).
@@ -216,4 +217,47 @@ fn rate_of_10_mbit_on_one_link_is_measured_within_10_percent() {
     let mbit = rate["measured_bps"].as_u64().unwrap() as f64 / 1e6;
     assert!((9.0..=11.0).contains(&mbit), "{rate}");
     drop(c);
+}
+
+/// Deep space: BGP forms across a link of 60 s each way (a 2-minute round trip) with the
+/// derived TCP and BGP profile, and the path verifies. Only the create holds the engine lock:
+/// the minutes of waiting that follow overlap the other tests of this file.
+#[test]
+fn deep_space_60_s_each_way_bgp_forms_and_the_path_verifies() {
+    let test = "deep_space_60_s_each_way_bgp_forms_and_the_path_verifies";
+    let name = "deep";
+    let c = {
+        let _serial = serial();
+        if !docker_ready(test) || !nfqueue_ready(test) {
+            return;
+        }
+        let c = Cleanup::new(name);
+        let spec = c.spec(
+            "deep.yaml",
+            "name: deep\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\nlinks:\n  - { a: r1, b: r2 }\n  - { a: r2, b: r3, delay: 60s }\nconverge: with-delay\n",
+        );
+        let out = vnet(&["path", "create", "-f", &spec, "--no-verify"]);
+        assert_eq!(out.status.code(), Some(0), "deep-space path not created");
+        c
+    };
+    // The session needs about two and a half round trips (SYN, SYN-ACK, OPENs, KEEPALIVEs),
+    // the routes one more crossing and the probes a round trip: about 9 minutes; verify's
+    // default for this path is 30 s plus eight round trips (16.5 minutes).
+    let out = vnet(&["path", "verify", name, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "the deep-space path did not verify");
+    let report = json(&out);
+    let there = delay_report(&report, "src");
+    assert_eq!(there["end_to_end"]["planned_us"], 120_000_000);
+    let rtt = ms(&there["end_to_end"]["measured_us"]);
+    assert!((117_600.0..122_400.0).contains(&rtt), "round trip {rtt} ms for 120000 planned (± 2 %)");
+    let plan = plan_of(name);
+    let container = router(&plan, "r2")["container"].as_str().unwrap().to_string();
+    let far = neighbor(&plan, "r2", "r3")["address"].as_str().unwrap().to_string();
+    let summary = exec_json(&container, &["vtysh", "-c", "show bgp summary json"]);
+    assert_eq!(summary["ipv4Unicast"]["peers"][&far]["state"], "Established", "{summary}");
+    let running = exec(&container, &["vtysh", "-c", "show running-config"]);
+    assert!(running.contains(&format!("neighbor {far} timers 120 480")), "{running}");
+    assert_eq!(exec(&container, &["sysctl", "-n", "net.ipv4.tcp_syn_retries"]).trim(), "7");
+    drop(c);
+    wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
 }

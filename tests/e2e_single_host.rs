@@ -253,6 +253,98 @@ fn failure_half_way_rolls_back_everything_it_created() {
     assert_eq!(labelled("e2efail"), (0, 0), "rollback left labelled objects");
 }
 
+/// `vnet-te path create ARGS` started in the background, its stderr collected line by line.
+fn spawn_create(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .args(["path", "create"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting vnet-te");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().expect("kill");
+    assert!(ok.success(), "kill -{sig}");
+}
+
+/// The exit code and every stderr line of a child, within a deadline.
+fn finish(mut child: std::process::Child, rx: &std::sync::mpsc::Receiver<String>, within: std::time::Duration) -> (Option<i32>, String) {
+    let deadline = std::time::Instant::now() + within;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting for vnet-te") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vnet-te still runs {within:?} after the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    (status.code(), err)
+}
+
+/// SIGINT, SIGTERM and SIGHUP half-way through a create roll it back and say so; after the
+/// path exists, a signal during verification ends the command at once and leaves the path.
+#[test]
+fn signals_during_create_roll_back_and_during_verify_end_the_command() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("signals_during_create") {
+        return;
+    }
+    let name = "e2esig";
+    let _c = Cleanup(name);
+    let _ = vnet(&["path", "delete", name]);
+    for sig in ["INT", "TERM", "HUP"] {
+        let (child, rx) = spawn_create(&["--hops", "12", "--name", name]);
+        // Half-way: some of the path's containers exist, not all of them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while labelled(name).0 < 3 {
+            assert!(std::time::Instant::now() < deadline, "no container of {name} appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        signal(&child, sig);
+        let (code, err) = finish(child, &rx, std::time::Duration::from_secs(30));
+        assert_eq!(code, Some(3), "SIG{sig}: {err}");
+        assert!(err.contains(&format!("interrupted by SIG{sig}")) && err.contains("rolled back"), "SIG{sig}: {err}");
+        assert_eq!(labelled(name), (0, 0), "SIG{sig} left labelled objects");
+    }
+    // Verification of a 2 s round trip takes seconds: interrupted there, the path stays.
+    let (child, rx) = spawn_create(&["--hops", "3", "--name", name, "--delay", "1s"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).expect("create did not report the path created");
+        if line.starts_with("created path") {
+            break;
+        }
+    }
+    signal(&child, "INT");
+    let (code, err) = finish(child, &rx, std::time::Duration::from_secs(5));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("interrupted by SIGINT") && err.contains("was created but not verified"), "{err}");
+    assert_eq!(labelled(name).0, 5, "the created path stays");
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
+}
+
 /// Linux starts packets at TTL 64: without vnet-te raising it, a path of more than 63 routers
 /// has a control plane that verifies and a data plane that dies half-way.
 #[test]

@@ -282,7 +282,7 @@ pub trait Node: Send + Sync {
     /// Watched from the node (the namespace's socket table), no exec.
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool>;
     /// Pings from an experiment host several times a second until the first reply or
-    /// `within_secs` (at most 60): returns as soon as the target answers.
+    /// `within_secs` (at most 3600): returns as soon as the target answers.
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
     /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
     /// share of them come back (loss along the path). At most 1000.

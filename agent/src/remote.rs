@@ -350,7 +350,8 @@ impl Node for RemoteNode {
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
         let req = Request::PingUntil { host: host.to_string(), target, within_secs };
         let doing = format!("ping from {host} to {target}");
-        self.call(req, &doing, Retry::Yes, READ_TIMEOUT + Duration::from_secs(60)).await
+        let timeout = READ_TIMEOUT + Duration::from_secs(u64::from(within_secs.min(3600)));
+        self.call(req, &doing, Retry::Yes, timeout).await
     }
 
     async fn iperf_server(&self, host: &str) -> NodeResult<()> {

@@ -46,7 +46,7 @@ pub enum Request {
         target: Ipv4Addr,
         max_hops: u32,
         wait_ms: u32,
-        /// One probe in flight at a time (`-N 1`): delay lines blur probes sent together.
+        /// Probes leave one at a time, 1 ms apart: a burst queues in the delay lines.
         #[serde(default)]
         one_at_a_time: bool,
     },

@@ -24,6 +24,10 @@ const HOST_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW"];
 /// Linux's default `icmp_ratemask` (unreachable, source quench, time exceeded, parameter
 /// problem) without time exceeded: (1 << 3) | (1 << 4) | (1 << 12).
 const ICMP_RATEMASK: u32 = (1 << 3) | (1 << 4) | (1 << 12);
+/// The same less destination unreachable, for experiment hosts: a host's port-unreachable is
+/// the last hop of every traceroute to it, and several traceroutes at once (verify runs three
+/// each way, a user runs their own) would otherwise exhaust its burst of 6 and end in `*`.
+const HOST_ICMP_RATEMASK: u32 = (1 << 4) | (1 << 12);
 
 impl LocalNode {
     /// Runs an allow-listed command in a container and collects its output.
@@ -129,7 +133,10 @@ fn caps_and_sysctls(role: ContainerRole) -> (&'static [&'static str], HashMap<St
             // probe's reply: a `*` hop and a wasted second.
             ("net.ipv4.icmp_ratemask".to_string(), ICMP_RATEMASK.to_string()),
         ])),
-        ContainerRole::Host => (HOST_CAPS, HashMap::new()),
+        ContainerRole::Host => (HOST_CAPS, HashMap::from([(
+            "net.ipv4.icmp_ratemask".to_string(),
+            HOST_ICMP_RATEMASK.to_string(),
+        )])),
     };
     sysctls.insert("net.ipv6.conf.all.disable_ipv6".to_string(), "1".to_string());
     // Linux starts every packet (and every ICMP error) with TTL 64: on a path of more than

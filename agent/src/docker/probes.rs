@@ -37,7 +37,10 @@ pub(super) async fn traceroute(
     let w = wait_secs(wait_ms);
     let mut cmd = vec!["traceroute", "-n", "-q", "1", "-w", &w, "-m", &m];
     if one_at_a_time {
-        cmd.extend(["-N", "1"]);
+        // Every probe in flight at once but leaving 1 ms apart: probes sent in one burst queue
+        // behind each other in the delay lines and come back late, while strictly one probe
+        // per round trip makes a long path's traceroute take the sum of all its hops' RTTs.
+        cmd.extend(["-N", &m, "-z", "0.001"]);
     }
     cmd.push(&t);
     let (code, output) = node.exec(host, &cmd, &format!("traceroute from {host} to {t}")).await?;
@@ -96,7 +99,8 @@ pub(super) async fn ping_burst(node: &LocalNode, host: &str, target: Ipv4Addr, c
 
 pub(super) async fn ping_until(node: &LocalNode, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
     let t = target.to_string();
-    let w = within_secs.clamp(1, 60).to_string();
+    // Up to an hour: across deep-space delays the first reply takes minutes.
+    let w = within_secs.clamp(1, 3600).to_string();
     // -c 1 with a deadline: ping keeps sending (every PING_INTERVAL) until the first reply.
     let cmd = ["ping", "-n", "-c", "1", "-i", PING_INTERVAL, "-W", "1", "-w", &w, &t];
     let (code, output) = node.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;

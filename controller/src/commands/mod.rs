@@ -113,6 +113,22 @@ pub fn plan_json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("plan serialises")
 }
 
+/// Resolves at the first SIGINT, SIGTERM or SIGHUP, with the signal's name. Once watched,
+/// these signals no longer end the process by themselves, for as long as it runs: a command
+/// that watches them in one phase must watch them in every later one.
+pub(crate) async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+    }
+}
+
 pub(crate) fn print_report(report: &Report, output: Output) {
     match output {
         Output::Table => print!("{report}"),

@@ -88,12 +88,21 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     let progress = Bar::new();
     let result = tokio::select! {
         r = exec_create::create(&plan, &nodes, &progress) => r,
-        _ = tokio::signal::ctrl_c() => Err(DeployError::Interrupted),
+        signal = super::interrupted() => Err(DeployError::Interrupted(signal)),
     };
     progress.done();
     if let Err(e) = result {
         return Err(exec_create::roll_back(&plan, &nodes, e).await);
     }
+    // The path exists from here on: a signal ends the command, not the path.
+    let name = plan.name.clone();
+    tokio::spawn(async move {
+        let signal = super::interrupted().await;
+        eprintln!(
+            "interrupted by {signal}: path '{name}' was created but not verified; verify it with `vnet-te path verify {name}` or remove it with `vnet-te path delete {name}`"
+        );
+        std::process::exit(crate::error::exit::FAILED);
+    });
     let docker_nets = plan.networks.iter().filter(|n| n.driver.is_docker()).count();
     eprintln!(
         "created path {} ({} routers, {} hosts, {} links: {} made directly, {} Docker networks) in {:.1} s",

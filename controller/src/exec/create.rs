@@ -421,7 +421,7 @@ pub async fn roll_back(plan: &Plan, nodes: &Nodes, e: DeployError) -> anyhow::Er
         Ok(r) => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
         Err(re) => format!("rollback failed too ({re}); remove the rest with `vnet-te path delete {}`", plan.name),
     };
-    let next = if matches!(e, DeployError::Interrupted) {
+    let next = if matches!(e, DeployError::Interrupted(_)) {
         "run the same command again to create it"
     } else {
         "fix the cause and run the same command again"

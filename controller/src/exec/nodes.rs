@@ -76,8 +76,8 @@ pub enum DeployError {
         #[source]
         source: NodeError,
     },
-    #[error("interrupted")]
-    Interrupted,
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
     #[error("rendering configs: {0}")]
     Render(#[from] render::RenderError),
 }

@@ -131,6 +131,13 @@ pub fn probe_wait_ms(plan: &Plan) -> u32 {
     (1000 + 2 * rtt_ms).min(u64::from(u32::MAX)) as u32
 }
 
+/// The longest single wait for the far end's first reply: 10 s, or the path's round trip
+/// and a second more where that is longer.
+fn reach_window_secs(plan: &Plan) -> u64 {
+    let rtt_secs = plan.distance.as_ref().map_or(0, |d| (d.one_way_us + d.back_us).div_ceil(1_000_000));
+    (rtt_secs + 1).max(10)
+}
+
 /// Traceroutes per direction on a path with distance: each hop's time is the fastest of
 /// them, so one late reply on a busy machine does not fail a link.
 const DELAY_SAMPLES: usize = 3;
@@ -218,8 +225,10 @@ pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dy
             if let Some(node) = node_of(nodes, &h.node) {
                 progress.update(0, total, "waiting for end-to-end reachability");
                 while Instant::now() < deadline {
-                    // One exec per round that returns at the first reply (10 pings a second).
-                    let left = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(1, 10) as u32;
+                    // One exec per round that returns at the first reply; each round at least
+                    // one round trip long, or a reply across minutes of delay is never awaited.
+                    let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                    let left = left.clamp(1, reach_window_secs(plan)) as u32;
                     if node.ping_until(&h.container, t.target, left).await.is_ok_and(|p| p.success) {
                         reachable = true;
                         tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "far end answers");
