@@ -10,7 +10,10 @@
 #      the bare veth is measured the same ways first, for reference
 #   2. iperf3 TCP a → b: plain veth, through the delay line at 0 ms and at 10 ms, with the
 #      default TCP buffers and with 64 MiB ones (at 10 ms the default window caps the flow)
+#   3. the line's CPU (utime + stime from /proc) idle and at 10,000 packets/s (UDP, 100-byte
+#      payloads, 10 ms), and its memory (VmRSS, VmHWM) holding 100 Mbit/s × 1.28 s
 #   usage: tests/bench/delay-line.sh [IPERF_SECONDS=5] [ROUNDS=3]
+#   SKIP_10S=1 leaves out the 10 s delay (about 25 s of pings).
 #   CHRT=1 runs the delay line SCHED_FIFO (chrt -f 10): tighter tails on a busy machine.
 # Needs root, ping and iperf3 (apt-get install iputils-ping iperf3).
 set -euo pipefail
@@ -142,8 +145,9 @@ done
 rule_add
 
 echo "== through the delay line (error = measured − configured delay; includes the bare veth)"
-for spec in "1ms 1 500 0.01" "10ms 10 500 0.01" "100ms 100 300 0.01" "1s 1000 60 0.1"; do
+for spec in "1ms 1 500 0.01" "10ms 10 500 0.01" "100ms 100 300 0.01" "1s 1000 60 0.1" "10s 10000 12 1"; do
     read -r delay ms count interval <<<"$spec"
+    [[ "${SKIP_10S:-0}" == 1 && "$delay" == 10s ]] && continue
     "$bin" set --control "$ctl" --delay "$delay" >/dev/null
     printf '%-6s ping:    %s\n' "$delay" "$(rtt_error "$ms" "$count" "$interval")"
     printf '%-6s precise: %s\n' "$delay" "$(precise_error "$ms" "$count" "$interval")"
@@ -179,4 +183,38 @@ import json, sys
 b, f = (json.loads(s)["status"]["counters"] for s in sys.argv[1:])
 print("delay line over the iperf3 runs: %d packets (GSO: up to 64 KiB each), max held %d, overruns %d, verdict errors %d"
       % (f["queued"] - b["queued"], f["max_queue_len"], f["overruns"], f["verdict_errors"]))
+EOF
+
+# CPU seconds (user + system) the line has used so far.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$line_pid/stat"; }
+mem() { awk '/^VmRSS|^VmHWM/ { printf "%s %.1f MiB  ", $1, $2 / 1024 }' "/proc/$line_pid/status"; }
+udp() { # RATE LEN SECONDS: iperf3 UDP a → b; prints "packets lost" as the server saw them
+    ip netns exec "$B" iperf3 -s -1 -B "$dst" >/dev/null 2>&1 &
+    local server=$! deadline=$((SECONDS + 5))
+    until ip netns exec "$B" ss -ltn | grep -q ":5201 "; do
+        ((SECONDS < deadline)) || { echo "iperf3 server did not start" >&2; exit 1; }
+        sleep 0.05
+    done
+    ip netns exec "$A" iperf3 -c "$dst" -u -b "$1" -l "$2" -t "$3" -J |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print(s["packets"], s["lost_packets"])'
+    wait "$server" 2>/dev/null || true
+}
+echo "== the line's own cost"
+"$bin" set --control "$ctl" --delay 10ms >/dev/null
+c0=$(cpu_secs); sleep 10; c1=$(cpu_secs)
+echo "idle, 10 s:                    CPU $(python3 -c "print('%.2f %%' % (($c1 - $c0) / 10 * 100))")  $(mem)"
+c0=$(cpu_secs)
+read -r pkts lost < <(udp 8M 100 10)
+c1=$(cpu_secs)
+echo "10,000 packets/s, 10 ms, 10 s: CPU $(python3 -c "print('%.1f %% of one core' % (($c1 - $c0) / 10 * 100))")  ($pkts packets, $lost lost)  $(mem)"
+"$bin" set --control "$ctl" --delay 1.28s >/dev/null
+b=$("$bin" status --control "$ctl")
+read -r pkts lost < <(udp 100M 1400 5)
+f=$("$bin" status --control "$ctl")
+echo "100 Mbit/s at 1.28 s, 5 s:     $(mem) ($pkts packets, $lost lost)"
+python3 - "$b" "$f" <<'EOF'
+import json, sys
+b, f = (json.loads(s)["status"]["counters"] for s in sys.argv[1:])
+print("  held at most %d packets (100 Mbit/s × 1.28 s of 1400-byte payloads is about 11,400), overruns %d"
+      % (f["max_queue_len"], f["overruns"] - b["overruns"]))
 EOF

@@ -78,13 +78,28 @@ fn revalidate(s: &PathSpec, flag: &str) -> Result<(), SpecError> {
     }
 }
 
+/// A spec file that is missing or not text is bad input (exit 2); other read errors are not.
+fn read_spec_file(f: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = match std::fs::read(f) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BadInput(format!("{}: no such file", f.display())).into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading path spec {}", f.display())),
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        BadInput(format!("{}: not UTF-8 text (byte {at} is not valid UTF-8); a path spec is YAML text", f.display())).into()
+    })
+}
+
 fn read_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
     match &a.source {
         SpecSource::File(f) => {
             if a.name.is_some() {
                 return Err(BadInput("--name is only used with --hops (the spec file names the path)".into()).into());
             }
-            let text = std::fs::read_to_string(f).with_context(|| format!("reading path spec {}", f.display()))?;
+            let text = read_spec_file(f)?;
             Ok(spec::parse_yaml(&f.display().to_string(), &text)?)
         }
         SpecSource::Hops(n) => {
@@ -130,9 +145,22 @@ pub(crate) async fn interrupted() -> &'static str {
 }
 
 pub(crate) fn print_report(report: &Report, output: Output) {
-    match output {
-        Output::Table => print!("{report}"),
-        Output::Json => println!("{}", serde_json::to_string_pretty(report).expect("report serialises")),
+    let text = match output {
+        Output::Table => report.to_string(),
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(report).expect("report serialises")),
+    };
+    // The verdict is the exit code; a reader that went away does not change it.
+    let _ = emit(&text);
+}
+
+/// Writes command output to stdout; a reader that went away (`path plan | head`) is not an
+/// error, where `print!` would panic.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use vnet_te_agent::node::labels;
 
-use super::{load_spec, plan_json, preview_plan, print_report, Bar, Output, SpecInput};
+use super::{emit, load_spec, plan_json, preview_plan, print_report, Bar, Output, SpecInput};
 use crate::core::compare;
 use crate::core::plan::{self, Inventory};
 use crate::core::render;
@@ -54,8 +54,8 @@ pub fn timeout_for(plan: &plan::Plan, given: Option<Duration>, base: Duration) -
 pub fn plan(spec: &SpecInput, output: Output) -> anyhow::Result<i32> {
     let plan = preview_plan(spec)?;
     match output {
-        Output::Table => print!("{plan}"),
-        Output::Json => println!("{}", plan_json(&plan)),
+        Output::Table => emit(&plan.to_string())?,
+        Output::Json => emit(&format!("{}\n", plan_json(&plan)))?,
     }
     Ok(exit::OK)
 }
