@@ -250,6 +250,7 @@ fn failure_half_way_rolls_back_everything_it_created() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rolled back"), "{err}");
     assert!(err.contains("vte-e2efail-r3"), "{err}");
+    assert_eq!(err.matches("is already in use").count(), 1, "Docker's message once, not once per layer: {err}");
     assert_eq!(labelled("e2efail"), (0, 0), "rollback left labelled objects");
 }
 
