@@ -8,7 +8,8 @@ fn bin() -> &'static str {
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vnet-te-cli-{}", std::process::id()));
+    // One directory per file: the tests run in parallel and each removes its own.
+    let dir = std::env::temp_dir().join(format!("vnet-te-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -29,6 +30,7 @@ fn a_spec_that_is_not_utf8_or_missing_is_bad_input() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("missing.yaml: no such file"), "{err}");
     let _ = std::fs::remove_dir_all(f.parent().unwrap());
+    let _ = std::fs::remove_dir_all(missing.parent().unwrap());
 }
 
 /// `vnet-te path plan | head -1`: the reader leaves after one line; the plan still exits 0
@@ -49,4 +51,15 @@ fn path_plan_into_a_reader_that_leaves_early_exits_quietly() {
         assert!(!err.contains("panicked"), "{output}: {err}");
         assert_eq!(out.status.code(), Some(0), "{output}: {err}");
     }
+}
+
+#[test]
+fn routers_cut_off_from_the_path_are_warned_about() {
+    let f = scratch("islands.yaml");
+    std::fs::write(&f, "name: isl\nrouters: [{ name: r1 }, { name: r2 }, { name: lone }]\nlinks: [{ a: r1, b: r2 }]\npath: [r1, r2]\n").unwrap();
+    let out = Command::new(bin()).args(["path", "plan", "-f", f.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("warning: router lone is not joined to the path by any chain of links"), "{err}");
+    let _ = std::fs::remove_dir_all(f.parent().unwrap());
 }

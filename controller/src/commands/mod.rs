@@ -66,6 +66,9 @@ pub fn load_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
         s.link_defaults = Some(defaults);
         revalidate(&s, "--delay")?;
     }
+    for w in spec::warnings(&s) {
+        eprintln!("warning: {w}");
+    }
     Ok(s)
 }
 

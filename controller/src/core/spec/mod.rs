@@ -465,6 +465,39 @@ pub fn effective_path(spec: &PathSpec) -> Vec<String> {
     }
 }
 
+/// What is valid but likely not meant, for the user to read before anything is created:
+/// routers that no chain of links joins to the path (islands: they are created and their
+/// sessions form among themselves, but no traffic of the path can reach them).
+pub fn warnings(spec: &PathSpec) -> Vec<String> {
+    use std::collections::{BTreeSet, HashMap};
+    let links = effective_links(spec);
+    let mut adjacent: HashMap<&str, Vec<&str>> = HashMap::new();
+    for l in &links {
+        adjacent.entry(l.a.as_str()).or_default().push(l.b.as_str());
+        adjacent.entry(l.b.as_str()).or_default().push(l.a.as_str());
+    }
+    let path = effective_path(spec);
+    let mut reached: BTreeSet<&str> = path.iter().map(String::as_str).collect();
+    let mut todo: Vec<&str> = reached.iter().copied().collect();
+    while let Some(r) = todo.pop() {
+        for &n in adjacent.get(r).into_iter().flatten() {
+            if reached.insert(n) {
+                todo.push(n);
+            }
+        }
+    }
+    let islands: Vec<&str> = spec.routers.iter().map(|r| r.name.as_str()).filter(|r| !reached.contains(r)).collect();
+    if islands.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "router{} {} {} not joined to the path by any chain of links: created, but unreachable from the path's hosts",
+        if islands.len() == 1 { "" } else { "s" },
+        islands.join(", "),
+        if islands.len() == 1 { "is" } else { "are" }
+    )]
+}
+
 pub mod distance;
 mod problem;
 mod validate;
@@ -506,5 +539,27 @@ mod tests {
         assert!(name_problem("a\nb").unwrap().contains("a\\nb"));
         assert!(name_problem("-a").is_some());
         assert!(name_problem(&"a".repeat(21)).is_some());
+    }
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> PathSpec {
+        parse_yaml("t.yaml", yaml).unwrap()
+    }
+
+    #[test]
+    fn routers_no_link_joins_to_the_path_are_named() {
+        let s = spec("name: t\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: x1 }, { name: x2 }]\nlinks: [{ a: r1, b: r2 }, { a: r2, b: r3 }, { a: x1, b: x2 }]\npath: [r1, r2, r3]\n");
+        assert_eq!(warnings(&s), vec!["routers x1, x2 are not joined to the path by any chain of links: created, but unreachable from the path's hosts".to_string()]);
+    }
+
+    #[test]
+    fn a_detour_router_joined_through_another_is_no_island() {
+        let s = spec("name: t\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: d1 }, { name: d2 }]\nlinks: [{ a: r1, b: r2 }, { a: r2, b: r3 }, { a: r3, b: d1 }, { a: d1, b: d2 }]\npath: [r1, r2, r3]\n");
+        assert!(warnings(&s).is_empty());
+        assert!(warnings(&chain("c", 24).unwrap()).is_empty());
     }
 }
