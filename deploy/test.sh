@@ -9,6 +9,7 @@
 #   VNET_TE_REQUIRE_SSH      OpenSSH's sshd and ssh-keygen
 #   VNET_TE_REQUIRE_CLUSTER  what the local multi-node cluster is built from
 #   VNET_TE_REQUIRE_DELAY    what the packet-delay line needs to delay packets
+#   VNET_TE_REQUIRE_VYOS_CHECK  ../shared/tools/vyos/vyos_check.py (VyOS 1.4's CLI schema)
 # The cluster test builds its own 3-node cluster (deploy/cluster-up.sh) and removes it.
 # Extra arguments go to the test harness, e.g. `deploy/test.sh frr_` to filter by name.
 set -euo pipefail
@@ -33,4 +34,5 @@ export VNET_TE_REQUIRE_FRR=1
 export VNET_TE_REQUIRE_SSH=1
 export VNET_TE_REQUIRE_CLUSTER=1
 export VNET_TE_REQUIRE_DELAY=1
+export VNET_TE_REQUIRE_VYOS_CHECK=1
 exec cargo test --workspace --release -- --test-threads=2 "$@"

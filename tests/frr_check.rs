@@ -69,3 +69,46 @@ fn frr_dry_run_rejects_a_bad_line() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(!out.status.success(), "vtysh accepted a bad line");
 }
+
+fn golden_vyos_commands(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            golden_vyos_commands(&p, out);
+        } else if p.file_name().is_some_and(|n| n == "vyos.commands") {
+            out.push(p);
+        }
+    }
+}
+
+/// No VyOS image runs here: every golden VyOS command file is checked against VyOS 1.4's own
+/// CLI schema instead (`vyos_check.py` beside the repository, `../shared/tools/vyos/`, or
+/// where VNET_TE_VYOS_CHECK_DIR points): each path word exists and each value passes its
+/// constraint.
+#[test]
+fn vyos_1_4_schema_accepts_every_golden_command_file() {
+    let test = "vyos_1_4_schema_accepts_every_golden_command_file";
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = std::env::var_os("VNET_TE_VYOS_CHECK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.parent().unwrap().join("shared/tools/vyos"));
+    let (tool, schema) = (dir.join("vyos_check.py"), dir.join("vyos-schema-1.4.json"));
+    if !tool.exists() || !schema.exists() {
+        skip_or_fail(test, Requirement::VyosCheck, &format!("{} or its schema not found", tool.display()));
+        return;
+    }
+    let mut files = Vec::new();
+    golden_vyos_commands(&repo.join("tests/golden"), &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "expected golden vyos.commands files");
+    let out = Command::new("python3")
+        .arg(&tool)
+        .arg("--schema-json")
+        .arg(&schema)
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| panic!("running python3 {}: {e}", tool.display()));
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "VyOS 1.4 refuses rendered commands:\n{report}");
+    assert!(report.contains(" 0 invalid"), "{report}");
+}

@@ -14,6 +14,7 @@
 //! | `VNET_TE_REQUIRE_SSH`     | OpenSSH's `sshd` and `ssh-keygen`                           |
 //! | `VNET_TE_REQUIRE_CLUSTER` | what the local multi-node cluster is built from             |
 //! | `VNET_TE_REQUIRE_DELAY`   | what the packet-delay line needs to delay packets           |
+//! | `VNET_TE_REQUIRE_VYOS_CHECK` | `../shared/tools/vyos/vyos_check.py` (VyOS 1.4's CLI schema) and python3 |
 //!
 //! A skip prints `SKIP <test>: <reason>` to stderr and the test returns (and passes). What a
 //! machine may lack by its nature rather than by a missing setup step (a kernel without
@@ -33,12 +34,20 @@ pub enum Requirement {
     Cluster,
     /// What the packet-delay line needs to delay packets here.
     Delay,
+    /// The VyOS 1.4 command checker beside the repository (`../shared/tools/vyos/`).
+    VyosCheck,
 }
 
 impl Requirement {
     /// Every requirement the suite knows (`deploy/test.sh` exports each one's switch).
-    pub const ALL: [Requirement; 5] =
-        [Requirement::Docker, Requirement::Frr, Requirement::Ssh, Requirement::Cluster, Requirement::Delay];
+    pub const ALL: [Requirement; 6] = [
+        Requirement::Docker,
+        Requirement::Frr,
+        Requirement::Ssh,
+        Requirement::Cluster,
+        Requirement::Delay,
+        Requirement::VyosCheck,
+    ];
 
     /// The environment variable that turns a skip for want of this into a failure.
     pub fn env_var(self) -> &'static str {
@@ -48,6 +57,7 @@ impl Requirement {
             Requirement::Ssh => "VNET_TE_REQUIRE_SSH",
             Requirement::Cluster => "VNET_TE_REQUIRE_CLUSTER",
             Requirement::Delay => "VNET_TE_REQUIRE_DELAY",
+            Requirement::VyosCheck => "VNET_TE_REQUIRE_VYOS_CHECK",
         }
     }
 

@@ -70,6 +70,8 @@ fn registry() -> Handlebars<'static> {
 struct RouterCtx<'a> {
     header: String,
     name: &'a str,
+    /// VyOS wants a host name of at least two characters: a one-letter router is `router-x`.
+    host_name: String,
     asn: u32,
     router_id: Ipv4Addr,
     loopback: Ipv4Net,
@@ -256,6 +258,7 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
     RouterCtx {
         header: header(plan, &format!("router {}", r.name)),
         name: &r.name,
+        host_name: if r.name.len() >= 2 { r.name.clone() } else { format!("router-{}", r.name) },
         asn: r.asn,
         router_id: r.router_id,
         loopback: r.loopback,
