@@ -241,8 +241,8 @@ fn deep_space_60_s_each_way_bgp_forms_and_the_path_verifies() {
         c
     };
     // The session needs about two and a half round trips (SYN, SYN-ACK, OPENs, KEEPALIVEs),
-    // the routes one more crossing and the probes a round trip: about 9 minutes; verify's
-    // default for this path is 30 s plus eight round trips (16.5 minutes).
+    // the routes one more crossing, the first reply and then the probes a round trip each:
+    // about 10 minutes; verify's default for this path is 30 s plus eight round trips.
     let out = vnet(&["path", "verify", name, "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "the deep-space path did not verify");
     let report = json(&out);

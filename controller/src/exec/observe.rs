@@ -131,11 +131,17 @@ pub fn probe_wait_ms(plan: &Plan) -> u32 {
     (1000 + 2 * rtt_ms).min(u64::from(u32::MAX)) as u32
 }
 
-/// The longest single wait for the far end's first reply: 10 s, or the path's round trip
-/// and a second more where that is longer.
+/// The longest single wait for the far end's first reply: 10 s; on a path whose round trip
+/// is longer, one ping that runs until the deadline. Its first reply comes one round trip after
+/// the path is up, where rounds of a fixed length answer only requests sent in their first
+/// seconds and would add up to two round trips more.
 fn reach_window_secs(plan: &Plan) -> u64 {
     let rtt_secs = plan.distance.as_ref().map_or(0, |d| (d.one_way_us + d.back_us).div_ceil(1_000_000));
-    (rtt_secs + 1).max(10)
+    if rtt_secs < 10 {
+        10
+    } else {
+        3600
+    }
 }
 
 /// Traceroutes per direction on a path with distance: each hop's time is the fastest of
