@@ -122,7 +122,25 @@ fn print(c: &ControlArgs, request: &Request) -> Result<(), String> {
     }
 }
 
+/// A packet the scheduler lets out late is a wrong delay: on a busy machine the line runs
+/// SCHED_FIFO where that is allowed (root, in a cgroup with real-time time, as on a single
+/// host), before any thread starts so that they all inherit it; elsewhere (a cgroup without
+/// real-time time, as in a nested node) at normal priority, as the log says.
+fn realtime() {
+    let pid = std::process::id().to_string();
+    let chrt = std::process::Command::new("chrt")
+        .args(["-f", "-p", "10", &pid])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match chrt {
+        Ok(o) if o.status.success() => tracing::info!("running SCHED_FIFO, priority 10"),
+        Ok(o) => tracing::info!(reason = %String::from_utf8_lossy(&o.stderr).trim(), "running at normal priority"),
+        Err(e) => tracing::info!(reason = %e, "running at normal priority (no chrt)"),
+    }
+}
+
 fn run(args: RunArgs) -> Result<(), String> {
+    realtime();
     // SIGTERM and SIGINT are taken by a thread of their own (threads inherit this mask), so
     // a stop by signal releases held packets like a `stop` request.
     let mut signals = SigSet::empty();

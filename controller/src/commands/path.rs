@@ -15,6 +15,7 @@ use crate::core::render;
 use crate::core::replan;
 use crate::error::{exit, BadInput};
 use crate::core::spec::Converge;
+use crate::exec::lock::PathLock;
 use crate::exec::{apply, cluster, create as exec_create, distance, observe, state, teardown, DeployError, Nodes};
 
 pub struct CreateOptions {
@@ -74,6 +75,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     if !a.spec.nodes.is_empty() {
         return Err(BadInput("--nodes is for `path plan`; `path create` places on the engine's nodes".into()).into());
     }
+    let _lock = PathLock::acquire(&spec.name)?;
     let nodes = cluster::nodes().await?;
     let started = Instant::now();
     if a.replace {
@@ -348,6 +350,10 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
 
 /// Deletes one path, or every path with `None`.
 pub async fn delete(target: Option<&str>) -> anyhow::Result<i32> {
+    if let Some(problem) = target.and_then(crate::core::spec::name_problem) {
+        return Err(BadInput(format!("path name: {problem}")).into());
+    }
+    let _lock = target.map(PathLock::acquire).transpose()?;
     let nodes = cluster::nodes().await?;
     let started = Instant::now();
     let removed = teardown::delete(&nodes, target).await?;
@@ -383,6 +389,7 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
         ))
         .into());
     }
+    let _lock = PathLock::acquire(&spec.name)?;
     let nodes = cluster::nodes().await?;
     let old = plan_of(&nodes, &a.path).await?;
     let started = Instant::now();

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod cluster;
 pub mod create;
 pub mod distance;
+pub mod lock;
 #[cfg(test)] pub mod fake;
 pub mod nodes;
 pub mod observe;

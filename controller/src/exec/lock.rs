@@ -1,0 +1,100 @@
+//! One change at a time per path name on this controller: `create`, `update`, `impair` and
+//! `delete` of a path hold an exclusive lock on `<dir>/<name>.lock` while they run. The
+//! kernel releases it when the process ends however it ends (SIGKILL included), so a lock is
+//! never stale. The lock files stay (a few bytes each in `/run`): removing one while another
+//! run may have it open would let two runs hold "the" lock at once.
+//!
+//! The controller of a cluster runs on its manager, so this covers every node of the path;
+//! two controllers on different machines driving one engine are not covered.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+
+/// Held for as long as the value lives.
+#[derive(Debug)]
+pub struct PathLock {
+    _file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("path '{name}' is being changed by another vnet-te run{holder}; wait for it to end, then run this again")]
+    Busy { name: String, holder: String },
+    #[error("locking path '{name}' ({file}): {source}")]
+    Io {
+        name: String,
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the lock files live: `VNET_TE_LOCK_DIR`, else `/run/vnet-te/locks` when it can be
+/// made (root), else a directory of this user's under the temp dir.
+fn lock_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("VNET_TE_LOCK_DIR") {
+        return PathBuf::from(d);
+    }
+    let run = PathBuf::from("/run/vnet-te/locks");
+    if std::fs::create_dir_all(&run).is_ok() {
+        return run;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    std::env::temp_dir().join(format!("vnet-te-locks-{user}"))
+}
+
+impl PathLock {
+    /// Takes the lock of path `name` (a validated path name: safe as a file name) or says
+    /// which process holds it.
+    pub fn acquire(name: &str) -> Result<PathLock, LockError> {
+        Self::acquire_in(&lock_dir(), name)
+    }
+
+    pub fn acquire_in(dir: &std::path::Path, name: &str) -> Result<PathLock, LockError> {
+        let path = dir.join(format!("{name}.lock"));
+        let io = |source| LockError::Io { name: name.to_string(), file: path.display().to_string(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let holder = if pid.is_empty() { String::new() } else { format!(" (pid {pid})") };
+                return Err(LockError::Busy { name: name.to_string(), holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // Who holds it, for the message another run prints.
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(PathLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_pid_until_it_lets_go() {
+        let dir = std::env::temp_dir().join(format!("vnet-te-lock-test-{}", std::process::id()));
+        let first = PathLock::acquire_in(&dir, "p").unwrap();
+        match PathLock::acquire_in(&dir, "p") {
+            Err(LockError::Busy { name, holder }) => {
+                assert_eq!(name, "p");
+                assert_eq!(holder, format!(" (pid {})", std::process::id()));
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        // Another name is independent.
+        let other = PathLock::acquire_in(&dir, "q").unwrap();
+        drop(first);
+        let again = PathLock::acquire_in(&dir, "p").unwrap();
+        drop((again, other));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
