@@ -190,7 +190,7 @@ fn distance_chain_across_three_nodes() {
     assert!(cp.status.success(), "docker cp the spec");
     let before: Vec<usize> = NODES.iter().map(|n| delay_processes_on(n)).collect();
 
-    let out = on_manager(&["path", "create", "-f", "/tmp/udist.yaml", "--output", "json", "--timeout", "60"]);
+    let out = on_manager(&["path", "create", "-f", "/tmp/udist.yaml", "--output", "json"]);
     eprintln!("udist: create → verdict in {:.1} s", t.elapsed().as_secs_f64());
     assert_eq!(out.status.code(), Some(0), "created and verified within tolerance across the nodes");
     let report = json(&out);
