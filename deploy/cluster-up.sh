@@ -78,7 +78,10 @@ ssh-keygen -q -t ed25519 -N '' -C vnet-te-cluster-manager -f "$WORK/id_ed25519"
 cap_args=()
 for c in "${CAPS[@]}"; do cap_args+=(--cap-add "$c"); done
 for i in $(seq 1 "$N"); do
-    docker run -d --name "vnet-te-n$i" --hostname "n$i" \
+    # --init: a reaping PID 1 above dockerd. The delay lines the controller starts on n1
+    # outlive the command that started them and are then the init's children: dockerd as PID 1
+    # would leave every ended line a zombie.
+    docker run -d --init --name "vnet-te-n$i" --hostname "n$i" \
         --network "$NET" --network-alias "n$i" --label "$LABEL" \
         "${cap_args[@]}" \
         --security-opt seccomp=unconfined --security-opt apparmor=unconfined \

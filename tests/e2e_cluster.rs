@@ -149,10 +149,130 @@ fn delete_everywhere(name: &str) {
     }
 }
 
+/// `vnet-te-delay` processes in a node (its own and its containers', the agent's included: it
+/// runs in the node's PID namespace).
+fn delay_processes_on(node: &str) -> usize {
+    let out = Command::new("docker").args(["exec", node, "pgrep", "-c", "-x", "vnet-te-delay"]).output().expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// What a path's delay lines leave in a node's own network namespace and files: queue rules,
+/// queues bound, token buckets, and the lines' socket directories (in the agent's container on
+/// the workers, in the node itself on the manager, where the controller starts them).
+fn delay_traces_on(node: &str, path: &str) -> String {
+    let dir = "/run/vnet-te/delay";
+    let ls = if node == MANAGER { format!("ls {dir}") } else { format!("docker exec vnet-te-agent ls {dir}") };
+    let script = format!(
+        "iptables -w -t mangle -S | grep -F 'vnet-te delay'; cat /proc/net/netfilter/nfnetlink_queue; tc qdisc show | grep -w tbf; {ls} 2>/dev/null | grep -F 'vte-{path}-'; true"
+    );
+    let out = Command::new("docker").args(["exec", node, "sh", "-c", &script]).output().expect("docker exec");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Distance across the three nodes: six hops round-robin (every link a VXLAN pair between two
+/// nodes), 5 ms per link, one link of 1 µs (shorter than any underlay, so create names it and
+/// its lines run at zero) and one rate. The underlay is measured at create and taken off the
+/// delay lines; each hop's round trip verifies; delete leaves nothing of the lines anywhere.
+/// Its links come from a pool of their own: a VXLAN link's identifier follows from its
+/// subnet, and a deleted path's VXLAN devices go only when the kernel has removed the routers'
+/// namespaces, which on a busy machine can take minutes; the EVPN case after this one would
+/// otherwise meet them ("File exists"). The tolerance is wider than the default 1 ms: each line adds about 0.1 ms on these nested
+/// nodes (eight lines to the last hop), more while other tests load the two cores.
+fn distance_chain_across_three_nodes() {
+    let t = Instant::now();
+    let spec = "name: udist\n\
+                routers: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: r4 }, { name: r5 }, { name: r6 }]\n\
+                links:\n  - { a: r1, b: r2 }\n  - { a: r2, b: r3 }\n  - { a: r3, b: r4, delay: 1us }\n\
+                \x20 - { a: r4, b: r5 }\n  - { a: r5, b: r6, rate: 100mbit }\n\
+                link_defaults: { delay: 5ms }\n\
+                tolerance: { absolute: 2ms, relative: 3 }\n\
+                pools: { links: 10.198.0.0/24 }\n";
+    let tmp = std::env::temp_dir().join(format!("vnet-te-udist-{}.yaml", std::process::id()));
+    std::fs::write(&tmp, spec).unwrap();
+    let cp = Command::new("docker").args(["cp", &tmp.to_string_lossy(), &format!("{MANAGER}:/tmp/udist.yaml")]).output().unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    assert!(cp.status.success(), "docker cp the spec");
+    let before: Vec<usize> = NODES.iter().map(|n| delay_processes_on(n)).collect();
+
+    let out = on_manager(&["path", "create", "-f", "/tmp/udist.yaml", "--output", "json"]);
+    eprintln!("udist: create → verdict in {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(out.status.code(), Some(0), "created and verified within tolerance across the nodes");
+    let report = json(&out);
+    assert_eq!(report["verified"], true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("underlay one way, subtracted from the delay lines of the links between nodes: n1–n2 "), "{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: link ")).collect();
+    assert_eq!(warned.len(), 1, "one warning, for r3–r4 only: {warned:?}");
+    assert!(
+        warned[0].starts_with("warning: link r3–r4 between nodes n1 and n3: the underlay alone takes ") && warned[0].contains("more than its delay of 0.001 ms"),
+        "{}",
+        warned[0]
+    );
+    // Per hop: the fastest traceroute round trip against the plan (printed for the record).
+    for d in report["distance"].as_array().unwrap() {
+        assert_eq!(d["ok"], true, "{d}");
+        for h in d["hops"].as_array().unwrap() {
+            eprintln!(
+                "udist {} → {}: {} ({}): planned {} µs, measured {} µs",
+                d["from"], d["to"], h["hop"], h["link"], h["planned_us"], h["measured_us"]
+            );
+        }
+        eprintln!("udist {} → {} end to end: {}", d["from"], d["to"], d["end_to_end"]);
+    }
+
+    // `path show`: the underlay and the line delay of every link between nodes, and every
+    // line answering with that delay.
+    let show = json(&on_manager(&["path", "show", "udist", "--output", "json"]));
+    let cross = show["cross_node_links"].as_array().expect("cross_node_links");
+    assert_eq!(cross.len(), 5, "every link crosses nodes");
+    let mut line_of = std::collections::BTreeMap::new();
+    for c in cross {
+        let u = &c["underlay"];
+        let (rtt, one_way) = (u["rtt_us"].as_u64().expect("measured"), u["one_way_us"].as_u64().unwrap());
+        assert!(rtt > 0 && one_way == rtt / 2 && rtt < 5_000, "a plausible underlay under {}: {u}", c["link"]);
+        let planned: u64 = if c["link"] == "r3–r4" { 1 } else { 5_000 };
+        assert_eq!(c["delay_us"], serde_json::json!([planned, planned]), "{c}");
+        let line = planned.saturating_sub(one_way);
+        assert_eq!(c["line_delay_us"], serde_json::json!([line, line]), "{c}");
+        line_of.insert(c["link"].as_str().unwrap().to_string(), line);
+    }
+    let lines = show["delay_lines"].as_array().expect("delay_lines");
+    assert_eq!(lines.len(), 10, "one line per link end");
+    for l in lines {
+        let running = l["status"]["settings"]["delay_ms"].as_f64().unwrap_or_else(|| panic!("line answers: {l}"));
+        assert_eq!((running * 1000.0).round() as u64, l["line_delay_us"].as_u64().unwrap(), "{l}");
+        let (a, b) = l["link"].as_str().unwrap().split_once('–').unwrap();
+        let key = if line_of.contains_key(&format!("{a}–{b}")) { format!("{a}–{b}") } else { format!("{b}–{a}") };
+        assert_eq!(l["line_delay_us"].as_u64(), line_of.get(&key).copied(), "{l}");
+    }
+    // Each line runs on the node of the end it holds packets for: 3, 4 and 3 of them.
+    let plan = &show["plan"];
+    let per_node: Vec<usize> = NODES.iter().map(|n| delay_processes_on(n)).collect();
+    let lines_on = |n: &str| lines.iter().filter(|l| plan["routers"].as_array().unwrap().iter().any(|r| r["container"] == l["container"] && format!("vnet-te-{}", r["node"].as_str().unwrap()) == n)).count();
+    for (i, n) in NODES.iter().enumerate() {
+        assert_eq!(per_node[i], before[i] + lines_on(n), "delay-line processes on {n}: {per_node:?} (before: {before:?})");
+    }
+    // r5's end toward r6 sends through a token bucket.
+    let r5 = common::router(plan, "r5");
+    let r5_if = r5["interfaces"].as_array().unwrap().iter().find(|i| i["peer"] == "r6").unwrap()["ifname"].as_str().unwrap().to_string();
+    let qdisc = node_docker(&format!("vnet-te-{}", r5["node"].as_str().unwrap()), &["exec", r5["container"].as_str().unwrap(), "tc", "qdisc", "show", "dev", &r5_if]);
+    assert!(qdisc.contains("tbf"), "{qdisc}");
+
+    let t_del = Instant::now();
+    delete_everywhere("udist");
+    for (i, n) in NODES.iter().enumerate() {
+        wait_until(&format!("no delay line of udist left on {n}"), Duration::from_secs(10), || delay_processes_on(n) == before[i]);
+        assert_eq!(delay_traces_on(n, "udist"), "", "queue rules, queues, token buckets or line sockets left on {n}");
+    }
+    eprintln!("udist: deleted, nothing left, in {:.1} s; the case took {:.1} s", t_del.elapsed().as_secs_f64(), t.elapsed().as_secs_f64());
+}
+
 #[test]
-fn cluster_detour_ring_policy_removed_then_updated_and_evpn_pair_verified_across_three_nodes() {
+fn cluster_distance_chain_underlay_subtracted_then_detour_ring_policy_removed_updated_and_evpn_pair_verified_across_three_nodes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(_teardown) = cluster_up("cluster_detour_and_evpn") else { return };
+    let Some(_teardown) = cluster_up("cluster_distance_detour_and_evpn") else { return };
+
+    distance_chain_across_three_nodes();
 
     // Forced detour over swarm overlays (`--wiring docker`): r1 → … → r6 the long way round
     // the ring, spread over 3 nodes.

@@ -305,7 +305,15 @@ pub trait Node: Send + Sync {
     /// as the interface's root qdisc); `None` removes the limit. Rate is set where packets
     /// leave a link, delay where they arrive.
     async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()>;
+    /// `count` ICMP echoes (at most [`MAX_UNDERLAY_PINGS`], 100 a second) from the node itself
+    /// (its own network namespace, where the UDP of its VXLAN links leaves) to `target`,
+    /// another node's underlay address: each reply's round trip in µs, in arrival order
+    /// (empty: none came back within a second of the last echo).
+    async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>>;
 }
+
+/// The most echoes one `Node::underlay_rtts` sends.
+pub const MAX_UNDERLAY_PINGS: u32 = 100;
 
 /// Where `Node::write_files` may write.
 pub const WRITABLE_PREFIX: &str = "/etc/vnet-te/";

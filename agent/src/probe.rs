@@ -31,6 +31,18 @@ pub fn parse_traceroute_rtts(text: &str) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// Each reply's round-trip time in microseconds, in the order the replies came (iputils
+/// ping: `64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.052 ms`).
+pub fn parse_ping_times(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.split_once(" time=")?.1;
+            let ms: f64 = rest.strip_suffix(" ms").unwrap_or(rest).split_whitespace().next()?.parse().ok()?;
+            (ms.is_finite() && ms >= 0.0).then(|| (ms * 1000.0).round() as u64)
+        })
+        .collect()
+}
+
 /// What a ping run reports at its end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PingSummary {
@@ -114,6 +126,20 @@ pub fn parse_interface_counters(text: &str) -> Result<Vec<InterfaceCounters>, cr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_replys_round_trip_in_microseconds() {
+        let out = "PING 10.196.255.3 (10.196.255.3) 56(84) bytes of data.\n\
+                   64 bytes from 10.196.255.3: icmp_seq=1 ttl=64 time=0.052 ms\n\
+                   64 bytes from 10.196.255.3: icmp_seq=2 ttl=64 time=1.31 ms\n\
+                   From 10.196.255.2 icmp_seq=3 Destination Host Unreachable\n\
+                   64 bytes from 10.196.255.3: icmp_seq=4 ttl=64 time=230 ms\n\n\
+                   --- 10.196.255.3 ping statistics ---\n\
+                   4 packets transmitted, 3 received, 25% packet loss, time 31ms\n\
+                   rtt min/avg/max/mdev = 0.052/77.120/230.000/108.100 ms\n";
+        assert_eq!(parse_ping_times(out), vec![52, 1310, 230_000]);
+        assert!(parse_ping_times("ping: connect: Network is unreachable\n").is_empty());
+    }
 
     #[test]
     fn reads_hops_and_gaps() {

@@ -393,4 +393,9 @@ impl Node for RemoteNode {
         let doing = format!("setting the rate of {container}:{ifname}");
         self.call(req, &doing, Retry::Yes, READ_TIMEOUT).await
     }
+
+    async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
+        let req = Request::UnderlayRtts { target, count };
+        self.call(req, &format!("pinging {target} from the node"), Retry::Yes, READ_TIMEOUT).await
+    }
 }

@@ -68,6 +68,7 @@ pub enum Request {
     SetDelayLine { container: String, ifname: String, settings: DelaySettings },
     DelayLines { container: String },
     SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
+    UnderlayRtts { target: Ipv4Addr, count: u32 },
 }
 
 impl Request {
@@ -105,6 +106,7 @@ impl Request {
             Request::SetDelayLine { .. } => "set_delay_line",
             Request::DelayLines { .. } => "delay_lines",
             Request::SetLinkRate { .. } => "set_link_rate",
+            Request::UnderlayRtts { .. } => "underlay_rtts",
         }
     }
 
@@ -247,6 +249,7 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::SetLinkRate { container, ifname, rate_bps } => {
             answer(op, node.set_link_rate(&container, &ifname, rate_bps).await)
         }
+        Request::UnderlayRtts { target, count } => answer(op, node.underlay_rtts(target, count).await),
     }
 }
 

@@ -225,6 +225,11 @@ impl Node for Fake {
         self.hit();
         Ok(())
     }
+    async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
+        self.hit();
+        // A node that answers from the second echo on, each a microsecond slower.
+        Ok((1..count).map(|i| u64::from(target.octets()[3]) * 100 + u64::from(i)).collect())
+    }
 }
 
 fn fixture_delay_lines() -> Vec<DelayLineStatus> {
@@ -391,6 +396,10 @@ impl Node for Recorder {
         self.record(Request::SetLinkRate { container: container.into(), ifname: ifname.into(), rate_bps });
         Ok(())
     }
+    async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
+        self.record(Request::UnderlayRtts { target, count });
+        Ok(vec![52, 48])
+    }
 }
 
 /// One request of each operation, every argument set to something its neighbours do not
@@ -473,6 +482,7 @@ fn samples() -> Vec<Request> {
         },
         Request::DelayLines { container: "vte-p1-r14".into() },
         Request::SetLinkRate { container: "vte-p1-r15".into(), ifname: "eth5".into(), rate_bps: Some(10_000_000) },
+        Request::UnderlayRtts { target: Ipv4Addr::new(192, 0, 2, 16), count: 17 },
     ]
 }
 
@@ -688,7 +698,8 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
     n1.set_delay_line("vte-p1-r1", "eth1", DelaySettings { delay_us: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(n1.delay_lines("vte-p1-r1").await.unwrap(), fixture_delay_lines());
     n1.set_link_rate("vte-p1-r1", "eth1", None).await.unwrap();
-    assert_eq!(fake.calls(), 31);
+    assert_eq!(n1.underlay_rtts(Ipv4Addr::new(10, 196, 255, 3), 4).await.unwrap(), vec![301, 302, 303]);
+    assert_eq!(fake.calls(), 32);
 }
 
 #[tokio::test]

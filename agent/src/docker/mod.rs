@@ -221,4 +221,8 @@ impl Node for LocalNode {
     async fn set_link_rate(&self, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
         delay::set_rate(self, container, ifname, rate_bps).await
     }
+
+    async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
+        probes::underlay_rtts(target, count).await
+    }
 }

@@ -1,8 +1,9 @@
-//! Probes run in the host containers: traceroute, ping, interface counters.
+//! Probes run in the host containers (traceroute, ping, interface counters), and pings
+//! between nodes.
 
 use std::net::Ipv4Addr;
 
-use crate::node::{NodeError, NodeResult, Probe};
+use crate::node::{NodeError, NodeResult, Probe, MAX_UNDERLAY_PINGS};
 use crate::probe::InterfaceCounters;
 
 use super::LocalNode;
@@ -68,6 +69,34 @@ pub(super) async fn ping(
     cmd.push(&t);
     let (code, output) = node.exec(host, &cmd, &format!("ping from {host} to {t}")).await?;
     Ok(Probe { success: code == 0, output })
+}
+
+/// Seconds between the echoes of `underlay_rtts`: iputils lets any user go down to 2 ms.
+const UNDERLAY_INTERVAL: &str = "0.01";
+
+/// Pings another node from this one's own namespace (no container): what a VXLAN link's
+/// packets cross between the two nodes.
+pub(super) async fn underlay_rtts(target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
+    let doing = || format!("pinging {target} from the node");
+    if !(1..=MAX_UNDERLAY_PINGS).contains(&count) {
+        return Err(NodeError::Failed { doing: doing(), message: format!("{count} echoes: between 1 and {MAX_UNDERLAY_PINGS}") });
+    }
+    // The whole run ends a second after the last echo is due, replies or not.
+    let deadline = (count / 100 + 2).to_string();
+    let out = tokio::process::Command::new("ping")
+        .args(["-n", "-c", &count.to_string(), "-i", UNDERLAY_INTERVAL, "-W", "1", "-w", &deadline, &target.to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| NodeError::Failed { doing: doing(), message: format!("running ping (iputils-ping): {e}") })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rtts = crate::probe::parse_ping_times(&text);
+    if rtts.is_empty() && !out.status.success() && out.status.code() != Some(1) {
+        // Exit 1 is "no reply"; anything else is ping itself failing.
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(NodeError::Failed { doing: doing(), message: format!("ping failed ({}): {}", out.status, err.trim()) });
+    }
+    Ok(rtts)
 }
 
 pub(super) async fn iperf_server(node: &LocalNode, host: &str) -> NodeResult<()> {

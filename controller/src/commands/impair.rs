@@ -47,6 +47,9 @@ pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
     for i in &changed {
         eprintln!("link {}: {}", i.link, i.impair);
     }
+    for w in plan::distance::underlay_too_long(&plan).iter().filter(|w| w.network == network) {
+        eprintln!("warning: {w}");
+    }
     Ok(exit::OK)
 }
 

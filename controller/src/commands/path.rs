@@ -85,7 +85,8 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
         }
     }
     let inv = Inventory { nodes: nodes.names(), taken: nodes.taken_subnets().await? };
-    let plan = plan::build(&spec, &inv)?;
+    let mut plan = plan::build(&spec, &inv)?;
+    underlay(&mut plan, &nodes).await;
 
     let progress = Bar::new();
     let result = tokio::select! {
@@ -145,6 +146,40 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
         plan.name
     );
     Ok(exit::OK)
+}
+
+/// Measures the underlay under the path's links between nodes (before any delay line
+/// starts) and plans their delay lines with it; says what it measured, and warns of pairs it
+/// could not measure and of links the underlay alone makes longer than planned.
+async fn underlay(plan: &mut plan::Plan, nodes: &Nodes) {
+    let t = Instant::now();
+    let measured = distance::measure_underlay(plan, nodes).await;
+    if measured.is_empty() {
+        return;
+    }
+    let mut ok = BTreeMap::new();
+    let mut figures = Vec::new();
+    for ((a, b), r) in measured {
+        match r {
+            Ok(u) => {
+                figures.push(format!("{a}–{b} {} (round trip {})", plan::ms(u.one_way_us), plan::ms(u.rtt_us)));
+                ok.insert((a, b), u);
+            }
+            Err(e) => eprintln!(
+                "warning: the underlay between nodes {a} and {b} was not measured ({e}); the delay lines of the links between them hold packets for the whole delay"
+            ),
+        }
+    }
+    if !figures.is_empty() {
+        eprintln!(
+            "underlay one way, subtracted from the delay lines of the links between nodes: {} (measured in {:.2} s)",
+            figures.join(", "),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    for w in plan::distance::set_underlay(plan, &ok) {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// Verifies, prints the report, and maps the verdict to the exit code.
@@ -293,9 +328,20 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                 Ok(None) => (None, Some("no delay line runs there".to_string())),
                 Err(e) => (None, Some(e)),
             };
-            DelayLineShow { link: i.link, container: i.to.container, ifname: i.to.ifname, planned: i.impair, status, error }
+            let line_delay_us = plan::distance::line_delay_us(i.impair.delay_us, i.underlay);
+            DelayLineShow {
+                link: i.link,
+                container: i.to.container,
+                ifname: i.to.ifname,
+                planned: i.impair,
+                underlay_us: i.underlay.map(|u| u.one_way_us),
+                line_delay_us,
+                status,
+                error,
+            }
         })
         .collect();
+    let cross = plan::distance::cross_node_links(&plan);
     match output {
         Output::Json => {
             #[derive(Serialize)]
@@ -304,11 +350,31 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                 containers: &'a BTreeMap<&'a str, bool>,
                 #[serde(skip_serializing_if = "<[DelayLineShow]>::is_empty")]
                 delay_lines: &'a [DelayLineShow],
+                #[serde(skip_serializing_if = "<[plan::distance::CrossNodeLink]>::is_empty")]
+                cross_node_links: &'a [plan::distance::CrossNodeLink],
             }
-            println!("{}", serde_json::to_string_pretty(&Show { plan: &plan, containers: &state, delay_lines: &lines })?);
+            let show = Show { plan: &plan, containers: &state, delay_lines: &lines, cross_node_links: &cross };
+            println!("{}", serde_json::to_string_pretty(&show)?);
         }
         Output::Table => {
             print!("{plan}");
+            for c in &cross {
+                let (a, b) = &c.ends;
+                let underlay = match c.underlay {
+                    Some(u) => format!("underlay {} one way (round trip {})", plan::ms(u.one_way_us), plan::ms(u.rtt_us)),
+                    None => "underlay not measured".to_string(),
+                };
+                println!(
+                    "link {} between nodes {} and {}: {underlay}; {a} → {b}: delay {}, line {}; {b} → {a}: delay {}, line {}",
+                    c.link,
+                    c.nodes.0,
+                    c.nodes.1,
+                    plan::ms(c.delay_us.0),
+                    plan::ms(c.line_delay_us.0),
+                    plan::ms(c.delay_us.1),
+                    plan::ms(c.line_delay_us.1),
+                );
+            }
             for l in &lines {
                 match (&l.status, &l.error) {
                     (Some(s), _) => println!(
@@ -430,6 +496,11 @@ struct DelayLineShow {
     container: String,
     ifname: String,
     planned: crate::core::spec::distance::Impair,
+    /// The underlay's share (one way) on a link between nodes, taken off the line's delay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    underlay_us: Option<u64>,
+    /// What the line is to hold each packet for.
+    line_delay_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<vnet_te_agent::delay::Status>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,7 @@ use vnet_te_agent::node::{
 
 pub use crate::core::kinds::vyos_image;
 use crate::core::kinds::Kind;
-use crate::core::plan::{start_rank, Driver, Endpoint, HostPlan, NetworkPlan, NetworkRole, Plan, RouterPlan};
+use crate::core::plan::{start_rank, Driver, Endpoint, HostPlan, NetworkPlan, NetworkRole, Plan, RouterPlan, Underlay};
 use crate::core::render::{self, Rendered};
 use crate::core::spec::distance::Impair;
 
@@ -328,6 +328,10 @@ pub struct Impairment {
     pub from: LinkEnd,
     pub to: LinkEnd,
     pub impair: Impair,
+    /// The underlay under a link between nodes, as measured at create: the delay line holds
+    /// packets for the delay less its share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<Underlay>,
 }
 
 /// Every direction of every link with distance, impaired or not.
@@ -354,6 +358,7 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
                 from: from.clone(),
                 to: to.clone(),
                 impair,
+                underlay: n.underlay,
             });
         }
     }
@@ -366,13 +371,14 @@ impl Impairment {
         self.impair.needs_delay_line().then(|| self.line())
     }
 
-    /// This direction's delay line with its settings, zero or not.
+    /// This direction's delay line with its settings, zero or not (less the underlay's share
+    /// on a link between nodes).
     pub fn line(&self) -> DelayLineSpec {
         DelayLineSpec {
             container: self.to.container.clone(),
             ifname: self.to.ifname.clone(),
             queue: self.to.queue,
-            delay_us: self.impair.delay_us,
+            delay_us: crate::core::plan::distance::line_delay_us(self.impair.delay_us, self.underlay),
             jitter_us: self.impair.jitter_us,
             loss_ppm: self.impair.loss_ppm,
             queue_max_len: None,

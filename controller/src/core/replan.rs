@@ -106,6 +106,15 @@ pub fn replan(old: &Plan, spec: &PathSpec) -> Result<Plan, PlanError> {
         }
     }
     new.hash = plan::plan_hash(&new);
+    // The underlay measured at create stays with the links it was measured under (their ends
+    // stay on their nodes); like the measurement, it is no part of the hash.
+    for n in &mut new.networks {
+        let distance = n.impair.is_some();
+        n.underlay = old.networks.iter().find(|o| o.name == n.name && o.ends == n.ends).and_then(|o| o.underlay).filter(|_| distance);
+    }
+    if new.distance.is_some() {
+        plan::distance::recompute(&mut new);
+    }
     Ok(new)
 }
 
@@ -289,6 +298,20 @@ mod tests {
             nodes: vec!["local".into()],
             taken: vec!["10.199.0.0/27".parse().unwrap(), "10.210.0.0/23".parse().unwrap()],
         }
+    }
+
+    #[test]
+    fn the_underlay_measured_at_create_stays_with_its_links_through_an_update() {
+        let mut s = spec::chain("p", 3).unwrap();
+        s.link_defaults = Some(spec::ImpairSpec { delay: Some("5ms".into()), ..Default::default() });
+        let inv = plan::Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let mut old = plan::build(&s, &inv).unwrap();
+        let u = plan::Underlay { rtt_us: 600, one_way_us: 300 };
+        plan::distance::set_underlay(&mut old, &std::collections::BTreeMap::from([(("n1".to_string(), "n2".to_string()), u)]));
+        let new = replan(&old, &s).unwrap();
+        assert_eq!(new.hash, old.hash, "a measurement is no change of the path");
+        assert_eq!(new.networks.iter().filter(|n| n.underlay == Some(u)).count(), 2);
+        assert_eq!(new.expectations, old.expectations);
     }
 
     #[test]

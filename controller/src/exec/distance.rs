@@ -2,12 +2,35 @@
 //! (`core::objects::impairments` says which), their state for `path show`, and changes at
 //! run time (`path impair`).
 
+use std::collections::BTreeMap;
+
 use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::node::{DelayLineStatus, NodeError};
 
 use super::nodes::{DeployError, Nodes, Step, PARALLELISM};
 use crate::core::objects::{impairments, Impairment};
-use crate::core::plan::Plan;
+use crate::core::plan::distance::underlay_pairs;
+use crate::core::plan::{Plan, Underlay};
+
+/// Echoes per pair of nodes when the underlay is measured (100 a second: a tenth of a
+/// second, every pair at once).
+pub const UNDERLAY_ECHOES: u32 = 10;
+
+/// The underlay between each pair of nodes under the path's links between nodes
+/// (`plan::distance::underlay_pairs`), measured from the pair's first node to the other's
+/// underlay address, every pair at once; a pair that could not be measured says why.
+pub async fn measure_underlay(plan: &Plan, nodes: &Nodes) -> BTreeMap<(String, String), Result<Underlay, String>> {
+    let measure = |(a, b): (String, String)| async move {
+        let r = async {
+            let target = *nodes.underlay.get(&b).ok_or_else(|| format!("node {b} has no known underlay address"))?;
+            let rtts = nodes.get(&a).map_err(|e| e.to_string())?.underlay_rtts(target, UNDERLAY_ECHOES).await.map_err(|e| e.to_string())?;
+            Underlay::from_rtts(&rtts).ok_or_else(|| format!("none of {UNDERLAY_ECHOES} echoes from {a} to {b} ({target}) came back"))
+        }
+        .await;
+        ((a, b), r)
+    };
+    futures_util::future::join_all(underlay_pairs(plan).into_iter().map(measure)).await.into_iter().collect()
+}
 
 /// Starts every delay line and rate of the path at once (`converge: then-delay`, after the
 /// path verified at zero delay). Returns how many link directions were impaired.

@@ -68,6 +68,7 @@ pub enum Call {
     SetDelayLine { container: String, ifname: String, settings: DelaySettings },
     DelayLines(String),
     SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
+    UnderlayRtts { target: Ipv4Addr, count: u32 },
 }
 
 impl Call {
@@ -105,6 +106,7 @@ impl Call {
             Call::SetDelayLine { .. } => "set_delay_line",
             Call::DelayLines(_) => "delay_lines",
             Call::SetLinkRate { .. } => "set_link_rate",
+            Call::UnderlayRtts { .. } => "underlay_rtts",
         }
     }
 
@@ -148,6 +150,7 @@ impl Call {
             Call::SetDelayLine { container, ifname, .. } | Call::SetLinkRate { container, ifname, .. } => {
                 format!("{container}:{ifname}")
             }
+            Call::UnderlayRtts { target, .. } => target.to_string(),
         }
     }
 
@@ -309,7 +312,12 @@ struct State {
     forwarding: bool,
     answers: Option<Arc<Plan>>,
     tables: BTreeMap<String, BgpTable>,
+    /// What `underlay_rtts` answers per target (µs); others get [`UNDERLAY_RTTS`].
+    underlay: BTreeMap<Ipv4Addr, Vec<u64>>,
 }
+
+/// The round trips a fake node measures to another by default (µs).
+pub const UNDERLAY_RTTS: [u64; 3] = [130, 100, 180];
 
 /// Overlay networks are made on the manager and used by containers on every node.
 #[derive(Default)]
@@ -376,6 +384,11 @@ impl FakeNode {
     /// This router container's BGP table, instead of the one from the plan.
     pub fn set_table(&self, container: &str, table: BgpTable) {
         self.state().tables.insert(container.to_string(), table);
+    }
+
+    /// The round trips (µs) `underlay_rtts` answers for echoes to `target`.
+    pub fn set_underlay_rtts(&self, target: Ipv4Addr, rtts: &[u64]) {
+        self.state().underlay.insert(target, rtts.to_vec());
     }
 
     /// A container that vnet-te did not make itself (or made earlier), running.
@@ -826,6 +839,17 @@ impl Node for FakeNode {
                 None => c.rates.remove(ifname),
             };
             Ok(())
+        })
+        .await
+    }
+
+    async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
+        self.op(Call::UnderlayRtts { target, count }, |s, _| {
+            if !(1..=vnet_te_agent::node::MAX_UNDERLAY_PINGS).contains(&count) {
+                return Err(format!("{count} echoes"));
+            }
+            let rtts = s.underlay.get(&target).cloned().unwrap_or_else(|| UNDERLAY_RTTS.to_vec());
+            Ok(rtts.into_iter().take(count as usize).collect())
         })
         .await
     }

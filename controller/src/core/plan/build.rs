@@ -281,6 +281,7 @@ fn lans(
                 Endpoint { name: hname.clone(), address: haddr },
             ],
             impair: None,
+            underlay: None,
         });
         hosts.push(HostPlan {
             name: hname.clone(),
@@ -335,6 +336,7 @@ fn links(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, s
                 Endpoint { name: l.b.clone(), address: ab },
             ],
             impair: None,
+            underlay: None,
         });
         let listens = sessions::listens(cx.path.len(), (&routers[ia], ia), (&routers[ib], ib));
         for (k, (me, other, my_addr, other_addr)) in [(ia, ib, aa, ab), (ib, ia, ab, aa)].into_iter().enumerate() {

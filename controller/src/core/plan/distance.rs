@@ -226,9 +226,14 @@ pub fn round_trip_delivery(plan: &Plan) -> Option<f64> {
     Some(dirs.iter().map(|(f, b)| keep(f) * keep(b)).product())
 }
 
-/// The path's one-way delays and each traceroute hop's planned RTT, from its links.
+/// The path's one-way delays and each traceroute hop's planned RTT, from its links (a link
+/// between nodes takes at least its underlay's share each way).
 pub fn recompute(plan: &mut Plan) {
-    let links: Vec<(u64, u64)> = path_directions(plan).iter().map(|(f, b)| (f.delay_us, b.delay_us)).collect();
+    let links: Vec<(u64, u64)> = path_directions(plan)
+        .iter()
+        .zip(path_underlays(plan))
+        .map(|((f, b), u)| (link_delay_us(f.delay_us, u), link_delay_us(b.delay_us, u)))
+        .collect();
     let cumulative = |rtts: Vec<u64>| {
         let mut out = vec![0];
         let mut sum = 0;
@@ -257,8 +262,163 @@ pub fn recompute(plan: &mut Plan) {
     }
 }
 
+/// Each link of the path in path order: the underlay measured under it, if it crosses nodes.
+fn path_underlays(plan: &Plan) -> Vec<Option<Underlay>> {
+    plan.path.windows(2).map(|w| plan.networks.iter().find(|n| n.joins(&w[0], &w[1])).and_then(|n| n.underlay)).collect()
+}
+
+impl Underlay {
+    /// From a burst's round trips (µs): the fastest; None without a reply.
+    pub fn from_rtts(rtts_us: &[u64]) -> Option<Underlay> {
+        let rtt_us = *rtts_us.iter().min()?;
+        Some(Underlay { rtt_us, one_way_us: rtt_us / 2 })
+    }
+}
+
+/// How long a direction's delay line holds each packet: its delay less the underlay's share,
+/// not below zero.
+pub fn line_delay_us(delay_us: u64, underlay: Option<Underlay>) -> u64 {
+    delay_us.saturating_sub(underlay.map_or(0, |u| u.one_way_us))
+}
+
+/// The one-way delay a direction has: its delay, or the underlay's share where that alone is
+/// longer.
+pub fn link_delay_us(delay_us: u64, underlay: Option<Underlay>) -> u64 {
+    delay_us.max(underlay.map_or(0, |u| u.one_way_us))
+}
+
+/// The two nodes of a link between nodes, in name order (None: a link on one node).
+pub fn node_pair(plan: &Plan, n: &NetworkPlan) -> Option<(String, String)> {
+    let [a, b] = &n.ends[..] else { return None };
+    let (x, y) = (plan.router(&a.name)?.node.clone(), plan.router(&b.name)?.node.clone());
+    match x.cmp(&y) {
+        std::cmp::Ordering::Less => Some((x, y)),
+        std::cmp::Ordering::Greater => Some((y, x)),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// The pairs of nodes under the router links between nodes of a path with distance, each
+/// once, in name order: what create measures before any delay line starts. `path plan`
+/// cannot know them.
+pub fn underlay_pairs(plan: &Plan) -> Vec<(String, String)> {
+    if plan.distance.is_none() {
+        return Vec::new();
+    }
+    let pairs: std::collections::BTreeSet<(String, String)> =
+        plan.networks.iter().filter(|n| n.role == NetworkRole::Link && n.impair.is_some()).filter_map(|n| node_pair(plan, n)).collect();
+    pairs.into_iter().collect()
+}
+
+/// A link whose underlay alone takes longer than a delay it is to have: its delay line in
+/// that direction runs at zero, and the link is as long as the underlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayTooLong {
+    /// `r2–r3`.
+    pub link: String,
+    /// The plan's network of the link.
+    pub network: String,
+    pub nodes: (String, String),
+    pub underlay: Underlay,
+    /// The link's delays (µs, one way) that the underlay exceeds, each once.
+    pub delays_us: Vec<u64>,
+}
+
+impl std::fmt::Display for UnderlayTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let delays: Vec<String> = self.delays_us.iter().map(|d| ms(*d)).collect();
+        write!(
+            f,
+            "link {} between nodes {} and {}: the underlay alone takes {} one way (measured round trip {}), more than its delay of {}; \
+             its delay line runs at 0 ms and the link is {} long",
+            self.link,
+            self.nodes.0,
+            self.nodes.1,
+            ms(self.underlay.one_way_us),
+            ms(self.underlay.rtt_us),
+            delays.join(" / "),
+            ms(self.underlay.one_way_us)
+        )
+    }
+}
+
+/// The links of `plan` whose underlay exceeds one of their (non-zero) delays, one entry each.
+pub fn underlay_too_long(plan: &Plan) -> Vec<UnderlayTooLong> {
+    plan.networks
+        .iter()
+        .filter_map(|n| {
+            let (Some(u), Some(imp), [a, b]) = (n.underlay, n.impair, &n.ends[..]) else { return None };
+            let mut delays_us: Vec<u64> =
+                [imp.from_a.delay_us, imp.from_b.delay_us].into_iter().filter(|d| *d > 0 && *d < u.one_way_us).collect();
+            delays_us.dedup();
+            if delays_us.is_empty() {
+                return None;
+            }
+            let link = format!("{}–{}", a.name, b.name);
+            Some(UnderlayTooLong { link, network: n.name.clone(), nodes: node_pair(plan, n)?, underlay: u, delays_us })
+        })
+        .collect()
+}
+
+/// Records each measured underlay on the router links between its two nodes and plans the
+/// path's delays with it; returns the links whose underlay alone exceeds a delay they are to
+/// have (`underlay_too_long`). The plan's hash stays the spec's: a measurement is not a
+/// change of the path.
+pub fn set_underlay(plan: &mut Plan, measured: &std::collections::BTreeMap<(String, String), Underlay>) -> Vec<UnderlayTooLong> {
+    let pairs: Vec<Option<(String, String)>> = plan.networks.iter().map(|n| node_pair(plan, n)).collect();
+    for (n, pair) in plan.networks.iter_mut().zip(pairs) {
+        if n.role == NetworkRole::Link && n.impair.is_some() {
+            if let Some(u) = pair.and_then(|p| measured.get(&p)) {
+                n.underlay = Some(*u);
+            }
+        }
+    }
+    recompute(plan);
+    underlay_too_long(plan)
+}
+
+/// One link between nodes as `path show` reports it: the underlay under it and, per
+/// direction, the delay it is to have and what its delay line holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrossNodeLink {
+    /// `r1–r2`: `ends[0]`–`ends[1]` of the link's network.
+    pub link: String,
+    pub ends: (String, String),
+    pub nodes: (String, String),
+    /// None: not measured (see the warning create printed).
+    pub underlay: Option<Underlay>,
+    /// `ends[0]` to `ends[1]`, then back: (planned delay, delay line), µs.
+    pub delay_us: (u64, u64),
+    pub line_delay_us: (u64, u64),
+}
+
+/// The router links between nodes of a path with distance.
+pub fn cross_node_links(plan: &Plan) -> Vec<CrossNodeLink> {
+    if plan.distance.is_none() {
+        return Vec::new();
+    }
+    plan.networks
+        .iter()
+        .filter_map(|n| {
+            let (Some(imp), [a, b]) = (n.impair, &n.ends[..]) else { return None };
+            let nodes = node_pair(plan, n)?;
+            let u = n.underlay;
+            Some(CrossNodeLink {
+                link: format!("{}–{}", a.name, b.name),
+                ends: (a.name.clone(), b.name.clone()),
+                nodes,
+                underlay: u,
+                delay_us: (imp.from_a.delay_us, imp.from_b.delay_us),
+                line_delay_us: (line_delay_us(imp.from_a.delay_us, u), line_delay_us(imp.from_b.delay_us, u)),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::core::plan::{build, Inventory};
 
@@ -291,6 +451,75 @@ mod tests {
         assert_eq!(zero.distance, None);
         assert_eq!(round_trip_delivery(&zero), None, "no loss burst while the losses are not applied");
         assert!(zero.expectations.traceroutes.iter().all(|t| t.rtt_us.is_empty()));
+    }
+
+    /// A 6-hop chain with 5 ms per link, placed round-robin over three nodes: every link
+    /// crosses nodes (r1@n1 r2@n2 r3@n3 r4@n1 r5@n2 r6@n3).
+    fn spread_chain() -> Plan {
+        let mut s = crate::core::spec::chain("p", 6).unwrap();
+        s.link_defaults = Some(crate::core::spec::ImpairSpec { delay: Some("5ms".into()), ..Default::default() });
+        build(&s, &Inventory { nodes: vec!["n1".into(), "n2".into(), "n3".into()], taken: vec![] }).unwrap()
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn the_underlay_is_measured_once_per_pair_of_nodes_under_links_with_distance() {
+        let p = spread_chain();
+        assert_eq!(underlay_pairs(&p), [pair("n1", "n2"), pair("n1", "n3"), pair("n2", "n3")]);
+        let one_node = build(&crate::core::spec::chain("p", 6).unwrap(), &Inventory::default()).unwrap();
+        assert!(underlay_pairs(&one_node).is_empty(), "no distance: nothing to measure");
+        let mut s = crate::core::spec::chain("p", 6).unwrap();
+        s.link_defaults = Some(crate::core::spec::ImpairSpec { delay: Some("5ms".into()), ..Default::default() });
+        assert!(underlay_pairs(&build(&s, &Inventory::default()).unwrap()).is_empty(), "one node: no link between nodes");
+        assert_eq!(Underlay::from_rtts(&[130, 100, 180]), Some(Underlay { rtt_us: 100, one_way_us: 50 }));
+        assert_eq!(Underlay::from_rtts(&[]), None);
+    }
+
+    #[test]
+    fn delay_lines_hold_the_delay_less_the_underlay_and_the_path_keeps_its_planned_delay() {
+        let mut p = spread_chain();
+        let before = p.expectations.traceroutes.clone();
+        let measured = BTreeMap::from([
+            (pair("n1", "n2"), Underlay { rtt_us: 100, one_way_us: 50 }),
+            (pair("n2", "n3"), Underlay { rtt_us: 300, one_way_us: 150 }),
+        ]);
+        assert_eq!(set_underlay(&mut p, &measured), [], "5 ms is longer than every underlay");
+        assert_eq!(p.expectations.traceroutes, before, "the path is as long as the spec says");
+        let lines: Vec<(String, u64)> =
+            crate::core::objects::impairments(&p).iter().map(|i| (i.link.clone(), i.line().delay_us)).collect();
+        assert_eq!(lines[..4], [("r1–r2".into(), 4_950), ("r2–r1".into(), 4_950), ("r2–r3".into(), 4_850), ("r3–r2".into(), 4_850)]);
+        assert_eq!(lines[4], ("r3–r4".into(), 5_000), "n1–n3 not measured: the whole delay");
+        let cross = cross_node_links(&p);
+        assert_eq!(cross.len(), 5);
+        assert_eq!((cross[1].link.as_str(), &cross[1].nodes), ("r2–r3", &pair("n2", "n3")));
+        assert_eq!((cross[1].underlay.map(|u| u.one_way_us), cross[1].delay_us, cross[1].line_delay_us), (Some(150), (5_000, 5_000), (4_850, 4_850)));
+        assert_eq!(cross[2].underlay, None);
+    }
+
+    #[test]
+    fn an_underlay_longer_than_a_links_delay_is_named_once_and_its_line_runs_at_zero() {
+        let mut p = spread_chain();
+        change_link(&mut p, "r2", "r3", None, &ImpairChange { delay_us: Some(100), ..Default::default() }).unwrap();
+        change_link(&mut p, "r4", "r5", Some("r5"), &ImpairChange { delay_us: Some(0), ..Default::default() }).unwrap();
+        let measured = BTreeMap::from([
+            (pair("n1", "n2"), Underlay { rtt_us: 400, one_way_us: 200 }),
+            (pair("n2", "n3"), Underlay { rtt_us: 400, one_way_us: 200 }),
+        ]);
+        let warnings = set_underlay(&mut p, &measured);
+        assert_eq!(warnings.len(), 1, "r2–r3 only, once for both directions; r5 → r4 has no delay to miss: {warnings:?}");
+        assert_eq!(
+            warnings[0].to_string(),
+            "link r2–r3 between nodes n2 and n3: the underlay alone takes 0.2 ms one way (measured round trip 0.4 ms), \
+             more than its delay of 0.1 ms; its delay line runs at 0 ms and the link is 0.2 ms long"
+        );
+        let line = |link: &str| crate::core::objects::impairments(&p).into_iter().find(|i| i.link == link).unwrap().line().delay_us;
+        assert_eq!((line("r2–r3"), line("r3–r2"), line("r4–r5")), (0, 0, 4_800));
+        // r1–r2 5 ms, r2–r3 the underlay's 0.2 ms, then 5 ms again: planned as the path is.
+        assert_eq!(p.expectations.traceroutes[0].rtt_us[..4], [0, 10_000, 10_400, 20_400]);
+        assert_eq!(p.distance.as_ref().unwrap().back_us, 5_000 + 200 + 5_000 + 200 + 5_000);
     }
 
     #[test]

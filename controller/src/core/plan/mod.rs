@@ -247,6 +247,20 @@ pub struct NetworkPlan {
     /// Delay, jitter, loss and rate per direction (router links with distance only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub impair: Option<LinkImpair>,
+    /// The network between the link's two nodes, measured at create (links between nodes on
+    /// a path with distance): the link's delay lines hold each packet for its delay minus
+    /// this (`distance::line_delay_us`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub underlay: Option<Underlay>,
+}
+
+/// The delay of the network under a link between two nodes: the fastest of a burst of echoes
+/// between the nodes' underlay addresses (queueing only ever adds to it), and half of it as
+/// each direction's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Underlay {
+    pub rtt_us: u64,
+    pub one_way_us: u64,
 }
 
 impl NetworkPlan {

@@ -13,6 +13,7 @@ mod fake_node;
 mod observe;
 mod rollback;
 mod teardown;
+mod underlay;
 
 fn spec_file(name: &str) -> PathSpec {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../paths").join(name);
