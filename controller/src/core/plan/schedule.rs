@@ -156,11 +156,11 @@ pub fn worst(d: &DirectionSchedule) -> Impair {
 }
 
 /// A link direction down by schedule now: its link, since when and until when (ms after start).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownNow {
     pub link: String,
     pub since_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub until_ms: Option<u64>,
 }
 
