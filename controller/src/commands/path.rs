@@ -479,11 +479,15 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
             a.path
         ))
     };
-    let new = replan::replan(&old, &spec)
+    let mut new = replan::replan(&old, &spec)
         .map_err(|e| refused(format!("the new spec needs subnets the running path does not have ({e})")))?;
     let conflicts = replan::conflicts(&old, &new);
     if !conflicts.is_empty() {
         return Err(refused(format!("\n  {}", conflicts.join("\n  "))).into());
+    }
+    // The schedule runs on from its start.
+    if let (Some(n), Some(o)) = (&mut new.schedule, &old.schedule) {
+        n.start_unix_ms = o.start_unix_ms;
     }
     let applied = apply::apply(&old, &new, &nodes)
         .await
@@ -499,6 +503,17 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
     if !a.verify {
         return Ok(exit::OK);
     }
+    let new = match schedule_elapsed(&new) {
+        None => new,
+        Some(e) => {
+            let (now, down) = plan::schedule::plan_at(&new, e);
+            if !down.is_empty() {
+                print_report(&compare::down_by_schedule(&now, e, &down), a.output);
+                return Ok(exit::VERIFY_FAILED);
+            }
+            now
+        }
+    };
     verify_and_report(&new, &nodes, timeout_for(&new, a.timeout, UPDATE_TIMEOUT), a.output, started).await
 }
 
