@@ -236,6 +236,7 @@ fn contact_plan(cp: &ContactPlanSpec, links: &[LinkSpec], spec: &PathSpec, p: &m
             router_of.insert(*n, r);
         }
     }
+    let mark = p.len();
     let lines = parse_ion(&text, &loc, p);
     let direction_of = |l: &IonLine, p: &mut Vec<Problem>| -> Option<Direction> {
         let at = format!("{loc} line {}", l.line);
@@ -312,6 +313,9 @@ fn contact_plan(cp: &ContactPlanSpec, links: &[LinkSpec], spec: &PathSpec, p: &m
             out.push(Timed { at_ms: r.stop_ms, order: 0, direction: d, change: Change { own_delay: true, ..Default::default() } });
         }
     }
+    // The plan's problems in line order.
+    let line_of = |x: &Problem| x.location.rsplit(' ').next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    p[mark..].sort_by_key(line_of);
 }
 
 /// Reads `a contact` and `a range` lines; every other line is a comment, blank, a skipped
@@ -472,14 +476,14 @@ mod tests {
         let got: Vec<String> = p.iter().map(|p| format!("{}: {}", p.location, p.message)).collect();
         let want = [
             "contact_plan.nodes.r9: 'r9' is not a router of the spec",
+            "contact_plan.text line 1: node 9 is not in contact_plan.nodes",
             "contact_plan.text line 2: expected `a contact +START +STOP FROM TO BYTES_PER_SECOND [CONFIDENCE]`, got 1 fields after `a contact`",
             "contact_plan.text line 3: time '0': expected +seconds",
+            "contact_plan.text line 5: this contact overlaps the one on line 4 (1 → 2)",
             "contact_plan.text line 6: absolute time '2026/01/01-00:00:00' is not supported: use +seconds after the path verified",
             "contact_plan.text line 7: 'd contact +0 1 2': not an ION contact plan line (`a contact …`, `a range …` or `#` comment)",
             "contact_plan.text line 8: stop +5 is not after start +10",
-            "contact_plan.text line 1: node 9 is not in contact_plan.nodes",
             "contact_plan.text line 9: nodes 1 and 3 (r1, r3) have no link between them",
-            "contact_plan.text line 5: this contact overlaps the one on line 4 (1 → 2)",
         ];
         assert_eq!(got, want);
     }
