@@ -323,6 +323,9 @@ fn schedule_changes_a_delay_takes_a_link_down_and_up_at_its_times() {
     let lines = json(&vnet(&["path", "show", name, "--output", "json"]))["delay_lines"].clone();
     let dropped_down: u64 = lines.as_array().unwrap().iter().filter_map(|l| l["status"]["counters"]["dropped_down"].as_u64()).sum();
     assert!(dropped_down > 0, "{lines}");
+    let impair = vnet(&["path", "impair", name, "--link", "r2-r3", "--up"]);
+    assert_eq!(impair.status.code(), Some(2), "impair on a scheduled link: {}", String::from_utf8_lossy(&impair.stderr));
+    assert!(String::from_utf8_lossy(&impair.stderr).contains("follows the path's schedule"));
 
     // +20 s: up again; verify passes against the scheduled 100 ms.
     wait_for_schedule(name, 20_000, Duration::from_secs(30));
