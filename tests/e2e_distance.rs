@@ -4,7 +4,10 @@
 //! `path verify`; `path impair` makes the change the plan's and verify passes again; the Moon
 //! example forms its BGP session across 1.28 s each way; a `then-delay` path verifies at zero
 //! delay and then holds packets in its delay lines; a link of 60 s each way forms its session
-//! and verifies (minutes, overlapping the other tests). Delete leaves no delay-line process.
+//! and verifies (minutes, overlapping the other tests). A schedule changes a delay, takes a
+//! link down and up again at its times after the path verified (pings from the host see the
+//! delay; verify names the link down by schedule, then passes); an ION contact plan does the
+//! same through contacts and a range. Delete leaves no delay-line process.
 //!
 //! Without an engine, the images or NFQUEUE they report a skip (fail with
 //! VNET_TE_REQUIRE_DOCKER=1 / VNET_TE_REQUIRE_DELAY=1).
@@ -260,4 +263,159 @@ fn deep_space_60_s_each_way_bgp_forms_and_the_path_verifies() {
     assert_eq!(exec(&container, &["sysctl", "-n", "net.ipv4.tcp_syn_retries"]).trim(), "7");
     drop(c);
     wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(name) == 0).then_some(()));
+}
+
+/// The fastest of a few pings from a host container to an address, in ms (None: no reply).
+fn ping_ms(container: &str, target: &str) -> Option<f64> {
+    let out = docker_out(&["exec", container, "ping", "-c", "2", "-i", "0.3", "-W", "4", target]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split("time=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+        .reduce(f64::min)
+}
+
+/// Milliseconds since the path's schedule started, as `path show` reports it.
+fn schedule_elapsed_ms(path: &str) -> u64 {
+    let show = json(&vnet(&["path", "show", path, "--output", "json"]));
+    show["schedule_elapsed_ms"].as_u64().unwrap_or_else(|| panic!("no schedule_elapsed_ms in path show: {}", show["schedule_now"]))
+}
+
+/// Waits until the schedule is at least `ms` old (polling `path show`).
+fn wait_for_schedule(path: &str, ms: u64, within: Duration) {
+    wait_for(&format!("the schedule of {path} to reach +{} s", ms as f64 / 1000.0), within, || (schedule_elapsed_ms(path) >= ms).then_some(()));
+}
+
+/// `path verify` exits 1 naming `link` (and its reverse) as down by schedule since `since_ms`.
+fn assert_down_by_schedule(path: &str, link: &str, since_ms: u64) {
+    let out = vnet(&["path", "verify", path, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "verify while {link} is down: {}", String::from_utf8_lossy(&out.stdout));
+    let report = json(&out);
+    let down = report["down_by_schedule"].as_array().unwrap_or_else(|| panic!("no down_by_schedule: {report}"));
+    let named = down.iter().find(|d| d["link"] == link).unwrap_or_else(|| panic!("{link} not named: {report}"));
+    assert_eq!(named["since_ms"], since_ms, "{named}");
+    let table = vnet(&["path", "verify", path]);
+    let text = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(text.contains(&format!("link {link}: DOWN by schedule since +{} s", since_ms as f64 / 1000.0)), "{text}");
+}
+
+/// Polls `path verify` until it passes (BGP re-forms across a link back up).
+fn verify_passes_again(path: &str, within: Duration) -> serde_json::Value {
+    wait_for(&format!("{path} to verify again"), within, || {
+        let out = vnet(&["path", "verify", path, "--output", "json"]);
+        (out.status.code() == Some(0)).then(|| json(&out))
+    })
+}
+
+/// Nothing of the path left: no delay-line process, no control directory, no labelled
+/// object (the queue rules and qdiscs live in the containers' namespaces, gone with them).
+fn assert_all_gone(path: &str) {
+    wait_for("the delay lines to end", Duration::from_secs(10), || (delay_processes(path) == 0).then_some(()));
+    let prefix = format!("vte-{path}-");
+    let dirs: Vec<String> = std::fs::read_dir("/run/vnet-te/delay")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(dirs.is_empty(), "delay-line directories left: {dirs:?}");
+    assert_eq!(labelled(path), (0, 0));
+}
+
+#[test]
+fn schedule_changes_a_delay_takes_a_link_down_and_up_at_its_times() {
+    let test = "schedule_changes_a_delay_takes_a_link_down_and_up_at_its_times";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "sched";
+    let c = Cleanup::new(name);
+    let spec = c.spec(
+        "sched.yaml",
+        "name: sched\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\nschedule:\n\
+         \x20 - { at: 5s, link: r2-r3, delay: 100ms }\n\
+         \x20 - { at: 5s, link: r1-r2, from: r1, rate: 20mbit }\n\
+         \x20 - { at: 10s, link: r2-r3, down: true }\n\
+         \x20 - { at: 20s, link: r2-r3, up: true }\n",
+    );
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create did not verify: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schedule started: 4 delay lines"), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = plan_of(name);
+    let (src, dst) = (host(&plan, "src")["container"].as_str().unwrap().to_string(), host(&plan, "dst")["address"].as_str().unwrap().to_string());
+
+    // Before +5 s the links have no delay; from +5 s r2–r3 holds 100 ms each way.
+    let before = ping_ms(&src, &dst).expect("a reply before the change");
+    let elapsed = schedule_elapsed_ms(name);
+    assert!(before < 50.0 && elapsed < 5_000, "{before} ms at +{elapsed} ms");
+    let after = wait_for("pings to take the scheduled 100 ms each way", Duration::from_secs(30), || ping_ms(&src, &dst).filter(|ms| *ms >= 200.0));
+    assert!(after < 260.0, "round trip {after} ms with 200 ms scheduled");
+    // The rate went onto r1's end toward r2, set by the delay line there.
+    let r1 = router(&plan, "r1");
+    let ifname = r1["interfaces"].as_array().unwrap().iter().find(|i| i["peer"] == "r2").unwrap()["ifname"].as_str().unwrap().to_string();
+    let r1c = r1["container"].as_str().unwrap().to_string();
+    let qdisc = exec(&r1c, &["tc", "qdisc", "show", "dev", &ifname]);
+    assert!(qdisc.contains("tbf") && qdisc.contains("20Mbit"), "{qdisc}");
+    let show = String::from_utf8_lossy(&vnet(&["path", "show", name]).stdout).to_string();
+    assert!(show.contains("r2–r3: now delay 100 ms (since +5 s); next +10 s: down"), "{show}");
+
+    // +10 s: r2–r3 down; verify names it, and the lines drop what arrives.
+    wait_for_schedule(name, 10_500, Duration::from_secs(30));
+    assert_down_by_schedule(name, "r2–r3", 10_000);
+    assert_eq!(ping_ms(&src, &dst), None, "no reply across a link down");
+    let lines = json(&vnet(&["path", "show", name, "--output", "json"]))["delay_lines"].clone();
+    let dropped_down: u64 = lines.as_array().unwrap().iter().filter_map(|l| l["status"]["counters"]["dropped_down"].as_u64()).sum();
+    assert!(dropped_down > 0, "{lines}");
+    let impair = vnet(&["path", "impair", name, "--link", "r2-r3", "--up"]);
+    assert_eq!(impair.status.code(), Some(2), "impair on a scheduled link: {}", String::from_utf8_lossy(&impair.stderr));
+    assert!(String::from_utf8_lossy(&impair.stderr).contains("follows the path's schedule"));
+
+    // +20 s: up again; verify passes against the scheduled 100 ms.
+    wait_for_schedule(name, 20_000, Duration::from_secs(30));
+    let report = verify_passes_again(name, Duration::from_secs(120));
+    assert_eq!(delay_report(&report, "src")["end_to_end"]["planned_us"], 200_000, "{report}");
+    drop(c);
+    assert_all_gone(name);
+}
+
+#[test]
+fn contact_plan_drives_links_down_up_and_their_delay() {
+    let test = "contact_plan_drives_links_down_up_and_their_delay";
+    let _serial = serial();
+    if !docker_ready(test) || !nfqueue_ready(test) {
+        return;
+    }
+    let name = "dtn";
+    let c = Cleanup::new(name);
+    c.spec(
+        "dtn.ionrc",
+        "# r1 = node 1, r2 = node 2, r3 = node 3\n\
+         a contact +0 +3600 2 3 1250000\na contact +0 +3600 3 2 1250000\n\
+         a contact +0 +10 1 2 1250000\na contact +0 +10 2 1 1250000\n\
+         a contact +20 +3600 1 2 1250000\na contact +20 +3600 2 1 1250000\n\
+         a range +5 +3600 2 3 1\n",
+    );
+    let spec = c.spec(
+        "dtn.yaml",
+        "name: dtn\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\ncontact_plan: { file: dtn.ionrc, nodes: { r1: 1, r2: 2, r3: 3 } }\n",
+    );
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create did not verify: {}", String::from_utf8_lossy(&out.stderr));
+    let plan = plan_of(name);
+    let (src, dst) = (host(&plan, "src")["container"].as_str().unwrap().to_string(), host(&plan, "dst")["address"].as_str().unwrap().to_string());
+
+    // From +5 s the range 2–3 (2 < 3: both ways) holds 1 s each way.
+    let rtt = wait_for("pings to take the range's 1 s each way", Duration::from_secs(30), || ping_ms(&src, &dst).filter(|ms| *ms >= 2000.0));
+    assert!(rtt < 2100.0, "round trip {rtt} ms with 2 s of light time");
+
+    // +10 s: the contacts 1 ⇄ 2 end; the link is down until the next ones at +20 s.
+    wait_for_schedule(name, 10_500, Duration::from_secs(30));
+    assert_down_by_schedule(name, "r1–r2", 10_000);
+
+    wait_for_schedule(name, 20_000, Duration::from_secs(30));
+    let report = verify_passes_again(name, Duration::from_secs(120));
+    assert_eq!(delay_report(&report, "src")["end_to_end"]["planned_us"], 2_000_000, "{report}");
+    drop(c);
+    assert_all_gone(name);
 }

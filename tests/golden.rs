@@ -68,7 +68,8 @@ fn cases() -> Vec<(String, spec::PathSpec, Inventory)> {
     for p in entries {
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
         let text = fs::read_to_string(&p).unwrap();
-        let s = spec::parse_yaml(&p.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"));
+        let read = |name: &str| fs::read_to_string(root().join("paths").join(name)).map_err(|e| e.to_string());
+        let s = spec::parse_yaml_with(&p.display().to_string(), &text, &read).unwrap_or_else(|e| panic!("{e}"));
         cases.push((stem, s, Inventory::default()));
     }
     cases.push(("hops-24".into(), spec::chain("chain24", 24).unwrap(), Inventory::default()));

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+pub use crate::delay::schedule::{LineSchedule, LineStep};
 
 /// Label keys on every Docker object vnet-te creates. Labels are the source of truth for
 /// what belongs to a path.
@@ -147,6 +148,10 @@ pub struct DelayLineSpec {
     /// the link will get).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_max_len: Option<u32>,
+    /// A timeline the line runs itself from then on (replacing any earlier one); the
+    /// settings above are its state before the first step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LineSchedule>,
 }
 
 /// New settings for a running delay line; those left out keep their value.

@@ -261,3 +261,54 @@ fn jitter_spreads_the_delay_but_keeps_arrival_order() {
         assert!(max - min >= 5.0, "no spread from ±10 ms jitter: {rtts:?}");
     });
 }
+
+#[test]
+fn a_schedule_changes_the_line_at_its_instants_by_itself() {
+    use vnet_te_agent::delay::schedule::LineStep;
+    with_lab("schedule", &[], |lab| {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let step = |at_ms, delay_us, down, rate_bps| LineStep { at_ms, delay_us, jitter_us: 0, loss_ppm: 0, down, rate_bps };
+        let steps = vec![
+            step(0, 10_000, false, None),
+            step(1_500, 40_000, false, None),
+            step(3_000, 40_000, true, None),
+            step(4_000, 5_000, false, Some(10_000_000)),
+        ];
+        let started = Instant::now();
+        let status = lab.ask(Request::Schedule { start_unix_ms: now_ms, ifname: "vtedl-b".into(), steps });
+        assert_eq!(status.schedule.map(|p| p.steps), Some(4));
+        assert_delayed(&lab.ping(3, "0.05"), 10.0, 3);
+
+        // 40 ms from +1.5 s, never before.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let rtts = lab.ping(1, "0.05");
+            if rtts.first().is_some_and(|r| *r >= 40.0) {
+                assert!(started.elapsed() >= Duration::from_millis(1_500), "40 ms before +1.5 s: {:?}", started.elapsed());
+                break;
+            }
+            assert!(Instant::now() < deadline, "the delay never became 40 ms: {rtts:?}");
+        }
+
+        // Down from +3 s: every echo request dropped and counted as such.
+        while started.elapsed() < Duration::from_millis(3_100) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let before = lab.ask(Request::Status).counters;
+        assert!(lab.ask(Request::Status).down);
+        let out = Command::new("ip").args(["netns", "exec", &lab.a, "ping", "-n", "-c", "3", "-i", "0.1", "-W", "0.3", B_ADDR]).output().unwrap();
+        assert!(!out.status.success(), "pings crossed a line that is down");
+        let after = lab.ask(Request::Status).counters;
+        assert_eq!(after.dropped_down - before.dropped_down, 3, "{after:?}");
+
+        // Up again at +4 s with 5 ms, and the rate on the line's interface (set by the line).
+        while started.elapsed() < Duration::from_millis(4_100) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_delayed(&lab.ping(3, "0.05"), 5.0, 3);
+        let s = lab.ask(Request::Status);
+        assert_eq!((s.down, s.schedule.map(|p| (p.applied, p.rate_errors))), (false, Some((4, 0))), "{s:?}");
+        let qdisc = sh("ip", &["netns", "exec", &lab.b, "tc", "qdisc", "show", "dev", "vtedl-b"]).unwrap();
+        assert!(qdisc.contains("tbf") && qdisc.contains("10Mbit"), "{qdisc}");
+    });
+}

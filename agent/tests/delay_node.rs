@@ -130,6 +130,7 @@ async fn a_delay_line_started_on_a_node_delays_its_link_end_and_ends_with_the_co
         jitter_us: 0,
         loss_ppm: 0,
         queue_max_len: None,
+        schedule: None,
     };
     if let Err(e) = node.start_delay_line(&line).await {
         let message = e.to_string();

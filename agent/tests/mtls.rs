@@ -16,9 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vnet_te_agent::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::{parse_interface_counters, InterfaceCounters};
+use vnet_te_agent::delay::schedule::Progress;
 use vnet_te_agent::delay::{Counters, Settings, Status};
 use vnet_te_agent::node::{
-    Attachment, ContainerRole, ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec,
+    Attachment, ContainerRole, ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, LineSchedule, LineStep, NetworkSpec,
     Node, NodeError, NodeResult, Probe, VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
 use vnet_te_agent::remote::RemoteNode;
@@ -238,7 +239,18 @@ fn fixture_delay_lines() -> Vec<DelayLineStatus> {
         settings: Settings { delay_ms: 1280.5, jitter_ms: 0.25, loss_percent: 0.5 },
         reorder: false,
         queue_max_len: 8334,
-        counters: Counters { queued: 110, released: 84, dropped: 26, queue_len: 0, max_queue_len: 1, overruns: 0, verdict_errors: 0 },
+        counters: Counters {
+            queued: 110,
+            released: 84,
+            dropped: 26,
+            dropped_down: 20,
+            queue_len: 0,
+            max_queue_len: 1,
+            overruns: 0,
+            verdict_errors: 0,
+        },
+        down: true,
+        schedule: Some(Progress { start_unix_ms: 1_790_000_000_000, steps: 3, applied: 2, rate_errors: 0 }),
     };
     vec![
         DelayLineStatus { ifname: "eth1".into(), status: Some(status), error: None },
@@ -473,6 +485,14 @@ fn samples() -> Vec<Request> {
                 jitter_us: 250,
                 loss_ppm: 5_000,
                 queue_max_len: Some(20_000),
+                schedule: Some(LineSchedule {
+                    start_unix_ms: 1_790_000_000_000,
+                    steps: vec![
+                        LineStep { at_ms: 5_000, delay_us: 2_500_000, jitter_us: 0, loss_ppm: 0, down: false, rate_bps: Some(8_000_000) },
+                        LineStep { at_ms: 10_000, delay_us: 2_500_000, jitter_us: 0, loss_ppm: 0, down: true, rate_bps: None },
+                        LineStep { at_ms: 20_000, delay_us: 0, jitter_us: 0, loss_ppm: 0, down: false, rate_bps: Some(0) },
+                    ],
+                }),
             },
         },
         Request::SetDelayLine {
@@ -686,6 +706,7 @@ async fn valid_controller_gets_health_and_round_trips_results_and_errors() {
         jitter_us: 0,
         loss_ppm: 0,
         queue_max_len: None,
+        schedule: None,
     };
     n1.start_delay_line(&end("vte-p1-r1")).await.unwrap();
     match n1.start_delay_line(&end("postgres")).await.unwrap_err() {

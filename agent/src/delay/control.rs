@@ -4,6 +4,8 @@
 //! ```text
 //! {"op":"status"}
 //! {"op":"set","delay_ms":20}                  fields left out keep their value
+//! {"op":"schedule","start_unix_ms":…,"ifname":"eth1","steps":[{"at_ms":5000,"delay_us":…},…]}
+//!                                             runs a timeline (replacing any earlier one)
 //! {"op":"stop"}                               releases every held packet, then exits
 //! → {"ok":true,"status":{"queue":0,"settings":{…},"counters":{"queued":…,…},…}}
 //! → {"ok":false,"error":"…"}
@@ -20,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::line::{Control, Settings, Status};
+use super::schedule::{self, LineSchedule, LineStep};
 use super::DelayError;
 
 /// The longest a client may take to send its request or read its reply.
@@ -36,6 +39,13 @@ pub enum Request {
         jitter_ms: Option<f64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         loss_percent: Option<f64>,
+    },
+    /// A timeline for this line (see [`super::schedule`]); `ifname` is the line's interface,
+    /// where the steps' rates go.
+    Schedule {
+        start_unix_ms: u64,
+        ifname: String,
+        steps: Vec<LineStep>,
     },
     Stop,
 }
@@ -76,6 +86,16 @@ pub fn answer(line: &str, control: &Control) -> (Reply, bool) {
     if let Request::Set { .. } = request {
         if let Err(e) = control.set(patched(control.status().settings, &request)) {
             return fail(e.to_string());
+        }
+    }
+    if let Request::Schedule { start_unix_ms, ifname, steps } = &request {
+        let plain = !ifname.is_empty() && ifname.len() <= 15 && ifname.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+        if !plain {
+            return fail(format!("{ifname:?} is not a plain interface name"));
+        }
+        let timeline = LineSchedule { start_unix_ms: *start_unix_ms, steps: steps.clone() };
+        if let Err(e) = schedule::spawn(control.clone(), timeline, ifname.clone()) {
+            return fail(e);
         }
     }
     let stop = request == Request::Stop;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::nfqueue::{self, NfQueue, QueueOptions, Verdict};
+use super::schedule::Progress;
 use super::DelayError;
 
 /// What a link end does to each packet; changeable while running.
@@ -59,8 +60,11 @@ pub struct LineConfig {
 pub struct Counters {
     pub queued: u64,
     pub released: u64,
-    /// Dropped by the loss setting.
+    /// Dropped by the loss setting or while down.
     pub dropped: u64,
+    /// Of those, dropped while the line was down (by its schedule).
+    #[serde(default)]
+    pub dropped_down: u64,
     pub queue_len: u64,
     pub max_queue_len: u64,
     /// Times the kernel could not hand packets over (socket buffer full): those packets wait
@@ -78,6 +82,12 @@ pub struct Status {
     pub reorder: bool,
     pub queue_max_len: u32,
     pub counters: Counters,
+    /// Dropping everything that arrives (a schedule's `down`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
+    /// The schedule the line runs, and how far it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Progress>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,6 +106,10 @@ struct State {
     counters: Counters,
     rng: SplitMix64,
     stopping: bool,
+    down: bool,
+    schedule: Option<Progress>,
+    /// Bumped by each schedule given: an older one's runner ends.
+    schedule_generation: u64,
 }
 
 struct Shared {
@@ -142,6 +156,9 @@ impl DelayLine {
             counters: Counters::default(),
             rng: SplitMix64::seeded(),
             stopping: false,
+            down: false,
+            schedule: None,
+            schedule_generation: 0,
         };
         let shared = Arc::new(Shared { config, state: Mutex::new(state), wake: Condvar::new(), nfq });
         if !early.is_empty() {
@@ -180,6 +197,42 @@ impl Control {
             reorder: c.reorder,
             queue_max_len: c.queue.max_len,
             counters: s.counters,
+            down: s.down,
+            schedule: s.schedule,
+        }
+    }
+
+    /// One schedule step: new settings and whether everything arriving is dropped.
+    pub fn apply_step(&self, settings: Settings, down: bool) -> Result<(), DelayError> {
+        settings.validate().map_err(DelayError::Settings)?;
+        let mut s = self.shared.lock();
+        s.settings = settings;
+        s.down = down;
+        Ok(())
+    }
+
+    /// Registers a schedule starting to run (ending any earlier one's runner); its generation.
+    pub fn begin_schedule(&self, progress: Progress) -> u64 {
+        let mut s = self.shared.lock();
+        s.schedule_generation += 1;
+        s.schedule = Some(progress);
+        s.schedule_generation
+    }
+
+    /// Whether the schedule of `generation` is still the line's and the line runs.
+    pub fn runs_schedule(&self, generation: u64) -> bool {
+        let s = self.shared.lock();
+        s.schedule_generation == generation && !s.stopping
+    }
+
+    /// Records how many steps of the schedule of `generation` are applied.
+    pub fn schedule_applied(&self, generation: u64, applied: usize, rate_failed: bool) {
+        let mut s = self.shared.lock();
+        if s.schedule_generation == generation {
+            if let Some(p) = &mut s.schedule {
+                p.applied = applied;
+                p.rate_errors += u64::from(rate_failed);
+            }
         }
     }
 
@@ -224,6 +277,12 @@ fn admit(shared: &Shared, ids: &[u32], now: Instant) -> bool {
     for &id in ids {
         s.counters.queued += 1;
         let settings = s.settings;
+        if s.down {
+            s.counters.dropped += 1;
+            s.counters.dropped_down += 1;
+            nfqueue::verdict_message(&mut drops, queue, id, Verdict::Drop);
+            continue;
+        }
         if settings.loss_percent > 0.0 && s.rng.next_f64() * 100.0 < settings.loss_percent {
             s.counters.dropped += 1;
             nfqueue::verdict_message(&mut drops, queue, id, Verdict::Drop);

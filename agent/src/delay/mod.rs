@@ -15,13 +15,15 @@
 //! Timing: a dedicated release thread sleeps on a condition variable until the earliest due
 //! time, with 1 µs timer slack (tokio's timer wheel has 1 ms granularity, too coarse here).
 //! Settings change at run time through a Unix socket ([`control`]). A line started for a
-//! container ends with it ([`owner`]).
+//! container ends with it ([`owner`]). A line given a timeline applies its changes itself at
+//! their instants ([`schedule`]).
 
 pub mod control;
 pub mod line;
 pub mod nfqueue;
 pub mod owner;
 pub mod rules;
+pub mod schedule;
 pub mod units;
 
 pub use line::{Control, Counters, DelayLine, LineConfig, Settings, Status};

@@ -36,9 +36,7 @@ const BINARY_NAME: &str = "vnet-te-delay";
 pub const CONTAINER_PREFIX: &str = "vte-";
 /// How long a line just started has to answer its control socket.
 const READY_WITHIN: Duration = Duration::from_secs(5);
-/// How long a packet may wait for the rate limit's tokens before it is dropped (the token
-/// bucket's queue holds rate × this).
-pub const RATE_LATENCY: Duration = Duration::from_millis(50);
+pub use crate::delay::schedule::RATE_LATENCY;
 /// The most of its log quoted in an error.
 const LOG_TAIL: u64 = 2000;
 
@@ -206,7 +204,8 @@ fn start_blocking(spec: &DelayLineSpec, settings: Settings, pid: u32) -> Result<
                 loss_percent: Some(settings.loss_percent),
             };
             ask(&control, &set)?;
-            return rule.install(&ns).map_err(|e| e.to_string());
+            rule.install(&ns).map_err(|e| e.to_string())?;
+            return give_schedule(spec, &control);
         }
         // The line of an earlier container of this name, about to end with it: end it now.
         let _ = control::request(&control, &Request::Stop);
@@ -245,7 +244,15 @@ fn start_blocking(spec: &DelayLineSpec, settings: Settings, pid: u32) -> Result<
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    rule.install(&ns).map_err(|e| e.to_string())
+    rule.install(&ns).map_err(|e| e.to_string())?;
+    give_schedule(spec, &control)
+}
+
+/// Hands the line its timeline, if the spec has one.
+fn give_schedule(spec: &DelayLineSpec, control: &Path) -> Result<(), String> {
+    let Some(s) = &spec.schedule else { return Ok(()) };
+    let request = Request::Schedule { start_unix_ms: s.start_unix_ms, ifname: spec.ifname.clone(), steps: s.steps.clone() };
+    ask(control, &request).map(|_| ())
 }
 
 /// Runs blocking work (sockets, commands) off the runtime's threads.
@@ -277,6 +284,9 @@ pub(super) async fn start(node: &LocalNode, spec: &DelayLineSpec) -> NodeResult<
     let doing = || format!("starting the delay line of {}:{}", spec.container, spec.ifname);
     check_end(&spec.container, Some(&spec.ifname), &doing)?;
     let settings = settings_of(spec).map_err(|message| NodeError::Failed { doing: doing(), message })?;
+    if let Some(s) = &spec.schedule {
+        s.validate().map_err(|m| refused(&doing, format!("its schedule: {m}")))?;
+    }
     let pid = node.pid_of(&spec.container, &doing).await?;
     let spec = spec.clone();
     blocking(&doing, move || start_blocking(&spec, settings, pid)).await
@@ -322,10 +332,7 @@ pub(super) fn forget(container: &str) {
     }
 }
 
-/// Whether `tc qdisc del … root` failed only because there was no root qdisc to delete.
-fn no_root_qdisc(stderr: &str) -> bool {
-    stderr.contains("handle of zero") || stderr.contains("No such file or directory") || stderr.contains("Invalid handle")
-}
+use crate::delay::schedule::no_root_qdisc;
 
 pub(super) async fn set_rate(node: &LocalNode, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
     let doing = || format!("setting the rate of {container}:{ifname}");
@@ -363,6 +370,7 @@ mod tests {
             jitter_us: 500,
             loss_ppm: 5_000,
             queue_max_len: None,
+            schedule: None,
         }
     }
 

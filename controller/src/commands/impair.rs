@@ -34,6 +34,11 @@ pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
     let nodes = cluster::nodes().await?;
     let mut plan = plan_of(&nodes, &a.name).await?;
     let (ra, rb) = link_ends(&plan, &a.link)?;
+    // Its delay lines follow their timelines, and verify judges the link by them.
+    let scheduled = plan.schedule.iter().flat_map(|s| &s.directions).any(|d| (d.from == ra && d.to == rb) || (d.from == rb && d.to == ra));
+    if scheduled {
+        return Err(BadInput(format!("--link {}: the link follows the path's schedule; change the schedule (delete and create the path) instead", a.link)).into());
+    }
     let network = plan::distance::change_link(&mut plan, &ra, &rb, a.from.as_deref(), &change).map_err(BadInput)?;
     let sender = a.from.as_ref().and_then(|f| plan.router(f)).map(|r| r.container.clone());
     let changed: Vec<_> = objects::link_directions(&plan)

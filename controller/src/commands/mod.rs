@@ -1,7 +1,7 @@
 //! One module per verb group. Each takes plain arguments (no clap types), does its work
 //! through `core` and `exec`, prints, and returns an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -103,7 +103,10 @@ fn read_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
                 return Err(BadInput("--name is only used with --hops (the spec file names the path)".into()).into());
             }
             let text = read_spec_file(f)?;
-            Ok(spec::parse_yaml(&f.display().to_string(), &text)?)
+            // Files a spec names (a contact plan) are relative to the spec's directory.
+            let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+            let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| e.to_string());
+            Ok(spec::parse_yaml_with(&f.display().to_string(), &text, &read)?)
         }
         SpecSource::Hops(n) => {
             let name = a.name.clone().unwrap_or_else(|| format!("chain{n}"));

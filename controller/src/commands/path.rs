@@ -122,10 +122,13 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     }
     let then_delay = plan.distance.as_ref().is_some_and(|d| d.converge == Converge::ThenDelay);
     if !then_delay {
-        if !a.verify {
-            return Ok(exit::OK);
-        }
-        return verify_and_report(&plan, &nodes, timeout_for(&plan, a.timeout, CREATE_TIMEOUT), a.output, started).await;
+        let code = if a.verify {
+            verify_and_report(&plan, &nodes, timeout_for(&plan, a.timeout, CREATE_TIMEOUT), a.output, started).await?
+        } else {
+            exit::OK
+        };
+        begin_schedule(&mut plan, &nodes).await?;
+        return Ok(code);
     }
     // `converge: then-delay`: verified at zero delay first, then the delays go in.
     if a.verify {
@@ -145,6 +148,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
         "delays applied to {n} link directions (converge: then-delay); `vnet-te path show {}` shows each delay line",
         plan.name
     );
+    begin_schedule(&mut plan, &nodes).await?;
     Ok(exit::OK)
 }
 
@@ -180,6 +184,36 @@ async fn underlay(plan: &mut plan::Plan, nodes: &Nodes) {
     for w in plan::distance::set_underlay(plan, &ok) {
         eprintln!("warning: {w}");
     }
+}
+
+/// Starts the path's schedule now (once it verified, or was made without verifying): every
+/// delay line of a scheduled link gets its timeline, and the start time goes into the stored
+/// plan, where `path show` and `path verify` take it from.
+async fn begin_schedule(plan: &mut plan::Plan, nodes: &Nodes) -> anyhow::Result<()> {
+    if plan.schedule.is_none() {
+        return Ok(());
+    }
+    let start = unix_ms_now();
+    let n = distance::start_schedule(plan, nodes, start).await.with_context(|| {
+        format!("path '{}' runs, but its schedule could not be handed to its delay lines; delete it (`vnet-te path delete {}`)", plan.name, plan.name)
+    })?;
+    if let Some(s) = &mut plan.schedule {
+        s.start_unix_ms = Some(start);
+    }
+    apply::store_plan(plan, nodes).await.with_context(|| format!("storing the schedule's start in path '{}'", plan.name))?;
+    eprintln!("schedule started: {n} delay lines run their timelines from now (`vnet-te path show {}` says where it stands)", plan.name);
+    Ok(())
+}
+
+/// The wall clock in unix milliseconds (every node of a cluster is assumed to share it).
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How far the path's schedule is: ms since its start, if it started.
+fn schedule_elapsed(plan: &plan::Plan) -> Option<u64> {
+    let start = plan.schedule.as_ref()?.start_unix_ms?;
+    Some(unix_ms_now().saturating_sub(start))
 }
 
 /// Verifies, prints the report, and maps the verdict to the exit code.
@@ -219,12 +253,27 @@ pub(crate) async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::P
 /// last against the slowest planned rate (iperf3, a few seconds).
 pub async fn verify(name: &str, timeout: Option<Duration>, output: Output, measure_rate: bool) -> anyhow::Result<i32> {
     let nodes = cluster::nodes().await?;
-    let plan = plan_of(&nodes, name).await?;
+    let stored = plan_of(&nodes, name).await?;
+    // A scheduled path is judged by the state its schedule gives now.
+    let elapsed = schedule_elapsed(&stored);
+    let (plan, down) = match elapsed {
+        Some(e) => plan::schedule::plan_at(&stored, e),
+        None => (stored.clone(), Vec::new()),
+    };
     if measure_rate && compare::distance::planned_rate(&plan).is_none() {
         return Err(BadInput(format!("--measure rate: path '{name}' plans no rate on its links")).into());
     }
+    if let (Some(e), false) = (elapsed, down.is_empty()) {
+        let report = compare::down_by_schedule(&plan, e, &down);
+        print_report(&report, output);
+        return Ok(exit::VERIFY_FAILED);
+    }
     let progress = Bar::new();
     let mut report = observe::verify(&plan, &nodes, timeout_for(&plan, timeout, VERIFY_TIMEOUT), &progress).await;
+    if let Some(e) = elapsed {
+        let end = schedule_elapsed(&stored).unwrap_or(e);
+        report.note = Some(compare::schedule_note(&stored, e, end, report.note.take()));
+    }
     if measure_rate {
         progress.update_phase("throughput (iperf3)");
         report.rate = compare::distance::rate_report(&plan, observe::measure_rate(&plan, &nodes).await);
@@ -233,6 +282,16 @@ pub async fn verify(name: &str, timeout: Option<Duration>, output: Output, measu
     progress.done();
     print_report(&report, output);
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
+}
+
+/// Where one scheduled link direction stands now.
+#[derive(Debug, Serialize)]
+struct ScheduleShow {
+    link: String,
+    now: plan::schedule::LinkState,
+    /// The last step applied (ms after the start); None: still as planned.
+    last_at_ms: Option<u64>,
+    next: Option<plan::schedule::ScheduleStep>,
 }
 
 #[derive(Debug, Serialize)]
@@ -342,6 +401,19 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
         })
         .collect();
     let cross = plan::distance::cross_node_links(&plan);
+    let elapsed = schedule_elapsed(&plan);
+    let schedule_now: Vec<ScheduleShow> = match elapsed {
+        None => Vec::new(),
+        Some(e) => plan
+            .schedule
+            .iter()
+            .flat_map(|s| &s.directions)
+            .map(|d| {
+                let (now, last, next) = plan::schedule::position(d, e);
+                ScheduleShow { link: d.link.clone(), now, last_at_ms: last.map(|k| d.steps[k].at_ms), next: next.copied() }
+            })
+            .collect(),
+    };
     match output {
         Output::Json => {
             #[derive(Serialize)]
@@ -352,8 +424,19 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                 delay_lines: &'a [DelayLineShow],
                 #[serde(skip_serializing_if = "<[plan::distance::CrossNodeLink]>::is_empty")]
                 cross_node_links: &'a [plan::distance::CrossNodeLink],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                schedule_elapsed_ms: Option<u64>,
+                #[serde(skip_serializing_if = "<[ScheduleShow]>::is_empty")]
+                schedule_now: &'a [ScheduleShow],
             }
-            let show = Show { plan: &plan, containers: &state, delay_lines: &lines, cross_node_links: &cross };
+            let show = Show {
+                plan: &plan,
+                containers: &state,
+                delay_lines: &lines,
+                cross_node_links: &cross,
+                schedule_elapsed_ms: elapsed,
+                schedule_now: &schedule_now,
+            };
             println!("{}", serde_json::to_string_pretty(&show)?);
         }
         Output::Table => {
@@ -375,20 +458,38 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                     plan::ms(c.line_delay_us.1),
                 );
             }
+            if let Some(e) = elapsed {
+                println!("schedule: +{:.1} s since it started", e as f64 / 1000.0);
+                for s in &schedule_now {
+                    let last = s.last_at_ms.map_or("as planned".to_string(), |t| format!("since +{} s", t as f64 / 1000.0));
+                    let next = s.next.map_or("no change to come".to_string(), |n| format!("next +{} s: {}", n.at_ms as f64 / 1000.0, n.state));
+                    println!("  {}: now {} ({last}); {next}", s.link, s.now);
+                }
+            } else if plan.schedule.is_some() {
+                println!("schedule: not started (it starts once the path verified at create)");
+            }
             for l in &lines {
                 match (&l.status, &l.error) {
                     (Some(s), _) => println!(
-                        "delay line {} at {} {}: delay {} ms, jitter {} ms, loss {} %; {} packets held now, {} queued, {} released, {} dropped",
+                        "delay line {} at {} {}: delay {} ms, jitter {} ms, loss {} %{}; {} packets held now, {} queued, {} released, {} dropped{}",
                         l.link,
                         l.container,
                         l.ifname,
                         s.settings.delay_ms,
                         s.settings.jitter_ms,
                         s.settings.loss_percent,
+                        if s.down { ", DOWN" } else { "" },
                         s.counters.queue_len,
                         s.counters.queued,
                         s.counters.released,
-                        s.counters.dropped
+                        s.counters.dropped,
+                        s.schedule.map_or(String::new(), |p| format!(
+                            " ({} while down); schedule step {}/{}{}",
+                            s.counters.dropped_down,
+                            p.applied,
+                            p.steps,
+                            if p.rate_errors > 0 { format!(", {} rate changes refused (see its log)", p.rate_errors) } else { String::new() }
+                        ))
                     ),
                     (None, e) => println!("delay line {} at {} {}: {}", l.link, l.container, l.ifname, e.as_deref().unwrap_or("?")),
                 }
@@ -466,11 +567,15 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
             a.path
         ))
     };
-    let new = replan::replan(&old, &spec)
+    let mut new = replan::replan(&old, &spec)
         .map_err(|e| refused(format!("the new spec needs subnets the running path does not have ({e})")))?;
     let conflicts = replan::conflicts(&old, &new);
     if !conflicts.is_empty() {
         return Err(refused(format!("\n  {}", conflicts.join("\n  "))).into());
+    }
+    // The schedule runs on from its start.
+    if let (Some(n), Some(o)) = (&mut new.schedule, &old.schedule) {
+        n.start_unix_ms = o.start_unix_ms;
     }
     let applied = apply::apply(&old, &new, &nodes)
         .await
@@ -486,6 +591,17 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
     if !a.verify {
         return Ok(exit::OK);
     }
+    let new = match schedule_elapsed(&new) {
+        None => new,
+        Some(e) => {
+            let (now, down) = plan::schedule::plan_at(&new, e);
+            if !down.is_empty() {
+                print_report(&compare::down_by_schedule(&now, e, &down), a.output);
+                return Ok(exit::VERIFY_FAILED);
+            }
+            now
+        }
+    };
     verify_and_report(&new, &nodes, timeout_for(&new, a.timeout, UPDATE_TIMEOUT), a.output, started).await
 }
 

@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use vnet_te_agent::delay::units::queue_len_for;
 use vnet_te_agent::node::{
-    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
+    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, LineSchedule, LineStep, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
 };
 
 pub use crate::core::kinds::vyos_image;
 use crate::core::kinds::Kind;
+use crate::core::plan::schedule;
 use crate::core::plan::{start_rank, Driver, Endpoint, HostPlan, NetworkPlan, NetworkRole, Plan, RouterPlan, Underlay};
 use crate::core::render::{self, Rendered};
 use crate::core::spec::distance::Impair;
@@ -18,6 +20,8 @@ use crate::core::spec::distance::Impair;
 /// Where each experiment host keeps a copy of the plan, so `path verify/show` work
 /// without the spec file.
 pub const PLAN_PATH: &str = "/etc/vnet-te/plan.json";
+/// The rate a delay line's queue is sized for when none is planned (the line's own default).
+const DEFAULT_LINE_RATE: u64 = 1_000_000_000;
 
 /// A node without a known underlay address cannot carry a VXLAN link end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -332,11 +336,48 @@ pub struct Impairment {
     /// packets for the delay less its share.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub underlay: Option<Underlay>,
+    /// The link has a schedule: a delay line at each end whatever its settings, sized for
+    /// the largest delay the schedule gives.
+    pub scheduled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_max_len: Option<u32>,
 }
 
-/// Every direction of every link with distance, impaired or not.
+/// Every direction of every link with distance that is impaired or scheduled.
 pub fn impairments(plan: &Plan) -> Vec<Impairment> {
-    link_directions(plan).into_iter().filter(|i| !i.impair.is_none()).collect()
+    link_directions(plan).into_iter().filter(|i| !i.impair.is_none() || i.scheduled).collect()
+}
+
+/// The timeline of the delay line that `arriving` has at its receiving end, from
+/// `start_unix_ms`: the arriving direction's delay, jitter, loss and down, and the rate of the
+/// opposite direction, which leaves through the same interface. None for an unscheduled link.
+pub fn line_schedule(plan: &Plan, arriving: &Impairment, start_unix_ms: u64) -> Option<LineSchedule> {
+    let sched = plan.schedule.as_ref()?;
+    let dir = |from: &str| sched.directions.iter().find(|d| d.network == arriving.network && plan.router(&d.from).is_some_and(|r| r.container == from));
+    let inbound = dir(&arriving.from.container)?;
+    let outbound = dir(&arriving.to.container);
+    let mut offsets: Vec<u64> = inbound.steps.iter().chain(outbound.iter().flat_map(|d| &d.steps)).map(|s| s.at_ms).collect();
+    offsets.sort();
+    offsets.dedup();
+    let mut rate = outbound.map_or(0, |d| d.initial.impair.rate_bps);
+    let steps = offsets
+        .into_iter()
+        .map(|at_ms| {
+            let (state, _, _) = schedule::position(inbound, at_ms);
+            let out_rate = outbound.map_or(0, |d| schedule::position(d, at_ms).0.impair.rate_bps);
+            let rate_bps = (out_rate != rate).then_some(out_rate);
+            rate = out_rate;
+            LineStep {
+                at_ms,
+                delay_us: state.impair.delay_us,
+                jitter_us: state.impair.jitter_us,
+                loss_ppm: state.impair.loss_ppm,
+                down: state.down,
+                rate_bps,
+            }
+        })
+        .collect();
+    Some(LineSchedule { start_unix_ms, steps })
 }
 
 /// Both directions of every link with distance settings (some may be all zero, as after
@@ -347,9 +388,11 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
         let (i, iface) = r.interfaces.iter().enumerate().find(|(_, i)| i.network == network)?;
         Some(LinkEnd { node: r.node.clone(), container: r.container.clone(), ifname: iface.ifname.clone()?, queue: i as u16 })
     };
+    let scheduled = |network: &str| plan.schedule.iter().flat_map(|s| &s.directions).filter(|d| d.network == network).collect::<Vec<_>>();
     let mut out = Vec::new();
     for n in &plan.networks {
         let (Some(imp), [ea, eb]) = (n.impair, &n.ends[..]) else { continue };
+        let timelines = scheduled(&n.name);
         let (Some(a), Some(b)) = (end(&ea.name, &n.name), end(&eb.name, &n.name)) else { continue };
         for (from, to, impair, names) in [(&a, &b, imp.from_a, (ea, eb)), (&b, &a, imp.from_b, (eb, ea))] {
             out.push(Impairment {
@@ -359,6 +402,12 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
                 to: to.clone(),
                 impair,
                 underlay: n.underlay,
+                scheduled: !timelines.is_empty(),
+                queue_max_len: timelines.iter().find(|d| d.from == names.0.name).and_then(|d| {
+                    let w = schedule::worst(d);
+                    (w.delay_us + w.jitter_us > impair.delay_us + impair.jitter_us)
+                        .then(|| queue_len_for(DEFAULT_LINE_RATE, std::time::Duration::from_micros(w.delay_us + w.jitter_us), 1500))
+                }),
             });
         }
     }
@@ -368,7 +417,7 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
 impl Impairment {
     /// The delay line that holds this direction's packets where they arrive, if it needs one.
     pub fn delay_line(&self) -> Option<DelayLineSpec> {
-        self.impair.needs_delay_line().then(|| self.line())
+        (self.impair.needs_delay_line() || self.scheduled).then(|| self.line())
     }
 
     /// This direction's delay line with its settings, zero or not (less the underlay's share
@@ -381,7 +430,8 @@ impl Impairment {
             delay_us: crate::core::plan::distance::line_delay_us(self.impair.delay_us, self.underlay),
             jitter_us: self.impair.jitter_us,
             loss_ppm: self.impair.loss_ppm,
-            queue_max_len: None,
+            queue_max_len: self.queue_max_len,
+            schedule: None,
         }
     }
 }

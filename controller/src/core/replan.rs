@@ -169,6 +169,10 @@ fn evpn_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             c.push(format!("EVPN settings change: {}", what.join(", ")));
         }
     }
+    let timelines = |p: &Plan| p.schedule.as_ref().map(|s| s.directions.clone());
+    if timelines(old) != timelines(new) {
+        c.push("the schedule or contact plan changes (the delay lines run their timelines already)".to_string());
+    }
     c
 }
 
@@ -375,6 +379,17 @@ mod tests {
         assert!(c.iter().any(|m| m.starts_with("router r3: ASN 4200000003 → 65003")), "{c:?}");
         // The same spec again: nothing to refuse.
         assert!(conflicts(&old, &replan(&old, &spec_file("ring-detour.yaml")).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_running_schedule_cannot_be_changed_in_place() {
+        let old = plan::build(&spec_file("leo-schedule.yaml"), &Inventory::default()).unwrap();
+        let same = replan(&old, &spec_file("leo-schedule.yaml")).unwrap();
+        assert!(conflicts(&old, &same).is_empty(), "{:?}", conflicts(&old, &same));
+        let mut s = spec_file("leo-schedule.yaml");
+        s.schedule.as_mut().unwrap().pop();
+        let c = conflicts(&old, &replan(&old, &s).unwrap());
+        assert!(c.iter().any(|c| c.contains("the schedule or contact plan changes")), "{c:?}");
     }
 
     #[test]

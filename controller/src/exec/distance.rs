@@ -8,7 +8,7 @@ use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::node::{DelayLineStatus, NodeError};
 
 use super::nodes::{DeployError, Nodes, Step, PARALLELISM};
-use crate::core::objects::{impairments, Impairment};
+use crate::core::objects::{impairments, line_schedule, Impairment};
 use crate::core::plan::distance::underlay_pairs;
 use crate::core::plan::{Plan, Underlay};
 
@@ -81,4 +81,24 @@ pub async fn status(plan: &Plan, nodes: &Nodes) -> Vec<(Impairment, Result<Optio
         .buffer_unordered(PARALLELISM)
         .collect()
         .await
+}
+
+/// Hands every delay line of a scheduled link its timeline from `start_unix_ms` (each line
+/// then applies its changes itself, the controller not needed). Returns how many lines.
+pub async fn start_schedule(plan: &Plan, nodes: &Nodes, start_unix_ms: u64) -> Result<usize, DeployError> {
+    let lines: Vec<(String, vnet_te_agent::node::DelayLineSpec)> = impairments(plan)
+        .into_iter()
+        .filter_map(|i| {
+            let schedule = line_schedule(plan, &i, start_unix_ms)?;
+            Some((i.to.node.clone(), vnet_te_agent::node::DelayLineSpec { schedule: Some(schedule), ..i.line() }))
+        })
+        .collect();
+    let step = |source: NodeError| DeployError::Step { step: Step::Delays.describe(), source };
+    let results: Vec<Result<(), DeployError>> = stream::iter(lines.iter())
+        .map(|(node, line)| async move { nodes.get(node)?.start_delay_line(line).await.map_err(step) })
+        .buffer_unordered(PARALLELISM)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(lines.len())
 }

@@ -789,6 +789,9 @@ impl Node for FakeNode {
                 }
                 Some(line) => {
                     (line.delay_us, line.jitter_us, line.loss_ppm) = (spec.delay_us, spec.jitter_us, spec.loss_ppm);
+                    if spec.schedule.is_some() {
+                        line.schedule = spec.schedule.clone();
+                    }
                     Ok(())
                 }
                 None => {
@@ -874,6 +877,13 @@ fn line_status(spec: &DelayLineSpec) -> DelayLineStatus {
         reorder: false,
         queue_max_len: spec.queue_max_len.unwrap_or(vnet_te_agent::delay::units::MIN_QUEUE_LEN),
         counters: Counters::default(),
+        down: false,
+        schedule: spec.schedule.as_ref().map(|s| vnet_te_agent::delay::schedule::Progress {
+            start_unix_ms: s.start_unix_ms,
+            steps: s.steps.len(),
+            applied: 0,
+            rate_errors: 0,
+        }),
     };
     DelayLineStatus { ifname: spec.ifname.clone(), status: Some(status), error: None }
 }

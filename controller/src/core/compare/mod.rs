@@ -22,8 +22,10 @@ use crate::core::plan::{NetworkRole, Plan, RouteExpectation, RouterPlan, Toward,
 pub mod distance;
 mod evpn;
 mod report;
+mod schedule;
 
 pub use evpn::evpn_edges;
+pub use schedule::{down_by_schedule, schedule_note};
 use evpn::{evpn_probes, l2_probes};
 pub use report::{HopReport, HopStatus, OffPathReport, ProbeReport, Report};
 use report::show_path;
@@ -112,6 +114,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         probes,
         distance,
         rate: None,
+        down_by_schedule: Vec::new(),
         note,
         elapsed_ms: 0,
     }

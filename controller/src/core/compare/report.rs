@@ -86,6 +86,9 @@ pub struct Report {
     /// Throughput against the path's planned rate (`--measure rate`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rate: Option<super::distance::RateMeasure>,
+    /// Link directions the schedule has down now: the path was not probed.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub down_by_schedule: Vec<crate::core::plan::schedule::DownNow>,
     /// What was not checked, and why.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
@@ -162,6 +165,10 @@ impl fmt::Display for Report {
             let status = if r.ok { "ok".to_string() } else { format!("FAILED: {}", r.problem.clone().unwrap_or_default()) };
             let measured = r.measured_bps.map_or("-".to_string(), |m| format!("{:.2} Mbit/s", m as f64 / 1e6));
             writeln!(f, "rate {} → {}: {measured} (planned {:.2} Mbit/s): {status}", r.from, r.to, r.planned_bps as f64 / 1e6)?;
+        }
+        for d in &self.down_by_schedule {
+            let until = d.until_ms.map_or(String::new(), |u| format!(" until +{} s", u as f64 / 1000.0));
+            writeln!(f, "link {}: DOWN by schedule since +{} s{until}", d.link, d.since_ms as f64 / 1000.0)?;
         }
         if let Some(n) = &self.note {
             writeln!(f, "{n}")?;

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::{distance, sessions};
+use super::{distance, schedule, sessions};
 use super::*;
 use crate::core::spec::{self, L2vpnMode, PathSpec, Placement, Problem, Wiring};
 
@@ -91,8 +91,18 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     links(&cx, &mut routers, &mut networks, &subnets.links);
     let bgp = BgpTimersPlan { keepalive: spec.bgp.keepalive, hold: spec.bgp.hold, connect_retry: spec.bgp.connect_retry };
     let distance = distance::impairments(&cx, &mut networks);
+    let schedule = schedule::compile(&cx, &networks);
     if distance.is_some() {
-        distance::session_profile(spec.converge, &bgp, &mut routers, &networks);
+        // Sessions must hold across the largest delay the schedule gives each link.
+        let mut worst = networks.clone();
+        for d in schedule.iter().flat_map(|s| &s.directions) {
+            let Some(n) = worst.iter_mut().find(|n| n.name == d.network) else { continue };
+            let a_end = n.ends.first().is_some_and(|e| e.name == d.from);
+            if let Some(i) = &mut n.impair {
+                *(if a_end { &mut i.from_a } else { &mut i.from_b }) = schedule::worst(d);
+            }
+        }
+        distance::session_profile(spec.converge, &bgp, &mut routers, &worst);
     }
     // Prefixes forced along the path, per direction: the far LAN and the far edge loopback
     // (the VTEP address EVPN's VXLAN rides on).
@@ -118,6 +128,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         bgp,
         evpn,
         distance,
+        schedule,
         verify: spec.verify,
         expectations,
     };

@@ -67,7 +67,24 @@ impl fmt::Display for Plan {
                 }
             )?;
         }
+        if let Some(sched) = &self.schedule {
+            writeln!(f, "schedule (seconds after the path verified):")?;
+            for d in &sched.directions {
+                let steps: Vec<String> = d.steps.iter().map(|s| format!("+{} s {}", s.at_ms as f64 / 1000.0, s.state)).collect();
+                writeln!(f, "  {}: {}", d.link, if steps.is_empty() { "unchanged".to_string() } else { steps.join("; ") })?;
+            }
+        }
         Ok(())
+    }
+}
+
+impl fmt::Display for schedule::LinkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.down {
+            f.write_str("down")
+        } else {
+            write!(f, "{}", self.impair)
+        }
     }
 }
 

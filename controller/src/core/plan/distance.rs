@@ -28,7 +28,8 @@ pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan]) -> Option<Dista
     if let Some(budget) = &spec.latency {
         spread_budget(cx, d::duration("latency.one_way", &budget.one_way, &mut ignore), &mut link_impair);
     }
-    let any = link_impair.iter().any(|i| !i.from_a.is_none() || !i.from_b.is_none());
+    // A scheduled link gets its delay lines even when it starts without distance.
+    let any = link_impair.iter().any(|i| !i.from_a.is_none() || !i.from_b.is_none()) || !super::schedule::scheduled_links(spec).is_empty();
     if !any && spec.latency.is_none() {
         return None;
     }

@@ -17,9 +17,11 @@ use crate::core::spec::{Converge, L2vpnMode, Problem, RouterKind, VerifyMode, Wi
 mod build;
 mod display;
 pub mod distance;
+pub mod schedule;
 pub mod sessions;
 
 pub use build::build;
+pub use schedule::SchedulePlan;
 pub use display::ms;
 pub use sessions::{start_rank, LISTEN_LAG};
 
@@ -75,6 +77,9 @@ pub struct Plan {
     pub evpn: Option<EvpnPlan>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub distance: Option<DistancePlan>,
+    /// Timelines of the links the spec schedules.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub schedule: Option<SchedulePlan>,
     #[serde(skip_serializing_if = "VerifyMode::is_full", default)]
     pub verify: VerifyMode,
     pub expectations: Expectations,

@@ -73,6 +73,12 @@ pub struct PathSpec {
     pub tolerance: Option<ToleranceSpec>,
     #[serde(default)]
     pub verify: VerifyMode,
+    /// Changes of links at times after the path verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<ScheduleEntrySpec>>,
+    /// Contacts and ranges in ION's format, mapped onto links by a node number per router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_plan: Option<ContactPlanSpec>,
 }
 
 /// What `path verify` proves.
@@ -327,8 +333,14 @@ impl Default for BgpSpec {
 }
 
 /// Parses and validates a YAML spec. `source_name` (a file name) prefixes every message.
+/// A contact plan given as a file is refused here: see `parse_yaml_with`.
 pub fn parse_yaml(source_name: &str, text: &str) -> Result<PathSpec, SpecError> {
-    let spec: PathSpec = serde_yaml_ng::from_str(text).map_err(|e| {
+    parse_yaml_with(source_name, text, &|_| Err("a contact plan file is read relative to a spec file; none here".into()))
+}
+
+/// `parse_yaml`, with `read` giving the text of a file the spec names (relative to the spec).
+pub fn parse_yaml_with(source_name: &str, text: &str, read: &dyn Fn(&str) -> Result<String, String>) -> Result<PathSpec, SpecError> {
+    let mut spec: PathSpec = serde_yaml_ng::from_str(text).map_err(|e| {
         let location = match e.location() {
             Some(l) => format!("line {} column {}", l.line(), l.column()),
             None => "document".to_string(),
@@ -340,6 +352,11 @@ pub fn parse_yaml(source_name: &str, text: &str) -> Result<PathSpec, SpecError> 
             problems: vec![Problem::new(location, message)],
         }
     })?;
+    if let Some(cp) = &mut spec.contact_plan {
+        if let Some(f) = &cp.file {
+            cp.loaded = Some(read(f));
+        }
+    }
     let problems = validate(&spec);
     if problems.is_empty() {
         Ok(spec)
@@ -390,6 +407,8 @@ pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<Pat
         converge: Converge::default(),
         tolerance: None,
         verify,
+        schedule: None,
+        contact_plan: None,
     };
     if problems.is_empty() {
         problems = validate(&spec);
@@ -500,10 +519,12 @@ pub fn warnings(spec: &PathSpec) -> Vec<String> {
 
 pub mod distance;
 mod problem;
+pub mod schedule;
 mod validate;
 
 pub use distance::{Converge, ImpairSpec, LatencySpec, Quantity, ToleranceSpec};
 pub use problem::{Problem, SpecError};
+pub use schedule::{ContactPlanSpec, ScheduleEntrySpec};
 pub use validate::validate;
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
     pools(spec, &mut p);
     bgp(&spec.bgp, &mut p);
     distance(spec, &pairs, &mut p);
+    schedule::resolve(spec, &mut p);
     p
 }
 
@@ -291,6 +292,7 @@ fn distance(spec: &PathSpec, pairs: &BTreeMap<(String, String), usize>, p: &mut 
         duration("tolerance.absolute", &t.absolute, p);
         percent("tolerance.relative", &t.relative, p);
     }
+    any |= spec.schedule.is_some() || spec.contact_plan.is_some();
     if any && spec.wiring() == Wiring::Docker {
         p.push(Problem::new(
             "wiring",

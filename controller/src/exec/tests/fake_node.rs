@@ -97,6 +97,7 @@ async fn the_fake_keeps_the_delay_lines_and_rates_it_was_given() {
         jitter_us: 0,
         loss_ppm: 0,
         queue_max_len: None,
+        schedule: None,
     };
     let e = n.start_delay_line(&line).await.unwrap_err();
     assert!(e.to_string().contains("container vte-p-b is not running"), "{e}");

@@ -12,6 +12,7 @@ mod create_order;
 mod fake_node;
 mod observe;
 mod rollback;
+mod schedule;
 mod teardown;
 mod underlay;
 
