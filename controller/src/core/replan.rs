@@ -15,10 +15,10 @@
 //! ones whose config text changed, so hand edits to the TE policy are repaired too.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use crate::core::plan::cidr::cover;
 use crate::core::plan::{self, Inventory, NetworkRole, Plan, PlanError, RouterPlan};
 use crate::core::render;
 use crate::core::spec::{PathSpec, RouterKind};
@@ -61,22 +61,6 @@ fn complement(pool: Ipv4Net, ours: &[Ipv4Net]) -> Vec<Ipv4Net> {
     }
     if next <= end {
         out.extend(cover(next, end));
-    }
-    out
-}
-
-/// CIDR blocks exactly covering the addresses `start..=end`.
-fn cover(mut start: u64, end: u64) -> Vec<Ipv4Net> {
-    let mut out = Vec::new();
-    while start <= end {
-        // The largest aligned block at `start` that stays within `end`.
-        let mut size: u64 = if start == 0 { 1 << 32 } else { 1 << start.trailing_zeros().min(32) };
-        while start + size - 1 > end {
-            size >>= 1;
-        }
-        let len = 32 - size.trailing_zeros() as u8;
-        out.push(Ipv4Net::new(Ipv4Addr::from(start as u32), len).expect("prefix length ≤ 32"));
-        start += size;
     }
     out
 }
@@ -292,10 +276,7 @@ mod tests {
     }
 
     #[test]
-    fn cover_is_exact_and_minimal() {
-        let c = cover(u64::from(u32::from(Ipv4Addr::new(10, 0, 0, 8))), u64::from(u32::from(Ipv4Addr::new(10, 0, 0, 31))));
-        let s: Vec<String> = c.iter().map(|n| n.to_string()).collect();
-        assert_eq!(s, ["10.0.0.8/29", "10.0.0.16/28"]);
+    fn complement_is_exact_and_minimal() {
         let pool: Ipv4Net = "10.199.0.0/16".parse().unwrap();
         let ours: Vec<Ipv4Net> = vec!["10.199.0.32/29".parse().unwrap(), "10.199.0.48/29".parse().unwrap()];
         let rest = complement(pool, &ours);

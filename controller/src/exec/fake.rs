@@ -659,7 +659,9 @@ impl Node for FakeNode {
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::Ping { host: host.into(), target, size, dont_fragment, wait_ms }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
+            let success = s.answers.as_deref().is_some_and(|p| {
+                trace_for(p, host, target).is_some() || p.expectations.hop_prefixes.iter().any(|h| h.prefix.addr() == target)
+            });
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -759,7 +761,9 @@ impl Node for FakeNode {
     async fn ping_until(&self, host: &str, target: Ipv4Addr, _within_secs: u32) -> NodeResult<Probe> {
         self.op(Call::PingUntil { host: host.into(), target }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
+            let success = s.answers.as_deref().is_some_and(|p| {
+                trace_for(p, host, target).is_some() || p.expectations.hop_prefixes.iter().any(|h| h.prefix.addr() == target)
+            });
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -862,7 +866,7 @@ pub fn table_for(plan: &Plan, r: &RouterPlan) -> BgpTable {
     let path = |asns: &[u32]| asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
     let via = |ip: String| vec![NextHop { ip: Some(ip), hostname: None, used: true }];
     if r.hop.is_some() {
-        for e in plan.expectations.routes.iter().filter(|e| e.router == r.name) {
+        for e in plan.routes_of(&r.name) {
             let best = BgpPath {
                 valid: true,
                 bestpath: true,

@@ -155,6 +155,27 @@ async fn loss_bursts(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     obs.bursts.extend(bursts);
 }
 
+/// Hop pings run at most this many at a time: each is an exec in the first host.
+const HOP_PINGS_AT_ONCE: usize = 8;
+
+/// Pings from the first host to every hop prefix (`announce: all`), a few at a time.
+async fn hop_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<std::net::Ipv4Addr, Result<bool, String>> {
+    let Some(h) = plan.hosts.first() else { return BTreeMap::new() };
+    let node = node_of(nodes, &h.node);
+    let wait = probe_wait_ms(plan);
+    stream::iter(plan.expectations.hop_prefixes.iter().map(|p| p.prefix.addr()))
+        .map(|target| async move {
+            let r = match node {
+                None => Err("node not reachable from here".to_string()),
+                Some(n) => n.ping(&h.container, target, None, false, wait).await.map(|p| p.success).map_err(|e| e.to_string()),
+            };
+            (target, r)
+        })
+        .buffer_unordered(HOP_PINGS_AT_ONCE)
+        .collect()
+        .await
+}
+
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     // traceroute's -m stops at 255, as does the IPv4 TTL.
     let max_hops = (plan.path.len() as u32 + 2).min(255);
@@ -169,7 +190,7 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             (t.clone(), h.container.clone(), node_of(nodes, &h.node).cloned())
         })
         .collect();
-    let results = stream::iter(jobs)
+    let traces = stream::iter(jobs)
         .map(|(t, container, node)| async move {
             let Some(node) = node else {
                 let e = "node not reachable from here".to_string();
@@ -191,8 +212,9 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             (t, tr, ping, rtts, ping_rtt)
         })
         .buffer_unordered(4)
-        .collect::<Vec<_>>()
-        .await;
+        .collect::<Vec<_>>();
+    let (results, hops) = futures_util::future::join(traces, hop_pings(plan, nodes)).await;
+    obs.hop_pings = hops;
     for (t, tr, ping, rtts, ping_rtt) in results {
         let key = (t.from.clone(), t.to.clone());
         obs.traceroutes.insert(key.clone(), tr);
