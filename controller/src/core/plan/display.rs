@@ -45,6 +45,14 @@ impl fmt::Display for Plan {
         }
         let cross = self.networks.iter().filter(|n| n.cross_host).count();
         writeln!(f, "links crossing hosts: {cross}")?;
+        if self.announce == crate::core::spec::Announce::All {
+            writeln!(
+                f,
+                "announce all: every router originates its loopback; {} loopbacks of hops between the ends forced along the path and pinged from {}",
+                self.expectations.hop_prefixes.len(),
+                self.hosts.first().map_or("?", |h| h.name.as_str())
+            )?;
+        }
         for t in &self.expectations.traceroutes {
             let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
             writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;

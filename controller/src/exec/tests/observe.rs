@@ -76,3 +76,28 @@ async fn a_lost_node_fails_verification_and_is_named() {
     }
     assert!(report.hops.iter().any(|h| h.node == "n2"));
 }
+
+#[tokio::test]
+async fn announce_all_pings_every_hop_loopback_from_the_first_host_a_few_at_a_time() {
+    let mut s = crate::core::spec::chain("p", 12).unwrap();
+    s.announce = crate::core::spec::Announce::All;
+    let plan = super::plan_on(&s, &["n1"]);
+    let fakes = created(&plan).await;
+    fakes.answer_from(&plan);
+    let report = verify(&plan, &fakes.nodes(), SHORT, &Quiet).await;
+    assert!(report.verified, "{report}");
+    let src = &plan.hosts[0].container;
+    let pings = fakes.journal.find(|e| {
+        matches!(&e.call, crate::exec::fake::Call::Ping { host, target, .. }
+            if host == src && plan.expectations.hop_prefixes.iter().any(|h| h.prefix.addr() == *target))
+    });
+    // Ten hops between the ends, each pinged once (the first round found them all).
+    assert_eq!(pings.len(), 10, "{pings:?}");
+    // Never more than HOP_PINGS_AT_ONCE in flight.
+    let most = pings
+        .iter()
+        .map(|p| pings.iter().filter(|q| q.began <= p.began && q.ended.is_none_or(|e| e > p.began)).count())
+        .max()
+        .unwrap_or(0);
+    assert!(most <= 8, "{most} pings at once");
+}
