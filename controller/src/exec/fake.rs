@@ -660,7 +660,7 @@ impl Node for FakeNode {
         self.op(Call::Ping { host: host.into(), target, size, dont_fragment, wait_ms }, |s, _| {
             running(s, host)?;
             let success = s.answers.as_deref().is_some_and(|p| {
-                trace_for(p, host, target).is_some() || p.expectations.hop_prefixes.iter().any(|h| h.prefix.addr() == target)
+                trace_for(p, host, target).is_some() || p.hop_loopbacks().iter().any(|h| h.2 == target)
             });
             Ok(Probe { success, output: String::new() })
         })
@@ -762,7 +762,7 @@ impl Node for FakeNode {
         self.op(Call::PingUntil { host: host.into(), target }, |s, _| {
             running(s, host)?;
             let success = s.answers.as_deref().is_some_and(|p| {
-                trace_for(p, host, target).is_some() || p.expectations.hop_prefixes.iter().any(|h| h.prefix.addr() == target)
+                trace_for(p, host, target).is_some() || p.hop_loopbacks().iter().any(|h| h.2 == target)
             });
             Ok(Probe { success, output: String::new() })
         })

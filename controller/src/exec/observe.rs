@@ -158,12 +158,12 @@ async fn loss_bursts(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
 /// Hop pings run at most this many at a time: each is an exec in the first host.
 const HOP_PINGS_AT_ONCE: usize = 8;
 
-/// Pings from the first host to every hop prefix (`announce: all`), a few at a time.
+/// Pings from the first host to every hop's loopback (`announce: all`), a few at a time.
 async fn hop_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<std::net::Ipv4Addr, Result<bool, String>> {
     let Some(h) = plan.hosts.first() else { return BTreeMap::new() };
     let node = node_of(nodes, &h.node);
     let wait = probe_wait_ms(plan);
-    stream::iter(plan.expectations.hop_prefixes.iter().map(|p| p.prefix.addr()))
+    stream::iter(plan.hop_loopbacks().into_iter().map(|(_, _, target)| target))
         .map(|target| async move {
             let r = match node {
                 None => Err("node not reachable from here".to_string()),

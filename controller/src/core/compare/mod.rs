@@ -54,7 +54,7 @@ pub struct Observed {
     pub trace_rtts: BTreeMap<(String, String), Vec<Option<u64>>>,
     /// Per (from, to): the fastest ping's round-trip time, µs (None: no reply).
     pub ping_rtts: BTreeMap<(String, String), Option<u64>>,
-    /// Per hop prefix (`announce: all`): pings from the first host to it.
+    /// Per hop loopback (`announce: all`): pings from the first host to it.
     pub hop_pings: BTreeMap<Ipv4Addr, Result<bool, String>>,
     /// Per (from, to): a burst of pings on a path with loss (None: it did not run).
     pub bursts: BTreeMap<(String, String), Option<vnet_te_agent::probe::PingSummary>>,
@@ -287,24 +287,22 @@ fn path_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
     probes
 }
 
-/// Pings from the first host to every hop prefix (`announce: all`): each hop reachable.
+/// Pings from the first host to every hop's loopback (`announce: all`): each hop reachable.
 fn hop_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
     let Some(from) = plan.hosts.first() else { return Vec::new() };
-    plan.expectations
-        .hop_prefixes
-        .iter()
-        .map(|p| {
-            let target = p.prefix.addr();
+    plan.hop_loopbacks()
+        .into_iter()
+        .map(|(hop, router, target)| {
             let (ok, problem) = ping_result(obs.hop_pings.get(&target));
             ProbeReport {
                 kind: HOP_PING.into(),
                 from: from.name.clone(),
-                to: p.router.clone(),
+                to: router.to_string(),
                 target,
                 expected: vec![target],
                 observed: vec![],
                 ok,
-                problem: problem.map(|e| format!("{} (loopback of {}, hop {}): {e}", target, p.router, p.hop + 1)),
+                problem: problem.map(|e| format!("{target} (loopback of {router}, hop {}): {e}", hop + 1)),
                 detail: None,
             }
         })

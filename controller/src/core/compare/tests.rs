@@ -343,13 +343,13 @@ fn announce_all_checks_every_hop_prefix_on_every_hop_and_pings_each() {
     for h in 1..=6 {
         o.tables.insert(format!("r{h}"), Ok(chain_table_all(&p, h)));
     }
-    for hp in &p.expectations.hop_prefixes {
-        o.hop_pings.insert(hp.prefix.addr(), Ok(true));
+    for r in &p.routers {
+        o.hop_pings.insert(r.loopback.addr(), Ok(true));
     }
     let r = compare(&p, &o);
     assert!(r.verified, "{r}");
-    assert_eq!(r.probes.iter().filter(|p| p.kind == HOP_PING).count(), 4);
-    assert!(r.to_string().contains("ping src → every hop's loopback (4): ok"), "{r}");
+    assert_eq!(r.probes.iter().filter(|p| p.kind == HOP_PING).count(), 6);
+    assert!(r.to_string().contains("ping src → every hop's loopback (6): ok"), "{r}");
 
     // r3's loopback gone from r6's table (its announcement withdrawn): r6 is named with it.
     let mut bad = o.clone();
@@ -380,6 +380,10 @@ fn announce_all_checks_every_hop_prefix_on_every_hop_and_pings_each() {
     let r = compare(&p, &bad);
     assert!(!r.verified && r.control_plane_ok);
     let text = r.to_string();
-    assert!(text.contains("ping src → every hop's loopback (4): FAILED: 1 of 4 do not answer"), "{text}");
+    assert!(text.contains("ping src → every hop's loopback (6): FAILED: 1 of 6 do not answer"), "{text}");
+    // Not pinged at all is a failure too.
+    let mut bad = o.clone();
+    bad.hop_pings.remove(&"10.255.0.6".parse().unwrap());
+    assert!(!compare(&p, &bad).verified);
     assert!(text.contains("10.255.0.4 (loopback of r4, hop 4): no reply"), "{text}");
 }

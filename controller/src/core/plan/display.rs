@@ -48,8 +48,8 @@ impl fmt::Display for Plan {
         if self.announce == crate::core::spec::Announce::All {
             writeln!(
                 f,
-                "announce all: every router originates its loopback; {} loopbacks of hops between the ends forced along the path and pinged from {}",
-                self.expectations.hop_prefixes.len(),
+                "announce all: every router originates its loopback, forced along the path on every hop; {1} pings the {0} hops' loopbacks",
+                self.path.len(),
                 self.hosts.first().map_or("?", |h| h.name.as_str())
             )?;
         }

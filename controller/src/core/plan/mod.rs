@@ -339,7 +339,7 @@ pub struct Expectations {
     /// With `announce: all`: the prefix each hop between the ends originates (its loopback).
     /// Every router of the path expects each of them along the path, like the ends' prefixes
     /// (`Plan::routes_of` derives those expectations; storing them per router would make the
-    /// plan quadratic), and the first host pings each.
+    /// plan quadratic).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub hop_prefixes: Vec<HopPrefix>,
 }
@@ -451,6 +451,15 @@ impl Plan {
     /// Routers in path order.
     pub fn path_routers(&self) -> impl Iterator<Item = &RouterPlan> {
         self.path.iter().filter_map(|n| self.router(n))
+    }
+
+    /// With `announce: all`, what the first host pings: every hop's loopback, in path order
+    /// (hop, router, address). Empty otherwise.
+    pub fn hop_loopbacks(&self) -> Vec<(usize, &str, Ipv4Addr)> {
+        if self.announce != Announce::All {
+            return Vec::new();
+        }
+        self.path_routers().enumerate().map(|(h, r)| (h, r.name.as_str(), r.loopback.addr())).collect()
     }
 
     /// Every route `router` (on the path) must have: the stored expectations (LANs and edge
