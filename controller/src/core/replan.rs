@@ -116,6 +116,9 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
     if old.nodes != new.nodes {
         c.push(format!("the nodes change ({} → {})", old.nodes.join(","), new.nodes.join(",")));
     }
+    if old.announce != new.announce {
+        c.push(format!("announce changes ({} → {}): every router would originate other prefixes", old.announce, new.announce));
+    }
     c.extend(evpn_conflicts(old, new));
     c.extend(router_conflicts(old, new));
     c.extend(host_and_network_conflicts(old, new));
@@ -179,7 +182,8 @@ fn router_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             };
             what.push(format!("interfaces [{}] → [{}]", show(o), show(n)));
         }
-        if o.originate != n.originate || o.vtep != n.vtep {
+        // A change of `announce` is named once, not per router.
+        if (o.originate != n.originate && old.announce == new.announce) || o.vtep != n.vtep {
             what.push("originated prefixes or VTEP".to_string());
         }
         if o.container != n.container {
@@ -360,6 +364,32 @@ mod tests {
         assert_eq!(c.len(), 9);
         assert!(c.iter().find(|c| c.router == "g11").unwrap().config.contains("route-map VTE-IN-g21 permit 10"));
         assert!(!c.iter().find(|c| c.router == "g13").unwrap().config.contains("VTE-IN-"));
+    }
+
+    #[test]
+    fn announce_all_moves_the_loopback_blocks_with_the_path_and_refuses_a_switch() {
+        let mut s = spec_file("grid-detour.yaml");
+        s.announce = spec::Announce::All;
+        let old = plan::build(&s, &Inventory::default()).unwrap();
+        s.path = Some(["g11", "g21", "g31", "g32", "g33"].iter().map(|r| r.to_string()).collect());
+        let new = replan(&old, &s).unwrap();
+        // Every router originates its loopback on and off the path: nothing to refuse.
+        assert!(conflicts(&old, &new).is_empty(), "{:?}", conflicts(&old, &new));
+        // g31 prefers from g21 the hops behind it: g12 g13 g23 g22 g21 before, g21 alone now.
+        let r = render::render_removal(old.router("g31").unwrap(), new.router("g31").unwrap()).unwrap();
+        assert_eq!(
+            r,
+            "no ip prefix-list VTE-PREFER-g21 seq 15 permit 10.255.0.2/31 ge 32\n\
+             no ip prefix-list VTE-PREFER-g21 seq 20 permit 10.255.0.4/31 ge 32\n\
+             no ip prefix-list VTE-PREFER-g21 seq 25 permit 10.255.0.6/32\n"
+        );
+        let conf = render::render_frr_conf(&new, new.router("g31").unwrap()).unwrap();
+        assert!(conf.contains("ip prefix-list VTE-PREFER-g21 seq 15 permit 10.255.0.4/32\n"), "{conf}");
+        // Switching announce is refused, named once.
+        let mut ends = spec_file("grid-detour.yaml");
+        ends.path = s.path.clone();
+        let c = conflicts(&old, &replan(&old, &ends).unwrap());
+        assert_eq!(c, ["announce changes (all → ends): every router would originate other prefixes"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! what the earlier ones decided and adds its own part:
 //!
 //! asns → placement → addressing → routers → lans → links (with `sessions`: who listens)
-//! → te → evpn → expectations → hash.
+//! → te → announce (`all`: every loopback) → evpn → expectations → hash.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
