@@ -62,6 +62,7 @@ pub enum Call {
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
     PingBurst { host: String, target: Ipv4Addr, count: u32 },
+    PingEach { host: String, targets: Vec<Ipv4Addr> },
     IperfServer { host: String },
     IperfClient { host: String, target: Ipv4Addr },
     StartDelayLine(DelayLineSpec),
@@ -99,6 +100,7 @@ impl Call {
             Call::WaitBgpd(_) => "wait_bgpd",
             Call::PingUntil { .. } => "ping_until",
             Call::PingBurst { .. } => "ping_burst",
+            Call::PingEach { .. } => "ping_each",
             Call::IperfServer { .. } => "iperf_server",
             Call::IperfClient { .. } => "iperf_client",
             Call::StartDelayLine(_) => "start_delay_line",
@@ -131,6 +133,7 @@ impl Call {
             | Call::WaitBgpd(n)
             | Call::DelayLines(n) => n.clone(),
             Call::IperfServer { host } => host.clone(),
+            Call::PingEach { host, targets } => format!("{host} {} targets", targets.len()),
             Call::ReadFile { container, path } => format!("{container}:{path}"),
             Call::Traceroute { host, target, .. }
             | Call::Ping { host, target, .. }
@@ -659,9 +662,7 @@ impl Node for FakeNode {
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::Ping { host: host.into(), target, size, dont_fragment, wait_ms }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().is_some_and(|p| {
-                trace_for(p, host, target).is_some() || p.hop_loopbacks().iter().any(|h| h.2 == target)
-            });
+            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -744,6 +745,18 @@ impl Node for FakeNode {
         self.op(Call::IperfClient { host: host.into(), target }, |s, _| {
             running(s, host)?;
             Ok(Probe { success: false, output: "{}".into() })
+        })
+        .await
+    }
+
+    /// Answered for every hop loopback of the plan the node answers from.
+    async fn ping_each(&self, host: &str, targets: &[Ipv4Addr], _wait_ms: u32) -> NodeResult<Probe> {
+        self.op(Call::PingEach { host: host.into(), targets: targets.to_vec() }, |s, _| {
+            running(s, host)?;
+            let answers = |t: &Ipv4Addr| s.answers.as_deref().is_some_and(|p| p.hop_loopbacks().iter().any(|h| h.2 == *t));
+            let output: String =
+                targets.iter().map(|t| format!("{t} {}\n", if answers(t) { "ok" } else { "no-reply" })).collect();
+            Ok(Probe { success: targets.iter().all(answers), output })
         })
         .await
     }

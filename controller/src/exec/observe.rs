@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::frr::BgpTable;
 use vnet_te_agent::node::Node;
-use vnet_te_agent::probe::{parse_ping, parse_traceroute, parse_traceroute_rtts, InterfaceCounters};
+use vnet_te_agent::probe::{parse_ping, parse_ping_each, parse_traceroute, parse_traceroute_rtts, InterfaceCounters};
 
 use super::nodes::{Nodes, PARALLELISM};
 use crate::core::compare::distance::BURST;
@@ -155,25 +155,27 @@ async fn loss_bursts(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     obs.bursts.extend(bursts);
 }
 
-/// Hop pings run at most this many at a time: each is an exec in the first host.
-const HOP_PINGS_AT_ONCE: usize = 8;
-
-/// Pings from the first host to every hop's loopback (`announce: all`), a few at a time.
+/// Pings from the first host to every hop's loopback (`announce: all`): one exec in the
+/// host for all of them (the node pings a few at a time), since an exec per hop would cost
+/// more than the pings.
 async fn hop_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<std::net::Ipv4Addr, Result<bool, String>> {
-    let Some(h) = plan.hosts.first() else { return BTreeMap::new() };
-    let node = node_of(nodes, &h.node);
-    let wait = probe_wait_ms(plan);
-    stream::iter(plan.hop_loopbacks().into_iter().map(|(_, _, target)| target))
-        .map(|target| async move {
-            let r = match node {
-                None => Err("node not reachable from here".to_string()),
-                Some(n) => n.ping(&h.container, target, None, false, wait).await.map(|p| p.success).map_err(|e| e.to_string()),
+    let targets: Vec<std::net::Ipv4Addr> = plan.hop_loopbacks().into_iter().map(|(_, _, t)| t).collect();
+    let Some(h) = plan.hosts.first().filter(|_| !targets.is_empty()) else { return BTreeMap::new() };
+    let answer = match node_of(nodes, &h.node) {
+        None => Err("node not reachable from here".to_string()),
+        Some(n) => n.ping_each(&h.container, &targets, probe_wait_ms(plan)).await.map_err(|e| e.to_string()),
+    };
+    let seen = answer.as_ref().map(|p| parse_ping_each(&p.output));
+    targets
+        .into_iter()
+        .map(|t| {
+            let r = match &seen {
+                Err(e) => Err(e.to_string()),
+                Ok(seen) => seen.get(&t).copied().ok_or_else(|| "not pinged".to_string()),
             };
-            (target, r)
+            (t, r)
         })
-        .buffer_unordered(HOP_PINGS_AT_ONCE)
         .collect()
-        .await
 }
 
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {

@@ -78,7 +78,7 @@ async fn a_lost_node_fails_verification_and_is_named() {
 }
 
 #[tokio::test]
-async fn announce_all_pings_every_hop_loopback_from_the_first_host_a_few_at_a_time() {
+async fn announce_all_pings_every_hop_loopback_from_the_first_host_in_one_request() {
     let mut s = crate::core::spec::chain("p", 12).unwrap();
     s.announce = crate::core::spec::Announce::All;
     let plan = super::plan_on(&s, &["n1"]);
@@ -87,17 +87,18 @@ async fn announce_all_pings_every_hop_loopback_from_the_first_host_a_few_at_a_ti
     let report = verify(&plan, &fakes.nodes(), SHORT, &Quiet).await;
     assert!(report.verified, "{report}");
     let src = &plan.hosts[0].container;
-    let pings = fakes.journal.find(|e| {
-        matches!(&e.call, crate::exec::fake::Call::Ping { host, target, .. }
-            if host == src && plan.routers.iter().any(|r| r.loopback.addr() == *target))
-    });
-    // Every hop's loopback, each pinged once (the first round found them all).
-    assert_eq!(pings.len(), 12, "{pings:?}");
-    // Never more than HOP_PINGS_AT_ONCE in flight.
-    let most = pings
-        .iter()
-        .map(|p| pings.iter().filter(|q| q.began <= p.began && q.ended.is_none_or(|e| e > p.began)).count())
-        .max()
-        .unwrap_or(0);
-    assert!(most <= 8, "{most} pings at once");
+    let calls = fakes.journal.find(|e| matches!(&e.call, crate::exec::fake::Call::PingEach { .. }));
+    // The first round found every hop: one request, from src, for every hop's loopback.
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let crate::exec::fake::Call::PingEach { host, targets } = &calls[0].call else { unreachable!() };
+    assert_eq!(host, src);
+    let want: Vec<std::net::Ipv4Addr> = plan.path_routers().map(|r| r.loopback.addr()).collect();
+    assert_eq!(targets, &want);
+    assert_eq!(report.probes.iter().filter(|p| p.kind == "ping-hop" && p.ok).count(), 12);
+    // The default announces the ends only: nothing pinged beyond the hosts.
+    let plain = chain("q", 4, &["n1"], Wiring::Direct);
+    let fakes = created(&plain).await;
+    fakes.answer_from(&plain);
+    assert!(verify(&plain, &fakes.nodes(), SHORT, &Quiet).await.verified);
+    assert!(fakes.journal.find(|e| matches!(&e.call, crate::exec::fake::Call::PingEach { .. })).is_empty());
 }
