@@ -135,8 +135,8 @@ mod tests {
     fn ping_each_lines_by_address() {
         let seen = parse_ping_each("10.255.0.2 ok\n10.255.0.12 no-reply\nsh: 1: noise\n 10.255.0.3 ok \n");
         assert_eq!(seen.len(), 3);
-        assert_eq!(seen[&"10.255.0.2".parse::<std::net::Ipv4Addr>().unwrap()], true);
-        assert_eq!(seen[&"10.255.0.12".parse::<std::net::Ipv4Addr>().unwrap()], false);
+        assert!(seen[&"10.255.0.2".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert!(!seen[&"10.255.0.12".parse::<std::net::Ipv4Addr>().unwrap()]);
         assert!(parse_ping_each("").is_empty());
     }
 
