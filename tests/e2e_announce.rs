@@ -121,3 +121,38 @@ fn announce_all_24_hops_every_prefix_on_r24_every_loopback_pinged_and_a_withdraw
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(labelled(name), (0, 0), "objects left after delete");
 }
+
+/// The ring with every loopback announced: r1 is offered r5's loopback over its neighbour r6
+/// (two ASes) and takes the forced way, r2 r3 r4 r5, on the TE preference alone.
+#[test]
+fn announce_all_ring_forces_a_hop_loopback_the_long_way() {
+    let _serial = serial();
+    if !docker_ready("announce_all_ring") {
+        return;
+    }
+    let name = "e2e-allring";
+    let c = Cleanup::new(name);
+    let spec = c.example("ring-announce-all.yaml", None);
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    let report = json(&out);
+    assert!(probes(&report, "ping-hop").iter().all(|p| p["ok"] == true));
+    assert_eq!(probes(&report, "ping-hop").len(), 6);
+    let plan = plan_of(name);
+    let r1 = router(&plan, "r1")["container"].as_str().unwrap().to_string();
+    let lo5 = loopback(&plan, 5);
+    let table = exec_json(&r1, &["vtysh", "-c", "show ip bgp json"]);
+    let paths = table["routes"][&lo5].as_array().unwrap_or_else(|| panic!("r1 has no route to {lo5}: {table}"));
+    let asns = |p: &serde_json::Value| -> Vec<u64> {
+        p["path"].as_str().unwrap().split_whitespace().map(|a| a.parse().unwrap()).collect()
+    };
+    let best = paths.iter().find(|p| p["bestpath"] == true).expect("a best path");
+    assert_eq!(asns(best), (2..=5).map(|k| asn(&plan, k)).collect::<Vec<_>>(), "{best}");
+    assert_eq!(best["locPrf"], 200, "{best}");
+    let short = vec![asn(&plan, 6), asn(&plan, 5)];
+    assert!(paths.iter().any(|p| asns(p) == short), "r1 is not offered the short way via r6: {paths:?}");
+
+    let out = vnet(&["path", "delete", name]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0), "objects left after delete");
+}
