@@ -79,9 +79,9 @@ fn cases() -> Vec<(String, spec::PathSpec, Inventory)> {
     let mut packed = nict;
     packed.placement = spec::Placement::Pack;
     cases.push(("nict-24-pack-3-nodes".into(), packed, three));
-    // VyOS renderings of the detour (forced local preference, passwords) and EVPN features:
-    // the examples with every router VyOS.
-    for stem in ["ring-detour", "mesh-detour", "evpn-pair"] {
+    // VyOS renderings of the detour (forced local preference, passwords), EVPN features and
+    // announce all (loopback blocks, `ge 32`): the examples with every router VyOS.
+    for stem in ["ring-detour", "mesh-detour", "evpn-pair", "ring-announce-all"] {
         let mut s = cases.iter().find(|c| c.0 == stem).unwrap().1.clone();
         for r in &mut s.routers {
             r.kind = spec::RouterKind::Vyos;

@@ -42,8 +42,12 @@ proptest! {
         from in 0usize..80,
         to in 0usize..80,
         k in 1usize..5,
+        all in proptest::bool::ANY,
     ) {
-        let s = mesh_spec(n, &extra, from, to);
+        let mut s = mesh_spec(n, &extra, from, to);
+        if all {
+            s.announce = spec::Announce::All;
+        }
         prop_assert!(spec::validate(&s).is_empty(), "{:?}", spec::validate(&s));
         let inv = nodes(k);
         let p = plan::build(&s, &inv).unwrap();
@@ -107,6 +111,37 @@ proptest! {
                     prop_assert!(nb.prefer.contains(&e.prefix), "no TE preference for {}", e.prefix);
                 }
                 None => prop_assert!(e.next_hop.is_none() && r.originate.contains(&e.prefix)),
+            }
+        }
+        // With `announce: all`, every path router expects every hop's loopback the planned
+        // way (AS path of the hops up to it), the neighbour it comes from covers it in its
+        // TE blocks, and no block covers a loopback of a router off the path.
+        if all {
+            let hop_of: BTreeMap<ipnet::Ipv4Net, usize> = p.path_routers().enumerate().map(|(h, r)| (r.loopback, h)).collect();
+            for (h, name) in p.path.iter().enumerate() {
+                let r = p.router(name).unwrap();
+                prop_assert!(r.originate.contains(&r.loopback));
+                let routes = p.routes_of(name);
+                for (lo, k) in &hop_of {
+                    let e = routes.iter().find(|e| e.prefix == *lo);
+                    prop_assert!(e.is_some(), "{} expects no route to {}", name, lo);
+                    let e = e.unwrap();
+                    let between: Vec<u32> = if *k > h { (h + 1..=*k).collect::<Vec<_>>() } else { (*k..h).rev().collect() }
+                        .into_iter()
+                        .map(|i| asn_of[p.path[i].as_str()])
+                        .collect();
+                    prop_assert_eq!(&e.as_path(&p), &between, "{} to {}", name, lo);
+                    if let Some(nh) = e.next_hop {
+                        let nb = r.neighbors.iter().find(|nb| nb.address == nh).unwrap();
+                        let covered = nb.prefer.contains(lo) || nb.prefer_loopbacks.iter().any(|b| b.contains(lo));
+                        prop_assert!(covered, "{}: {} not preferred from {}", name, lo, nb.peer);
+                    }
+                }
+                for nb in &r.neighbors {
+                    for off in p.routers.iter().filter(|o| o.hop.is_none()) {
+                        prop_assert!(!nb.prefer_loopbacks.iter().any(|b| b.contains(&off.loopback)), "{} covers off-path {}", name, off.name);
+                    }
+                }
             }
         }
         // Traceroute: one reply per path router, then the target.

@@ -292,6 +292,10 @@ pub trait Node: Send + Sync {
     /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
     /// share of them come back (loss along the path). At most 1000.
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe>;
+    /// Three pings from an experiment host to each of `targets` (at most `PING_EACH_MAX`),
+    /// `PING_EACH_AT_ONCE` targets at a time, in one exec: a line `<target> ok` or
+    /// `<target> no-reply` each (`probe::parse_ping_each`); success when every one answered.
+    async fn ping_each(&self, host: &str, targets: &[Ipv4Addr], wait_ms: u32) -> NodeResult<Probe>;
     /// Starts a one-test iperf3 server in an experiment host (it ends after one client).
     async fn iperf_server(&self, host: &str) -> NodeResult<()>;
     /// An iperf3 TCP test of `seconds` (at most 60) from an experiment host to `target`, its
@@ -322,6 +326,10 @@ pub const MAX_UNDERLAY_PINGS: u32 = 100;
 
 /// Where `Node::write_files` may write.
 pub const WRITABLE_PREFIX: &str = "/etc/vnet-te/";
+
+/// `Node::ping_each`: targets pinged at a time, and at most in one request (a path's routers).
+pub const PING_EACH_AT_ONCE: usize = 8;
+pub const PING_EACH_MAX: usize = 2000;
 
 #[cfg(test)]
 mod tests {

@@ -52,6 +52,22 @@ pub struct PingSummary {
     pub rtt_ms: Option<(f64, f64, f64)>,
 }
 
+/// `Node::ping_each`'s output: `<address> ok` or `<address> no-reply` per line, by address.
+/// Lines that are neither are ignored (a target without a line was not pinged).
+pub fn parse_ping_each(text: &str) -> std::collections::BTreeMap<std::net::Ipv4Addr, bool> {
+    text.lines()
+        .filter_map(|l| {
+            let (addr, verdict) = l.trim().split_once(' ')?;
+            let ok = match verdict {
+                "ok" => true,
+                "no-reply" => false,
+                _ => return None,
+            };
+            Some((addr.parse().ok()?, ok))
+        })
+        .collect()
+}
+
 /// Reads iputils ping's summary lines (`3 packets transmitted, 3 received, …` and
 /// `rtt min/avg/max/mdev = 0.045/0.049/0.053/0.004 ms`); None when they are missing.
 pub fn parse_ping(text: &str) -> Option<PingSummary> {
@@ -139,6 +155,15 @@ mod tests {
                    rtt min/avg/max/mdev = 0.052/77.120/230.000/108.100 ms\n";
         assert_eq!(parse_ping_times(out), vec![52, 1310, 230_000]);
         assert!(parse_ping_times("ping: connect: Network is unreachable\n").is_empty());
+    }
+
+    #[test]
+    fn ping_each_lines_by_address() {
+        let seen = parse_ping_each("10.255.0.2 ok\n10.255.0.12 no-reply\nsh: 1: noise\n 10.255.0.3 ok \n");
+        assert_eq!(seen.len(), 3);
+        assert!(seen[&"10.255.0.2".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert!(!seen[&"10.255.0.12".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert!(parse_ping_each("").is_empty());
     }
 
     #[test]

@@ -365,6 +365,14 @@ impl Node for RemoteNode {
         self.call(req, &format!("iperf3 from {host} to {target}"), Retry::No, timeout).await
     }
 
+    async fn ping_each(&self, host: &str, targets: &[Ipv4Addr], wait_ms: u32) -> NodeResult<Probe> {
+        let req = Request::PingEach { host: host.to_string(), targets: targets.to_vec(), wait_ms };
+        // Each batch of targets waits at most the wait and a little for three pings.
+        let batches = targets.len().div_ceil(crate::node::PING_EACH_AT_ONCE) as u64;
+        let timeout = READ_TIMEOUT + Duration::from_millis(batches * (u64::from(wait_ms) + 100));
+        self.call(req, &format!("pinging {} targets from {host}", targets.len()), Retry::Yes, timeout).await
+    }
+
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         let req = Request::PingBurst { host: host.to_string(), target, count, wait_ms };
         let timeout = READ_TIMEOUT + Duration::from_millis(u64::from(count.min(1000)) * 10 + u64::from(wait_ms));

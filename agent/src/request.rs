@@ -62,6 +62,7 @@ pub enum Request {
     WaitBgpd { router: String, within_secs: u32 },
     PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
     PingBurst { host: String, target: Ipv4Addr, count: u32, wait_ms: u32 },
+    PingEach { host: String, targets: Vec<Ipv4Addr>, wait_ms: u32 },
     IperfServer { host: String },
     IperfClient { host: String, target: Ipv4Addr, seconds: u32 },
     StartDelayLine { spec: DelayLineSpec },
@@ -100,6 +101,7 @@ impl Request {
             Request::WaitBgpd { .. } => "wait_bgpd",
             Request::PingUntil { .. } => "ping_until",
             Request::PingBurst { .. } => "ping_burst",
+            Request::PingEach { .. } => "ping_each",
             Request::IperfServer { .. } => "iperf_server",
             Request::IperfClient { .. } => "iperf_client",
             Request::StartDelayLine { .. } => "start_delay_line",
@@ -238,6 +240,7 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::PingBurst { host, target, count, wait_ms } => {
             answer(op, node.ping_burst(&host, target, count, wait_ms).await)
         }
+        Request::PingEach { host, targets, wait_ms } => answer(op, node.ping_each(&host, &targets, wait_ms).await),
         Request::PingUntil { host, target, within_secs } => {
             answer(op, node.ping_until(&host, target, within_secs).await)
         }

@@ -187,8 +187,10 @@ pub struct CreateArgs {
 /// How a command waits for and prints its verdict.
 #[derive(Args, Debug)]
 pub struct VerdictArgs {
-    /// Seconds to wait for convergence before verification fails (default 120 after create,
-    /// 60 after update, 30 for verify; plus eight round trips of a path with distance).
+    /// Seconds to wait for convergence before verification fails (default: 60 s + 1 s per
+    /// router after create, 45 s + 0.5 s per router after update, 30 s + 0.25 s per router
+    /// for verify; the per-router term doubled with `announce: all`; plus eight round trips
+    /// of a path with distance).
     #[arg(long)]
     pub timeout: Option<u64>,
     #[arg(long, value_enum, default_value = "table")]
@@ -291,6 +293,26 @@ pub struct SpecArgs {
     /// 254 routers a packet can cross).
     #[arg(long, value_enum)]
     pub verify: Option<VerifyArg>,
+    /// Which prefixes the routers announce (overrides the spec's `announce`): `ends` (the
+    /// default: the two LANs and the two edge loopbacks) or `all` (every router's loopback
+    /// too, each forced along the path and pinged from the first host).
+    #[arg(long, value_enum)]
+    pub announce: Option<AnnounceArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceArg {
+    Ends,
+    All,
+}
+
+impl From<AnnounceArg> for spec::Announce {
+    fn from(a: AnnounceArg) -> Self {
+        match a {
+            AnnounceArg::Ends => spec::Announce::Ends,
+            AnnounceArg::All => spec::Announce::All,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,7 +458,7 @@ impl From<SpecArgs> for SpecInput {
             // clap's group makes one of them required.
             (None, None) => unreachable!("--hops or -f is required"),
         };
-        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay, verify: a.verify.map(Into::into) }
+        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay, verify: a.verify.map(Into::into), announce: a.announce.map(Into::into) }
     }
 }
 

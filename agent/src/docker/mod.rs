@@ -166,6 +166,10 @@ impl Node for LocalNode {
         probes::iperf_client(self, host, target, seconds).await
     }
 
+    async fn ping_each(&self, host: &str, targets: &[Ipv4Addr], wait_ms: u32) -> NodeResult<Probe> {
+        probes::ping_each(self, host, targets, wait_ms).await
+    }
+
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         probes::ping_burst(self, host, target, count, wait_ms).await
     }

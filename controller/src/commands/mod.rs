@@ -47,6 +47,8 @@ pub struct SpecInput {
     pub delay: Option<String>,
     /// Overrides the spec's `verify`.
     pub verify: Option<VerifyMode>,
+    /// Overrides the spec's `announce`.
+    pub announce: Option<spec::Announce>,
 }
 
 /// Reads the spec (file or chain), with the wiring override applied and checked.
@@ -59,6 +61,10 @@ pub fn load_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
     if let Some(v) = a.verify {
         s.verify = v;
         revalidate(&s, "--verify")?;
+    }
+    if let Some(x) = a.announce {
+        s.announce = x;
+        revalidate(&s, "--announce")?;
     }
     if let Some(d) = &a.delay {
         let mut defaults = s.link_defaults.take().unwrap_or_default();

@@ -10,6 +10,7 @@ use vnet_te_agent::node::labels;
 
 use super::{emit, load_spec, plan_json, preview_plan, print_report, Bar, Output, SpecInput};
 use crate::core::compare;
+use crate::core::plan::timeouts::{self, After};
 use crate::core::plan::{self, Inventory};
 use crate::core::render;
 use crate::core::replan;
@@ -23,7 +24,7 @@ pub struct CreateOptions {
     /// Delete an existing path of the same name first.
     pub replace: bool,
     pub verify: bool,
-    /// None: `CREATE_TIMEOUT` and the path's round trips (`timeout_for`).
+    /// None: as the plan needs (`core::plan::timeouts`).
     pub timeout: Option<Duration>,
     pub output: Output,
 }
@@ -37,18 +38,10 @@ pub struct UpdateOptions {
     pub output: Output,
 }
 
-const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
-const UPDATE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The time verification may wait: the one given, or `base` plus eight round trips of the
-/// path (each BGP session across a long link needs a few round trips to form, and the probes
-/// need theirs).
-pub fn timeout_for(plan: &plan::Plan, given: Option<Duration>, base: Duration) -> Duration {
-    given.unwrap_or_else(|| {
-        let rtt = plan.distance.as_ref().map_or(0, |d| d.one_way_us + d.back_us);
-        base + Duration::from_micros(8 * rtt)
-    })
+/// The time verification may wait: the one given, or what the plan needs after `after`
+/// (`core::plan::timeouts`).
+fn timeout_for(plan: &plan::Plan, given: Option<Duration>, after: After) -> Duration {
+    given.unwrap_or_else(|| timeouts::verify_timeout(plan, after))
 }
 
 /// `path plan`: the resolved plan of a spec, as a table or JSON.
@@ -123,7 +116,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     let then_delay = plan.distance.as_ref().is_some_and(|d| d.converge == Converge::ThenDelay);
     if !then_delay {
         let code = if a.verify {
-            verify_and_report(&plan, &nodes, timeout_for(&plan, a.timeout, CREATE_TIMEOUT), a.output, started).await?
+            verify_and_report(&plan, &nodes, timeout_for(&plan, a.timeout, After::Create), a.output, started).await?
         } else {
             exit::OK
         };
@@ -133,7 +126,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     // `converge: then-delay`: verified at zero delay first, then the delays go in.
     if a.verify {
         let zero = plan::distance::without_distance(&plan);
-        let code = verify_and_report(&zero, &nodes, timeout_for(&zero, a.timeout, CREATE_TIMEOUT), a.output, started).await?;
+        let code = verify_and_report(&zero, &nodes, timeout_for(&zero, a.timeout, After::Create), a.output, started).await?;
         if code != exit::OK {
             return Ok(code);
         }
@@ -269,7 +262,7 @@ pub async fn verify(name: &str, timeout: Option<Duration>, output: Output, measu
         return Ok(exit::VERIFY_FAILED);
     }
     let progress = Bar::new();
-    let mut report = observe::verify(&plan, &nodes, timeout_for(&plan, timeout, VERIFY_TIMEOUT), &progress).await;
+    let mut report = observe::verify(&plan, &nodes, timeout_for(&plan, timeout, After::Verify), &progress).await;
     if let Some(e) = elapsed {
         let end = schedule_elapsed(&stored).unwrap_or(e);
         report.note = Some(compare::schedule_note(&stored, e, end, report.note.take()));
@@ -602,7 +595,7 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
             now
         }
     };
-    verify_and_report(&new, &nodes, timeout_for(&new, a.timeout, UPDATE_TIMEOUT), a.output, started).await
+    verify_and_report(&new, &nodes, timeout_for(&new, a.timeout, After::Update), a.output, started).await
 }
 
 /// One delay line as `path show` reports it: the plan's settings and what the line answers.

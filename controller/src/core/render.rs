@@ -12,7 +12,7 @@ use handlebars::{Context, Handlebars};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::core::plan::{HostPlan, Plan, RouterPlan, TE_LOCAL_PREF};
+use crate::core::plan::{HostPlan, NeighborPlan, Plan, RouterPlan, TE_LOCAL_PREF};
 use crate::core::kinds::{FileSlot, Kind, FRR_VTEP_SETUP};
 use crate::core::spec::RouterKind;
 
@@ -128,13 +128,16 @@ struct TimersCtx {
 struct PolicyCtx {
     route_map: String,
     prefix_list: String,
-    prefixes: Vec<PrefixCtx>,
+    prefixes: Vec<PrefixEntry>,
 }
 
-#[derive(Serialize)]
-struct PrefixCtx {
-    seq: usize,
-    prefix: Ipv4Net,
+/// One prefix-list entry as rendered: `seq <seq> permit <prefix>[ ge <ge>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PrefixEntry {
+    pub seq: usize,
+    pub prefix: Ipv4Net,
+    /// Set for a block of loopbacks: every /32 inside it matches, nothing shorter.
+    pub ge: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -169,9 +172,17 @@ pub fn prefix_list_name(peer: &str) -> String {
     format!("VTE-PREFER-{peer}")
 }
 
-/// Prefix-list entries as rendered: (sequence number, prefix).
-pub fn prefix_entries(prefer: &[Ipv4Net]) -> Vec<(usize, Ipv4Net)> {
-    prefer.iter().enumerate().map(|(i, p)| ((i + 1) * 5, *p)).collect()
+/// Prefix-list entries as rendered: the preferred prefixes exactly, then the blocks of
+/// preferred loopbacks (`announce: all`), which match the /32s inside them.
+pub fn prefix_entries(n: &NeighborPlan) -> Vec<PrefixEntry> {
+    let exact = n.prefer.iter().map(|p| (*p, None));
+    let blocks = n.prefer_loopbacks.iter().map(|b| (*b, (b.prefix_len() < 32).then_some(32)));
+    exact.chain(blocks).enumerate().map(|(i, (prefix, ge))| PrefixEntry { seq: (i + 1) * 5, prefix, ge }).collect()
+}
+
+/// Whether a neighbour's routes get the TE preference for any prefix.
+fn has_policy(n: &NeighborPlan) -> bool {
+    !(n.prefer.is_empty() && n.prefer_loopbacks.is_empty())
 }
 
 /// Only `frr.conf` of one FRR router (what `path update` applies to a running router).
@@ -190,16 +201,24 @@ pub fn render_removal(old: &RouterPlan, new: &RouterPlan) -> Result<String, Rend
     let mut ctx = RemovalCtx { asn: old.asn, ..RemovalCtx::default() };
     for o in &old.neighbors {
         let n = new.neighbors.iter().find(|n| n.address == o.address && n.peer == o.peer);
-        let new_prefer: &[Ipv4Net] = n.map(|n| n.prefer.as_slice()).unwrap_or(&[]);
-        if !o.prefer.is_empty() {
+        if has_policy(o) {
             let (route_map, prefix_list) = (route_map_name(&o.peer), prefix_list_name(&o.peer));
-            if new_prefer.is_empty() {
-                ctx.v4.push(RemovedPolicy { address: o.address, route_map: route_map.clone() });
-                ctx.objects.push(RemovedObject { route_map: Some(route_map), prefix_list, seq: 0, prefix: None });
-            } else {
-                let keep = prefix_entries(new_prefer);
-                for (seq, prefix) in prefix_entries(&o.prefer).into_iter().filter(|e| !keep.contains(e)) {
-                    ctx.objects.push(RemovedObject { route_map: None, prefix_list: prefix_list.clone(), seq, prefix: Some(prefix) });
+            match n.filter(|n| has_policy(n)) {
+                None => {
+                    ctx.v4.push(RemovedPolicy { address: o.address, route_map: route_map.clone() });
+                    ctx.objects.push(RemovedObject { route_map: Some(route_map), prefix_list, seq: 0, prefix: None, ge: None });
+                }
+                Some(n) => {
+                    let keep = prefix_entries(n);
+                    for e in prefix_entries(o).into_iter().filter(|e| !keep.contains(e)) {
+                        ctx.objects.push(RemovedObject {
+                            route_map: None,
+                            prefix_list: prefix_list.clone(),
+                            seq: e.seq,
+                            prefix: Some(e.prefix),
+                            ge: e.ge,
+                        });
+                    }
                 }
             }
         }
@@ -239,17 +258,18 @@ struct RemovedObject {
     prefix_list: String,
     seq: usize,
     prefix: Option<Ipv4Net>,
+    ge: Option<u8>,
 }
 
 fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
     let policies: Vec<PolicyCtx> = r
         .neighbors
         .iter()
-        .filter(|n| !n.prefer.is_empty())
+        .filter(|n| has_policy(n))
         .map(|n| PolicyCtx {
             route_map: route_map_name(&n.peer),
             prefix_list: prefix_list_name(&n.peer),
-            prefixes: prefix_entries(&n.prefer).into_iter().map(|(seq, prefix)| PrefixCtx { seq, prefix }).collect(),
+            prefixes: prefix_entries(n),
         })
         .collect();
     let lan_index = r.vtep.as_ref().and_then(|v| {
@@ -294,7 +314,7 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
                 remote_as: n.remote_as,
                 peer: &n.peer,
                 password: n.password.as_deref(),
-                route_map: (!n.prefer.is_empty()).then(|| route_map_name(&n.peer)),
+                route_map: has_policy(n).then(|| route_map_name(&n.peer)),
                 evpn: n.evpn,
                 passive: n.passive,
                 connect_retry: n.timers.map_or(plan.bgp.connect_retry, |t| t.connect_retry),

@@ -15,10 +15,10 @@
 //! ones whose config text changed, so hand edits to the TE policy are repaired too.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use crate::core::plan::cidr::cover;
 use crate::core::plan::{self, Inventory, NetworkRole, Plan, PlanError, RouterPlan};
 use crate::core::render;
 use crate::core::spec::{PathSpec, RouterKind};
@@ -61,22 +61,6 @@ fn complement(pool: Ipv4Net, ours: &[Ipv4Net]) -> Vec<Ipv4Net> {
     }
     if next <= end {
         out.extend(cover(next, end));
-    }
-    out
-}
-
-/// CIDR blocks exactly covering the addresses `start..=end`.
-fn cover(mut start: u64, end: u64) -> Vec<Ipv4Net> {
-    let mut out = Vec::new();
-    while start <= end {
-        // The largest aligned block at `start` that stays within `end`.
-        let mut size: u64 = if start == 0 { 1 << 32 } else { 1 << start.trailing_zeros().min(32) };
-        while start + size - 1 > end {
-            size >>= 1;
-        }
-        let len = 32 - size.trailing_zeros() as u8;
-        out.push(Ipv4Net::new(Ipv4Addr::from(start as u32), len).expect("prefix length ≤ 32"));
-        start += size;
     }
     out
 }
@@ -140,6 +124,9 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
     }
     if old.nodes != new.nodes {
         c.push(format!("the nodes change ({} → {})", old.nodes.join(","), new.nodes.join(",")));
+    }
+    if old.announce != new.announce {
+        c.push(format!("announce changes ({} → {}): every router would originate other prefixes", old.announce, new.announce));
     }
     c.extend(evpn_conflicts(old, new));
     c.extend(router_conflicts(old, new));
@@ -208,7 +195,8 @@ fn router_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             };
             what.push(format!("interfaces [{}] → [{}]", show(o), show(n)));
         }
-        if o.originate != n.originate || o.vtep != n.vtep {
+        // A change of `announce` is named once, not per router.
+        if (o.originate != n.originate && old.announce == new.announce) || o.vtep != n.vtep {
             what.push("originated prefixes or VTEP".to_string());
         }
         if o.container != n.container {
@@ -319,10 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn cover_is_exact_and_minimal() {
-        let c = cover(u64::from(u32::from(Ipv4Addr::new(10, 0, 0, 8))), u64::from(u32::from(Ipv4Addr::new(10, 0, 0, 31))));
-        let s: Vec<String> = c.iter().map(|n| n.to_string()).collect();
-        assert_eq!(s, ["10.0.0.8/29", "10.0.0.16/28"]);
+    fn complement_is_exact_and_minimal() {
         let pool: Ipv4Net = "10.199.0.0/16".parse().unwrap();
         let ours: Vec<Ipv4Net> = vec!["10.199.0.32/29".parse().unwrap(), "10.199.0.48/29".parse().unwrap()];
         let rest = complement(pool, &ours);
@@ -417,6 +402,32 @@ mod tests {
         assert_eq!(c.len(), 9);
         assert!(c.iter().find(|c| c.router == "g11").unwrap().config.contains("route-map VTE-IN-g21 permit 10"));
         assert!(!c.iter().find(|c| c.router == "g13").unwrap().config.contains("VTE-IN-"));
+    }
+
+    #[test]
+    fn announce_all_moves_the_loopback_blocks_with_the_path_and_refuses_a_switch() {
+        let mut s = spec_file("grid-detour.yaml");
+        s.announce = spec::Announce::All;
+        let old = plan::build(&s, &Inventory::default()).unwrap();
+        s.path = Some(["g11", "g21", "g31", "g32", "g33"].iter().map(|r| r.to_string()).collect());
+        let new = replan(&old, &s).unwrap();
+        // Every router originates its loopback on and off the path: nothing to refuse.
+        assert!(conflicts(&old, &new).is_empty(), "{:?}", conflicts(&old, &new));
+        // g31 prefers from g21 the hops behind it: g12 g13 g23 g22 g21 before, g21 alone now.
+        let r = render::render_removal(old.router("g31").unwrap(), new.router("g31").unwrap()).unwrap();
+        assert_eq!(
+            r,
+            "no ip prefix-list VTE-PREFER-g21 seq 15 permit 10.255.0.2/31 ge 32\n\
+             no ip prefix-list VTE-PREFER-g21 seq 20 permit 10.255.0.4/31 ge 32\n\
+             no ip prefix-list VTE-PREFER-g21 seq 25 permit 10.255.0.6/32\n"
+        );
+        let conf = render::render_frr_conf(&new, new.router("g31").unwrap()).unwrap();
+        assert!(conf.contains("ip prefix-list VTE-PREFER-g21 seq 15 permit 10.255.0.4/32\n"), "{conf}");
+        // Switching announce is refused, named once.
+        let mut ends = spec_file("grid-detour.yaml");
+        ends.path = s.path.clone();
+        let c = conflicts(&old, &replan(&old, &ends).unwrap());
+        assert_eq!(c, ["announce changes (all → ends): every router would originate other prefixes"]);
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub enum Call {
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
     PingBurst { host: String, target: Ipv4Addr, count: u32 },
+    PingEach { host: String, targets: Vec<Ipv4Addr> },
     IperfServer { host: String },
     IperfClient { host: String, target: Ipv4Addr },
     StartDelayLine(DelayLineSpec),
@@ -100,6 +101,7 @@ impl Call {
             Call::WaitBgpd(_) => "wait_bgpd",
             Call::PingUntil { .. } => "ping_until",
             Call::PingBurst { .. } => "ping_burst",
+            Call::PingEach { .. } => "ping_each",
             Call::IperfServer { .. } => "iperf_server",
             Call::IperfClient { .. } => "iperf_client",
             Call::StartDelayLine(_) => "start_delay_line",
@@ -133,6 +135,7 @@ impl Call {
             | Call::WaitBgpd(n)
             | Call::DelayLines(n) => n.clone(),
             Call::IperfServer { host } => host.clone(),
+            Call::PingEach { host, targets } => format!("{host} {} targets", targets.len()),
             Call::ReadFile { container, path } => format!("{container}:{path}"),
             Call::Traceroute { host, target, .. }
             | Call::Ping { host, target, .. }
@@ -759,6 +762,18 @@ impl Node for FakeNode {
         .await
     }
 
+    /// Answered for every hop loopback of the plan the node answers from.
+    async fn ping_each(&self, host: &str, targets: &[Ipv4Addr], _wait_ms: u32) -> NodeResult<Probe> {
+        self.op(Call::PingEach { host: host.into(), targets: targets.to_vec() }, |s, _| {
+            running(s, host)?;
+            let answers = |t: &Ipv4Addr| s.answers.as_deref().is_some_and(|p| p.hop_loopbacks().iter().any(|h| h.2 == *t));
+            let output: String =
+                targets.iter().map(|t| format!("{t} {}\n", if answers(t) { "ok" } else { "no-reply" })).collect();
+            Ok(Probe { success: targets.iter().all(answers), output })
+        })
+        .await
+    }
+
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, _wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::PingBurst { host: host.into(), target, count }, |s, _| {
             running(s, host)?;
@@ -772,7 +787,9 @@ impl Node for FakeNode {
     async fn ping_until(&self, host: &str, target: Ipv4Addr, _within_secs: u32) -> NodeResult<Probe> {
         self.op(Call::PingUntil { host: host.into(), target }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
+            let success = s.answers.as_deref().is_some_and(|p| {
+                trace_for(p, host, target).is_some() || p.hop_loopbacks().iter().any(|h| h.2 == target)
+            });
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -896,7 +913,7 @@ pub fn table_for(plan: &Plan, r: &RouterPlan) -> BgpTable {
     let path = |asns: &[u32]| asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
     let via = |ip: String| vec![NextHop { ip: Some(ip), hostname: None, used: true }];
     if r.hop.is_some() {
-        for e in plan.expectations.routes.iter().filter(|e| e.router == r.name) {
+        for e in plan.routes_of(&r.name) {
             let best = BgpPath {
                 valid: true,
                 bestpath: true,

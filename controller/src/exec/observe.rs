@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::frr::BgpTable;
 use vnet_te_agent::node::Node;
-use vnet_te_agent::probe::{parse_ping, parse_traceroute, parse_traceroute_rtts, InterfaceCounters};
+use vnet_te_agent::probe::{parse_ping, parse_ping_each, parse_traceroute, parse_traceroute_rtts, InterfaceCounters};
 
 use super::nodes::{Nodes, PARALLELISM};
 use crate::core::compare::distance::BURST;
@@ -168,6 +168,29 @@ async fn loss_bursts(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     obs.bursts.extend(bursts);
 }
 
+/// Pings from the first host to every hop's loopback (`announce: all`): one exec in the
+/// host for all of them (the node pings a few at a time), since an exec per hop would cost
+/// more than the pings.
+async fn hop_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<std::net::Ipv4Addr, Result<bool, String>> {
+    let targets: Vec<std::net::Ipv4Addr> = plan.hop_loopbacks().into_iter().map(|(_, _, t)| t).collect();
+    let Some(h) = plan.hosts.first().filter(|_| !targets.is_empty()) else { return BTreeMap::new() };
+    let answer = match node_of(nodes, &h.node) {
+        None => Err("node not reachable from here".to_string()),
+        Some(n) => n.ping_each(&h.container, &targets, probe_wait_ms(plan)).await.map_err(|e| e.to_string()),
+    };
+    let seen = answer.as_ref().map(|p| parse_ping_each(&p.output));
+    targets
+        .into_iter()
+        .map(|t| {
+            let r = match &seen {
+                Err(e) => Err(e.to_string()),
+                Ok(seen) => seen.get(&t).copied().ok_or_else(|| "not pinged".to_string()),
+            };
+            (t, r)
+        })
+        .collect()
+}
+
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     // traceroute's -m stops at 255, as does the IPv4 TTL.
     let max_hops = (plan.path.len() as u32 + 2).min(255);
@@ -182,7 +205,7 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             (t.clone(), h.container.clone(), node_of(nodes, &h.node).cloned())
         })
         .collect();
-    let results = stream::iter(jobs)
+    let traces = stream::iter(jobs)
         .map(|(t, container, node)| async move {
             let Some(node) = node else {
                 let e = "node not reachable from here".to_string();
@@ -204,8 +227,9 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
             (t, tr, ping, rtts, ping_rtt)
         })
         .buffer_unordered(4)
-        .collect::<Vec<_>>()
-        .await;
+        .collect::<Vec<_>>();
+    let (results, hops) = futures_util::future::join(traces, hop_pings(plan, nodes)).await;
+    obs.hop_pings = hops;
     for (t, tr, ping, rtts, ping_rtt) in results {
         let key = (t.from.clone(), t.to.clone());
         obs.traceroutes.insert(key.clone(), tr);

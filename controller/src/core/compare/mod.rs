@@ -56,6 +56,8 @@ pub struct Observed {
     pub trace_rtts: BTreeMap<(String, String), Vec<Option<u64>>>,
     /// Per (from, to): the fastest ping's round-trip time, µs (None: no reply).
     pub ping_rtts: BTreeMap<(String, String), Option<u64>>,
+    /// Per hop loopback (`announce: all`): pings from the first host to it.
+    pub hop_pings: BTreeMap<Ipv4Addr, Result<bool, String>>,
     /// Per (from, to): a burst of pings on a path with loss (None: it did not run).
     pub bursts: BTreeMap<(String, String), Option<vnet_te_agent::probe::PingSummary>>,
 }
@@ -65,6 +67,8 @@ pub const L2_PING: &str = "l2-ping";
 pub const L2_PING_DF: &str = "l2-ping-df";
 pub const EVPN: &str = "evpn";
 pub const VXLAN_PATH: &str = "vxlan-path";
+/// Pings from the first host to a hop's loopback (`announce: all`).
+pub const HOP_PING: &str = "ping-hop";
 /// IPv4 + ICMP headers: a DF ping fills the MTU with a payload this much smaller.
 pub const ICMP_OVERHEAD: u32 = 28;
 /// Packets per ping probe (`Node::ping` sends three).
@@ -92,6 +96,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
     let full = plan.verify.is_full();
     if full {
         probes.extend(path_probes(plan, obs));
+        probes.extend(hop_probes(plan, obs));
     }
     probes.extend(l2_probes(plan, obs));
     let distance = if full { distance::delay_reports(plan, obs) } else { Vec::new() };
@@ -123,7 +128,8 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
 /// One router of the path: its best route to every forced prefix against the plan, and
 /// when that fails, the state of its sessions.
 fn compare_hop(plan: &Plan, r: &RouterPlan, obs: &Observed) -> HopReport {
-    let main_prefix = plan.expectations.routes.iter().find(|e| e.router == r.name && e.toward == Toward::Last);
+    let routes = plan.routes_of(&r.name);
+    let main_prefix = routes.iter().find(|e| e.toward == Toward::Last && e.origin.is_none());
     let expected = main_prefix.map(|e| e.as_path(plan)).unwrap_or_default();
     let mut problems = Vec::new();
     let mut status = HopStatus::Ok;
@@ -134,7 +140,7 @@ fn compare_hop(plan: &Plan, r: &RouterPlan, obs: &Observed) -> HopReport {
             problems.push(problem);
         }
         Ok(table) => {
-            for e in plan.expectations.routes.iter().filter(|e| e.router == r.name) {
+            for e in &routes {
                 let prefix = e.prefix.to_string();
                 let Some(best) = table.best(&prefix) else {
                     if status == HopStatus::Ok {
@@ -282,6 +288,28 @@ fn path_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
         });
     }
     probes
+}
+
+/// Pings from the first host to every hop's loopback (`announce: all`): each hop reachable.
+fn hop_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
+    let Some(from) = plan.hosts.first() else { return Vec::new() };
+    plan.hop_loopbacks()
+        .into_iter()
+        .map(|(hop, router, target)| {
+            let (ok, problem) = ping_result(obs.hop_pings.get(&target));
+            ProbeReport {
+                kind: HOP_PING.into(),
+                from: from.name.clone(),
+                to: router.to_string(),
+                target,
+                expected: vec![target],
+                observed: vec![],
+                ok,
+                problem: problem.map(|e| format!("{target} (loopback of {router}, hop {}): {e}", hop + 1)),
+                detail: None,
+            }
+        })
+        .collect()
 }
 
 fn ping_result(r: Option<&Result<bool, String>>) -> (bool, Option<String>) {

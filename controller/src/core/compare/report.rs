@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EVPN, L2_PING, L2_PING_DF, VXLAN_PATH};
+use super::{EVPN, HOP_PING, L2_PING, L2_PING_DF, VXLAN_PATH};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -130,7 +130,17 @@ impl fmt::Display for Report {
                 writeln!(f, "        {p}")?;
             }
         }
-        for p in &self.probes {
+        // One line for the hops' loopbacks when all answer; each one that does not, by name.
+        let hop_pings: Vec<&ProbeReport> = self.probes.iter().filter(|p| p.kind == HOP_PING).collect();
+        if let Some(first) = hop_pings.first() {
+            let failed: Vec<&&ProbeReport> = hop_pings.iter().filter(|p| !p.ok).collect();
+            let status = if failed.is_empty() { "ok".to_string() } else { format!("FAILED: {} of {} do not answer", failed.len(), hop_pings.len()) };
+            writeln!(f, "ping {} → every hop's loopback ({}): {status}", first.from, hop_pings.len())?;
+            for p in failed {
+                writeln!(f, "        {}", p.problem.clone().unwrap_or_default())?;
+            }
+        }
+        for p in self.probes.iter().filter(|p| p.kind != HOP_PING) {
             let mut status = if p.ok { "ok".to_string() } else { format!("FAILED: {}", p.problem.clone().unwrap_or_default()) };
             if let Some(d) = p.detail.as_ref().filter(|d| !d.is_empty()) {
                 status.push_str(&format!(" ({d})"));

@@ -308,3 +308,82 @@ fn vxlan_on_a_shortcut_is_reported() {
     assert!(msg.contains(&format!("planned link r3 — r2 ({}", r3.interfaces.iter().find(|i| i.peer == "r2").unwrap().address)), "{msg}");
     assert!(format!("{r}").contains("vxlan src → dst on the planned links: FAILED"), "{r}");
 }
+
+/// A chain's table on router `h` (1-based) with every router's loopback, written from the
+/// chain itself: r_k's loopback via the neighbour toward it, AS path r_{h±1} … r_k.
+fn chain_table_all(p: &Plan, h: usize) -> BgpTable {
+    let mut t = table_for(p, &format!("r{h}"));
+    let n = p.path.len();
+    let r = p.router(&format!("r{h}")).unwrap();
+    for k in 1..=n {
+        let asns: Vec<String> = if k > h { (h + 1..=k).collect::<Vec<_>>() } else { (k..h).rev().collect() }
+            .into_iter()
+            .map(|i| p.router(&format!("r{i}")).unwrap().asn.to_string())
+            .collect();
+        let nh = match k.cmp(&h) {
+            std::cmp::Ordering::Equal => "0.0.0.0".to_string(),
+            std::cmp::Ordering::Greater => r.neighbors.iter().find(|nb| nb.peer == format!("r{}", h + 1)).unwrap().address.to_string(),
+            std::cmp::Ordering::Less => r.neighbors.iter().find(|nb| nb.peer == format!("r{}", h - 1)).unwrap().address.to_string(),
+        };
+        let lp = (k != h).then_some(TE_LOCAL_PREF);
+        let mut best = path_of(&[], &nh, lp);
+        best.path = asns.join(" ");
+        best.bestpath = true;
+        t.routes.insert(p.router(&format!("r{k}")).unwrap().loopback.to_string(), vec![best]);
+    }
+    t
+}
+
+#[test]
+fn announce_all_checks_every_hop_prefix_on_every_hop_and_pings_each() {
+    let mut s = spec::chain("all", 6).unwrap();
+    s.announce = spec::Announce::All;
+    let p = plan::build(&s, &plan::Inventory::default()).unwrap();
+    let mut o = good(&p);
+    for h in 1..=6 {
+        o.tables.insert(format!("r{h}"), Ok(chain_table_all(&p, h)));
+    }
+    for r in &p.routers {
+        o.hop_pings.insert(r.loopback.addr(), Ok(true));
+    }
+    let r = compare(&p, &o);
+    assert!(r.verified, "{r}");
+    assert_eq!(r.probes.iter().filter(|p| p.kind == HOP_PING).count(), 6);
+    assert!(r.to_string().contains("ping src → every hop's loopback (6): ok"), "{r}");
+
+    // r3's loopback gone from r6's table (its announcement withdrawn): r6 is named with it.
+    let mut bad = o.clone();
+    if let Some(Ok(t)) = bad.tables.get_mut("r6") {
+        t.routes.remove("10.255.0.3/32");
+    }
+    let r = compare(&p, &bad);
+    assert!(!r.verified);
+    let r6 = r.hops.iter().find(|h| h.router == "r6").unwrap();
+    assert_eq!(r6.status, HopStatus::Missing);
+    assert!(r6.problems.iter().any(|m| m == "no route to 10.255.0.3/32 (loopback of r3)"), "{:?}", r6.problems);
+    assert!(r.hops.iter().filter(|h| h.router != "r6").all(|h| h.status == HopStatus::Ok));
+
+    // r4's loopback reached the short way round from r2 (one AS too few): a wrong path.
+    let mut bad = o.clone();
+    if let Some(Ok(t)) = bad.tables.get_mut("r2") {
+        let best = &mut t.routes.get_mut("10.255.0.4/32").unwrap()[0];
+        best.path = best.path.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    }
+    let r = compare(&p, &bad);
+    let r2 = r.hops.iter().find(|h| h.router == "r2").unwrap();
+    assert_eq!(r2.status, HopStatus::WrongPath, "{r}");
+    assert!(r2.problems[0].starts_with("best path to 10.255.0.4/32 (loopback of r4) via r3"), "{:?}", r2.problems);
+
+    // A hop that does not answer pings is named, with its loopback.
+    let mut bad = o.clone();
+    bad.hop_pings.insert("10.255.0.4".parse().unwrap(), Ok(false));
+    let r = compare(&p, &bad);
+    assert!(!r.verified && r.control_plane_ok);
+    let text = r.to_string();
+    assert!(text.contains("ping src → every hop's loopback (6): FAILED: 1 of 6 do not answer"), "{text}");
+    // Not pinged at all is a failure too.
+    let mut bad = o.clone();
+    bad.hop_pings.remove(&"10.255.0.6".parse().unwrap());
+    assert!(!compare(&p, &bad).verified);
+    assert!(text.contains("10.255.0.4 (loopback of r4, hop 4): no reply"), "{text}");
+}

@@ -2,14 +2,14 @@
 //! what the earlier ones decided and adds its own part:
 //!
 //! asns → placement → addressing → routers → lans → links (with `sessions`: who listens)
-//! → te → evpn → expectations → hash.
+//! → te → announce (`all`: every loopback) → evpn → expectations → hash.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::{distance, schedule, sessions};
+use super::{cidr, distance, schedule, sessions};
 use super::*;
 use crate::core::spec::{self, L2vpnMode, PathSpec, Placement, Problem, Wiring};
 
@@ -109,10 +109,12 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let toward_a = dedup(vec![subnets.lans[0], loopbacks[cx.first()]]);
     let toward_b = dedup(vec![subnets.lans[1], loopbacks[cx.last()]]);
     te(&cx, &mut routers, &toward_a, &toward_b, evpn.is_some());
+    let hop_prefixes = announce_all(&cx, &mut routers, &toward_a, &toward_b);
     if let Some(e) = &evpn {
         vteps(&cx, &mut routers, e, &subnets);
     }
-    let expectations = expectations(&cx, &routers, &hosts, &subnets, &toward_a, &toward_b);
+    let mut expectations = expectations(&cx, &routers, &hosts, &subnets, &toward_a, &toward_b);
+    expectations.hop_prefixes = hop_prefixes;
     let mut plan = Plan {
         version: PLAN_VERSION,
         name: spec.name.clone(),
@@ -130,6 +132,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         distance,
         schedule,
         verify: spec.verify,
+        announce: spec.announce,
         expectations,
     };
     if plan.distance.is_some() {
@@ -361,6 +364,7 @@ fn links(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, s
                 network: name.clone(),
                 password: password.clone(),
                 prefer: Vec::new(),
+                prefer_loopbacks: Vec::new(),
                 evpn: false,
                 passive: listens[k],
                 timers: None,
@@ -389,6 +393,47 @@ fn te(cx: &Cx, routers: &mut [RouterPlan], toward_a: &[Ipv4Net], toward_b: &[Ipv
             n.evpn = evpn && (Some(&n.peer) == next || Some(&n.peer) == prev);
         }
     }
+}
+
+/// `announce: all`: every router originates its loopback too (off the path as well, so a
+/// `path update` that moves the path changes no router's originated prefixes), and the TE
+/// policy of every router of the path covers the loopbacks of the hops between the ends:
+/// those beyond the next hop are preferred from it, those behind from the previous one.
+/// Returns the hop prefixes verification expects (the ends' are expected already).
+fn announce_all(cx: &Cx, routers: &mut [RouterPlan], toward_a: &[Ipv4Net], toward_b: &[Ipv4Net]) -> Vec<HopPrefix> {
+    if cx.spec.announce != spec::Announce::All {
+        return Vec::new();
+    }
+    for r in routers.iter_mut() {
+        let lo = r.loopback;
+        if !r.originate.contains(&lo) {
+            r.originate.push(lo);
+        }
+    }
+    let forced: BTreeSet<Ipv4Net> = toward_a.iter().chain(toward_b).copied().collect();
+    let hop_prefixes: Vec<HopPrefix> = cx
+        .path
+        .iter()
+        .enumerate()
+        .map(|(hop, name)| HopPrefix { hop, router: name.clone(), prefix: routers[cx.index_of[name.as_str()]].loopback })
+        .filter(|p| !forced.contains(&p.prefix))
+        .collect();
+    for (h, rname) in cx.path.iter().enumerate() {
+        let ri = cx.index_of[rname.as_str()];
+        let next = cx.path.get(h + 1);
+        let prev = h.checked_sub(1).map(|p| &cx.path[p]);
+        let beyond = cidr::blocks(hop_prefixes.iter().filter(|p| p.hop > h).map(|p| p.prefix.addr()));
+        let behind = cidr::blocks(hop_prefixes.iter().filter(|p| p.hop < h).map(|p| p.prefix.addr()));
+        for n in &mut routers[ri].neighbors {
+            if Some(&n.peer) == next {
+                n.prefer_loopbacks.extend(beyond.iter().copied());
+            }
+            if Some(&n.peer) == prev {
+                n.prefer_loopbacks.extend(behind.iter().copied());
+            }
+        }
+    }
+    hop_prefixes
 }
 
 /// The two edge routers bridge their LAN into the VXLAN toward each other's loopback.
@@ -440,6 +485,7 @@ fn expectations(
                     toward,
                     next_hop,
                     via: via.clone(),
+                    origin: None,
                 });
             }
         }
@@ -459,7 +505,7 @@ fn expectations(
         TracerouteExpectation { from: a.clone(), to: b.clone(), target: hosts[1].address, hops: there, rtt_us: Vec::new() },
         TracerouteExpectation { from: b.clone(), to: a.clone(), target: hosts[0].address, hops: back, rtt_us: Vec::new() },
     ];
-    Expectations { routes, traceroutes }
+    Expectations { routes, traceroutes, hop_prefixes: Vec::new() }
 }
 
 struct Allocator {

@@ -45,6 +45,14 @@ impl fmt::Display for Plan {
         }
         let cross = self.networks.iter().filter(|n| n.cross_host).count();
         writeln!(f, "links crossing hosts: {cross}")?;
+        if self.announce == crate::core::spec::Announce::All {
+            writeln!(
+                f,
+                "announce all: every router originates its loopback, forced along the path on every hop; {1} pings the {0} hops' loopbacks",
+                self.path.len(),
+                self.hosts.first().map_or("?", |h| h.name.as_str())
+            )?;
+        }
         for t in &self.expectations.traceroutes {
             let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
             writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::spec::distance::Impair;
-use crate::core::spec::{Converge, L2vpnMode, Problem, RouterKind, VerifyMode, Wiring};
+use crate::core::spec::{Announce, Converge, L2vpnMode, Problem, RouterKind, VerifyMode, Wiring};
 
 mod build;
+pub mod cidr;
 mod display;
 pub mod distance;
 pub mod schedule;
 pub mod sessions;
+pub mod timeouts;
 
 pub use build::build;
 pub use schedule::SchedulePlan;
@@ -82,6 +84,8 @@ pub struct Plan {
     pub schedule: Option<SchedulePlan>,
     #[serde(skip_serializing_if = "VerifyMode::is_full", default)]
     pub verify: VerifyMode,
+    #[serde(skip_serializing_if = "Announce::is_ends", default)]
+    pub announce: Announce,
     pub expectations: Expectations,
 }
 
@@ -138,6 +142,12 @@ pub struct NeighborPlan {
     /// Prefixes whose routes from this neighbour get `TE_LOCAL_PREF` (traffic engineering).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub prefer: Vec<Ipv4Net>,
+    /// With `announce: all`: blocks of loopbacks whose /32 routes from this neighbour get
+    /// `TE_LOCAL_PREF` too — the loopbacks of the hops between the ends that lie beyond it,
+    /// as the fewest CIDR blocks that hold exactly them (a chain's are one range), so the
+    /// plan and the prefix-lists stay near-linear in the path length.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub prefer_loopbacks: Vec<Ipv4Net>,
     /// Carry EVPN routes over this session (routers on the path, with `l2vpn: evpn`).
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub evpn: bool,
@@ -345,6 +355,20 @@ pub struct EvpnPlan {
 pub struct Expectations {
     pub routes: Vec<RouteExpectation>,
     pub traceroutes: Vec<TracerouteExpectation>,
+    /// With `announce: all`: the prefix each hop between the ends originates (its loopback).
+    /// Every router of the path expects each of them along the path, like the ends' prefixes
+    /// (`Plan::routes_of` derives those expectations; storing them per router would make the
+    /// plan quadratic).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub hop_prefixes: Vec<HopPrefix>,
+}
+
+/// A prefix originated by the router at `hop` (0-based position on the path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopPrefix {
+    pub hop: usize,
+    pub router: String,
+    pub prefix: Ipv4Net,
 }
 
 /// On `router`, the best route to `prefix` is via `next_hop` with exactly the AS path of the
@@ -361,6 +385,10 @@ pub struct RouteExpectation {
     pub next_hop: Option<Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub via: Option<String>,
+    /// The hop that originates the prefix, when it is not the end of the path it leads
+    /// `toward` (`announce: all`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin: Option<usize>,
 }
 
 /// Which end of the path a route leads to.
@@ -374,11 +402,18 @@ pub enum Toward {
 }
 
 impl RouteExpectation {
-    /// The exact AS path expected: ASNs of the remaining hops, nearest first.
+    /// The exact AS path expected: ASNs of the hops up to the origin (the end of the path by
+    /// default), nearest first; empty where this router originates the prefix.
     pub fn as_path(&self, plan: &Plan) -> Vec<u32> {
         match self.toward {
-            Toward::Last => plan.path_asns[self.hop + 1..].to_vec(),
-            Toward::First => plan.path_asns[..self.hop].iter().rev().copied().collect(),
+            Toward::Last => {
+                let origin = self.origin.unwrap_or(plan.path_asns.len() - 1);
+                plan.path_asns[self.hop + 1..=origin.max(self.hop)].to_vec()
+            }
+            Toward::First => {
+                let origin = self.origin.unwrap_or(0).min(self.hop);
+                plan.path_asns[origin..self.hop].iter().rev().copied().collect()
+            }
         }
     }
 }
@@ -435,6 +470,34 @@ impl Plan {
     /// Routers in path order.
     pub fn path_routers(&self) -> impl Iterator<Item = &RouterPlan> {
         self.path.iter().filter_map(|n| self.router(n))
+    }
+
+    /// With `announce: all`, what the first host pings: every hop's loopback, in path order
+    /// (hop, router, address). Empty otherwise.
+    pub fn hop_loopbacks(&self) -> Vec<(usize, &str, Ipv4Addr)> {
+        if self.announce != Announce::All {
+            return Vec::new();
+        }
+        self.path_routers().enumerate().map(|(h, r)| (h, r.name.as_str(), r.loopback.addr())).collect()
+    }
+
+    /// Every route `router` (on the path) must have: the stored expectations (LANs and edge
+    /// loopbacks) and, with `announce: all`, one per hop prefix, taken the way the ends'
+    /// prefixes in that direction are (same next hop), with the AS path up to its origin.
+    pub fn routes_of(&self, router: &str) -> Vec<RouteExpectation> {
+        let own: Vec<&RouteExpectation> = self.expectations.routes.iter().filter(|e| e.router == router).collect();
+        let mut out: Vec<RouteExpectation> = own.iter().map(|e| (*e).clone()).collect();
+        let Some(h) = own.first().map(|e| e.hop) else { return out };
+        for p in &self.expectations.hop_prefixes {
+            let toward = if p.hop < h { Toward::First } else { Toward::Last };
+            let (next_hop, via) = if p.hop == h {
+                (None, None)
+            } else {
+                own.iter().find(|e| e.toward == toward).map_or((None, None), |e| (e.next_hop, e.via.clone()))
+            };
+            out.push(RouteExpectation { router: router.to_string(), hop: h, prefix: p.prefix, toward, next_hop, via, origin: Some(p.hop) });
+        }
+        out
     }
 }
 

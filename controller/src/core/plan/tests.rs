@@ -60,3 +60,58 @@ fn spread_and_pack() {
     let nodes: Vec<&str> = p.routers.iter().map(|r| r.node.as_str()).collect();
     assert_eq!(nodes, ["n1", "n1", "n2", "n2", "n3", "n3"]);
 }
+
+#[test]
+fn announce_all_expects_every_hop_prefix_along_the_path() {
+    let mut s = spec::chain("p", 24).unwrap();
+    s.announce = spec::Announce::All;
+    let p = build(&s, &Inventory::default()).unwrap();
+    let lo = |i: u32| -> Ipv4Net { format!("10.255.0.{i}/32").parse().unwrap() };
+    // Every router originates its loopback; the edges their LAN too.
+    for (i, r) in p.routers.iter().enumerate() {
+        assert!(r.originate.contains(&lo(i as u32 + 1)), "{}", r.name);
+    }
+    assert_eq!(p.router("r1").unwrap().originate.len(), 2);
+    assert_eq!(p.router("r5").unwrap().originate, vec![lo(5)]);
+    // The hops between the ends: r2..r23 (the ends' loopbacks are expected already).
+    let hops: Vec<&str> = p.expectations.hop_prefixes.iter().map(|h| h.router.as_str()).collect();
+    assert_eq!(hops.len(), 22);
+    assert_eq!((hops[0], hops[21]), ("r2", "r23"));
+    // On r24, the figure: one loopback per router, AS paths of 0..23 hops, r24's own empty.
+    let r24 = p.routes_of("r24");
+    for k in 1..=24u32 {
+        let e = r24.iter().find(|e| e.prefix == lo(k)).unwrap_or_else(|| panic!("r24 expects no route to r{k}"));
+        let want: Vec<u32> = (k..24).rev().map(|i| 4_200_000_000 + i).collect();
+        assert_eq!(e.as_path(&p), want, "r{k}'s loopback on r24");
+        assert_eq!(e.next_hop.is_none(), k == 24);
+    }
+    assert_eq!(r24.len(), 26, "24 loopbacks and two LANs");
+    // Mid-path both ways: from r5, r9's loopback via r6, r2's via r4.
+    let r5 = p.routes_of("r5");
+    let to = |k: u32| r5.iter().find(|e| e.prefix == lo(k)).unwrap();
+    assert_eq!(to(9).as_path(&p), vec![4_200_000_006, 4_200_000_007, 4_200_000_008, 4_200_000_009]);
+    assert_eq!(to(9).via.as_deref(), Some("r6"));
+    assert_eq!(to(2).as_path(&p), vec![4_200_000_004, 4_200_000_003, 4_200_000_002]);
+    assert_eq!(to(2).via.as_deref(), Some("r4"));
+    assert!(to(5).as_path(&p).is_empty() && to(5).next_hop.is_none());
+    // r5's TE policy covers exactly the middle hops beyond each neighbour.
+    let n = |peer: &str| p.router("r5").unwrap().neighbors.iter().find(|n| n.peer == peer).unwrap().clone();
+    let covered = |blocks: &[Ipv4Net]| -> Vec<u32> {
+        (1..=254u32).filter(|i| blocks.iter().any(|b| b.contains(&lo(*i).addr()))).collect()
+    };
+    assert_eq!(covered(&n("r6").prefer_loopbacks), (6..=23).collect::<Vec<_>>());
+    assert_eq!(covered(&n("r4").prefer_loopbacks), (2..=4).collect::<Vec<_>>());
+    assert!(n("r6").prefer_loopbacks.len() <= 4, "{:?}", n("r6").prefer_loopbacks);
+}
+
+#[test]
+fn announce_ends_is_the_default_and_adds_nothing() {
+    let s = spec::chain("p", 5).unwrap();
+    assert_eq!(s.announce, spec::Announce::Ends);
+    let p = build(&s, &Inventory::default()).unwrap();
+    assert!(p.expectations.hop_prefixes.is_empty());
+    assert!(p.routers.iter().all(|r| r.neighbors.iter().all(|n| n.prefer_loopbacks.is_empty())));
+    assert!(p.router("r3").unwrap().originate.is_empty());
+    assert_eq!(p.routes_of("r3").len(), 4);
+    assert!(!crate::commands::plan_json(&p).contains("announce"));
+}

@@ -79,6 +79,36 @@ pub struct PathSpec {
     /// Contacts and ranges in ION's format, mapped onto links by a node number per router.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_plan: Option<ContactPlanSpec>,
+    #[serde(default)]
+    pub announce: Announce,
+}
+
+/// Which prefixes the routers announce into BGP.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Announce {
+    /// The two experiment LANs and the two edge loopbacks: what traffic between the hosts
+    /// (and EVPN's VXLAN) needs, and the fewest routes per router.
+    #[default]
+    Ends,
+    /// Also every router's own loopback (a /32 each): every hop is reachable and visible in
+    /// every other hop's table, forced along the path like the ends.
+    All,
+}
+
+impl Announce {
+    pub fn is_ends(&self) -> bool {
+        *self == Announce::Ends
+    }
+}
+
+impl fmt::Display for Announce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Announce::Ends => "ends",
+            Announce::All => "all",
+        })
+    }
 }
 
 /// What `path verify` proves.
@@ -409,6 +439,7 @@ pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<Pat
         verify,
         schedule: None,
         contact_plan: None,
+        announce: Announce::Ends,
     };
     if problems.is_empty() {
         problems = validate(&spec);

@@ -76,3 +76,29 @@ async fn a_lost_node_fails_verification_and_is_named() {
     }
     assert!(report.hops.iter().any(|h| h.node == "n2"));
 }
+
+#[tokio::test]
+async fn announce_all_pings_every_hop_loopback_from_the_first_host_in_one_request() {
+    let mut s = crate::core::spec::chain("p", 12).unwrap();
+    s.announce = crate::core::spec::Announce::All;
+    let plan = super::plan_on(&s, &["n1"]);
+    let fakes = created(&plan).await;
+    fakes.answer_from(&plan);
+    let report = verify(&plan, &fakes.nodes(), SHORT, &Quiet).await;
+    assert!(report.verified, "{report}");
+    let src = &plan.hosts[0].container;
+    let calls = fakes.journal.find(|e| matches!(&e.call, crate::exec::fake::Call::PingEach { .. }));
+    // The first round found every hop: one request, from src, for every hop's loopback.
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let crate::exec::fake::Call::PingEach { host, targets } = &calls[0].call else { unreachable!() };
+    assert_eq!(host, src);
+    let want: Vec<std::net::Ipv4Addr> = plan.path_routers().map(|r| r.loopback.addr()).collect();
+    assert_eq!(targets, &want);
+    assert_eq!(report.probes.iter().filter(|p| p.kind == "ping-hop" && p.ok).count(), 12);
+    // The default announces the ends only: nothing pinged beyond the hosts.
+    let plain = chain("q", 4, &["n1"], Wiring::Direct);
+    let fakes = created(&plain).await;
+    fakes.answer_from(&plain);
+    assert!(verify(&plain, &fakes.nodes(), SHORT, &Quiet).await.verified);
+    assert!(fakes.journal.find(|e| matches!(&e.call, crate::exec::fake::Call::PingEach { .. })).is_empty());
+}
