@@ -346,6 +346,32 @@ fn signals_during_create_roll_back_and_during_verify_end_the_command() {
     assert_eq!(labelled(name), (0, 0));
 }
 
+/// Two creates of one name at once: exactly one makes and verifies the path, the other is
+/// refused (exit 2) before touching anything, and the path is whole.
+#[test]
+fn two_creates_of_one_name_at_once_one_wins_the_other_is_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("two_creates_of_one_name") {
+        return;
+    }
+    let name = "e2etwin";
+    let _c = Cleanup(name);
+    let _ = vnet(&["path", "delete", name]);
+    let (a, ra) = spawn_create(&["--hops", "6", "--name", name]);
+    let (b, rb) = spawn_create(&["--hops", "6", "--name", name]);
+    let (ca, ea) = finish(a, &ra, std::time::Duration::from_secs(120));
+    let (cb, eb) = finish(b, &rb, std::time::Duration::from_secs(120));
+    let mut codes = [ca, cb];
+    codes.sort();
+    assert_eq!(codes, [Some(0), Some(2)], "one wins, one is refused:\n{ea}\n{eb}");
+    let loser = if ca == Some(2) { &ea } else { &eb };
+    assert!(loser.contains(&format!("path '{name}' is being changed by another vnet-te run")) || loser.contains("already exists"), "{loser}");
+    assert_eq!(labelled(name).0, 8, "the winner's path is whole");
+    assert_eq!(vnet(&["path", "verify", name]).status.code(), Some(0));
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
+}
+
 /// Linux starts packets at TTL 64: without vnet-te raising it, a path of more than 63 routers
 /// has a control plane that verifies and a data plane that dies half-way.
 #[test]
