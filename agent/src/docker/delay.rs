@@ -242,7 +242,9 @@ fn start_blocking(spec: &DelayLineSpec, settings: Settings, pid: u32) -> Result<
                 log_tail(&log_path)
             ));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // A line answers some milliseconds after it was forked: a finer poll than that
+        // would only spin, a coarser one adds up over a path's lines.
+        std::thread::sleep(Duration::from_millis(5));
     }
     rule.install(&ns).map_err(|e| e.to_string())?;
     give_schedule(spec, &control)

@@ -224,9 +224,9 @@ impl Boot<'_> {
                 let _permit = pool.acquire(2 * place).await;
                 start_with_retry(&*node, &c.name).await?;
             }
-            for line in self.impaired.iter().filter(|i| i.to.container == c.name).filter_map(Impairment::delay_line) {
-                node.start_delay_line(&line).await?;
-            }
+            // A router's lines (one per impaired link end) start side by side.
+            let lines: Vec<_> = self.impaired.iter().filter(|i| i.to.container == c.name).filter_map(Impairment::delay_line).collect();
+            futures_util::future::try_join_all(lines.iter().map(|l| node.start_delay_line(l))).await?;
             tracing::debug!(container = %c.name, created_ms = created, started_ms = t.elapsed().as_millis() as u64 - created, "container up");
             Ok(true)
         }
