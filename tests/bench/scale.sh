@@ -12,8 +12,19 @@ SIZES=${1:-24 100 250 500 1000}
 cargo build --release -q --workspace
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release/vnet-te
 names=()
-cleanup() { for n in "${names[@]}"; do "$bin" path delete "$n" >/dev/null 2>&1 || true; done; }
+# The kernel's IPv4 neighbour table is one for all network namespaces, 1024 entries by
+# default (gc_thresh3): a router has an entry per link end, so beyond about 500 routers new
+# neighbours fail ("No buffer space available") and sessions never form. Raised for the run,
+# restored after.
+thresholds=(net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3)
+saved=$(sysctl -n "${thresholds[@]}" | tr '\n' ' ')
+cleanup() {
+    for n in "${names[@]}"; do "$bin" path delete "$n" >/dev/null 2>&1 || true; done
+    read -r t1 t2 t3 <<<"$saved"
+    sysctl -qw "${thresholds[0]}=$t1" "${thresholds[1]}=$t2" "${thresholds[2]}=$t3"
+}
 trap cleanup EXIT
+sysctl -qw "${thresholds[0]}=4096" "${thresholds[1]}=8192" "${thresholds[2]}=16384"
 
 now() { date +%s%N; }
 # The kernel tears namespaces down after a delete returns: each size starts once the CPUs
@@ -58,7 +69,7 @@ for size in $SIZES; do
     mib=$(router_mib "${names[@]}")
     host=$(awk -v a="$before" -v b="$(avail_kib)" -v n="$routers" 'BEGIN { printf "%.1f", (a - b) / 1024 / n }')
     t2=$(now)
-    for n in "${names[@]}"; do "$bin" path delete "$n" >/dev/null; done
+    for n in "${names[@]}"; do "$bin" path delete "$n" >/dev/null 2>&1; done
     t3=$(now)
     names=()
     printf '%-8s %-26s %10s %10s %12s %14s %9s\n' "$routers" "$shape" "$(secs "$t0" "$t1")" \
