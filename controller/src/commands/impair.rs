@@ -7,7 +7,6 @@ use crate::core::objects;
 use crate::core::plan;
 use crate::core::spec::{self, SpecError};
 use crate::error::{exit, BadInput};
-use crate::exec::lock::PathLock;
 use crate::exec::{apply, cluster, distance};
 
 pub struct ImpairOptions {
@@ -27,10 +26,7 @@ pub struct ImpairOptions {
 /// with the change so verification judges against it.
 pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
     let change = impair_change(&a)?;
-    if let Some(problem) = spec::name_problem(&a.name) {
-        return Err(BadInput(format!("path name: {problem}")).into());
-    }
-    let _lock = PathLock::acquire(&a.name)?;
+    let _lock = super::lock_path(&a.name)?;
     let nodes = cluster::nodes().await?;
     let mut plan = plan_of(&nodes, &a.name).await?;
     let (ra, rb) = link_ends(&plan, &a.link)?;

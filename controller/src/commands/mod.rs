@@ -140,6 +140,15 @@ pub fn plan_json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("plan serialises")
 }
 
+/// Holds path `name`'s lock for the life of the value (one create, update, impair or delete
+/// per name at a time). A name no path can have is refused first: it also names the lock file.
+pub(crate) fn lock_path(name: &str) -> anyhow::Result<crate::exec::lock::PathLock> {
+    if let Some(problem) = spec::name_problem(name) {
+        return Err(BadInput(format!("path name: {problem}")).into());
+    }
+    Ok(crate::exec::lock::PathLock::acquire(name)?)
+}
+
 /// Resolves at the first SIGINT, SIGTERM or SIGHUP, with the signal's name. Once watched,
 /// these signals no longer end the process by themselves, for as long as it runs: a command
 /// that watches them in one phase must watch them in every later one.

@@ -16,7 +16,6 @@ use crate::core::render;
 use crate::core::replan;
 use crate::error::{exit, BadInput};
 use crate::core::spec::Converge;
-use crate::exec::lock::PathLock;
 use crate::exec::{apply, cluster, create as exec_create, distance, observe, state, teardown, DeployError, Nodes};
 
 pub struct CreateOptions {
@@ -68,7 +67,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     if !a.spec.nodes.is_empty() {
         return Err(BadInput("--nodes is for `path plan`; `path create` places on the engine's nodes".into()).into());
     }
-    let _lock = PathLock::acquire(&spec.name)?;
+    let _lock = super::lock_path(&spec.name)?;
     let nodes = cluster::nodes().await?;
     let started = Instant::now();
     if a.replace {
@@ -209,6 +208,16 @@ fn schedule_elapsed(plan: &plan::Plan) -> Option<u64> {
     Some(unix_ms_now().saturating_sub(start))
 }
 
+/// What a path is judged against now: the plan in the state its schedule gives at this
+/// moment (the stored plan when it has none), how far the schedule is, and the report to
+/// give instead of probing when the schedule has links down.
+fn judged_now(stored: &plan::Plan) -> (plan::Plan, Option<u64>, Option<compare::Report>) {
+    let Some(e) = schedule_elapsed(stored) else { return (stored.clone(), None, None) };
+    let (now, down) = plan::schedule::plan_at(stored, e);
+    let report = (!down.is_empty()).then(|| compare::down_by_schedule(&now, e, &down));
+    (now, Some(e), report)
+}
+
 /// Verifies, prints the report, and maps the verdict to the exit code.
 async fn verify_and_report(
     plan: &plan::Plan,
@@ -247,17 +256,11 @@ pub(crate) async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::P
 pub async fn verify(name: &str, timeout: Option<Duration>, output: Output, measure_rate: bool) -> anyhow::Result<i32> {
     let nodes = cluster::nodes().await?;
     let stored = plan_of(&nodes, name).await?;
-    // A scheduled path is judged by the state its schedule gives now.
-    let elapsed = schedule_elapsed(&stored);
-    let (plan, down) = match elapsed {
-        Some(e) => plan::schedule::plan_at(&stored, e),
-        None => (stored.clone(), Vec::new()),
-    };
+    let (plan, elapsed, down) = judged_now(&stored);
     if measure_rate && compare::distance::planned_rate(&plan).is_none() {
         return Err(BadInput(format!("--measure rate: path '{name}' plans no rate on its links")).into());
     }
-    if let (Some(e), false) = (elapsed, down.is_empty()) {
-        let report = compare::down_by_schedule(&plan, e, &down);
+    if let Some(report) = down {
         print_report(&report, output);
         return Ok(exit::VERIFY_FAILED);
     }
@@ -510,10 +513,7 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
 
 /// Deletes one path, or every path with `None`.
 pub async fn delete(target: Option<&str>) -> anyhow::Result<i32> {
-    if let Some(problem) = target.and_then(crate::core::spec::name_problem) {
-        return Err(BadInput(format!("path name: {problem}")).into());
-    }
-    let _lock = target.map(PathLock::acquire).transpose()?;
+    let _lock = target.map(super::lock_path).transpose()?;
     let nodes = cluster::nodes().await?;
     let started = Instant::now();
     let removed = teardown::delete(&nodes, target).await?;
@@ -549,7 +549,7 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let _lock = PathLock::acquire(&spec.name)?;
+    let _lock = super::lock_path(&spec.name)?;
     let nodes = cluster::nodes().await?;
     let old = plan_of(&nodes, &a.path).await?;
     let started = Instant::now();
@@ -584,17 +584,11 @@ pub async fn update(a: UpdateOptions) -> anyhow::Result<i32> {
     if !a.verify {
         return Ok(exit::OK);
     }
-    let new = match schedule_elapsed(&new) {
-        None => new,
-        Some(e) => {
-            let (now, down) = plan::schedule::plan_at(&new, e);
-            if !down.is_empty() {
-                print_report(&compare::down_by_schedule(&now, e, &down), a.output);
-                return Ok(exit::VERIFY_FAILED);
-            }
-            now
-        }
-    };
+    let (new, _, down) = judged_now(&new);
+    if let Some(report) = down {
+        print_report(&report, a.output);
+        return Ok(exit::VERIFY_FAILED);
+    }
     verify_and_report(&new, &nodes, timeout_for(&new, a.timeout, After::Update), a.output, started).await
 }
 
