@@ -383,7 +383,7 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                 Ok(None) => (None, Some("no delay line runs there".to_string())),
                 Err(e) => (None, Some(e)),
             };
-            let line_delay_us = plan::distance::line_delay_us(i.impair.delay_us, i.underlay);
+            let line_delay_us = i.line().delay_us;
             DelayLineShow {
                 link: i.link,
                 container: i.to.container,

@@ -369,7 +369,8 @@ pub fn line_schedule(plan: &Plan, arriving: &Impairment, start_unix_ms: u64) -> 
             rate = out_rate;
             LineStep {
                 at_ms,
-                delay_us: state.impair.delay_us,
+                // As `line()`: the underlay's share of a link between nodes is not held again.
+                delay_us: crate::core::plan::distance::line_delay_us(state.impair.delay_us, arriving.underlay),
                 jitter_us: state.impair.jitter_us,
                 loss_ppm: state.impair.loss_ppm,
                 down: state.down,
@@ -440,6 +441,25 @@ impl Impairment {
 mod tests {
     use super::*;
     use crate::core::plan::{sessions::routers_waiting_for_bgp, Inventory};
+
+    #[test]
+    fn a_scheduled_delay_on_a_link_between_nodes_leaves_out_the_underlays_share() {
+        let s = crate::core::spec::parse_yaml(
+            "s.yaml",
+            "name: s\nrouters: [{ name: r1 }, { name: r2 }]\nschedule: [{ at: 5s, link: r1-r2, delay: 100ms }]\n",
+        )
+        .unwrap();
+        let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let mut plan = crate::core::plan::build(&s, &inv).unwrap();
+        let u = crate::core::plan::Underlay { rtt_us: 600, one_way_us: 300 };
+        crate::core::plan::distance::set_underlay(&mut plan, &BTreeMap::from([(("n1".to_string(), "n2".to_string()), u)]));
+        let lines: Vec<_> = impairments(&plan).into_iter().filter(|i| i.underlay.is_some()).collect();
+        assert_eq!(lines.len(), 2, "both directions of r1–r2 cross the nodes");
+        for i in &lines {
+            let steps = line_schedule(&plan, i, 0).unwrap().steps;
+            assert_eq!(steps.iter().map(|s| s.delay_us).collect::<Vec<_>>(), [99_700], "{}", i.link);
+        }
+    }
 
     #[test]
     fn the_listening_end_of_each_session_is_made_first() {
