@@ -55,18 +55,14 @@ pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
 }
 
 fn impair_change(a: &ImpairOptions) -> Result<plan::distance::ImpairChange, SpecError> {
-    use crate::core::spec::distance::{duration, ppm};
+    use crate::core::spec::distance::{duration, ppm, rate_or_off};
     let mut p = Vec::new();
     let q = |s: &String| spec::Quantity(s.clone());
     let mut change = plan::distance::ImpairChange { down: a.down, up: a.up, ..Default::default() };
     change.delay_us = a.delay.as_ref().map(|d| duration("--delay", &q(d), &mut p));
     change.jitter_us = a.jitter.as_ref().map(|d| duration("--jitter", &q(d), &mut p));
     change.loss_ppm = a.loss.as_ref().and_then(|l| ppm("--loss", &q(l), &mut p));
-    change.rate_bps = match a.rate.as_deref() {
-        None => None,
-        Some("0") => Some(0),
-        Some(r) => vnet_te_agent::delay::units::parse_rate(r).map_err(|e| p.push(spec::Problem::new("--rate", e))).ok(),
-    };
+    change.rate_bps = a.rate.as_ref().and_then(|r| rate_or_off("--rate", &q(r), &mut p));
     if change == (plan::distance::ImpairChange::default()) {
         p.push(spec::Problem::new("path impair", "nothing to change: give --delay, --jitter, --loss, --rate, --down or --up"));
     }

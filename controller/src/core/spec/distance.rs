@@ -186,6 +186,14 @@ pub fn duration(loc: &str, q: &Quantity, p: &mut Vec<Problem>) -> u64 {
     }
 }
 
+/// A rate of a change in bits per second, where `0` takes the limit away, or a problem at `loc`.
+pub fn rate_or_off(loc: &str, q: &Quantity, p: &mut Vec<Problem>) -> Option<u64> {
+    match q.0.trim() {
+        "0" => Some(0),
+        r => parse_rate(r).map_err(|m| p.push(Problem::new(loc, m))).ok(),
+    }
+}
+
 /// A percentage as parts per million (10 % = 100000), or a problem at `loc`.
 pub fn ppm(loc: &str, q: &Quantity, p: &mut Vec<Problem>) -> Option<u32> {
     percent(loc, q, p).map(|v| (v * 10_000.0).round() as u32)

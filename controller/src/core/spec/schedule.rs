@@ -21,9 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::distance::{duration, ppm, Quantity};
+use super::distance::{duration, ppm, rate_or_off, Quantity};
 use super::{effective_links, LinkSpec, PathSpec, Problem};
-use vnet_te_agent::delay::units::parse_rate;
 
 /// One change of a link at a time after the path verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,10 +146,7 @@ pub fn resolve(spec: &PathSpec, p: &mut Vec<Problem>) -> Vec<Timed> {
             c.loss_ppm = ppm(&format!("{loc}.loss"), q, p);
         }
         if let Some(q) = &e.rate {
-            c.rate_bps = match q.0.trim() {
-                "0" => Some(0),
-                r => parse_rate(r).map_err(|m| p.push(Problem::new(format!("{loc}.rate"), m))).ok(),
-            };
+            c.rate_bps = rate_or_off(&format!("{loc}.rate"), q, p);
         }
         match (e.down, e.up) {
             (true, true) => p.push(Problem::new(loc.clone(), "both down and up: a change is one or the other")),
