@@ -89,9 +89,8 @@ pub fn answer(line: &str, control: &Control) -> (Reply, bool) {
         }
     }
     if let Request::Schedule { start_unix_ms, ifname, steps } = &request {
-        let plain = !ifname.is_empty() && ifname.len() <= 15 && ifname.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-        if !plain {
-            return fail(format!("{ifname:?} is not a plain interface name"));
+        if let Err(e) = super::units::check_ifname(ifname) {
+            return fail(e);
         }
         let timeline = LineSchedule { start_unix_ms: *start_unix_ms, steps: steps.clone() };
         if let Err(e) = schedule::spawn(control.clone(), timeline, ifname.clone()) {

@@ -162,6 +162,23 @@ pub fn tbf_remove(ifname: &str) -> Invocation {
     Invocation::new("tc", &["qdisc", "del", "dev", ifname, "root"])
 }
 
+/// Sets the rate of packets leaving `ifname` (Some) or takes the limit away (None; none to take
+/// away is no error), with each command placed by `place` (e.g. in a namespace).
+pub fn set_rate(ifname: &str, rate_bps: Option<u64>, place: impl Fn(Invocation) -> Invocation) -> Result<(), DelayError> {
+    match rate_bps {
+        None => match run(place(tbf_remove(ifname))) {
+            Err(DelayError::Command { stderr, .. }) if no_root_qdisc(&stderr) => Ok(()),
+            r => r,
+        },
+        Some(rate) => run(place(tbf(ifname, rate, super::schedule::RATE_LATENCY))),
+    }
+}
+
+/// Whether `tc qdisc del … root` failed only because there was no root qdisc to delete.
+pub fn no_root_qdisc(stderr: &str) -> bool {
+    stderr.contains("handle of zero") || stderr.contains("No such file or directory") || stderr.contains("Invalid handle")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::line::{Control, Settings};
-use super::rules::{self, tbf, tbf_remove};
+use super::rules;
 
 /// How long a packet may wait for the rate limit's tokens before it is dropped.
 pub const RATE_LATENCY: Duration = Duration::from_millis(50);
@@ -143,26 +143,13 @@ fn run(control: &Control, schedule: &LineSchedule, ifname: &str, generation: u64
 
 /// `tc` in the line's own namespace: the rate of packets leaving through `ifname`.
 fn set_rate(ifname: &str, rate_bps: u64) -> bool {
-    let result = if rate_bps == 0 {
-        match rules::run(tbf_remove(ifname)) {
-            Err(super::DelayError::Command { stderr, .. }) if no_root_qdisc(&stderr) => Ok(()),
-            r => r,
-        }
-    } else {
-        rules::run(tbf(ifname, rate_bps, RATE_LATENCY))
-    };
-    match result {
+    match rules::set_rate(ifname, (rate_bps > 0).then_some(rate_bps), |inv| inv) {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, ifname, rate_bps, "setting the rate");
             false
         }
     }
-}
-
-/// Whether `tc qdisc del … root` failed only because there was no root qdisc to delete.
-pub fn no_root_qdisc(stderr: &str) -> bool {
-    stderr.contains("handle of zero") || stderr.contains("No such file or directory") || stderr.contains("Invalid handle")
 }
 
 #[cfg(test)]

@@ -51,6 +51,21 @@ pub fn queue_len_for(rate_bps: u64, delay: Duration, mtu: u32) -> u32 {
     (packets.min(u32::MAX as f64) as u32).max(MIN_QUEUE_LEN)
 }
 
+/// A plain interface name: at most 15 letters, digits, `-`, `_`, `.`, `@`, not `.` or `..`
+/// (safe in a path and as an argument).
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a plain interface name (at most 15 letters, digits, '-', '_', '.', '@')"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

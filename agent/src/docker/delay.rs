@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::delay::control::{self, Request};
 use crate::delay::rules::{self, Namespace, QueueRule};
-use crate::delay::{DelayError, Settings, Status};
+use crate::delay::{Settings, Status};
 use crate::node::{DelayLineSpec, DelayLineStatus, DelaySettings, NodeError, NodeResult};
 
 use super::LocalNode;
@@ -50,19 +50,7 @@ pub fn check_container(name: &str) -> Result<(), String> {
     }
 }
 
-/// A plain interface name: at most 15 letters, digits, `-`, `_`, `.`, `@`, not `.` or `..`.
-pub fn check_ifname(name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-    if plain {
-        Ok(())
-    } else {
-        Err(format!("{name:?} is not a plain interface name (at most 15 letters, digits, '-', '_', '.', '@')"))
-    }
-}
+pub use crate::delay::units::check_ifname;
 
 /// The directory of a container's delay lines.
 pub fn control_dir(container: &str) -> PathBuf {
@@ -334,7 +322,6 @@ pub(super) fn forget(container: &str) {
     }
 }
 
-use crate::delay::schedule::no_root_qdisc;
 
 pub(super) async fn set_rate(node: &LocalNode, container: &str, ifname: &str, rate_bps: Option<u64>) -> NodeResult<()> {
     let doing = || format!("setting the rate of {container}:{ifname}");
@@ -347,15 +334,7 @@ pub(super) async fn set_rate(node: &LocalNode, container: &str, ifname: &str, ra
     let pid = node.pid_of(container, &doing).await?;
     let ns = Namespace::Pid(pid);
     let ifname = ifname.to_string();
-    blocking(&doing, move || {
-        let Some(rate) = rate_bps else {
-            return match rules::run(rules::tbf_remove(&ifname).within(&ns)) {
-                Err(DelayError::Command { stderr, .. }) if no_root_qdisc(&stderr) => Ok(()),
-                r => r.map_err(|e| e.to_string()),
-            };
-        };
-        rules::run(rules::tbf(&ifname, rate, RATE_LATENCY).within(&ns)).map_err(|e| e.to_string())
-    })
+    blocking(&doing, move || rules::set_rate(&ifname, rate_bps, |inv| inv.within(&ns)).map_err(|e| e.to_string()))
     .await
 }
 
@@ -445,7 +424,7 @@ mod tests {
 
     #[test]
     fn removing_a_rate_that_is_not_there_is_no_error() {
-        assert!(no_root_qdisc("Error: Cannot delete qdisc with handle of zero."));
-        assert!(!no_root_qdisc("Cannot find device \"eth9\""));
+        assert!(crate::delay::rules::no_root_qdisc("Error: Cannot delete qdisc with handle of zero."));
+        assert!(!crate::delay::rules::no_root_qdisc("Cannot find device \"eth9\""));
     }
 }
