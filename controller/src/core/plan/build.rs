@@ -94,14 +94,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let schedule = schedule::compile(&cx, &networks);
     if distance.is_some() {
         // Sessions must hold across the largest delay the schedule gives each link.
-        let mut worst = networks.clone();
-        for d in schedule.iter().flat_map(|s| &s.directions) {
-            let Some(n) = worst.iter_mut().find(|n| n.name == d.network) else { continue };
-            let a_end = n.ends.first().is_some_and(|e| e.name == d.from);
-            if let Some(i) = &mut n.impair {
-                *(if a_end { &mut i.from_a } else { &mut i.from_b }) = schedule::worst(d);
-            }
-        }
+        let worst = schedule::at_worst(&networks, schedule.as_ref());
         distance::session_profile(spec.converge, &bgp, &mut routers, &worst);
     }
     // Prefixes forced along the path, per direction: the far LAN and the far edge loopback

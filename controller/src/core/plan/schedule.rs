@@ -164,6 +164,30 @@ pub struct DownNow {
     pub until_ms: Option<u64>,
 }
 
+/// The impairments of a scheduled direction in its network: `from_a` where the direction
+/// leaves the network's first end.
+fn direction(from_a: bool, imp: &mut LinkImpair) -> &mut Impair {
+    if from_a {
+        &mut imp.from_a
+    } else {
+        &mut imp.from_b
+    }
+}
+
+/// Copies of `networks` with each scheduled direction at the largest delay its schedule
+/// gives it: what the sessions across it must hold through.
+pub fn at_worst(networks: &[NetworkPlan], schedule: Option<&SchedulePlan>) -> Vec<NetworkPlan> {
+    let mut worst = networks.to_vec();
+    for d in schedule.iter().flat_map(|s| &s.directions) {
+        let Some(n) = worst.iter_mut().find(|n| n.name == d.network) else { continue };
+        let from_a = n.ends.first().is_some_and(|e| e.name == d.from);
+        if let Some(imp) = &mut n.impair {
+            *direction(from_a, imp) = self::worst(d);
+        }
+    }
+    worst
+}
+
 /// The plan as the schedule has it `elapsed_ms` after its start: each scheduled direction's
 /// current impairments (a direction down counts as 100 % loss), the planned delays with them,
 /// and the directions down now.
@@ -181,11 +205,7 @@ pub fn plan_at(plan: &Plan, elapsed_ms: u64) -> (Plan, Vec<DownNow>) {
             let until = d.steps.iter().find(|s| s.at_ms > elapsed_ms && !s.state.down).map(|s| s.at_ms);
             down.push(DownNow { link: d.link.clone(), since_ms: down_since(d, elapsed_ms).unwrap_or(0), until_ms: until });
         }
-        if n.ends.first().is_some_and(|e| e.name == d.from) {
-            imp.from_a = i;
-        } else {
-            imp.from_b = i;
-        }
+        *direction(n.ends.first().is_some_and(|e| e.name == d.from), imp) = i;
     }
     distance::recompute(&mut now);
     (now, down)
