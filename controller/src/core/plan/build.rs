@@ -90,8 +90,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let hosts = lans(&cx, &mut routers, &mut networks, &subnets, evpn.as_ref());
     links(&cx, &mut routers, &mut networks, &subnets.links);
     let bgp = BgpTimersPlan { keepalive: spec.bgp.keepalive, hold: spec.bgp.hold, connect_retry: spec.bgp.connect_retry };
-    let distance = distance::impairments(&cx, &mut networks);
-    let schedule = schedule::compile(&cx, &networks);
+    let timed = schedule::resolve(spec);
+    let distance = distance::impairments(&cx, &mut networks, !timed.is_empty());
+    let schedule = schedule::compile(&cx, timed, &networks);
     if distance.is_some() {
         // Sessions must hold across the largest delay the schedule gives each link.
         let worst = schedule::at_worst(&networks, schedule.as_ref());

@@ -10,7 +10,7 @@ use crate::core::spec::{Converge, ToleranceSpec};
 
 /// Sets every router link's `impair` and returns the path's distance, or None for a path
 /// without any.
-pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan]) -> Option<DistancePlan> {
+pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan], scheduled: bool) -> Option<DistancePlan> {
     let spec = cx.spec;
     let defaults = spec.link_defaults.clone().unwrap_or_default();
     // Problems were reported by `spec::validate`; here they cannot occur.
@@ -29,7 +29,7 @@ pub(super) fn impairments(cx: &Cx, networks: &mut [NetworkPlan]) -> Option<Dista
         spread_budget(cx, d::duration("latency.one_way", &budget.one_way, &mut ignore), &mut link_impair);
     }
     // A scheduled link gets its delay lines even when it starts without distance.
-    let any = link_impair.iter().any(|i| !i.from_a.is_none() || !i.from_b.is_none()) || !super::schedule::scheduled_links(spec).is_empty();
+    let any = link_impair.iter().any(|i| !i.from_a.is_none() || !i.from_b.is_none()) || scheduled;
     if !any && spec.latency.is_none() {
         return None;
     }

@@ -50,16 +50,15 @@ pub struct SchedulePlan {
     pub directions: Vec<DirectionSchedule>,
 }
 
-/// The links (indices into the spec's links) the spec schedules.
-pub fn scheduled_links(spec: &crate::core::spec::PathSpec) -> BTreeSet<usize> {
+/// Every timed change of a valid spec (its schedule and contact plan).
+pub(super) fn resolve(spec: &crate::core::spec::PathSpec) -> Vec<s::Timed> {
     let mut ignore = Vec::new();
-    s::resolve(spec, &mut ignore).iter().map(|t| t.direction.link).collect()
+    s::resolve(spec, &mut ignore)
 }
 
-/// Compiles the timelines of a valid spec over the link networks the distance pass set.
-pub(super) fn compile(cx: &Cx, networks: &[NetworkPlan]) -> Option<SchedulePlan> {
-    let mut ignore = Vec::new();
-    let mut timed = s::resolve(cx.spec, &mut ignore);
+/// Compiles the timelines of a valid spec (`resolve`d) over the link networks the distance
+/// pass set.
+pub(super) fn compile(cx: &Cx, mut timed: Vec<s::Timed>, networks: &[NetworkPlan]) -> Option<SchedulePlan> {
     if timed.is_empty() {
         return None;
     }
