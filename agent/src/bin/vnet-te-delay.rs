@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use vnet_te_agent::delay::control::{self, Request};
 use vnet_te_agent::delay::nfqueue::QueueOptions;
 use vnet_te_agent::delay::owner::Owner;
-use vnet_te_agent::delay::units::{parse_duration, parse_rate, queue_len_for};
+use vnet_te_agent::delay::units::{parse_duration, parse_rate, queue_len_for, DEFAULT_LINE_RATE_BPS};
 use vnet_te_agent::delay::{DelayLine, LineConfig, Settings};
 
 #[derive(Debug, Parser)]
@@ -74,7 +74,7 @@ struct RunArgs {
     #[arg(long)]
     queue_max_len: Option<u32>,
     /// The link's rate, to size the queue (e.g. 100mbit).
-    #[arg(long, value_parser = parse_rate, default_value = "1gbit")]
+    #[arg(long, value_parser = parse_rate, default_value_t = DEFAULT_LINE_RATE_BPS)]
     rate: u64,
     /// Accept packets undelayed when the queue is full (default: the kernel drops them).
     #[arg(long)]

@@ -51,6 +51,9 @@ pub fn queue_len_for(rate_bps: u64, delay: Duration, mtu: u32) -> u32 {
     (packets.min(u32::MAX as f64) as u32).max(MIN_QUEUE_LEN)
 }
 
+/// The rate a line's queue is sized for when no rate is given (`run --rate`).
+pub const DEFAULT_LINE_RATE_BPS: u64 = 1_000_000_000;
+
 /// A plain interface name: at most 15 letters, digits, `-`, `_`, `.`, `@`, not `.` or `..`
 /// (safe in a path and as an argument).
 pub fn check_ifname(name: &str) -> Result<(), String> {

@@ -20,8 +20,6 @@ use crate::core::spec::distance::Impair;
 /// Where each experiment host keeps a copy of the plan, so `path verify/show` work
 /// without the spec file.
 pub const PLAN_PATH: &str = "/etc/vnet-te/plan.json";
-/// The rate a delay line's queue is sized for when none is planned (the line's own default).
-const DEFAULT_LINE_RATE: u64 = 1_000_000_000;
 
 /// A node without a known underlay address cannot carry a VXLAN link end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -407,7 +405,7 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
                 queue_max_len: timelines.iter().find(|d| d.from == names.0.name).and_then(|d| {
                     let w = schedule::worst(d);
                     (w.delay_us + w.jitter_us > impair.delay_us + impair.jitter_us)
-                        .then(|| queue_len_for(DEFAULT_LINE_RATE, std::time::Duration::from_micros(w.delay_us + w.jitter_us), 1500))
+                        .then(|| queue_len_for(vnet_te_agent::delay::units::DEFAULT_LINE_RATE_BPS, std::time::Duration::from_micros(w.delay_us + w.jitter_us), 1500))
                 }),
             });
         }
