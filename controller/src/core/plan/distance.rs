@@ -48,7 +48,7 @@ pub(super) fn path_links(cx: &Cx) -> Vec<(usize, bool)> {
     cx.path
         .windows(2)
         .filter_map(|w| {
-            cx.links.iter().position(|l| (l.a == w[0] && l.b == w[1]) || (l.a == w[1] && l.b == w[0])).map(|i| (i, cx.links[i].a == w[0]))
+            cx.links.iter().position(|l| l.joins(&w[0], &w[1])).map(|i| (i, cx.links[i].a == w[0]))
         })
         .collect()
 }

@@ -190,6 +190,11 @@ pub struct LinkSpec {
 }
 
 impl LinkSpec {
+    /// Whether this link joins routers `a` and `b`, either way round.
+    pub fn joins(&self, a: &str, b: &str) -> bool {
+        (self.a == a && self.b == b) || (self.a == b && self.b == a)
+    }
+
     /// A plain link between two routers.
     pub fn between(a: &str, b: &str) -> Self {
         LinkSpec {

@@ -104,7 +104,7 @@ pub struct Timed {
 pub fn find_link(links: &[LinkSpec], text: &str) -> Option<usize> {
     text.match_indices(['-', '–']).find_map(|(i, sep)| {
         let (a, b) = (&text[..i], &text[i + sep.len()..]);
-        links.iter().position(|l| (l.a == a && l.b == b) || (l.a == b && l.b == a))
+        links.iter().position(|l| l.joins(a, b))
     })
 }
 
@@ -241,7 +241,7 @@ fn contact_plan(cp: &ContactPlanSpec, links: &[LinkSpec], spec: &PathSpec, p: &m
             p.push(Problem::new(at, format!("node {} is not in contact_plan.nodes", unknown.join(" and "))));
             return None;
         };
-        let Some(li) = links.iter().position(|x| (x.a == *a && x.b == *b) || (x.a == *b && x.b == *a)) else {
+        let Some(li) = links.iter().position(|x| x.joins(a, b)) else {
             p.push(Problem::new(at, format!("nodes {} and {} ({a}, {b}) have no link between them", l.from, l.to)));
             return None;
         };
