@@ -21,7 +21,7 @@ const ARP_TUNING: &[(&str, &str)] = &[("retrans_time_ms", "100"), ("mcast_solici
 /// Runs `f` on a thread of its own inside the network namespace of process `pid` (host PID).
 /// Sockets made there keep that namespace; the thread then ends, so no runtime thread ever
 /// changes its own.
-fn in_namespace<T: Send + 'static>(pid: u32, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+pub(crate) fn in_namespace<T: Send + 'static>(pid: u32, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     std::thread::spawn(move || {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
         nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;

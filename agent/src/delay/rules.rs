@@ -113,6 +113,12 @@ impl QueueRule {
         Ok(())
     }
 
+    /// Adds the rule to `ns` without looking for it first: for a namespace whose line has just
+    /// started (a copy left by an earlier line would only be a second match never reached).
+    pub fn append(&self, ns: &Namespace) -> Result<(), DelayError> {
+        self.invocations(RuleOp::Append).into_iter().try_for_each(|append| succeed(append.within(ns)))
+    }
+
     /// Removes the rule (every copy of it) from `ns`; a rule that is not there is no error.
     pub fn remove(&self, ns: &Namespace) -> Result<(), DelayError> {
         let checks = self.invocations(RuleOp::Check);

@@ -1,8 +1,9 @@
 //! Distance on the link ends in a node's containers: delay lines and rate limits.
 //!
 //! A delay line is one `vnet-te-delay run` process per link end, started detached (`setsid
-//! -f`, so it outlives the request) in the container's network namespace (`nsenter -t PID
-//! -n`), with `--exit-with PID` for the container's init: it ends, releasing what it holds,
+//! -f`, so it outlives the request) in the container's network namespace (from a thread that
+//! entered it, as its rules are installed: no `nsenter` per command, which a path's dozens of
+//! lines would pay for several times each), with `--exit-with PID` for the container's init: it ends, releasing what it holds,
 //! once the container has (otherwise it would keep the namespace alive after `docker rm`).
 //! Its control socket is `/run/vnet-te/delay/<container>/<ifname>.sock`, its output in
 //! `<ifname>.log` beside it; `remove_container` takes the directory away. Only once the line
@@ -125,11 +126,12 @@ pub fn run_args(spec: &DelayLineSpec, control: &Path, owner: u32) -> Vec<String>
     args
 }
 
-/// The command that starts the line detached in the namespace of `pid`.
+/// The command that starts the line detached (in the namespace it is run from), ending with
+/// process `pid`.
 fn launch(binary: &Path, spec: &DelayLineSpec, control: &Path, pid: u32) -> rules::Invocation {
     let mut args = vec!["-f".to_string(), binary.display().to_string()];
     args.extend(run_args(spec, control, pid));
-    rules::Invocation { program: "setsid".into(), args }.within(&Namespace::Pid(pid))
+    rules::Invocation { program: "setsid".into(), args }
 }
 
 fn ns_of(pid: i64) -> Option<PathBuf> {
@@ -176,11 +178,12 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what}: {e}")
 }
 
-/// Starts (or updates) the line of `spec` in the namespace of process `pid`. Blocking.
+/// Starts (or updates) the line of `spec` for the container whose init is process `pid`, from
+/// a thread inside that container's network namespace. Blocking.
 fn start_blocking(spec: &DelayLineSpec, settings: Settings, pid: u32) -> Result<(), String> {
     let control = control_path(&spec.container, &spec.ifname);
     let rule = QueueRule { ifname: spec.ifname.clone(), queue: spec.queue, bypass: false };
-    let ns = Namespace::Pid(pid);
+    let ns = Namespace::Current;
     if let Ok(status) = ask(&control, &Request::Status) {
         if serves_namespace_of(&control, pid) {
             if status.queue != spec.queue {
@@ -234,7 +237,7 @@ fn start_blocking(spec: &DelayLineSpec, settings: Settings, pid: u32) -> Result<
         // would only spin, a coarser one adds up over a path's lines.
         std::thread::sleep(Duration::from_millis(5));
     }
-    rule.install(&ns).map_err(|e| e.to_string())?;
+    rule.append(&ns).map_err(|e| e.to_string())?;
     give_schedule(spec, &control)
 }
 
@@ -279,7 +282,13 @@ pub(super) async fn start(node: &LocalNode, spec: &DelayLineSpec) -> NodeResult<
     }
     let pid = node.pid_of(&spec.container, &doing).await?;
     let spec = spec.clone();
-    blocking(&doing, move || start_blocking(&spec, settings, pid)).await
+    blocking(&doing, move || within(pid, move || start_blocking(&spec, settings, pid))).await
+}
+
+/// Runs `f` on a thread inside the network namespace of process `pid`.
+fn within<T: Send + 'static>(pid: u32, f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    crate::netns::in_namespace(pid, move || Ok(f()))
+        .map_err(|e| format!("entering the network namespace of process {pid}: {e}"))?
 }
 
 pub(super) async fn set(container: &str, ifname: &str, settings: DelaySettings) -> NodeResult<()> {
@@ -332,10 +341,8 @@ pub(super) async fn set_rate(node: &LocalNode, container: &str, ifname: &str, ra
         }
     }
     let pid = node.pid_of(container, &doing).await?;
-    let ns = Namespace::Pid(pid);
     let ifname = ifname.to_string();
-    blocking(&doing, move || rules::set_rate(&ifname, rate_bps, |inv| inv.within(&ns)).map_err(|e| e.to_string()))
-    .await
+    blocking(&doing, move || within(pid, move || rules::set_rate(&ifname, rate_bps, |inv| inv).map_err(|e| e.to_string()))).await
 }
 
 #[cfg(test)]
@@ -378,11 +385,11 @@ mod tests {
     }
 
     #[test]
-    fn the_line_runs_detached_in_the_namespace_and_ends_with_the_container() {
+    fn the_line_runs_detached_and_ends_with_the_container() {
         let inv = launch(Path::new("/usr/local/bin/vnet-te-delay"), &spec(), &control_path("vte-p1-r2", "eth1"), 4242);
         assert_eq!(
             inv.display(),
-            "nsenter -t 4242 -n setsid -f /usr/local/bin/vnet-te-delay run --queue 3 \
+            "setsid -f /usr/local/bin/vnet-te-delay run --queue 3 \
              --control /run/vnet-te/delay/vte-p1-r2/eth1.sock --delay 1280000us --jitter 500us --loss 0.5 --exit-with 4242"
         );
         let mut s = spec();

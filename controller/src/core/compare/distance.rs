@@ -147,14 +147,8 @@ fn direction(plan: &Plan, d: &DistancePlan, t: &TracerouteExpectation, obs: &Obs
     let key = (t.from.clone(), t.to.clone());
     let measured: &[Option<u64>] = obs.trace_rtts.get(&key).map(Vec::as_slice).unwrap_or(&[]);
     let names = hop_names(plan, t);
-    // Hop 0 is the first router, behind the host's own (undelayed) LAN; the far host, last,
-    // adds no link.
-    let hops: Vec<HopDelay> = (1..t.rtt_us.len().saturating_sub(1))
-        .map(|k| HopDelay {
-            hop: names[k].clone(),
-            link: format!("{}–{}", names[k - 1], names[k]),
-            rtt: Measure::new(t.rtt_us[k], measured.get(k).copied().flatten(), d.allowance_us(t.rtt_us[k])),
-        })
+    let hops: Vec<HopDelay> = hop_measures(d, t, measured)
+        .map(|(k, rtt)| HopDelay { hop: names[k].clone(), link: format!("{}–{}", names[k - 1], names[k]), rtt })
         .collect();
     let planned_total = t.rtt_us.last().copied().unwrap_or(0);
     let end_to_end = Measure::new(planned_total, obs.ping_rtts.get(&key).copied().flatten(), d.allowance_us(planned_total));
@@ -175,6 +169,19 @@ fn direction(plan: &Plan, d: &DistancePlan, t: &TracerouteExpectation, obs: &Obs
         problems.push(format!("loss: {}", l.describe()));
     }
     DelayReport { from: t.from.clone(), to: t.to.clone(), ok: problems.is_empty(), hops, end_to_end, loss, problems }
+}
+
+/// Each delayed hop of a traceroute (by its index) against its planned round trip. Hop 0 is
+/// the first router, behind the host's own (undelayed) LAN; the far host, last, adds no link.
+fn hop_measures<'a>(d: &'a DistancePlan, t: &'a TracerouteExpectation, measured: &'a [Option<u64>]) -> impl Iterator<Item = (usize, Measure)> + 'a {
+    (1..t.rtt_us.len().saturating_sub(1))
+        .map(move |k| (k, Measure::new(t.rtt_us[k], measured.get(k).copied().flatten(), d.allowance_us(t.rtt_us[k]))))
+}
+
+/// Whether every delayed hop of one traceroute's round trips is within its allowance (true
+/// for a path without distance): one sample that is needs no more.
+pub fn hops_within(plan: &Plan, t: &TracerouteExpectation, measured: &[Option<u64>]) -> bool {
+    plan.distance.as_ref().is_none_or(|d| hop_measures(d, t, measured).all(|(_, m)| m.ok))
 }
 
 /// The router names of a traceroute's hops, in order (the far host last).
@@ -229,6 +236,24 @@ mod tests {
             r.problems
         );
         assert!(delay_reports(&plan, &measured(&plan, 0)).iter().all(|r| r.ok && r.loss.is_some_and(|l| l.ok)));
+    }
+
+    #[test]
+    fn one_traceroute_whose_hops_are_all_within_needs_no_more_samples() {
+        let plan = long_haul();
+        let t = &plan.expectations.traceroutes[0];
+        let key = (t.from.clone(), t.to.clone());
+        let good = measured(&plan, 300).trace_rtts[&key].clone();
+        assert!(hops_within(&plan, t, &good));
+        let mut late = good.clone();
+        late[3] = late[3].map(|r| r + 20_000);
+        assert!(!hops_within(&plan, t, &late), "one late hop asks for more samples");
+        let mut lost = good;
+        lost[2] = None;
+        assert!(!hops_within(&plan, t, &lost), "a hop without a reply asks for more samples");
+        assert!(!hops_within(&plan, t, &[]), "no traceroute at all");
+        let zero = crate::core::plan::distance::without_distance(&plan);
+        assert!(hops_within(&zero, &zero.expectations.traceroutes[0], &[]), "no distance, nothing to judge");
     }
 
     #[test]
