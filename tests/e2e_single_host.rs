@@ -372,6 +372,48 @@ fn two_creates_of_one_name_at_once_one_wins_the_other_is_refused() {
     assert_eq!(labelled(name), (0, 0));
 }
 
+/// The plan of a running path is kept by the controller (`$VNET_TE_HOME/paths`, 0600), not in
+/// the experiment hosts, where experimenters are root: a plan written into a host changes
+/// nothing `path verify` looks at, and delete takes the stored plan away.
+#[test]
+fn faults_a_plan_written_into_a_host_has_no_effect() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("faults_a_plan_written_into_a_host") {
+        return;
+    }
+    let name = "e2etamper";
+    let _c = Cleanup(name);
+    let home = std::env::var("VNET_TE_HOME").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".vnet-te")
+    });
+    let stored = home.join("paths").join(format!("{name}.json"));
+    assert_eq!(vnet(&["path", "create", "--hops", "3", "--name", name]).status.code(), Some(0));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&stored).expect("the stored plan").permissions());
+    assert_eq!(mode & 0o777, 0o600, "{}", stored.display());
+    let src = format!("vte-{name}-src");
+    let listing = docker(&["exec", &src, "sh", "-c", "ls -A /etc/vnet-te 2>/dev/null; true"]);
+    assert!(!listing.contains("plan"), "no plan in the host: {listing}");
+    // What an experimenter could plant: a plan that points at other containers.
+    let planted = std::fs::read_to_string(&stored).unwrap().replace(&format!("vte-{name}-"), "vte-elsewhere-");
+    let mut child = std::process::Command::new("docker")
+        .args(["exec", "-i", &src, "sh", "-c", "mkdir -p /etc/vnet-te && cat > /etc/vnet-te/plan.json"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), planted.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let out = vnet(&["path", "verify", name, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "verify reads the controller's plan");
+    let report = json(&out);
+    let hops = report["hops"].as_array().expect("hops");
+    assert_eq!(hops.len(), 3);
+    assert!(!report.to_string().contains("vte-elsewhere"), "{report}");
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert!(!stored.exists(), "delete removes the stored plan");
+    assert_eq!(labelled(name), (0, 0));
+}
+
 /// Linux starts packets at TTL 64: without vnet-te raising it, a path of more than 63 routers
 /// has a control plane that verifies and a data plane that dies half-way.
 #[test]

@@ -7,7 +7,7 @@ use crate::core::objects;
 use crate::core::plan;
 use crate::core::spec::{self, SpecError};
 use crate::error::{exit, BadInput};
-use crate::exec::{apply, cluster, distance};
+use crate::exec::{cluster, distance, state};
 
 pub struct ImpairOptions {
     pub name: String,
@@ -44,7 +44,7 @@ pub async fn impair(a: ImpairOptions) -> anyhow::Result<i32> {
     for i in &changed {
         distance::change(&nodes, i).await.with_context(|| format!("changing link {} of path '{}'", i.link, a.name))?;
     }
-    apply::store_plan(&plan, &nodes).await.with_context(|| format!("storing the plan of path '{}'", a.name))?;
+    state::store_plan(&plan, &nodes).with_context(|| format!("storing the plan of path '{}'", a.name))?;
     for i in &changed {
         eprintln!("link {}: {}", i.link, i.impair);
     }

@@ -86,7 +86,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
         signal = super::interrupted() => Err(DeployError::Interrupted(signal)),
     };
     progress.done();
-    if let Err(e) = result {
+    if let Err(e) = result.and_then(|()| Ok(state::save_new(&nodes.state_dir, &plan)?)) {
         return Err(exec_create::roll_back(&plan, &nodes, e).await);
     }
     // The path exists from here on: a signal ends the command, not the path.
@@ -192,7 +192,7 @@ async fn begin_schedule(plan: &mut plan::Plan, nodes: &Nodes) -> anyhow::Result<
     if let Some(s) = &mut plan.schedule {
         s.start_unix_ms = Some(start);
     }
-    apply::store_plan(plan, nodes).await.with_context(|| format!("storing the schedule's start in path '{}'", plan.name))?;
+    state::store_plan(plan, nodes).with_context(|| format!("storing the schedule's start in path '{}'", plan.name))?;
     eprintln!("schedule started: {n} delay lines run their timelines from now (`vnet-te path show {}` says where it stands)", plan.name);
     Ok(())
 }
@@ -243,8 +243,9 @@ pub(crate) async fn plan_of(nodes: &Nodes, name: &str) -> anyhow::Result<plan::P
                 Err(BadInput(format!("no path named '{name}' on this engine (see `vnet-te path list`)")).into())
             } else {
                 bail!(
-                    "path '{name}' exists but its plan could not be read from its experiment hosts; \
-                     delete it with `vnet-te path delete {name}`"
+                    "path '{name}' exists but its plan is not stored here ({}: the plan is kept on the machine that created the path); \
+                     run this where it was created, or delete it with `vnet-te path delete {name}`",
+                    state::file(&nodes.state_dir, name).display()
                 )
             }
         }

@@ -17,10 +17,6 @@ use crate::core::plan::{start_rank, Driver, Endpoint, HostPlan, NetworkPlan, Net
 use crate::core::render::{self, Rendered};
 use crate::core::spec::distance::Impair;
 
-/// Where each experiment host keeps a copy of the plan, so `path verify/show` work
-/// without the spec file.
-pub const PLAN_PATH: &str = "/etc/vnet-te/plan.json";
-
 /// A node without a known underlay address cannot carry a VXLAN link end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("node '{0}' has no known IPv4 address for VXLAN links (its agent address, or the manager's advertise address)")]
@@ -166,9 +162,8 @@ pub fn container_specs(plan: &Plan, files: &Rendered) -> Vec<(String, ContainerS
         let rank = (start_rank(plan.path.len(), r.hop).saturating_add(1), i);
         out.push((rank, r.node.clone(), router_spec(plan, r, &network, files)));
     }
-    let plan_json = serde_json::to_string(plan).expect("plan serialises");
     for h in &plan.hosts {
-        out.push(((0, 0), h.node.clone(), host_spec(plan, h, &network, files, &plan_json)));
+        out.push(((0, 0), h.node.clone(), host_spec(plan, h, &network, files)));
     }
     out.sort_by_key(|(rank, _, _)| *rank);
     out.into_iter().map(|(_, node, spec)| (node, spec)).collect()
@@ -237,13 +232,11 @@ fn host_spec(
     h: &HostPlan,
     network: &BTreeMap<&str, &NetworkPlan>,
     files: &Rendered,
-    plan_json: &str,
 ) -> ContainerSpec {
     let mut l = base_labels(plan, "host");
     l.insert(labels::OBJECT.into(), h.name.clone());
     l.insert(labels::NODE.into(), h.node.clone());
-    let mut f = file_specs(files.get(&h.name));
-    f.push(FileSpec { path: PLAN_PATH.into(), mode: 0o644, content: plan_json.to_string() });
+    let f = file_specs(files.get(&h.name));
     let docker_net = network.get(h.network.as_str()).is_some_and(|n| n.driver.is_docker());
     ContainerSpec {
         name: h.container.clone(),

@@ -983,6 +983,14 @@ pub fn traceroute_output(target: Ipv4Addr, max_hops: u32, hops: &[Ipv4Addr]) -> 
 pub struct Fakes {
     pub journal: Journal,
     pub nodes: Vec<Arc<FakeNode>>,
+    /// The controller's state directory for these nodes (removed with them).
+    pub state_dir: std::path::PathBuf,
+}
+
+impl Drop for Fakes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
 }
 
 impl Fakes {
@@ -994,7 +1002,10 @@ impl Fakes {
             .enumerate()
             .map(|(i, n)| FakeNode::joined(n, Ipv4Addr::new(10, 0, 0, i as u8 + 1), journal.clone(), swarm.clone()))
             .collect();
-        Fakes { journal, nodes }
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let state_dir = std::env::temp_dir().join(format!("vnet-te-fakes-{}-{seq}", std::process::id()));
+        Fakes { journal, nodes, state_dir }
     }
 
     /// The deployment the executor takes: these nodes, the first the manager.
@@ -1005,6 +1016,7 @@ impl Fakes {
             by_name: self.nodes.iter().map(|n| (n.name.clone(), as_dyn(n))).collect(),
             order: self.nodes.iter().map(|n| n.name.clone()).collect(),
             underlay: self.nodes.iter().map(|n| (n.name.clone(), n.addr)).collect(),
+            state_dir: self.state_dir.clone(),
         }
     }
 

@@ -23,16 +23,19 @@ pub struct Nodes {
     pub order: Vec<String>,
     /// Each node's address on the network between nodes (VXLAN links ride on it).
     pub underlay: BTreeMap<String, std::net::Ipv4Addr>,
+    /// Where the running paths' plans are kept, on the controller's side (`state`).
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Nodes {
-    pub fn single(node: Arc<dyn Node>) -> Self {
+    pub fn single(node: Arc<dyn Node>, state_dir: std::path::PathBuf) -> Self {
         let name = node.name().to_string();
         Nodes {
             manager: node.clone(),
             by_name: BTreeMap::from([(name.clone(), node)]),
             order: vec![name],
             underlay: BTreeMap::new(),
+            state_dir,
         }
     }
 
@@ -80,6 +83,8 @@ pub enum DeployError {
     Interrupted(&'static str),
     #[error("rendering configs: {0}")]
     Render(#[from] render::RenderError),
+    #[error(transparent)]
+    State(#[from] super::state::StateError),
 }
 
 /// What one step of a create is about; reported on failure.

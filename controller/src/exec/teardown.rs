@@ -99,6 +99,13 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
                 .map_err(|source| DeployError::Step { step: "withdrawing the forwarding rule", source })?;
         }
     }
+    let names = match path {
+        Some(name) => vec![name.to_string()],
+        None => super::state::stored_names(&nodes.state_dir),
+    };
+    for name in names {
+        super::state::forget(&nodes.state_dir, &name)?;
+    }
     Ok(removed)
 }
 

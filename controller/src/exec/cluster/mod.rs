@@ -7,6 +7,7 @@
 //! cluster.json              manager name and address, the nodes and their agent addresses
 //! pki/ca.pem ca-key.pem     the cluster CA (made at `cluster init`; the key never leaves)
 //! controller/{ca,cert,key}.pem   the controller's client certificate for the agents
+//! paths/NAME.json           the plan each running path was made from (`exec::state`)
 //! ```
 //!
 //! The manager's own engine is driven in-process (`LocalNode`); every other node through
@@ -117,6 +118,11 @@ fn controller_tls(home: &Path) -> anyhow::Result<rustls::ClientConfig> {
     Ok(tls::client_config(&id)?)
 }
 
+/// Where the running paths' plans are kept (`exec::state`).
+fn paths_dir(home: &Path) -> PathBuf {
+    home.join("paths")
+}
+
 fn pki_dir(home: &Path) -> PathBuf {
     home.join("pki")
 }
@@ -132,7 +138,7 @@ pub async fn nodes() -> anyhow::Result<Nodes> {
         let node = LocalNode::connect(LOCAL_NODE).await.context(
             "no Docker engine answered; start one (`bash deploy/ensure-docker.sh` installs and starts it)",
         )?;
-        return Ok(Nodes::single(Arc::new(node)));
+        return Ok(Nodes::single(Arc::new(node), paths_dir(&home)));
     };
     let manager = Arc::new(connect_manager(&state).await?);
     cluster_nodes(&home, &state, manager)
@@ -166,7 +172,7 @@ fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> 
             underlay.insert(n.name.clone(), a);
         }
     }
-    Ok(Nodes { manager, by_name, order: state.node_names(), underlay })
+    Ok(Nodes { manager, by_name, order: state.node_names(), underlay, state_dir: paths_dir(home) })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ mod fake_node;
 mod observe;
 mod rollback;
 mod schedule;
+mod state;
 mod teardown;
 mod underlay;
 
@@ -37,5 +38,7 @@ async fn created(plan: &Plan) -> Fakes {
     let names: Vec<&str> = plan.nodes.iter().map(String::as_str).collect();
     let fakes = Fakes::new(&names);
     create::create(plan, &fakes.nodes(), &NoProgress).await.unwrap_or_else(|e| panic!("create: {e}\n{}", fakes.journal.dump()));
+    // As `path create` does once the create succeeded.
+    crate::exec::state::save_new(&fakes.state_dir, plan).unwrap();
     fakes
 }
