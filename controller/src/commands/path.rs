@@ -78,6 +78,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     }
     let inv = Inventory { nodes: nodes.names(), taken: nodes.taken_subnets().await? };
     let mut plan = plan::build(&spec, &inv)?;
+    warn_neighbour_table(&plan, &nodes);
     underlay(&mut plan, &nodes).await;
 
     let progress = Bar::new();
@@ -142,6 +143,17 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     );
     begin_schedule(&mut plan, &nodes).await?;
     Ok(exit::OK)
+}
+
+/// Warns when the path's link ends on this machine (the manager's engine) would pass the
+/// kernel's neighbour table (`plan::neighbours`); other nodes' tables are not read from here.
+fn warn_neighbour_table(plan: &plan::Plan, nodes: &Nodes) {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let Some(limit) = read("/proc/sys/net/ipv4/neigh/default/gc_thresh3").and_then(|s| s.trim().parse().ok()) else { return };
+    let in_use = read("/proc/net/stat/arp_cache").and_then(|s| plan::neighbours::entries_in_use(&s)).unwrap_or(0);
+    if let Some(w) = plan::neighbours::warning(plan, nodes.manager.name(), in_use, limit) {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// Measures the underlay under the path's links between nodes (before any delay line

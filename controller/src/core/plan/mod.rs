@@ -18,6 +18,7 @@ mod build;
 pub mod cidr;
 mod display;
 pub mod distance;
+pub mod neighbours;
 pub mod schedule;
 pub mod sessions;
 pub mod timeouts;
