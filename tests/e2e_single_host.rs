@@ -414,6 +414,55 @@ fn faults_a_plan_written_into_a_host_has_no_effect() {
     assert_eq!(labelled(name), (0, 0));
 }
 
+/// A router restarted by hand (its links and delay lines gone with its namespace), another
+/// stopped and the far host removed: the path no longer verifies, `path repair` brings it back
+/// in place (same names, addresses and ASNs, so the stored plan verifies) and delete leaves
+/// nothing, delay lines included.
+#[test]
+fn faults_restarted_stopped_and_removed_containers_are_repaired_in_place() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("faults_restarted_stopped_and_removed") {
+        return;
+    }
+    let name = "e2erepair";
+    let _c = Cleanup(name);
+    assert_eq!(vnet(&["path", "create", "--hops", "6", "--name", name, "--delay", "2ms"]).status.code(), Some(0));
+    let id_of = |c: &str| docker(&["inspect", "-f", "{{.Id}}", c]);
+    let r2 = id_of(&format!("vte-{name}-r2"));
+    docker(&["restart", &format!("vte-{name}-r3")]);
+    docker(&["stop", &format!("vte-{name}-r5")]);
+    docker(&["rm", "-f", &format!("vte-{name}-dst")]);
+    assert_eq!(vnet(&["path", "verify", name, "--timeout", "5"]).status.code(), Some(1), "broken before the repair");
+    let out = vnet(&["path", "repair", name, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "repaired and verified");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("containers made again: vte-{name}-dst")), "{said}");
+    assert!(said.contains(&format!("started: vte-{name}-r5")), "{said}");
+    assert!(said.contains(&format!("vte-{name}-r3:")), "r3's link ends were made again: {said}");
+    let report = json(&out);
+    assert_eq!(report["verified"], true);
+    // The delay lines are back on every link: each hop's round trip is its planned one.
+    let distance = report["distance"].as_array().expect("delays judged both ways");
+    assert_eq!(distance.len(), 2);
+    for d in distance {
+        assert_eq!(d["ok"], true, "{d}");
+        for h in d["hops"].as_array().unwrap() {
+            // Without its lines a hop answers in a fraction of a millisecond.
+            assert!(h["measured_us"].as_u64().unwrap() * 10 >= h["planned_us"].as_u64().unwrap() * 9, "{h}");
+        }
+    }
+    assert_eq!(id_of(&format!("vte-{name}-r2")), r2, "a router that lost only a link is the same container");
+    let again = vnet(&["path", "repair", name, "--no-verify"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("every container, link and delay line is in place"));
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
+    let lines = std::fs::read_dir("/run/vnet-te/delay")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(&format!("vte-{name}-"))).count())
+        .unwrap_or(0);
+    assert_eq!(lines, 0, "no delay line directory left");
+}
+
 /// Linux starts packets at TTL 64: without vnet-te raising it, a path of more than 63 routers
 /// has a control plane that verifies and a data plane that dies half-way.
 #[test]

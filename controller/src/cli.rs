@@ -139,6 +139,22 @@ pub enum PathCommand {
     /// Change a running link's delay, jitter, loss or rate, or take it down or up, at once;
     /// the stored plan follows, so `path verify` judges against the change.
     Impair(ImpairArgs),
+    /// Bring a running path back to its plan in place (after a container was restarted,
+    /// stopped or removed, or dockerd restarted): containers started or made again, missing
+    /// links, delay lines and rates made again, with the same names, addresses and ASNs;
+    /// then the path verified.
+    Repair(RepairArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// Path name.
+    pub name: String,
+    /// Skip verification after the repair.
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 }
 
 #[derive(Args, Debug)]
@@ -390,6 +406,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             timeout: a.verdict.timeout.map(Duration::from_secs),
             output: a.verdict.output.into(),
         })),
+        Command::Path(PathCommand::Repair(a)) => runtime()?.block_on(path::repair(
+            &a.name,
+            !a.no_verify,
+            a.verdict.timeout.map(Duration::from_secs),
+            a.verdict.output.into(),
+        )),
         Command::Path(PathCommand::Verify(a)) => {
             runtime()?.block_on(path::verify(
                 &a.name,

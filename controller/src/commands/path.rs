@@ -16,7 +16,7 @@ use crate::core::render;
 use crate::core::replan;
 use crate::error::{exit, BadInput};
 use crate::core::spec::Converge;
-use crate::exec::{apply, cluster, create as exec_create, distance, observe, state, teardown, DeployError, Nodes};
+use crate::exec::{apply, cluster, create as exec_create, distance, observe, repair, state, teardown, DeployError, Nodes};
 
 pub struct CreateOptions {
     pub spec: SpecInput,
@@ -291,6 +291,39 @@ pub async fn verify(name: &str, timeout: Option<Duration>, output: Output, measu
     progress.done();
     print_report(&report, output);
     Ok(if report.verified { exit::OK } else { exit::VERIFY_FAILED })
+}
+
+/// `path repair`: the running path brought back to its stored plan in place, then verified.
+pub async fn repair(name: &str, verify: bool, timeout: Option<Duration>, output: Output) -> anyhow::Result<i32> {
+    let _lock = super::lock_path(name)?;
+    let nodes = cluster::nodes().await?;
+    let stored = plan_of(&nodes, name).await?;
+    let started = Instant::now();
+    let done = repair::repair(&stored, &nodes).await.with_context(|| {
+        format!("repairing path '{name}' stopped; run `vnet-te path repair {name}` again once the cause is fixed, or delete it (`vnet-te path delete {name}`)")
+    })?;
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    if done.is_empty() {
+        eprintln!("path {name}: every container, link and delay line is in place");
+    } else {
+        eprintln!(
+            "repaired path {name} in {:.1} s: containers made again: {}; started: {}; link ends made again: {}; delay lines started: {}",
+            started.elapsed().as_secs_f64(),
+            list(&done.recreated),
+            list(&done.started),
+            list(&done.link_ends),
+            done.lines
+        );
+    }
+    if !verify {
+        return Ok(exit::OK);
+    }
+    let (plan, _, down) = judged_now(&stored);
+    if let Some(report) = down {
+        print_report(&report, output);
+        return Ok(exit::VERIFY_FAILED);
+    }
+    verify_and_report(&plan, &nodes, timeout_for(&plan, timeout, After::Update), output, started).await
 }
 
 /// Where one scheduled link direction stands now.

@@ -397,7 +397,7 @@ where
         .map_err(|source| DeployError::Step { step: step.describe(), source })
 }
 
-async fn make_link(link: &DirectLink, node: &dyn Node) -> Result<(), NodeError> {
+pub(super) async fn make_link(link: &DirectLink, node: &dyn Node) -> Result<(), NodeError> {
     match link {
         DirectLink::Veth(v) => node.connect_veth(v).await,
         DirectLink::Vxlan(v) => node.connect_vxlan(v).await,

@@ -10,6 +10,7 @@ pub mod lock;
 pub mod nodes;
 pub mod observe;
 pub mod pool;
+pub mod repair;
 pub mod ssh;
 pub mod state;
 pub mod teardown;
