@@ -3,9 +3,10 @@
 
 #[path = "../../tests/common/skip.rs"]
 mod skip;
+mod support;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use vnet_te_agent::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::{parse_interface_counters, InterfaceCounters};
 use vnet_te_agent::delay::schedule::Progress;
@@ -22,10 +22,9 @@ use vnet_te_agent::node::{
     Attachment, ContainerRole, ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, LineSchedule, LineStep, NetworkSpec,
     Node, NodeError, NodeResult, Probe, VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
-use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::request::{self, Request};
-use vnet_te_agent::server;
-use vnet_te_agent::tls::{self, ClusterCa, IssuedCert};
+use support::{remote, start, start_on, Pki};
+use vnet_te_agent::tls::{self, IssuedCert};
 
 // ---------------------------------------------------------------- fake node
 
@@ -532,49 +531,6 @@ fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
     }
 }
 
-struct Pki {
-    ca: ClusterCa,
-    controller: IssuedCert,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let ca = ClusterCa::generate().unwrap();
-        let controller = ca.issue_controller("vnet-te controller").unwrap();
-        Pki { ca, controller }
-    }
-    fn agent(&self, name: &str) -> IssuedCert {
-        self.ca.issue_agent(name, &[], &["127.0.0.1".parse().unwrap()]).unwrap()
-    }
-}
-
-struct Agent {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start_on(listener: TcpListener, cert: &IssuedCert, node: Arc<dyn Node>) -> Agent {
-    let addr = listener.local_addr().unwrap();
-    let config = tls::server_config(cert).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        server::serve(listener, config, node, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    Agent { addr, _stop: stop }
-}
-
-async fn start(cert: &IssuedCert, node: Arc<dyn Node>) -> Agent {
-    start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), cert, node).await
-}
-
-fn remote(name: &str, addr: SocketAddr, id: &IssuedCert) -> RemoteNode {
-    RemoteNode::new(name, addr, &tls::client_config(id).unwrap()).unwrap()
-}
-
 /// The error and all its causes, including those io::Error keeps to itself.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
@@ -974,7 +930,7 @@ async fn real_local_node_through_the_agent_when_docker_answers() {
     }
     assert!(same, "taken_subnets through the agent differs from LocalNode's");
     // A read of an absent container comes back as the agent's Docker error.
-    let (doing, message) = failed(remote.bgp_table("vnet-te-no-such-container-xyz").await.unwrap_err());
+    let (doing, message) = failed(remote.bgp_table("vte-no-such-container-xyz").await.unwrap_err());
     assert!(doing.starts_with(&format!("node local ({})", agent.addr)), "{doing}");
     assert!(message.to_lowercase().contains("no such container"), "{message}");
 }

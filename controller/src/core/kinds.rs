@@ -3,6 +3,7 @@
 //! Capabilities are not here: the agent grants them by role and trusts no caller for them.
 
 use vnet_te_agent::node::ContainerRole;
+use vnet_te_agent::scope;
 
 use crate::core::spec::RouterKind;
 
@@ -66,8 +67,8 @@ impl Kind {
     /// The image reference, versioned with vnet-te (VyOS: supplied by the user).
     pub fn image(self) -> String {
         match self {
-            Kind::Frr => format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION")),
-            Kind::Host => format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION")),
+            Kind::Frr => scope::router_image(),
+            Kind::Host => scope::host_image(),
             Kind::Vyos => vyos_image(),
         }
     }
@@ -101,9 +102,10 @@ impl Kind {
     }
 }
 
-/// VyOS images cannot be built offline; users supply one (`docker load`) under this name
-/// or point VNET_TE_VYOS_IMAGE at theirs. The one environment read in `core`: a setting of
-/// the machine, like the version, not state.
+/// VyOS images cannot be built offline; users supply one (`docker load`) under
+/// `scope::DEFAULT_VYOS_IMAGE` or point VNET_TE_VYOS_IMAGE at theirs. The one environment read
+/// in `core`: a setting of the machine, like the version, not state. Nodes accept the same
+/// name (`scope`), so a node's agent is given it too.
 pub fn vyos_image() -> String {
-    std::env::var("VNET_TE_VYOS_IMAGE").unwrap_or_else(|_| "vyos/vyos:1.4".to_string())
+    scope::vyos_image()
 }

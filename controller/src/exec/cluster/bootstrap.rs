@@ -13,7 +13,7 @@ use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::tls::ClusterCa;
 
 use super::*;
-use crate::core::kinds::Kind;
+use crate::core::kinds::{vyos_image, Kind};
 use crate::error::BadInput;
 use crate::exec::ssh::{quote, HostKeyPolicy, Session, SshTarget};
 
@@ -318,7 +318,7 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, po
     let run_agent = format!(
         "docker rm -f {c} >/dev/null 2>&1; docker run -d --name {c} --restart unless-stopped --network host \
          --pid host --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_PTRACE --cap-add SYS_ADMIN --label {obj}=agent \
-         -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
+         -e {vyos_env}={vyos} -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
          --node-name {n} --listen {l} --cert-dir {dir}",
         c = AGENT_CONTAINER,
         obj = labels::OBJECT,
@@ -326,6 +326,8 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, po
         img = quote(&agent_image()),
         n = quote(name),
         l = quote(&listen.to_string()),
+        vyos_env = vnet_te_agent::scope::VYOS_IMAGE_ENV,
+        vyos = quote(&vyos_image()),
     );
     run(ssh, "starting the agent", &run_agent).await?;
 
