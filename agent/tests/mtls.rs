@@ -6,7 +6,7 @@ mod skip;
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -970,4 +970,67 @@ async fn every_request_crosses_the_agent_to_its_own_method() {
         assert_eq!(recorder.take(), vec![req.clone()], "{} through RemoteNode and the agent", req.op());
         assert_eq!(via_agent, direct, "answer to {}", req.op());
     }
+}
+
+/// Sets the soft limit on open descriptors for the test's life, restoring it after.
+struct DescriptorLimit(u64, u64);
+
+impl DescriptorLimit {
+    fn set(soft: u64) -> Result<Self, String> {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (old, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+        if hard < soft {
+            return Err(format!("the hard limit on open files is {hard}, below {soft}"));
+        }
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(|e| e.to_string())?;
+        Ok(DescriptorLimit(old, hard))
+    }
+}
+
+impl Drop for DescriptorLimit {
+    fn drop(&mut self) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, self.0, self.1);
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_never_keep_the_controller_out() {
+    const TEST: &str = "mtls::idle_connections_never_keep_the_controller_out";
+    const IDLE: usize = 2000;
+    let pki = Pki::new();
+    let agent = start(&pki.agent("n1"), Fake::new("n1")).await;
+    // Room for the idle clients' own descriptors and a few hundred more, not for an agent
+    // that keeps another descriptor for each of them.
+    let limit = match DescriptorLimit::set(IDLE as u64 + 400) {
+        Ok(l) => l,
+        Err(reason) => {
+            skip::skip(TEST, &reason);
+            return;
+        }
+    };
+    // Idle connections from another loopback address than the controller's, that never
+    // start a handshake.
+    let mut idle = Vec::with_capacity(IDLE);
+    let source: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..IDLE {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("socket {i}: {e}"));
+        socket.bind(source).unwrap_or_else(|e| panic!("binding socket {i}: {e}"));
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.connect(agent.addr)).await {
+            Ok(Ok(s)) => idle.push(s),
+            Ok(Err(e)) => panic!("idle connection {i}: {e}"),
+            Err(_) => panic!("idle connection {i}: not accepted within 20 s"),
+        }
+    }
+    let n1 = remote("n1", agent.addr, &pki.controller);
+    let asked = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(2), n1.health()).await;
+    let took = asked.elapsed();
+    drop(n1);
+    drop(idle);
+    drop(limit);
+    let health = health.unwrap_or_else(|_| panic!("no health answer within 2 s beside {IDLE} idle connections"));
+    assert_eq!(health.unwrap().node, "n1");
+    eprintln!("health beside {IDLE} idle connections: {} ms", took.as_millis());
 }

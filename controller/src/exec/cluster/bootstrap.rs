@@ -177,6 +177,8 @@ pub struct AddArgs {
     pub identity: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub agent_port: u16,
+    /// The address the agent listens on, when not the node's swarm address.
+    pub agent_listen: Option<IpAddr>,
 }
 
 /// Runs one command over SSH and fails with its stderr unless it exits 0.
@@ -224,7 +226,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     let address: IpAddr =
         addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
     load_images(&ssh, &docker, &name).await?;
-    start_agent(&ssh, &home, &name, address, a.agent_port).await?;
+    start_agent(&ssh, &home, &name, address, SocketAddr::new(a.agent_listen.unwrap_or(address), a.agent_port)).await?;
     ssh.close().await;
 
     let agent = SocketAddr::new(address, a.agent_port);
@@ -295,7 +297,9 @@ async fn load_images(ssh: &Session, docker: &bollard::Docker, name: &str) -> any
 }
 
 /// The agent: its own certificate (node name and address as SANs), then its container.
-async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, port: u16) -> anyhow::Result<()> {
+/// The agent listens on `listen`: by default the node's swarm address only (not every
+/// interface of the node, as it shares the node's network namespace).
+async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, listen: SocketAddr) -> anyhow::Result<()> {
     let pki = pki_dir(home);
     let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
     let issued = ca.issue_agent(name, &[name.to_string()], &[address]).context("issuing the agent certificate")?;
@@ -309,7 +313,6 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, po
             .await
             .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
     }
-    let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port);
     // Host PID namespace and NET_ADMIN: veth links are made by naming the two containers'
     // init PIDs in one netlink request. SYS_PTRACE: FRR's sockets in a router are read
     // through /proc/<pid>/root (no exec). SYS_ADMIN: setns(2) into a router's network
@@ -424,3 +427,4 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     eprintln!("node {} removed", a.name);
     Ok(())
 }
+
