@@ -181,13 +181,38 @@ pub struct AddArgs {
     pub agent_listen: Option<IpAddr>,
 }
 
-/// Runs one command over SSH and fails with its stderr unless it exits 0.
+/// Runs one command over SSH and fails with its stderr unless it exits 0. Swarm join
+/// tokens in the command or its output never reach the error ([`redact_tokens`]).
 async fn run(ssh: &Session, what: &str, cmd: &str) -> anyhow::Result<String> {
-    let out = ssh.exec(cmd).await.with_context(|| format!("{what}: running `{cmd}`"))?;
+    let out = ssh.exec(cmd).await.with_context(|| format!("{what}: running `{}`", redact_tokens(cmd)))?;
     if !out.success() {
-        bail!("{what}: `{cmd}` exited {}: {}", out.status, out.stderr_lossy().trim());
+        return Err(failed(what, cmd, out.status, &out.stderr_lossy()));
     }
     Ok(out.stdout_lossy().trim().to_string())
+}
+
+/// The error of a command that exited `status`, tokens redacted.
+fn failed(what: &str, cmd: &str, status: impl std::fmt::Display, stderr: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what}: `{}` exited {status}: {}", redact_tokens(cmd), redact_tokens(stderr.trim()))
+}
+
+/// The prefix of every Docker swarm join token (`SWMTKN-1-<cluster key>-<secret>`).
+const SWARM_TOKEN_PREFIX: &str = "SWMTKN-";
+
+/// `text` with each swarm join token cut to its prefix: whoever holds one joins the swarm.
+pub fn redact_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(SWARM_TOKEN_PREFIX) {
+        let after = &rest[at + SWARM_TOKEN_PREFIX.len()..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(after.len());
+        out.push_str(&rest[..at]);
+        out.push_str(SWARM_TOKEN_PREFIX);
+        out.push_str("<redacted>");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Bootstraps one node over SSH, every step idempotent so a failed `node add` can simply
@@ -428,3 +453,31 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
+
+    #[test]
+    fn a_failed_join_names_its_command_without_the_token() {
+        let cmd = format!("docker swarm join --token {} {}", quote(TOKEN), quote("10.0.0.1:2377"));
+        let stderr = format!("Error response from daemon: rejected {TOKEN}\n");
+        let e = failed("joining the swarm", &cmd, 1, &stderr).to_string();
+        assert_eq!(
+            e,
+            "joining the swarm: `docker swarm join --token SWMTKN-<redacted> '10.0.0.1:2377'` exited 1: \
+             Error response from daemon: rejected SWMTKN-<redacted>"
+        );
+    }
+
+    #[test]
+    fn join_tokens_are_cut_wherever_they_appear() {
+        let stderr = format!("Error response from daemon: invalid join token {TOKEN}\nand {TOKEN}.");
+        let shown = redact_tokens(&stderr);
+        assert!(!shown.contains("3pu6hszjas") && !shown.contains("1awxwuwd"), "{shown}");
+        assert_eq!(shown.matches("SWMTKN-<redacted>").count(), 2);
+        assert!(shown.ends_with("SWMTKN-<redacted>."), "what follows a token stays: {shown}");
+        assert_eq!(redact_tokens("no token here"), "no token here");
+    }
+}
