@@ -26,15 +26,21 @@ pub struct FileSlot {
     pub name: &'static str,
     pub path: &'static str,
     pub mode: u32,
+    /// Carries secrets (BGP passwords): written for its owner only outside a container.
+    pub secret: bool,
 }
 
 const fn slot(template: &'static str, name: &'static str, path: &'static str, mode: u32) -> FileSlot {
-    FileSlot { template, name, path, mode }
+    FileSlot { template, name, path, mode, secret: false }
+}
+
+const fn secret(template: &'static str, name: &'static str, path: &'static str, mode: u32) -> FileSlot {
+    FileSlot { template, name, path, mode, secret: true }
 }
 
 /// `frr.conf` first: `path update` applies it alone.
 const FRR_FILES: &[FileSlot] = &[
-    slot("frr.conf", "frr.conf", "/etc/frr/frr.conf", 0o644),
+    secret("frr.conf", "frr.conf", "/etc/frr/frr.conf", 0o644),
     slot("zebra.conf", "zebra.conf", "/etc/frr/zebra.conf", 0o644),
     slot("daemons", "daemons", "/etc/frr/daemons", 0o644),
     slot("vtysh.conf", "vtysh.conf", "/etc/frr/vtysh.conf", 0o644),
@@ -43,7 +49,7 @@ const FRR_FILES: &[FileSlot] = &[
 /// FRR edge routers of an EVPN L2VPN set their VXLAN bridge up before FRR starts.
 pub const FRR_VTEP_SETUP: FileSlot = slot("router-setup.sh", "setup.sh", SETUP_PATH, 0o755);
 const VYOS_FILES: &[FileSlot] = &[
-    slot("vyos.commands", "vyos.commands", "/config/vnet-te.commands", 0o644),
+    secret("vyos.commands", "vyos.commands", "/config/vnet-te.commands", 0o644),
     slot(
         "vyos-postconfig.script",
         "vyos-postconfig-bootup.script",
