@@ -214,7 +214,12 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
     let doing = || format!("creating container {}", spec.name);
     scope::check_container_spec(spec).map_err(|message| NodeError::Refused { doing: doing(), message })?;
     for a in &spec.attachments {
-        node.our_network(&a.network, &doing).await?;
+        match node.our_network(&a.network, &doing).await {
+            // A swarm worker knows an overlay only once a container of its own joins it: the
+            // name (checked) is resolved by the manager at attach.
+            Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => {}
+            other => drop(other?),
+        }
     }
     let body = create_body(spec, node.cgroup_parent().await);
     let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
