@@ -355,3 +355,43 @@ async fn connection(
         debug!(%peer, "connection ended: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(connections: usize, handshakes: usize, per_peer: usize) -> Limits {
+        Limits { connections, handshakes, handshakes_per_peer: per_peer, ..Limits::default() }
+    }
+
+    #[test]
+    fn one_address_gets_its_share_of_handshakes_and_others_keep_theirs() {
+        let admission = Admission::new(limits(100, 10, 2));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = [admission.admit(a).unwrap(), admission.admit(a).unwrap()];
+        assert_eq!(admission.admit(a).err(), Some("too many handshakes from this address"));
+        let other = admission.admit(b).unwrap();
+        // A finished handshake gives its place back; the connection keeps its own.
+        let [mut one, _two] = first;
+        one.handshake = None;
+        assert!(admission.admit(a).is_ok());
+        drop(other);
+        assert_eq!(admission.connections.available_permits(), 100 - 2, "one and _two are still open");
+    }
+
+    #[test]
+    fn handshakes_and_connections_are_bounded_in_all() {
+        let admission = Admission::new(limits(3, 2, 8));
+        let peer = |i: u8| IpAddr::from([10, 0, 0, i]);
+        let mut open = vec![admission.admit(peer(1)).unwrap(), admission.admit(peer(2)).unwrap()];
+        assert_eq!(admission.admit(peer(3)).err(), Some("too many handshakes"));
+        for c in &mut open {
+            c.handshake = None;
+        }
+        open.push(admission.admit(peer(3)).unwrap());
+        assert_eq!(admission.admit(peer(4)).err(), Some("too many connections"));
+        drop(open);
+        assert!(admission.admit(peer(4)).is_ok());
+        assert!(admission.per_peer.lock().unwrap().len() <= 1, "addresses are forgotten with their handshakes");
+    }
+}
