@@ -20,5 +20,6 @@ pub mod remote;
 pub mod request;
 pub mod server;
 pub mod netns;
+pub mod scope;
 pub mod tls;
 pub mod vty;

@@ -10,12 +10,14 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::Node;
+use vnet_te_agent::server;
 use vnet_te_agent::tls::{self, IssuedCert};
 
 #[derive(Debug, Parser)]
 #[command(name = "vnet-te-agent", version, about = "vnet-te node agent: this node's Docker operations over mutual TLS")]
 struct Args {
-    /// Address and port to listen on.
+    /// Address and port to listen on: the node's own address (`node add` gives the one the
+    /// swarm advertises); 0.0.0.0 listens on every interface of the node.
     #[arg(long, default_value = "0.0.0.0:7443")]
     listen: SocketAddr,
     /// Directory with ca.pem (the cluster CA), cert.pem and key.pem (this agent's certificate).
@@ -65,12 +67,34 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     let config = tls::server_config(&id).map_err(|e| (2, e.to_string()))?;
     let node = LocalNode::connect(&args.node_name).await.map_err(|e| (3, e.to_string()))?;
     let node: Arc<dyn Node> = Arc::new(node);
+    let limits = server::Limits::default();
+    raise_descriptor_limit(limits.descriptors());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| (3, format!("listening on {}: {e}", args.listen)))?;
-    vnet_te_agent::server::serve(listener, config, node, shutdown_signal())
+    server::serve_with(listener, config, node, limits, shutdown_signal())
         .await
         .map_err(|e| (3, format!("serving on {}: {e}", args.listen)))
+}
+
+/// Raises the soft limit on open descriptors towards the hard one, so that the agent's own
+/// limits, not the descriptor table, bound what it holds (a container's soft limit is often
+/// 1024); warns when even the hard limit is lower than `wanted` (plus room for the rest).
+fn raise_descriptor_limit(wanted: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let wanted = wanted + 256;
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < wanted => {
+            let new = wanted.min(hard);
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, new, hard) {
+                tracing::warn!("raising the open file limit from {soft} to {new}: {e}");
+            } else if new < wanted {
+                tracing::warn!("open file limit {new} (hard): below the {wanted} the agent's limits may use");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("reading the open file limit: {e}"),
+    }
 }
 
 /// Ctrl-C or SIGTERM.

@@ -234,6 +234,13 @@ impl ListenProbe {
 }
 
 /// Whether `/proc/<pid>/net/tcp` text (or tcp6) shows a socket listening on `port`.
+/// Whether processes `a` and `b` (host PIDs) share one network namespace.
+pub fn same_net_namespace(a: u32, b: u32) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |pid: u32| std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| (m.dev(), m.ino()));
+    Ok(ns(a)? == ns(b)?)
+}
+
 pub fn proc_net_listening(text: &str, port: u16) -> bool {
     let want = format!(":{port:04X}");
     text.lines().skip(1).any(|l| {
@@ -257,6 +264,12 @@ mod tests {
         assert!(!proc_net_listening(tcp, 180));
         // An established session on 179 is not a listener.
         assert!(!proc_net_listening(&tcp.replace(" 0A ", " 06 "), 179));
+    }
+
+    #[test]
+    fn a_process_shares_its_own_namespace_and_not_a_missing_ones() {
+        assert!(same_net_namespace(std::process::id(), std::process::id()).unwrap());
+        assert!(same_net_namespace(std::process::id(), u32::MAX).is_err());
     }
 
     #[tokio::test]

@@ -325,7 +325,7 @@ pub trait Node: Send + Sync {
 pub const MAX_UNDERLAY_PINGS: u32 = 100;
 
 /// Where `Node::write_files` may write.
-pub const WRITABLE_PREFIX: &str = "/etc/vnet-te/";
+pub use crate::scope::WRITABLE_PREFIX;
 
 /// `Node::ping_each`: targets pinged at a time, and at most in one request (a path's routers).
 pub const PING_EACH_AT_ONCE: usize = 8;

@@ -32,6 +32,8 @@ use crate::server::wire::{ErrorBody, Health};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle connection to an agent is kept for the next request.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Creating a container (attach every network, upload files) and removing a network (the
 /// agent itself waits up to 30 s for endpoints to go) take longer.
 pub const LONG_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,7 +69,7 @@ impl RemoteNode {
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls.clone())
             .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .no_proxy()
             .http1_only()

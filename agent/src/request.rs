@@ -20,8 +20,9 @@ use crate::node::{
     ContainerSpec, DelayLineSpec, DelaySettings, FileSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec, VxlanSpec,
 };
 
-/// Largest request body accepted (container specs carry whole config files).
-pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Largest request body accepted: container specs carry whole config files, a host's the
+/// plan (about 1.2 KiB a hop in JSON), so a path of thousands of hops fits.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// One `Node` operation and its arguments. Unknown fields are refused: an agent older than
 /// its controller says so instead of ignoring an argument it cannot honour.

@@ -8,10 +8,18 @@
 //!
 //! TLS: every connection must present a client certificate that chains to the cluster CA
 //! (see `tls::server_config`); a handshake without one fails before any HTTP is read.
+//!
+//! Before a client has shown its certificate it costs the agent as little as it can: a
+//! bounded number of handshakes at once, fewer from any one address, each given
+//! [`Limits::handshake_timeout`]; a connection beyond a bound is closed as soon as it is
+//! accepted (left in the kernel's queue, it would hold up the controller's own). After it,
+//! connections and operations at once are bounded too, and a request's headers must arrive
+//! in time.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -21,17 +29,57 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::node::{Node, NodeError};
 use crate::request::{self, Request, RequestError, BODY_LIMIT};
 
-/// A client that has not finished its TLS handshake by then is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the agent takes on at once, and how long it waits for a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once, handshakes included.
+    pub connections: usize,
+    /// Connections still in their TLS handshake at once: in all, and from one address.
+    pub handshakes: usize,
+    pub handshakes_per_peer: usize,
+    /// A client that has not finished its TLS handshake by then is dropped (the controller
+    /// on a LAN needs milliseconds).
+    pub handshake_timeout: Duration,
+    /// A request's headers must have arrived by then. hyper runs this timer on a kept-alive
+    /// connection's wait for its next request too, so it outlasts the controller's idle
+    /// connections ([`crate::remote::POOL_IDLE_TIMEOUT`]): the agent never closes one the
+    /// controller is about to reuse.
+    pub header_read_timeout: Duration,
+    /// Operations running at once; the next ones wait their turn.
+    pub operations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 1024,
+            handshakes: 64,
+            handshakes_per_peer: 8,
+            handshake_timeout: Duration::from_secs(3),
+            header_read_timeout: crate::remote::POOL_IDLE_TIMEOUT + Duration::from_secs(10),
+            // A create waits for every router's bgpd at once; each wait is short.
+            operations: 512,
+        }
+    }
+}
+
+impl Limits {
+    /// The descriptors these limits may hold at most: every connection, and an operation's
+    /// own (its Docker connection, a namespace, a pipe or two).
+    pub fn descriptors(&self) -> u64 {
+        (self.connections + self.handshakes + 4 * self.operations) as u64
+    }
+}
 /// The agent's version, reported by `/v1/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -65,6 +113,7 @@ use wire::ErrorBody;
 #[derive(Clone)]
 struct AppState {
     node: Arc<dyn Node>,
+    operations: Arc<Semaphore>,
 }
 
 fn error(status: StatusCode, body: ErrorBody) -> Response {
@@ -117,6 +166,7 @@ async fn operation(State(s): State<AppState>, body: Result<Bytes, BytesRejection
     };
     let op = req.op();
     let started = Instant::now();
+    let Ok(_turn) = s.operations.acquire().await else { unreachable!("the semaphore is never closed") };
     match request::dispatch(s.node.as_ref(), req).await {
         Ok(answer) => {
             debug!(op, elapsed_ms = started.elapsed().as_millis() as u64, "ok");
@@ -149,14 +199,73 @@ async fn unknown(uri: axum::http::Uri) -> Response {
     )
 }
 
-/// The HTTP routes in front of `node` (no TLS: see [`serve`]).
-pub fn router(node: Arc<dyn Node>) -> Router {
+/// The HTTP routes in front of `node`, at most `operations` running at once (no TLS: see
+/// [`serve`]).
+pub fn router(node: Arc<dyn Node>, operations: usize) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/op", post(operation))
         .fallback(unknown)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(AppState { node })
+        .with_state(AppState { node, operations: Arc::new(Semaphore::new(operations)) })
+}
+
+/// The connections open and the handshakes under way, in all and by address.
+struct Admission {
+    limits: Limits,
+    connections: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
+    per_peer: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place: held while it is open.
+struct Admitted {
+    _connection: OwnedSemaphorePermit,
+    handshake: Option<Handshake>,
+}
+
+/// A handshake's place: given back when the handshake ends, however it ends.
+struct Handshake {
+    admission: Arc<Admission>,
+    peer: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        let mut per_peer = self.admission.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_peer.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                per_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl Admission {
+    fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Admission {
+            limits,
+            connections: Arc::new(Semaphore::new(limits.connections)),
+            handshakes: Arc::new(Semaphore::new(limits.handshakes)),
+            per_peer: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for a new connection from `peer`, or why there is none.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, &'static str> {
+        let connection = self.connections.clone().try_acquire_owned().map_err(|_| "too many connections")?;
+        let permit = self.handshakes.clone().try_acquire_owned().map_err(|_| "too many handshakes")?;
+        let mut per_peer = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        let n = per_peer.entry(peer).or_insert(0);
+        if *n >= self.limits.handshakes_per_peer {
+            return Err("too many handshakes from this address");
+        }
+        *n += 1;
+        drop(per_peer);
+        Ok(Admitted { _connection: connection, handshake: Some(Handshake { admission: self.clone(), peer, _permit: permit }) })
+    }
 }
 
 /// Serves `node` on `listener` with mutual TLS until `shutdown` completes (then stops
@@ -167,9 +276,21 @@ pub async fn serve(
     node: Arc<dyn Node>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, tls, node, Limits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    node: Arc<dyn Node>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
-    let app = router(node.clone());
-    info!(node = node.name(), addr = %listener.local_addr()?, version = VERSION, "agent listening (mutual TLS)");
+    let app = router(node.clone(), limits.operations);
+    let admission = Admission::new(limits);
+    info!(node = node.name(), addr = %listener.local_addr()?, version = VERSION, ?limits, "agent listening (mutual TLS)");
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -187,15 +308,32 @@ pub async fn serve(
                 }
             },
         };
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(why) => {
+                // Debug only: a flood would otherwise fill the log.
+                debug!(%peer, "connection closed unread: {why}");
+                continue;
+            }
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
-        tokio::spawn(connection(tcp, peer, acceptor, app));
+        tokio::spawn(connection(tcp, peer, acceptor, app, admitted, limits));
     }
 }
 
-async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, app: Router) {
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut admitted: Admitted,
+    limits: Limits,
+) {
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
+    admitted.handshake = None;
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             warn!(%peer, "TLS handshake refused: {e}");
@@ -209,9 +347,51 @@ async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, acceptor: TlsA
     debug!(%peer, "client authenticated");
     let service = TowerToHyperService::new(app);
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
         .serve_connection(TokioIo::new(tls), service)
         .await
     {
         debug!(%peer, "connection ended: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(connections: usize, handshakes: usize, per_peer: usize) -> Limits {
+        Limits { connections, handshakes, handshakes_per_peer: per_peer, ..Limits::default() }
+    }
+
+    #[test]
+    fn one_address_gets_its_share_of_handshakes_and_others_keep_theirs() {
+        let admission = Admission::new(limits(100, 10, 2));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = [admission.admit(a).unwrap(), admission.admit(a).unwrap()];
+        assert_eq!(admission.admit(a).err(), Some("too many handshakes from this address"));
+        let other = admission.admit(b).unwrap();
+        // A finished handshake gives its place back; the connection keeps its own.
+        let [mut one, _two] = first;
+        one.handshake = None;
+        assert!(admission.admit(a).is_ok());
+        drop(other);
+        assert_eq!(admission.connections.available_permits(), 100 - 2, "one and _two are still open");
+    }
+
+    #[test]
+    fn handshakes_and_connections_are_bounded_in_all() {
+        let admission = Admission::new(limits(3, 2, 8));
+        let peer = |i: u8| IpAddr::from([10, 0, 0, i]);
+        let mut open = vec![admission.admit(peer(1)).unwrap(), admission.admit(peer(2)).unwrap()];
+        assert_eq!(admission.admit(peer(3)).err(), Some("too many handshakes"));
+        for c in &mut open {
+            c.handshake = None;
+        }
+        open.push(admission.admit(peer(3)).unwrap());
+        assert_eq!(admission.admit(peer(4)).err(), Some("too many connections"));
+        drop(open);
+        assert!(admission.admit(peer(4)).is_ok());
+        assert!(admission.per_peer.lock().unwrap().len() <= 1, "addresses are forgotten with their handshakes");
     }
 }

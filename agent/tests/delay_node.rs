@@ -48,7 +48,12 @@ fn spec(name: &str) -> ContainerSpec {
         files: Vec::new(),
         env: Vec::new(),
         cmd: vec!["sleep".into(), "infinity".into()],
-        labels: BTreeMap::from([("vnet-te.test".into(), "delay-node".into())]),
+        // A path's labels: the node acts only on vnet-te's containers.
+        labels: BTreeMap::from([
+            ("vnet-te.path".into(), "delay-node-test".into()),
+            ("vnet-te.role".into(), "host".into()),
+            ("vnet-te.test".into(), "delay-node".into()),
+        ]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "9".into())]),
     }
 }

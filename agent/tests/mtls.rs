@@ -3,6 +3,7 @@
 
 #[path = "../../tests/common/skip.rs"]
 mod skip;
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use vnet_te_agent::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::{parse_interface_counters, InterfaceCounters};
 use vnet_te_agent::delay::schedule::Progress;
@@ -22,10 +22,9 @@ use vnet_te_agent::node::{
     Attachment, ContainerRole, ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, LineSchedule, LineStep, NetworkSpec,
     Node, NodeError, NodeResult, Probe, VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
-use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::request::{self, Request};
-use vnet_te_agent::server;
-use vnet_te_agent::tls::{self, ClusterCa, IssuedCert};
+use support::{remote, start, start_on, Pki};
+use vnet_te_agent::tls::{self, IssuedCert};
 
 // ---------------------------------------------------------------- fake node
 
@@ -532,49 +531,6 @@ fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
     }
 }
 
-struct Pki {
-    ca: ClusterCa,
-    controller: IssuedCert,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let ca = ClusterCa::generate().unwrap();
-        let controller = ca.issue_controller("vnet-te controller").unwrap();
-        Pki { ca, controller }
-    }
-    fn agent(&self, name: &str) -> IssuedCert {
-        self.ca.issue_agent(name, &[], &["127.0.0.1".parse().unwrap()]).unwrap()
-    }
-}
-
-struct Agent {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start_on(listener: TcpListener, cert: &IssuedCert, node: Arc<dyn Node>) -> Agent {
-    let addr = listener.local_addr().unwrap();
-    let config = tls::server_config(cert).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        server::serve(listener, config, node, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    Agent { addr, _stop: stop }
-}
-
-async fn start(cert: &IssuedCert, node: Arc<dyn Node>) -> Agent {
-    start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), cert, node).await
-}
-
-fn remote(name: &str, addr: SocketAddr, id: &IssuedCert) -> RemoteNode {
-    RemoteNode::new(name, addr, &tls::client_config(id).unwrap()).unwrap()
-}
-
 /// The error and all its causes, including those io::Error keeps to itself.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
@@ -974,7 +930,7 @@ async fn real_local_node_through_the_agent_when_docker_answers() {
     }
     assert!(same, "taken_subnets through the agent differs from LocalNode's");
     // A read of an absent container comes back as the agent's Docker error.
-    let (doing, message) = failed(remote.bgp_table("vnet-te-no-such-container-xyz").await.unwrap_err());
+    let (doing, message) = failed(remote.bgp_table("vte-no-such-container-xyz").await.unwrap_err());
     assert!(doing.starts_with(&format!("node local ({})", agent.addr)), "{doing}");
     assert!(message.to_lowercase().contains("no such container"), "{message}");
 }
@@ -1014,4 +970,67 @@ async fn every_request_crosses_the_agent_to_its_own_method() {
         assert_eq!(recorder.take(), vec![req.clone()], "{} through RemoteNode and the agent", req.op());
         assert_eq!(via_agent, direct, "answer to {}", req.op());
     }
+}
+
+/// Sets the soft limit on open descriptors for the test's life, restoring it after.
+struct DescriptorLimit(u64, u64);
+
+impl DescriptorLimit {
+    fn set(soft: u64) -> Result<Self, String> {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (old, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+        if hard < soft {
+            return Err(format!("the hard limit on open files is {hard}, below {soft}"));
+        }
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(|e| e.to_string())?;
+        Ok(DescriptorLimit(old, hard))
+    }
+}
+
+impl Drop for DescriptorLimit {
+    fn drop(&mut self) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, self.0, self.1);
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_never_keep_the_controller_out() {
+    const TEST: &str = "mtls::idle_connections_never_keep_the_controller_out";
+    const IDLE: usize = 2000;
+    let pki = Pki::new();
+    let agent = start(&pki.agent("n1"), Fake::new("n1")).await;
+    // Room for the idle clients' own descriptors and a few hundred more, not for an agent
+    // that keeps another descriptor for each of them.
+    let limit = match DescriptorLimit::set(IDLE as u64 + 400) {
+        Ok(l) => l,
+        Err(reason) => {
+            skip::skip(TEST, &reason);
+            return;
+        }
+    };
+    // Idle connections from another loopback address than the controller's, that never
+    // start a handshake.
+    let mut idle = Vec::with_capacity(IDLE);
+    let source: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..IDLE {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("socket {i}: {e}"));
+        socket.bind(source).unwrap_or_else(|e| panic!("binding socket {i}: {e}"));
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.connect(agent.addr)).await {
+            Ok(Ok(s)) => idle.push(s),
+            Ok(Err(e)) => panic!("idle connection {i}: {e}"),
+            Err(_) => panic!("idle connection {i}: not accepted within 20 s"),
+        }
+    }
+    let n1 = remote("n1", agent.addr, &pki.controller);
+    let asked = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(2), n1.health()).await;
+    let took = asked.elapsed();
+    drop(n1);
+    drop(idle);
+    drop(limit);
+    let health = health.unwrap_or_else(|_| panic!("no health answer within 2 s beside {IDLE} idle connections"));
+    assert_eq!(health.unwrap().node, "n1");
+    eprintln!("health beside {IDLE} idle connections: {} ms", took.as_millis());
 }

@@ -89,6 +89,10 @@ pub struct NodeAddArgs {
     /// TCP port of the node's agent.
     #[arg(long, default_value_t = crate::exec::cluster::DEFAULT_AGENT_PORT)]
     pub agent_port: u16,
+    /// Address the node's agent listens on (default: the node's swarm address; 0.0.0.0 for
+    /// every interface, e.g. behind NAT).
+    #[arg(long)]
+    pub agent_listen: Option<std::net::IpAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -458,6 +462,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             identity: a.identity,
             known_hosts: a.known_hosts,
             agent_port: a.agent_port,
+            agent_listen: a.agent_listen,
         })),
         Command::Node(NodeCommand::Remove(a)) => runtime()?.block_on(cluster::remove(cluster::RemoveArgs {
             name: a.name,

@@ -11,9 +11,10 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 
-use crate::node::{check_sysctls, ContainerRole, ContainerSpec, FileSpec, Found, NodeError, NodeResult, WRITABLE_PREFIX};
+use crate::node::{ContainerRole, ContainerSpec, FileSpec, Found, NodeError, NodeResult};
+use crate::scope;
 
 use super::{docker_err, is_status, pack_tar, LocalNode};
 
@@ -28,10 +29,16 @@ const ICMP_RATEMASK: u32 = (1 << 3) | (1 << 4) | (1 << 12);
 /// the last hop of every traceroute to it, and several traceroutes at once (verify runs three
 /// each way, a user runs their own) would otherwise exhaust its burst of 6 and end in `*`.
 const HOST_ICMP_RATEMASK: u32 = (1 << 4) | (1 << 12);
+/// The most output an exec in a container may return (a traceroute of 255 hops, an iperf3
+/// report or 2000 ping lines are far below it).
+pub const EXEC_OUTPUT_LIMIT: usize = 4 * 1024 * 1024;
+/// The largest file `read_file` returns (a plan of thousands of hops fits).
+pub const READ_FILE_LIMIT: usize = 16 * 1024 * 1024;
 
 impl LocalNode {
     /// Runs an allow-listed command in a container and collects its output.
     pub(super) async fn exec(&self, container: &str, cmd: &[&str], doing: &str) -> NodeResult<(i64, String)> {
+        self.ours(container, &|| doing.to_string()).await?;
         let exec = self
             .docker
             .create_exec(
@@ -58,6 +65,12 @@ impl LocalNode {
             while let Some(chunk) = output.next().await {
                 let chunk = chunk.map_err(docker_err(doing))?;
                 text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                if text.len() > EXEC_OUTPUT_LIMIT {
+                    return Err(NodeError::Failed {
+                        doing: doing.to_string(),
+                        message: format!("{} wrote more than {EXEC_OUTPUT_LIMIT} bytes", cmd.join(" ")),
+                    });
+                }
             }
         }
         let code = self.docker.inspect_exec(&exec.id).await.map_err(docker_err(doing))?.exit_code.unwrap_or(-1);
@@ -65,6 +78,7 @@ impl LocalNode {
     }
 
     pub(super) async fn upload(&self, container: &str, files: &[crate::node::FileSpec]) -> NodeResult<()> {
+        self.ours(container, &|| format!("uploading config files into {container}")).await?;
         let entries: Vec<(&str, &[u8], u32)> =
             files.iter().map(|f| (f.path.trim_start_matches('/'), f.content.as_bytes(), f.mode)).collect();
         let tar = pack_tar(&entries)
@@ -112,7 +126,13 @@ pub(super) async fn images_present(node: &LocalNode, refs: &[String]) -> NodeRes
     Ok(out)
 }
 
+/// Refuses a search by a label that is not vnet-te's (it would list anyone's objects).
+pub(super) fn check_label_key(label: &str, doing: &str) -> NodeResult<()> {
+    scope::check_label_key(label).map_err(|message| NodeError::Refused { doing: doing.to_string(), message })
+}
+
 pub(super) async fn find(node: &LocalNode, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+    check_label_key(label, "listing containers")?;
     node.list_containers(label_filter(label, value)).await
 }
 
@@ -191,8 +211,16 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
 }
 
 pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult<()> {
-    check_sysctls(&spec.sysctls)
-        .map_err(|message| NodeError::Refused { doing: format!("creating container {}", spec.name), message })?;
+    let doing = || format!("creating container {}", spec.name);
+    scope::check_container_spec(spec).map_err(|message| NodeError::Refused { doing: doing(), message })?;
+    for a in &spec.attachments {
+        match node.our_network(&a.network, &doing).await {
+            // A swarm worker knows an overlay only once a container of its own joins it: the
+            // name (checked) is resolved by the manager at attach.
+            Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => {}
+            other => drop(other?),
+        }
+    }
     let body = create_body(spec, node.cgroup_parent().await);
     let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
     node.docker
@@ -215,6 +243,7 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
 }
 
 pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
+    node.ours(name, &|| format!("starting container {name}")).await?;
     node.docker
         .start_container(name, None::<bollard::query_parameters::StartContainerOptions>)
         .await
@@ -222,6 +251,10 @@ pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
 }
 
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
+    match node.ours(name, &|| format!("removing container {name}")).await {
+        Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => return Ok(()),
+        other => other?,
+    };
     let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
     match node.docker.remove_container(name, Some(opts)).await {
         Ok(()) => {}
@@ -236,35 +269,44 @@ pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
 }
 
 pub(super) async fn read_file(node: &LocalNode, container: &str, path: &str) -> NodeResult<Option<String>> {
+    let doing = || format!("reading {path} from {container}");
+    scope::check_path(path, scope::FILE_PREFIXES).map_err(|message| NodeError::Refused { doing: doing(), message })?;
+    node.ours(container, &doing).await?;
     let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
-    let bytes: Vec<u8> = match node
-        .docker
-        .download_from_container(container, Some(opts))
-        .map_ok(|b| b.to_vec())
-        .try_concat()
-        .await
-    {
-        Ok(b) => b,
-        Err(e) if is_status(&e, 404) => return Ok(None),
-        Err(e) => return Err(NodeError::Docker { doing: format!("reading {path} from {container}"), source: e }),
-    };
+    let too_large = || NodeError::Failed { doing: doing(), message: format!("larger than {READ_FILE_LIMIT} bytes") };
+    let mut stream = node.docker.download_from_container(container, Some(opts));
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(b) => bytes.extend_from_slice(&b),
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(NodeError::Docker { doing: doing(), source: e }),
+        }
+        // The tar framing adds headers and padding to the file's own bytes.
+        if bytes.len() > READ_FILE_LIMIT + 64 * 1024 {
+            return Err(too_large());
+        }
+    }
     let mut archive = tar::Archive::new(bytes.as_slice());
-    let fail = |e: std::io::Error| NodeError::Failed { doing: format!("reading {path} from {container}"), message: e.to_string() };
+    let fail = |e: std::io::Error| NodeError::Failed { doing: doing(), message: e.to_string() };
     // The archive of one file holds exactly that file.
     let Some(entry) = archive.entries().map_err(fail)?.next() else { return Ok(None) };
     let mut entry = entry.map_err(fail)?;
+    // Docker archives a link as the link, not what it points at.
+    if !entry.header().entry_type().is_file() {
+        return Err(NodeError::Refused { doing: doing(), message: format!("{path} is not a regular file") });
+    }
+    if entry.size() > READ_FILE_LIMIT as u64 {
+        return Err(too_large());
+    }
     let mut s = String::new();
     std::io::Read::read_to_string(&mut entry, &mut s).map_err(fail)?;
     Ok(Some(s))
 }
 
 pub(super) async fn write_files(node: &LocalNode, container: &str, files: &[FileSpec]) -> NodeResult<()> {
-    if let Some(f) = files.iter().find(|f| !f.path.starts_with(WRITABLE_PREFIX) || f.path.contains("..")) {
-        return Err(NodeError::Failed {
-            doing: format!("writing files into {container}"),
-            message: format!("{} is outside {WRITABLE_PREFIX}", f.path),
-        });
-    }
+    scope::check_writable(files)
+        .map_err(|message| NodeError::Refused { doing: format!("writing files into {container}"), message })?;
     node.upload(container, files).await
 }
 

@@ -33,22 +33,15 @@ pub const DELAY_DIR: &str = "/run/vnet-te/delay";
 /// Names the delay line binary, overriding the one beside the running executable.
 pub const BINARY_ENV: &str = "VNET_TE_DELAY_BINARY";
 const BINARY_NAME: &str = "vnet-te-delay";
-/// The prefix of every container vnet-te makes.
-pub const CONTAINER_PREFIX: &str = "vte-";
 /// How long a line just started has to answer its control socket.
 const READY_WITHIN: Duration = Duration::from_secs(5);
 pub use crate::delay::schedule::RATE_LATENCY;
 /// The most of its log quoted in an error.
 const LOG_TAIL: u64 = 2000;
 
-/// A name vnet-te gave a container: `vte-` then letters, digits, `-`, `_`, `.`.
+/// A name vnet-te gave a container (`scope::check_name`).
 pub fn check_container(name: &str) -> Result<(), String> {
-    let rest = name.strip_prefix(CONTAINER_PREFIX).filter(|r| !r.is_empty());
-    let plain = |r: &str| r.len() <= 200 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    match rest {
-        Some(r) if plain(r) => Ok(()),
-        _ => Err(format!("container {name:?} is not vnet-te's (names start with {CONTAINER_PREFIX:?}, then letters, digits, '-', '_', '.')")),
-    }
+    crate::scope::check_name("container", name)
 }
 
 pub use crate::delay::units::check_ifname;

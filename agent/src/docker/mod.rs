@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
+use bollard::models::{ContainerInspectResponse, NetworkInspect};
 use bollard::Docker;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
@@ -21,6 +22,7 @@ use crate::node::{
     Probe, VethSpec, VxlanSpec,
 };
 use crate::probe::InterfaceCounters;
+use crate::scope;
 
 mod cgroup;
 mod containers;
@@ -68,18 +70,49 @@ impl LocalNode {
         &self.docker
     }
 
-    /// The host PID of a running container's init process (its network namespace).
-    async fn pid_of(&self, container: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<u32> {
+    /// Inspects a container, refusing it unless it is vnet-te's (`scope`: its name and its
+    /// path label). Every operation on a named container passes here first.
+    async fn ours(&self, container: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<ContainerInspectResponse> {
+        let refuse = |message| NodeError::Refused { doing: doing(), message };
+        scope::check_name("container", container).map_err(refuse)?;
         let info = self
             .docker
             .inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>)
             .await
             .map_err(docker_err(doing()))?;
-        let state = info.state.unwrap_or_default();
-        match state.pid {
-            Some(pid) if state.running == Some(true) && pid > 0 => Ok(pid as u32),
-            _ => Err(NodeError::NotRunning { doing: doing(), container: container.to_string() }),
+        scope::check_labels("container", container, info.config.as_ref().and_then(|c| c.labels.as_ref())).map_err(refuse)?;
+        Ok(info)
+    }
+
+    /// Inspects a network, refusing it unless it is vnet-te's (name and path label).
+    async fn our_network(&self, network: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<NetworkInspect> {
+        let refuse = |message| NodeError::Refused { doing: doing(), message };
+        scope::check_name("network", network).map_err(refuse)?;
+        let info = self
+            .docker
+            .inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .map_err(docker_err(doing()))?;
+        scope::check_labels("network", network, info.labels.as_ref()).map_err(refuse)?;
+        Ok(info)
+    }
+
+    /// The host PID of a running vnet-te container's init process (its network namespace),
+    /// never one in this process's own network namespace (a container on the host network).
+    async fn pid_of(&self, container: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<u32> {
+        let state = self.ours(container, doing).await?.state.unwrap_or_default();
+        let pid = match state.pid {
+            Some(pid) if state.running == Some(true) && pid > 0 => pid as u32,
+            _ => return Err(NodeError::NotRunning { doing: doing(), container: container.to_string() }),
+        };
+        // Unknown when the namespace cannot be read: then neither can the operation enter it.
+        if matches!(crate::netns::same_net_namespace(pid, std::process::id()), Ok(true)) {
+            return Err(NodeError::Refused {
+                doing: doing(),
+                message: format!("container {container} shares the node's own network namespace"),
+            });
         }
+        Ok(pid)
     }
 }
 

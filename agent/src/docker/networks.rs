@@ -8,6 +8,7 @@ use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use bollard::query_parameters::ListNetworksOptionsBuilder;
 
 use crate::node::{Found, NetworkSpec, NodeError, NodeResult};
+use crate::scope;
 
 use super::containers::label_filter;
 use super::{docker_err, is_status, LocalNode};
@@ -33,6 +34,7 @@ pub(super) async fn taken_subnets(node: &LocalNode) -> NodeResult<Vec<String>> {
 }
 
 pub(super) async fn find(node: &LocalNode, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
+    super::containers::check_label_key(label, "listing networks")?;
     let opts = ListNetworksOptionsBuilder::default().filters(&label_filter(label, value)).build();
     let nets = node.docker.list_networks(Some(opts)).await.map_err(docker_err("listing networks"))?;
     Ok(nets
@@ -47,6 +49,8 @@ pub(super) async fn find(node: &LocalNode, label: &str, value: Option<&str>) -> 
 }
 
 pub(super) async fn create(node: &LocalNode, spec: &NetworkSpec) -> NodeResult<()> {
+    scope::check_network_spec(spec)
+        .map_err(|message| NodeError::Refused { doing: format!("creating network {}", spec.name), message })?;
     let mut options = HashMap::new();
     if let Some(b) = &spec.bridge_name {
         options.insert("com.docker.network.bridge.name".to_string(), b.clone());
@@ -85,6 +89,10 @@ pub(super) async fn create(node: &LocalNode, spec: &NetworkSpec) -> NodeResult<(
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
     // Swarm attachment tasks and endpoints of just-removed containers linger briefly:
     // retry "in use" answers with a deadline instead of failing the delete.
+    match node.our_network(name, &|| format!("removing network {name}")).await {
+        Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => return Ok(()),
+        other => other?,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match node.docker.remove_network(name).await {

@@ -693,14 +693,10 @@ pub fn write_rendered(plan: &plan::Plan, out: &Path) -> anyhow::Result<usize> {
                     let mut n = 0;
                     for (object, list) in part {
                         let dir = out.join(object);
+                        refuse_link(&dir)?;
                         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
                         for f in list {
-                            let p = dir.join(&f.name);
-                            std::fs::write(&p, &f.content).with_context(|| format!("writing {}", p.display()))?;
-                            // The mode the file gets inside the container (scripts are 0755),
-                            // so the rendered tree can be mounted or copied as it is.
-                            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
-                                .with_context(|| format!("setting the mode of {}", p.display()))?;
+                            write_new(&dir.join(&f.name), &f.content, rendered_mode(f))?;
                             n += 1;
                         }
                     }
@@ -712,9 +708,94 @@ pub fn write_rendered(plan: &plan::Plan, out: &Path) -> anyhow::Result<usize> {
     })
 }
 
+/// The mode a rendered file gets on disk: the one it gets inside the container (scripts are
+/// 0755), so the tree can be mounted or copied as it is; owner-only when it carries secrets.
+fn rendered_mode(f: &render::RenderedFile) -> u32 {
+    if f.secret {
+        0o600
+    } else {
+        f.mode
+    }
+}
+
+/// Refuses a path that is a symbolic link: it would lead the write elsewhere.
+fn refuse_link(path: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            anyhow::bail!("{} is a symbolic link: refusing to write through it (remove it or choose another --out)", path.display())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes `content` to a new file at `path` with `mode`, replacing a regular file there but
+/// never following a link (`create_new` fails on one).
+fn write_new(path: &Path, content: &str, mode: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    refuse_link(path)?;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("replacing {}", path.display()))
+        }
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(content.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    // Set after the content is in, and exactly (the umask does not apply).
+    file.set_permissions(std::fs::Permissions::from_mode(mode)).with_context(|| format!("setting the mode of {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn plan() -> plan::Plan {
+        let spec = crate::core::spec::chain("c", 2).expect("valid");
+        plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![] }).expect("plans")
+    }
+
+    #[test]
+    fn rendered_files_with_passwords_are_for_their_owner_only() {
+        let out = tempfile::tempdir().unwrap();
+        assert!(write_rendered(&plan(), out.path()).unwrap() > 0);
+        assert_eq!(mode(&out.path().join("r1/frr.conf")), 0o600);
+        assert_eq!(mode(&out.path().join("r1/daemons")), 0o644);
+        assert_eq!(mode(&out.path().join("r1/boot.sh")), 0o755);
+        // Rendering again replaces what is there, modes included.
+        std::fs::set_permissions(out.path().join("r1/frr.conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_rendered(&plan(), out.path()).unwrap();
+        assert_eq!(mode(&out.path().join("r1/frr.conf")), 0o600);
+    }
+
+    #[test]
+    fn render_never_writes_through_a_link() {
+        let out = tempfile::tempdir().unwrap();
+        let victim = out.path().join("victim");
+        std::fs::write(&victim, "mine\n").unwrap();
+        std::fs::create_dir(out.path().join("r1")).unwrap();
+        std::os::unix::fs::symlink(&victim, out.path().join("r1/frr.conf")).unwrap();
+        let e = format!("{:#}", write_rendered(&plan(), out.path()).unwrap_err());
+        assert!(e.contains("r1/frr.conf is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), out.path().join("r2")).unwrap();
+        let e = format!("{:#}", write_rendered(&plan(), out.path()).unwrap_err());
+        assert!(e.contains("r2 is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing written through the link");
+    }
 
     #[test]
     fn cross_host_summary_names_each_overlay_link_with_its_nodes() {

@@ -3,6 +3,7 @@
 //! Capabilities are not here: the agent grants them by role and trusts no caller for them.
 
 use vnet_te_agent::node::ContainerRole;
+use vnet_te_agent::scope;
 
 use crate::core::spec::RouterKind;
 
@@ -25,15 +26,21 @@ pub struct FileSlot {
     pub name: &'static str,
     pub path: &'static str,
     pub mode: u32,
+    /// Carries secrets (BGP passwords): written for its owner only outside a container.
+    pub secret: bool,
 }
 
 const fn slot(template: &'static str, name: &'static str, path: &'static str, mode: u32) -> FileSlot {
-    FileSlot { template, name, path, mode }
+    FileSlot { template, name, path, mode, secret: false }
+}
+
+const fn secret(template: &'static str, name: &'static str, path: &'static str, mode: u32) -> FileSlot {
+    FileSlot { template, name, path, mode, secret: true }
 }
 
 /// `frr.conf` first: `path update` applies it alone.
 const FRR_FILES: &[FileSlot] = &[
-    slot("frr.conf", "frr.conf", "/etc/frr/frr.conf", 0o644),
+    secret("frr.conf", "frr.conf", "/etc/frr/frr.conf", 0o644),
     slot("zebra.conf", "zebra.conf", "/etc/frr/zebra.conf", 0o644),
     slot("daemons", "daemons", "/etc/frr/daemons", 0o644),
     slot("vtysh.conf", "vtysh.conf", "/etc/frr/vtysh.conf", 0o644),
@@ -42,7 +49,7 @@ const FRR_FILES: &[FileSlot] = &[
 /// FRR edge routers of an EVPN L2VPN set their VXLAN bridge up before FRR starts.
 pub const FRR_VTEP_SETUP: FileSlot = slot("router-setup.sh", "setup.sh", SETUP_PATH, 0o755);
 const VYOS_FILES: &[FileSlot] = &[
-    slot("vyos.commands", "vyos.commands", "/config/vnet-te.commands", 0o644),
+    secret("vyos.commands", "vyos.commands", "/config/vnet-te.commands", 0o644),
     slot(
         "vyos-postconfig.script",
         "vyos-postconfig-bootup.script",
@@ -66,8 +73,8 @@ impl Kind {
     /// The image reference, versioned with vnet-te (VyOS: supplied by the user).
     pub fn image(self) -> String {
         match self {
-            Kind::Frr => format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION")),
-            Kind::Host => format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION")),
+            Kind::Frr => scope::router_image(),
+            Kind::Host => scope::host_image(),
             Kind::Vyos => vyos_image(),
         }
     }
@@ -101,9 +108,10 @@ impl Kind {
     }
 }
 
-/// VyOS images cannot be built offline; users supply one (`docker load`) under this name
-/// or point VNET_TE_VYOS_IMAGE at theirs. The one environment read in `core`: a setting of
-/// the machine, like the version, not state.
+/// VyOS images cannot be built offline; users supply one (`docker load`) under
+/// `scope::DEFAULT_VYOS_IMAGE` or point VNET_TE_VYOS_IMAGE at theirs. The one environment read
+/// in `core`: a setting of the machine, like the version, not state. Nodes accept the same
+/// name (`scope`), so a node's agent is given it too.
 pub fn vyos_image() -> String {
-    std::env::var("VNET_TE_VYOS_IMAGE").unwrap_or_else(|_| "vyos/vyos:1.4".to_string())
+    scope::vyos_image()
 }

@@ -24,6 +24,8 @@ pub struct RenderedFile {
     /// Absolute path inside the container.
     pub container_path: String,
     pub mode: u32,
+    /// Carries secrets (`kinds::FileSlot::secret`).
+    pub secret: bool,
     pub content: String,
 }
 
@@ -231,7 +233,7 @@ pub fn render_removal(old: &RouterPlan, new: &RouterPlan) -> Result<String, Rend
     }
     ctx.bgp = !(ctx.v4.is_empty() && ctx.evpn.is_empty() && ctx.passwords.is_empty());
     let h = registry();
-    let slot = FileSlot { template: "frr-remove.conf", name: "frr-remove.conf", path: "", mode: 0o644 };
+    let slot = FileSlot { template: "frr-remove.conf", name: "frr-remove.conf", path: "", mode: 0o644, secret: true };
     Ok(file(&h, &slot, &old.name, &context(&old.name, &ctx)?)?.content)
 }
 
@@ -349,7 +351,7 @@ fn file(h: &Handlebars<'_>, slot: &FileSlot, object: &str, ctx: &Context) -> Res
         object: object.to_string(),
         source: Box::new(e),
     })?;
-    Ok(RenderedFile { name: slot.name.into(), container_path: slot.path.into(), mode: slot.mode, content })
+    Ok(RenderedFile { name: slot.name.into(), container_path: slot.path.into(), mode: slot.mode, secret: slot.secret, content })
 }
 
 fn files(h: &Handlebars<'_>, slots: &[FileSlot], object: &str, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {

@@ -27,7 +27,7 @@ use vnet_te_agent::delay::{Counters, Settings, Status};
 use vnet_te_agent::docker::delay::{check_container, check_ifname};
 use vnet_te_agent::node::{
     ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError,
-    NodeResult, Probe, VethSpec, VxlanSpec, WRITABLE_PREFIX,
+    NodeResult, Probe, VethSpec, VxlanSpec,
 };
 use vnet_te_agent::probe::InterfaceCounters;
 
@@ -564,6 +564,8 @@ impl Node for FakeNode {
 
     async fn create_network(&self, spec: &NetworkSpec) -> NodeResult<()> {
         self.op(Call::CreateNetwork(spec.clone()), |s, swarm| {
+            // As the real node refuses it: the controller's specs must pass.
+            vnet_te_agent::scope::check_network_spec(spec).map_err(|m| format!("refused: {m}"))?;
             if s.networks.contains_key(&spec.name) {
                 return Err(format!("network with name {} already exists", spec.name));
             }
@@ -591,6 +593,7 @@ impl Node for FakeNode {
 
     async fn create_container(&self, spec: &ContainerSpec) -> NodeResult<()> {
         self.op(Call::CreateContainer(spec.clone()), |s, swarm| {
+            vnet_te_agent::scope::check_container_spec(spec).map_err(|m| format!("refused: {m}"))?;
             if s.containers.contains_key(&spec.name) {
                 return Err(format!("Conflict. The container name \"/{}\" is already in use", spec.name));
             }
@@ -715,9 +718,7 @@ impl Node for FakeNode {
     async fn write_files(&self, container: &str, files: &[FileSpec]) -> NodeResult<()> {
         let call = Call::WriteFiles { container: container.into(), files: files.to_vec() };
         self.op(call, |s, _| {
-            if let Some(f) = files.iter().find(|f| !f.path.starts_with(WRITABLE_PREFIX)) {
-                return Err(format!("refused: {} is outside {WRITABLE_PREFIX}", f.path));
-            }
+            vnet_te_agent::scope::check_writable(files).map_err(|m| format!("refused: {m}"))?;
             let c = s.containers.get_mut(container).ok_or_else(|| format!("no such container: {container}"))?;
             for f in files {
                 c.files.insert(f.path.clone(), f.content.clone());

@@ -13,7 +13,7 @@ use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::tls::ClusterCa;
 
 use super::*;
-use crate::core::kinds::Kind;
+use crate::core::kinds::{vyos_image, Kind};
 use crate::error::BadInput;
 use crate::exec::ssh::{quote, HostKeyPolicy, Session, SshTarget};
 
@@ -177,15 +177,42 @@ pub struct AddArgs {
     pub identity: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub agent_port: u16,
+    /// The address the agent listens on, when not the node's swarm address.
+    pub agent_listen: Option<IpAddr>,
 }
 
-/// Runs one command over SSH and fails with its stderr unless it exits 0.
+/// Runs one command over SSH and fails with its stderr unless it exits 0. Swarm join
+/// tokens in the command or its output never reach the error ([`redact_tokens`]).
 async fn run(ssh: &Session, what: &str, cmd: &str) -> anyhow::Result<String> {
-    let out = ssh.exec(cmd).await.with_context(|| format!("{what}: running `{cmd}`"))?;
+    let out = ssh.exec(cmd).await.with_context(|| format!("{what}: running `{}`", redact_tokens(cmd)))?;
     if !out.success() {
-        bail!("{what}: `{cmd}` exited {}: {}", out.status, out.stderr_lossy().trim());
+        return Err(failed(what, cmd, out.status, &out.stderr_lossy()));
     }
     Ok(out.stdout_lossy().trim().to_string())
+}
+
+/// The error of a command that exited `status`, tokens redacted.
+fn failed(what: &str, cmd: &str, status: impl std::fmt::Display, stderr: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what}: `{}` exited {status}: {}", redact_tokens(cmd), redact_tokens(stderr.trim()))
+}
+
+/// The prefix of every Docker swarm join token (`SWMTKN-1-<cluster key>-<secret>`).
+const SWARM_TOKEN_PREFIX: &str = "SWMTKN-";
+
+/// `text` with each swarm join token cut to its prefix: whoever holds one joins the swarm.
+pub fn redact_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(SWARM_TOKEN_PREFIX) {
+        let after = &rest[at + SWARM_TOKEN_PREFIX.len()..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(after.len());
+        out.push_str(&rest[..at]);
+        out.push_str(SWARM_TOKEN_PREFIX);
+        out.push_str("<redacted>");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Bootstraps one node over SSH, every step idempotent so a failed `node add` can simply
@@ -224,7 +251,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     let address: IpAddr =
         addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
     load_images(&ssh, &docker, &name).await?;
-    start_agent(&ssh, &home, &name, address, a.agent_port).await?;
+    start_agent(&ssh, &home, &name, address, SocketAddr::new(a.agent_listen.unwrap_or(address), a.agent_port)).await?;
     ssh.close().await;
 
     let agent = SocketAddr::new(address, a.agent_port);
@@ -295,7 +322,9 @@ async fn load_images(ssh: &Session, docker: &bollard::Docker, name: &str) -> any
 }
 
 /// The agent: its own certificate (node name and address as SANs), then its container.
-async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, port: u16) -> anyhow::Result<()> {
+/// The agent listens on `listen`: by default the node's swarm address only (not every
+/// interface of the node, as it shares the node's network namespace).
+async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, listen: SocketAddr) -> anyhow::Result<()> {
     let pki = pki_dir(home);
     let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
     let issued = ca.issue_agent(name, &[name.to_string()], &[address]).context("issuing the agent certificate")?;
@@ -309,7 +338,6 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, po
             .await
             .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
     }
-    let listen = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port);
     // Host PID namespace and NET_ADMIN: veth links are made by naming the two containers'
     // init PIDs in one netlink request. SYS_PTRACE: FRR's sockets in a router are read
     // through /proc/<pid>/root (no exec). SYS_ADMIN: setns(2) into a router's network
@@ -318,7 +346,7 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, po
     let run_agent = format!(
         "docker rm -f {c} >/dev/null 2>&1; docker run -d --name {c} --restart unless-stopped --network host \
          --pid host --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_PTRACE --cap-add SYS_ADMIN --label {obj}=agent \
-         -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
+         -e {vyos_env}={vyos} -v /var/run/docker.sock:/var/run/docker.sock -v {dir}:{dir}:ro {img} \
          --node-name {n} --listen {l} --cert-dir {dir}",
         c = AGENT_CONTAINER,
         obj = labels::OBJECT,
@@ -326,6 +354,8 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, po
         img = quote(&agent_image()),
         n = quote(name),
         l = quote(&listen.to_string()),
+        vyos_env = vnet_te_agent::scope::VYOS_IMAGE_ENV,
+        vyos = quote(&vyos_image()),
     );
     run(ssh, "starting the agent", &run_agent).await?;
 
@@ -421,4 +451,33 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     save_state(&home, &state)?;
     eprintln!("node {} removed", a.name);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
+
+    #[test]
+    fn a_failed_join_names_its_command_without_the_token() {
+        let cmd = format!("docker swarm join --token {} {}", quote(TOKEN), quote("10.0.0.1:2377"));
+        let stderr = format!("Error response from daemon: rejected {TOKEN}\n");
+        let e = failed("joining the swarm", &cmd, 1, &stderr).to_string();
+        assert_eq!(
+            e,
+            "joining the swarm: `docker swarm join --token SWMTKN-<redacted> '10.0.0.1:2377'` exited 1: \
+             Error response from daemon: rejected SWMTKN-<redacted>"
+        );
+    }
+
+    #[test]
+    fn join_tokens_are_cut_wherever_they_appear() {
+        let stderr = format!("Error response from daemon: invalid join token {TOKEN}\nand {TOKEN}.");
+        let shown = redact_tokens(&stderr);
+        assert!(!shown.contains("3pu6hszjas") && !shown.contains("1awxwuwd"), "{shown}");
+        assert_eq!(shown.matches("SWMTKN-<redacted>").count(), 2);
+        assert!(shown.ends_with("SWMTKN-<redacted>."), "what follows a token stays: {shown}");
+        assert_eq!(redact_tokens("no token here"), "no token here");
+    }
 }
