@@ -39,7 +39,7 @@ pub fn inventory_for_update(old: &Plan, spec: &PathSpec) -> Inventory {
     }
     let mut taken = complement(spec.pools.links, &ours_links);
     taken.extend(complement(spec.pools.lans, &ours_lans));
-    Inventory { nodes: old.nodes.clone(), taken }
+    Inventory { nodes: old.nodes.clone(), taken, interfaces: None }
 }
 
 /// The parts of `pool` not covered by `ours`, as few CIDR blocks as possible.
@@ -289,6 +289,7 @@ mod tests {
         Inventory {
             nodes: vec!["local".into()],
             taken: vec!["10.199.0.0/27".parse().unwrap(), "10.210.0.0/23".parse().unwrap()],
+            interfaces: None,
         }
     }
 
@@ -296,7 +297,7 @@ mod tests {
     fn the_underlay_measured_at_create_stays_with_its_links_through_an_update() {
         let mut s = spec::chain("p", 3).unwrap();
         s.link_defaults = Some(spec::ImpairSpec { delay: Some("5ms".into()), ..Default::default() });
-        let inv = plan::Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let inv = plan::Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces: None };
         let mut old = plan::build(&s, &inv).unwrap();
         let u = plan::Underlay { rtt_us: 600, one_way_us: 300 };
         plan::distance::set_underlay(&mut old, &std::collections::BTreeMap::from([(("n1".to_string(), "n2".to_string()), u)]));
