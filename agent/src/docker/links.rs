@@ -121,7 +121,11 @@ pub(super) async fn macvlan(node: &LocalNode, link: &MacvlanSpec) -> NodeResult<
     check_ifname(&link.ifname).map_err(refuse)?;
     check_ifname(&link.parent).map_err(refuse)?;
     let pid = node.pid_of(&link.container, &doing).await?;
-    let parent = netns::index_here(&link.parent).await.map_err(|e| NodeError::Failed { doing: doing(), message: e.to_string() })?;
+    let parent = netns::index_here(&link.parent).await.map_err(|e| {
+        let missing = e.kind() == std::io::ErrorKind::NotFound || e.to_string().contains("No such device");
+        let message = if missing { format!("no interface '{}' on node {}", link.parent, node.name) } else { e.to_string() };
+        NodeError::Failed { doing: doing(), message }
+    })?;
     // Bridge mode: the node's other macvlans on the same parent (another path's hosts) are
     // on the LAN too. Created from the node's namespace, where the parent is, straight into
     // the container's.
