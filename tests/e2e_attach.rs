@@ -4,7 +4,8 @@
 //! `paths/lan-attach.yaml` forces r1 r2 r3 r4 although r1 and r4 are neighbours; from the
 //! namespace, pings reach `dst` and a trace (echoes with a growing TTL: this machine has no
 //! traceroute of its own) replies from src's LAN address and then exactly the planned hops;
-//! `dst`'s traceroute back to the namespace takes the planned hops the other way. An attach
+//! `dst`'s traceroute back to the namespace takes the planned hops the other way; re-pointed
+//! over the shortcut with `path update`, the namespace's traffic takes r1 r4. An attach
 //! parent the node does not have exits 2 naming it, with nothing created; delete leaves no
 //! container and no macvlan on the parent.
 //!
@@ -209,6 +210,24 @@ fn attach_a_lan_reaches_the_far_end_along_the_forced_path_and_delete_leaves_noth
     let mut back: Vec<Option<Ipv4Addr>> = planned_hops(&plan, "dst").into_iter().map(Some).collect();
     back.push(Some(mine));
     assert_eq!(vnet_te_agent::probe::parse_traceroute(&text), back, "traceroute from dst to the LAN:\n{text}");
+
+    // Re-pointed over the shortcut with `path update`: the LAN keeps its address and route,
+    // and its traffic now takes r1 r4.
+    let shortcut_spec = c.spec(
+        "shortcut.yaml",
+        &std::fs::read_to_string(spec_on(&c, "attach-again.yaml", &lan.parent))
+            .unwrap()
+            .replace("path: [r1, r2, r3, r4]", "path: [r1, r4]"),
+    );
+    let out = vnet(&["path", "update", name, "-f", &shortcut_spec]);
+    assert_eq!(out.status.code(), Some(0), "update did not verify");
+    let updated = plan_of(name);
+    assert_eq!(host(&updated, "src")["attach"], *attach);
+    let mut want = vec![gateway];
+    want.extend(planned_hops(&updated, "src"));
+    assert_eq!(want.len(), 4, "src's LAN address, r1, r4, dst: {want:?}");
+    let seen: Vec<Option<Ipv4Addr>> = (1..=want.len() as u32).map(|ttl| hop_at(&lan.ns, dst_addr, ttl)).collect();
+    assert_eq!(seen, want.iter().map(|a| Some(*a)).collect::<Vec<_>>(), "trace from the LAN to dst over the shortcut");
 
     // Delete: nothing labelled, and the macvlan is off the parent when the delete returns.
     let out = vnet(&["path", "delete", name]);
