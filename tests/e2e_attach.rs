@@ -121,7 +121,7 @@ fn hop_at(ns: &str, target: Ipv4Addr, ttl: u32) -> Option<Ipv4Addr> {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         for line in text.lines() {
             let from = line.strip_prefix("From ").or_else(|| line.split_once(" bytes from ").map(|(_, r)| r));
-            if let Some(a) = from.and_then(|r| r.split(|c: char| c == ' ' || c == ':').next()).and_then(|a| a.parse().ok()) {
+            if let Some(a) = from.and_then(|r| r.split([' ', ':']).next()).and_then(|a| a.parse().ok()) {
                 return Some(a);
             }
         }
