@@ -19,6 +19,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::lan::{ip, ip_ok, Lan};
 use common::*;
 
 /// Pools of this test's own, apart from the defaults the other tests take.
@@ -26,81 +27,15 @@ const POOLS: &str = "pools: { links: 10.233.0.0/24, loopbacks: 10.233.1.0/24, la
 /// The address the namespace takes on the attached LAN (src holds .1).
 const LAN_HOST: u8 = 100;
 
-fn ip(args: &[&str]) -> Output {
-    Command::new("ip").args(args).output().expect("running ip")
-}
-
-fn ok(out: &Output) -> bool {
-    out.status.success()
-}
-
-/// `ip ARGS`, which must succeed.
-fn ip_ok(args: &[&str]) {
-    let out = ip(args);
-    assert!(ok(&out), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A command in the test's namespace.
-fn in_ns(ns: &str, cmd: &[&str]) -> Output {
-    let mut args = vec!["netns", "exec", ns];
-    args.extend_from_slice(cmd);
-    ip(&args)
-}
-
-/// The "LAN": a veth pair, `parent` on the node, its peer in namespace `ns`. Removed on drop.
-struct Lan {
-    ns: String,
-    parent: String,
-    /// The parent's peer, in `ns`.
-    peer: String,
-}
-
-impl Lan {
-    /// None (after a skip, or a failure where namespaces are required) where this machine
-    /// cannot make them.
-    fn new(test: &str) -> Option<Self> {
-        let id = std::process::id() % 100_000;
-        let lan = Lan { ns: format!("at-lan-{id}"), parent: format!("at-{id}p"), peer: format!("at-{id}q") };
-        let made = ip(&["netns", "add", &lan.ns]);
-        if !ok(&made) {
-            let why = format!("cannot make a network namespace: {}", String::from_utf8_lossy(&made.stderr).trim());
-            skip::skip_or_fail(test, skip::Requirement::Docker, &why);
-            return None;
-        }
-        ip_ok(&["link", "add", &lan.parent, "type", "veth", "peer", "name", &lan.peer, "netns", &lan.ns]);
-        ip_ok(&["link", "set", &lan.parent, "up"]);
-        ip_ok(&["-n", &lan.ns, "link", "set", &lan.peer, "up"]);
-        ip_ok(&["-n", &lan.ns, "link", "set", "lo", "up"]);
-        Some(lan)
-    }
-
-    /// The MAC addresses the node's end of the LAN holds for the devices on it (`bridge fdb`:
-    /// a macvlan puts its own there), its own excepted.
-    fn macs_on_parent(&self) -> Vec<String> {
-        let out = Command::new("bridge").args(["fdb", "show", "dev", &self.parent]).output().expect("running bridge");
-        assert!(ok(&out), "bridge fdb: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            // Multicast entries (IPv4 01:00:5e…, IPv6 33:33…) are not devices.
-            .filter(|mac| !mac.starts_with("01:00:5e") && !mac.starts_with("33:33"))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        let _ = ip(&["link", "del", &self.parent]);
-        let _ = ip(&["netns", "del", &self.ns]);
-    }
-}
-
 /// The spec of `paths/lan-attach.yaml` with src's macvlan on `parent` and this test's pools.
 fn spec_on(c: &Cleanup, file: &str, parent: &str) -> String {
     let text = std::fs::read_to_string(root().join("paths/lan-attach.yaml")).expect("example spec");
     assert!(text.contains("macvlan: eth1"), "the example attaches src to eth1");
     c.spec(file, &format!("{}{POOLS}\n", text.replace("macvlan: eth1", &format!("macvlan: {parent}"))))
+}
+
+fn ok(out: &Output) -> bool {
+    out.status.success()
 }
 
 fn addr(v: &serde_json::Value) -> Ipv4Addr {
@@ -115,9 +50,9 @@ fn planned_hops(plan: &serde_json::Value, from: &str) -> Vec<Ipv4Addr> {
 
 /// Who answers an echo from the namespace with TTL `ttl` (a router's time exceeded, or the
 /// target's reply); each TTL is tried three times.
-fn hop_at(ns: &str, target: Ipv4Addr, ttl: u32) -> Option<Ipv4Addr> {
+fn hop_at(lan: &Lan, target: Ipv4Addr, ttl: u32) -> Option<Ipv4Addr> {
     for _ in 0..3 {
-        let out = in_ns(ns, &["ping", "-n", "-c", "1", "-W", "1", "-t", &ttl.to_string(), &target.to_string()]);
+        let out = lan.run(&["ping", "-n", "-c", "1", "-W", "1", "-t", &ttl.to_string(), &target.to_string()]);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         for line in text.lines() {
             let from = line.strip_prefix("From ").or_else(|| line.split_once(" bytes from ").map(|(_, r)| r));
@@ -136,7 +71,10 @@ fn attach_a_lan_reaches_the_far_end_along_the_forced_path_and_delete_leaves_noth
     if !docker_ready(test) {
         return;
     }
-    let Some(lan) = Lan::new(test) else { return };
+    let lan = match Lan::new("at") {
+        Ok(lan) => lan,
+        Err(why) => return skip::skip_or_fail(test, skip::Requirement::Docker, &why),
+    };
     let name = "at-e2e-lan";
     let c = Cleanup::new(name);
 
@@ -185,9 +123,9 @@ fn attach_a_lan_reaches_the_far_end_along_the_forced_path_and_delete_leaves_noth
     ip_ok(&["-n", &lan.ns, "addr", "add", &format!("{mine}/{}", subnet.prefix_len()), "dev", &lan.peer]);
     ip_ok(&["-n", &lan.ns, "route", "add", &far_lan.to_string(), "via", &gateway.to_string()]);
     wait_for("a first reply from dst in the namespace", Duration::from_secs(10), || {
-        ok(&in_ns(&lan.ns, &["ping", "-n", "-c", "1", "-W", "1", &dst_addr.to_string()])).then_some(())
+        ok(&lan.run(&["ping", "-n", "-c", "1", "-W", "1", &dst_addr.to_string()])).then_some(())
     });
-    let out = in_ns(&lan.ns, &["ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", &dst_addr.to_string()]);
+    let out = lan.run(&["ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", &dst_addr.to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(ok(&out) && text.contains("5 packets transmitted, 5 received"), "{text}");
 
@@ -195,7 +133,7 @@ fn attach_a_lan_reaches_the_far_end_along_the_forced_path_and_delete_leaves_noth
     // through r2 and r3, not over the r1–r4 shortcut.
     let mut want = vec![gateway];
     want.extend(planned_hops(&plan, "src"));
-    let seen: Vec<Option<Ipv4Addr>> = (1..=want.len() as u32).map(|ttl| hop_at(&lan.ns, dst_addr, ttl)).collect();
+    let seen: Vec<Option<Ipv4Addr>> = (1..=want.len() as u32).map(|ttl| hop_at(&lan, dst_addr, ttl)).collect();
     assert_eq!(seen, want.iter().map(|a| Some(*a)).collect::<Vec<_>>(), "trace from the LAN to dst");
     let shortcut = addr_toward(&plan, "r4", "r1");
     assert!(!seen.contains(&Some(shortcut.parse().unwrap())));
@@ -226,7 +164,7 @@ fn attach_a_lan_reaches_the_far_end_along_the_forced_path_and_delete_leaves_noth
     let mut want = vec![gateway];
     want.extend(planned_hops(&updated, "src"));
     assert_eq!(want.len(), 4, "src's LAN address, r1, r4, dst: {want:?}");
-    let seen: Vec<Option<Ipv4Addr>> = (1..=want.len() as u32).map(|ttl| hop_at(&lan.ns, dst_addr, ttl)).collect();
+    let seen: Vec<Option<Ipv4Addr>> = (1..=want.len() as u32).map(|ttl| hop_at(&lan, dst_addr, ttl)).collect();
     assert_eq!(seen, want.iter().map(|a| Some(*a)).collect::<Vec<_>>(), "trace from the LAN to dst over the shortcut");
 
     // Delete: nothing labelled, and the macvlan is off the parent when the delete returns.

@@ -7,11 +7,15 @@
 //! Needs root and a Docker engine with the image `vnet-te/host:0.1.0`; where either is missing
 //! the test says why on stderr and passes as skipped, unless VNET_TE_REQUIRE_DOCKER=1.
 
+#[path = "../../tests/common/lan.rs"]
+mod lan;
 #[path = "../../tests/common/skip.rs"]
 mod skip;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use lan::{ip_ok, Lan};
 
 use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::{ContainerRole, ContainerSpec, MacvlanSpec, Node, NodeError};
@@ -19,34 +23,13 @@ use vnet_te_agent::node::{ContainerRole, ContainerSpec, MacvlanSpec, Node, NodeE
 const TEST: &str = "macvlan_node::a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it";
 const IMAGE: &str = "vnet-te/host:0.1.0";
 
-fn ip(args: &[&str]) -> Output {
-    Command::new("ip").args(args).output().expect("running ip")
-}
+/// The test's container, force-removed whatever the outcome.
+struct Container(String);
 
-/// The container and the veth pair with its namespace, removed whatever the outcome.
-struct Fixture {
-    container: String,
-    parent: String,
-    ns: String,
-}
-
-impl Drop for Fixture {
+impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.container]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        let _ = ip(&["link", "del", &self.parent]);
-        let _ = ip(&["netns", "del", &self.ns]);
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
-}
-
-/// Unicast MAC addresses on the parent's address list (a macvlan puts its own there).
-fn macs_on(parent: &str) -> Vec<String> {
-    let out = Command::new("bridge").args(["fdb", "show", "dev", parent]).output().expect("running bridge");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|m| !m.starts_with("01:00:5e") && !m.starts_with("33:33"))
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test]
@@ -59,22 +42,14 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
         return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("image {IMAGE} missing"));
     }
     let id = std::process::id() % 100_000;
-    let f = Fixture { container: format!("vte-mvtest-{id}"), parent: format!("mv-{id}p"), ns: format!("mv-lan-{id}") };
-    let peer = format!("mv-{id}q");
-    if !ip(&["netns", "add", &f.ns]).status.success() {
-        return skip::skip_or_fail(TEST, skip::Requirement::Docker, "cannot make a network namespace (not root?)");
-    }
-    for args in [
-        vec!["link", "add", &f.parent, "type", "veth", "peer", "name", &peer, "netns", &f.ns],
-        vec!["link", "set", &f.parent, "up"],
-        vec!["-n", &f.ns, "link", "set", &peer, "up"],
-        vec!["-n", &f.ns, "addr", "add", "10.254.9.2/24", "dev", &peer],
-    ] {
-        let out = ip(&args);
-        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    let lan = match Lan::new("mv") {
+        Ok(lan) => lan,
+        Err(why) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &why),
+    };
+    ip_ok(&["-n", &lan.ns, "addr", "add", "10.254.9.2/24", "dev", &lan.peer]);
+    let c = Container(format!("vte-mvtest-{id}"));
     let spec = ContainerSpec {
-        name: f.container.clone(),
+        name: c.0.clone(),
         hostname: "h".into(),
         image: IMAGE.into(),
         role: ContainerRole::Host,
@@ -86,14 +61,14 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
         sysctls: BTreeMap::new(),
     };
     node.create_container(&spec).await.unwrap();
-    node.start_container(&f.container).await.unwrap();
+    node.start_container(&c.0).await.unwrap();
 
     let own = node.own_interfaces().await.unwrap();
-    assert!(own.contains(&"lo".to_string()) && own.contains(&f.parent), "{own:?}");
+    assert!(own.contains(&"lo".to_string()) && own.contains(&lan.parent), "{own:?}");
     let link = MacvlanSpec {
-        container: f.container.clone(),
+        container: c.0.clone(),
         ifname: "eth1".into(),
-        parent: f.parent.clone(),
+        parent: lan.parent.clone(),
         address: "10.254.9.1/24".parse().unwrap(),
     };
 
@@ -109,25 +84,25 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
     // A parent the node lacks.
     let e = node.connect_macvlan(&MacvlanSpec { parent: format!("mv-{id}x"), ..link.clone() }).await.unwrap_err();
     assert!(e.to_string().ends_with(&format!("no interface 'mv-{id}x' on node local")), "{e}");
-    assert!(macs_on(&f.parent).is_empty());
+    assert!(lan.macs_on_parent().is_empty());
 
     node.connect_macvlan(&link).await.unwrap();
-    let shown = Command::new("docker").args(["exec", &f.container, "ip", "-br", "addr", "show", "eth1"]).output().unwrap();
+    let shown = Command::new("docker").args(["exec", &c.0, "ip", "-br", "addr", "show", "eth1"]).output().unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     assert!(shown.contains("UP") && shown.contains("10.254.9.1/24"), "{shown}");
-    let ping = Command::new("docker").args(["exec", &f.container, "ping", "-c", "2", "-W", "1", "10.254.9.2"]).output().unwrap();
+    let ping = Command::new("docker").args(["exec", &c.0, "ping", "-c", "2", "-W", "1", "10.254.9.2"]).output().unwrap();
     assert!(ping.status.success(), "the container reaches the LAN: {}", String::from_utf8_lossy(&ping.stdout));
-    let mac = Command::new("docker").args(["exec", &f.container, "cat", "/sys/class/net/eth1/address"]).output().unwrap();
+    let mac = Command::new("docker").args(["exec", &c.0, "cat", "/sys/class/net/eth1/address"]).output().unwrap();
     let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
-    assert_eq!(macs_on(&f.parent), std::slice::from_ref(&mac));
+    assert_eq!(lan.macs_on_parent(), std::slice::from_ref(&mac));
 
     // Taken off the parent at once, the container still running; absent containers are no error.
-    node.remove_macvlans(&f.container).await.unwrap();
-    assert!(macs_on(&f.parent).is_empty(), "{mac} still on {}", f.parent);
-    let left = Command::new("docker").args(["exec", &f.container, "ip", "-br", "link"]).output().unwrap();
+    node.remove_macvlans(&c.0).await.unwrap();
+    assert!(lan.macs_on_parent().is_empty(), "{mac} still on {}", lan.parent);
+    let left = Command::new("docker").args(["exec", &c.0, "ip", "-br", "link"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains("eth1"));
-    node.remove_container(&f.container).await.unwrap();
-    node.remove_macvlans(&f.container).await.unwrap();
+    node.remove_container(&c.0).await.unwrap();
+    node.remove_macvlans(&c.0).await.unwrap();
     let e = node.remove_macvlans("postgres").await.unwrap_err();
     assert!(matches!(e, NodeError::Refused { .. }), "{e:?}");
 }

@@ -279,18 +279,7 @@ fn path_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
             problem,
             detail: None,
         });
-        let (ok, problem) = ping_result(obs.pings.get(&key));
-        probes.push(ProbeReport {
-            kind: "ping".into(),
-            from: t.from.clone(),
-            to: t.to.clone(),
-            target: t.target,
-            expected: vec![t.target],
-            observed: vec![],
-            ok,
-            problem,
-            detail: None,
-        });
+        probes.push(ping_probe("ping", &t.from, &t.to, t.target, obs.pings.get(&key), None));
     }
     probes
 }
@@ -301,18 +290,8 @@ fn hop_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
     plan.hop_loopbacks()
         .into_iter()
         .map(|(hop, router, target)| {
-            let (ok, problem) = ping_result(obs.hop_pings.get(&target));
-            ProbeReport {
-                kind: HOP_PING.into(),
-                from: from.name.clone(),
-                to: router.to_string(),
-                target,
-                expected: vec![target],
-                observed: vec![],
-                ok,
-                problem: problem.map(|e| format!("{target} (loopback of {router}, hop {}): {e}", hop + 1)),
-                detail: None,
-            }
+            let what = format!("loopback of {router}, hop {}", hop + 1);
+            ping_probe(HOP_PING, &from.name, router, target, obs.hop_pings.get(&target), Some(what))
         })
         .collect()
 }
@@ -323,18 +302,8 @@ fn attach_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
     attach_targets(plan)
         .into_iter()
         .map(|(from, to, target)| {
-            let (ok, problem) = ping_result(obs.attach_pings.get(&to.name));
-            ProbeReport {
-                kind: ATTACH_PING.into(),
-                from: from.name.clone(),
-                to: to.name.clone(),
-                target,
-                expected: vec![target],
-                observed: vec![],
-                ok,
-                problem: problem.map(|e| format!("{target} ({} on the LAN of {}): {e}", to.name, to.attach.as_ref().map_or("?", |a| a.parent.as_str()))),
-                detail: None,
-            }
+            let what = format!("{} on the LAN of {}", to.name, to.attach.as_ref().map_or("?", |a| a.parent.as_str()));
+            ping_probe(ATTACH_PING, &from.name, &to.name, target, obs.attach_pings.get(&to.name), Some(what))
         })
         .collect()
 }
@@ -343,6 +312,26 @@ fn attach_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
 pub fn attach_targets(plan: &Plan) -> Vec<(&HostPlan, &HostPlan, Ipv4Addr)> {
     let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return Vec::new() };
     [(b, a), (a, b)].into_iter().filter_map(|(from, to)| to.attach.as_ref().map(|at| (from, to, at.address))).collect()
+}
+
+/// A ping probe of `kind` as `r` answered; a problem names the target as `target (what)`
+/// where `what` is given.
+fn ping_probe(kind: &str, from: &str, to: &str, target: Ipv4Addr, r: Option<&Result<bool, String>>, what: Option<String>) -> ProbeReport {
+    let (ok, problem) = ping_result(r);
+    ProbeReport {
+        kind: kind.into(),
+        from: from.to_string(),
+        to: to.to_string(),
+        target,
+        expected: vec![target],
+        observed: vec![],
+        ok,
+        problem: problem.map(|e| match &what {
+            Some(w) => format!("{target} ({w}): {e}"),
+            None => e,
+        }),
+        detail: None,
+    }
 }
 
 fn ping_result(r: Option<&Result<bool, String>>) -> (bool, Option<String>) {
