@@ -32,6 +32,9 @@ impl Lan {
     pub fn new(prefix: &str) -> Result<Self, String> {
         let id = std::process::id() % 100_000;
         let lan = Lan { ns: format!("{prefix}-lan-{id}"), parent: format!("{prefix}-{id}p"), peer: format!("{prefix}-{id}q") };
+        // Left by an earlier run of the same process id that was killed before its drop.
+        let _ = ip(&["link", "del", &lan.parent]);
+        let _ = ip(&["netns", "del", &lan.ns]);
         let made = ip(&["netns", "add", &lan.ns]);
         if !made.status.success() {
             return Err(format!("cannot make a network namespace: {}", String::from_utf8_lossy(&made.stderr).trim()));
