@@ -70,6 +70,71 @@ fn frr_dry_run_rejects_a_bad_line() {
     assert!(!out.status.success(), "vtysh accepted a bad line");
 }
 
+/// staticd reads `frr.conf` itself (the routers start their daemons directly): the lines of
+/// `frr.conf` that staticd refused, with their text (`No such command on config line N`).
+fn staticd_refused(staticd: &Path, conf: &Path) -> Vec<String> {
+    let out = Command::new(staticd).args(["-C", "-F", "datacenter", "-f"]).arg(conf).output().unwrap();
+    let text = std::fs::read_to_string(conf).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stdout).lines())
+        .filter_map(|l| l.split_once("No such command on config line ").and_then(|(_, n)| n.split_once(':')))
+        .filter_map(|(n, _)| n.parse::<usize>().ok())
+        .map(|n| lines.get(n - 1).copied().unwrap_or_default().to_string())
+        .collect()
+}
+
+const STATICD: &str = "/usr/lib/frr/staticd";
+
+/// Every static route of a router with static routes (`staticd=yes`) is one staticd takes
+/// from `frr.conf`; the other lines are other daemons' and staticd skips them.
+#[test]
+fn staticd_takes_every_static_route_of_the_golden_configs() {
+    let staticd = Path::new(STATICD);
+    if !staticd.exists() {
+        skip_or_fail("staticd_takes_every_static_route_of_the_golden_configs", Requirement::Frr, "staticd not found");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/golden");
+    let mut confs = Vec::new();
+    golden_frr_confs(&root, &mut confs);
+    let with_statics: Vec<PathBuf> = confs
+        .into_iter()
+        .filter(|c| c.ends_with("frr.conf"))
+        .filter(|c| std::fs::read_to_string(c.with_file_name("daemons")).is_ok_and(|d| d.contains("staticd=yes")))
+        .collect();
+    assert!(!with_statics.is_empty(), "expected a golden router with static routes");
+    for c in &with_statics {
+        let routes = std::fs::read_to_string(c).unwrap().lines().filter(|l| l.starts_with("ip route ")).count();
+        assert!(routes > 0, "{}: staticd=yes without a static route", c.display());
+        let refused: Vec<String> = staticd_refused(staticd, c).into_iter().filter(|l| l.starts_with("ip route ")).collect();
+        assert!(refused.is_empty(), "{}: staticd refused {refused:?}", c.display());
+    }
+}
+
+/// The check can fail: a static route after a block staticd does not know is refused.
+#[test]
+fn staticd_refuses_a_static_route_after_an_unknown_block() {
+    let staticd = Path::new(STATICD);
+    if !staticd.exists() {
+        skip_or_fail("staticd_refuses_a_static_route_after_an_unknown_block", Requirement::Frr, "staticd not found");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vnet-te-staticd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("frr.conf");
+    std::fs::write(&conf, "router bgp 65001
+ bgp router-id 10.0.0.1
+exit
+!
+ip route 10.9.0.0/24 10.0.0.2
+").unwrap();
+    let refused = staticd_refused(staticd, &conf);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(refused.iter().any(|l| l.starts_with("ip route ")), "{refused:?}");
+}
+
 fn golden_vyos_commands(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();

@@ -73,7 +73,7 @@ fn cases() -> Vec<(String, spec::PathSpec, Inventory)> {
         cases.push((stem, s, Inventory::default()));
     }
     cases.push(("hops-24".into(), spec::chain("chain24", 24).unwrap(), Inventory::default()));
-    let three = Inventory { nodes: vec!["node1".into(), "node2".into(), "node3".into()], taken: vec![] };
+    let three = Inventory { nodes: vec!["node1".into(), "node2".into(), "node3".into()], taken: vec![], interfaces: None };
     let nict = cases.iter().find(|c| c.0 == "nict-24").unwrap().1.clone();
     cases.push(("nict-24-spread-3-nodes".into(), nict.clone(), three.clone()));
     let mut packed = nict;

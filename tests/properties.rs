@@ -29,7 +29,7 @@ fn mesh_spec(n: usize, extra: &[(usize, usize)], from: usize, to: usize) -> Path
 }
 
 fn nodes(k: usize) -> Inventory {
-    Inventory { nodes: (1..=k).map(|i| format!("node{i}")).collect(), taken: vec![] }
+    Inventory { nodes: (1..=k).map(|i| format!("node{i}")).collect(), taken: vec![], interfaces: None }
 }
 
 proptest! {

@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, TokioSocket};
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
 use rtnetlink::{Handle, LinkUnspec};
 
 #[cfg(test)]
@@ -147,6 +148,52 @@ pub async fn delete_here(name: &str) -> io::Result<()> {
     here(|handle| async move {
         let index = index_of(&handle, name).await?;
         handle.link().del(index).execute().await.map_err(io::Error::other)
+    })
+    .await
+}
+
+/// The names of the interfaces in this process's namespace.
+pub async fn names_here() -> io::Result<Vec<String>> {
+    here(|handle| async move {
+        let mut names = Vec::new();
+        let mut links = handle.link().get().execute();
+        while let Some(l) = links.try_next().await.map_err(io::Error::other)? {
+            names.extend(l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n),
+                _ => None,
+            }));
+        }
+        Ok(names)
+    })
+    .await
+}
+
+/// The index of interface `name` in this process's namespace.
+pub async fn index_here(name: &str) -> io::Result<u32> {
+    here(|handle| async move { index_of(&handle, name).await }).await
+}
+
+/// Deletes every macvlan in the namespace of process `pid`; returns their names.
+pub async fn delete_macvlans(pid: u32) -> io::Result<Vec<String>> {
+    in_pid(pid, |handle| async move {
+        let mut found = Vec::new();
+        let mut links = handle.link().get().execute();
+        while let Some(l) = links.try_next().await.map_err(io::Error::other)? {
+            let macvlan = l.attributes.iter().any(|a| {
+                matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::MacVlan))))
+            });
+            let name = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            });
+            if macvlan {
+                found.push((l.header.index, name.unwrap_or_default()));
+            }
+        }
+        for (index, name) in &found {
+            handle.link().del(*index).execute().await.map_err(|e| io::Error::other(format!("deleting {name}: {e}")))?;
+        }
+        Ok(found.into_iter().map(|(_, n)| n).collect())
     })
     .await
 }

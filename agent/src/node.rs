@@ -21,6 +21,9 @@ pub mod labels {
     /// On containers with direct links (veth, VXLAN): those links' subnets
     /// (comma-separated), which no Docker network shows.
     pub const SUBNETS: &str = "vnet-te.subnets";
+    /// On experiment hosts attached to a LAN of their node: the node's interface their
+    /// macvlan sits on. A delete takes such a host's macvlans away before the host.
+    pub const ATTACH: &str = "vnet-te.attach";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +74,10 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
 }
 
-/// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays.
-pub const ALLOWED_SYSCTLS: &[&str] = &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2"];
+/// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays,
+/// and forwarding, for an experiment host between a LAN of its node and the path.
+pub const ALLOWED_SYSCTLS: &[&str] =
+    &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2", "net.ipv4.ip_forward"];
 
 /// Refuses a sysctl outside [`ALLOWED_SYSCTLS`], naming it; the values must be plain numbers.
 pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), String> {
@@ -128,6 +133,17 @@ pub struct VxlanSpec {
     /// As for `VethEnd::address`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<ipnet::Ipv4Net>,
+}
+
+/// An experiment host's attachment to a LAN of its node: a macvlan (bridge mode) on the
+/// node's interface `parent`, created straight into the running container as `ifname`, up
+/// with `address`. It disappears with the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacvlanSpec {
+    pub container: String,
+    pub ifname: String,
+    pub parent: String,
+    pub address: ipnet::Ipv4Net,
 }
 
 /// A delay line on one link end: the packets arriving on `ifname` in a running container are
@@ -282,6 +298,15 @@ pub trait Node: Send + Sync {
     /// created in the node's own namespace (its UDP socket stays there) and placed in the
     /// container's under its planned name. It disappears with the container.
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()>;
+    /// The names of the node's own interfaces (its network namespace, where a macvlan's
+    /// parent is).
+    async fn own_interfaces(&self) -> NodeResult<Vec<String>>;
+    /// Attaches a running vnet-te container to a LAN of the node (see [`MacvlanSpec`]).
+    async fn connect_macvlan(&self, link: &MacvlanSpec) -> NodeResult<()>;
+    /// Deletes every macvlan in a vnet-te container's network namespace, so none stays on its
+    /// parent while the kernel frees the namespace of a removed container (which can take a
+    /// while on a busy node). A container that is absent or not running has none: success.
+    async fn remove_macvlans(&self, container: &str) -> NodeResult<()>;
     /// Waits until FRR's bgpd in a running router listens for BGP (zebra, started before
     /// it, is up then too), at most `within_secs` (at most 60); says whether it does.
     /// Watched from the node (the namespace's socket table), no exec.
@@ -342,8 +367,8 @@ mod tests {
             assert_eq!(check_sysctls(&set(key, "12")), Ok(()));
         }
         assert_eq!(check_sysctls(&BTreeMap::new()), Ok(()));
-        let e = check_sysctls(&set("net.ipv4.ip_forward", "0")).unwrap_err();
-        assert!(e.starts_with("sysctl net.ipv4.ip_forward is not allowed (allowed: net.ipv4.tcp_syn_retries, "), "{e}");
+        let e = check_sysctls(&set("net.ipv4.conf.all.rp_filter", "0")).unwrap_err();
+        assert!(e.starts_with("sysctl net.ipv4.conf.all.rp_filter is not allowed (allowed: net.ipv4.tcp_syn_retries, "), "{e}");
         for bad in ["", "-1", "1 2", "12345678901", "0x10"] {
             let e = check_sysctls(&set("net.ipv4.tcp_retries2", bad)).unwrap_err();
             assert!(e.contains("is not a number"), "{bad:?}: {e}");

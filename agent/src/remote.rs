@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
     ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult,
-    Probe, VethSpec, VxlanSpec,
+    MacvlanSpec, Probe, VethSpec, VxlanSpec,
 };
 use crate::probe::InterfaceCounters;
 use crate::request::Request;
@@ -341,6 +341,21 @@ impl Node for RemoteNode {
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         let doing = format!("linking {} to {} (VXLAN {})", link.container, link.remote, link.vni);
         self.call(Request::ConnectVxlan { link: link.clone() }, &doing, Retry::No, CHANGE_TIMEOUT).await
+    }
+
+    async fn own_interfaces(&self) -> NodeResult<Vec<String>> {
+        self.call(Request::OwnInterfaces {}, "listing the node's interfaces", Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn connect_macvlan(&self, link: &MacvlanSpec) -> NodeResult<()> {
+        let doing = format!("attaching {} to the LAN of {} (macvlan)", link.container, link.parent);
+        self.call(Request::ConnectMacvlan { link: link.clone() }, &doing, Retry::No, CHANGE_TIMEOUT).await
+    }
+
+    async fn remove_macvlans(&self, container: &str) -> NodeResult<()> {
+        // Removes what is there: idempotent.
+        let req = Request::RemoveMacvlans { container: container.to_string() };
+        self.call(req, &format!("removing the macvlans of {container}"), Retry::Yes, CHANGE_TIMEOUT).await
     }
 
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {

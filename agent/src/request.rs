@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::node::{
-    ContainerSpec, DelayLineSpec, DelaySettings, FileSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec, VxlanSpec,
+    ContainerSpec, DelayLineSpec, DelaySettings, FileSpec, MacvlanSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec,
+    VxlanSpec,
 };
 
 /// Largest request body accepted: container specs carry whole config files, a host's the
@@ -60,6 +61,9 @@ pub enum Request {
     WriteFiles { container: String, files: Vec<FileSpec> },
     ConnectVeth { link: VethSpec },
     ConnectVxlan { link: VxlanSpec },
+    OwnInterfaces {},
+    ConnectMacvlan { link: MacvlanSpec },
+    RemoveMacvlans { container: String },
     WaitBgpd { router: String, within_secs: u32 },
     PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
     PingBurst { host: String, target: Ipv4Addr, count: u32, wait_ms: u32 },
@@ -99,6 +103,9 @@ impl Request {
             Request::WriteFiles { .. } => "write_files",
             Request::ConnectVeth { .. } => "connect_veth",
             Request::ConnectVxlan { .. } => "connect_vxlan",
+            Request::OwnInterfaces {} => "own_interfaces",
+            Request::ConnectMacvlan { .. } => "connect_macvlan",
+            Request::RemoveMacvlans { .. } => "remove_macvlans",
             Request::WaitBgpd { .. } => "wait_bgpd",
             Request::PingUntil { .. } => "ping_until",
             Request::PingBurst { .. } => "ping_burst",
@@ -235,6 +242,9 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::WriteFiles { container, files } => answer(op, node.write_files(&container, &files).await),
         Request::ConnectVeth { link } => answer(op, node.connect_veth(&link).await),
         Request::ConnectVxlan { link } => answer(op, node.connect_vxlan(&link).await),
+        Request::OwnInterfaces {} => answer(op, node.own_interfaces().await),
+        Request::ConnectMacvlan { link } => answer(op, node.connect_macvlan(&link).await),
+        Request::RemoveMacvlans { container } => answer(op, node.remove_macvlans(&container).await),
         Request::WaitBgpd { router, within_secs } => answer(op, node.wait_bgpd(&router, within_secs).await),
         Request::IperfServer { host } => answer(op, node.iperf_server(&host).await),
         Request::IperfClient { host, target, seconds } => answer(op, node.iperf_client(&host, target, seconds).await),

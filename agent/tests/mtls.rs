@@ -20,7 +20,7 @@ use vnet_te_agent::delay::schedule::Progress;
 use vnet_te_agent::delay::{Counters, Settings, Status};
 use vnet_te_agent::node::{
     Attachment, ContainerRole, ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, LineSchedule, LineStep, NetworkSpec,
-    Node, NodeError, NodeResult, Probe, VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
+    MacvlanSpec, Node, NodeError, NodeResult, Probe, VethEnd, VethSpec, VxlanSpec, WRITABLE_PREFIX,
 };
 use vnet_te_agent::request::{self, Request};
 use support::{remote, start, start_on, Pki};
@@ -182,6 +182,18 @@ impl Node for Fake {
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         self.hit();
         Err(NodeError::NotRunning { doing: format!("linking {}", link.container), container: link.container.clone() })
+    }
+    async fn own_interfaces(&self) -> NodeResult<Vec<String>> {
+        self.hit();
+        Ok(vec!["lo".into(), "eth0".into()])
+    }
+    async fn connect_macvlan(&self, _link: &MacvlanSpec) -> NodeResult<()> {
+        self.hit();
+        Ok(())
+    }
+    async fn remove_macvlans(&self, _container: &str) -> NodeResult<()> {
+        self.hit();
+        Ok(())
     }
     async fn wait_bgpd(&self, _router: &str, within_secs: u32) -> NodeResult<bool> {
         self.hit();
@@ -375,6 +387,18 @@ impl Node for Recorder {
         self.record(Request::ConnectVxlan { link: link.clone() });
         Ok(())
     }
+    async fn own_interfaces(&self) -> NodeResult<Vec<String>> {
+        self.record(Request::OwnInterfaces {});
+        Ok(vec!["lo".into(), "eth1".into()])
+    }
+    async fn connect_macvlan(&self, link: &MacvlanSpec) -> NodeResult<()> {
+        self.record(Request::ConnectMacvlan { link: link.clone() });
+        Ok(())
+    }
+    async fn remove_macvlans(&self, container: &str) -> NodeResult<()> {
+        self.record(Request::RemoveMacvlans { container: container.into() });
+        Ok(())
+    }
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {
         self.record(Request::WaitBgpd { router: router.into(), within_secs });
         Ok(true)
@@ -478,6 +502,16 @@ fn samples() -> Vec<Request> {
                 address: None,
             },
         },
+        Request::OwnInterfaces {},
+        Request::ConnectMacvlan {
+            link: MacvlanSpec {
+                container: "vte-p1-src".into(),
+                ifname: "eth1".into(),
+                parent: "ens4".into(),
+                address: "10.210.2.1/24".parse().unwrap(),
+            },
+        },
+        Request::RemoveMacvlans { container: "vte-p1-src".into() },
         Request::WaitBgpd { router: "r11".into(), within_secs: 7 },
         Request::PingUntil { host: "src2".into(), target, within_secs: 9 },
         Request::PingBurst { host: "src3".into(), target, count: 200, wait_ms: 1500 },

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::node::{NodeError, NodeResult, VethSpec, VxlanSpec};
+use crate::node::{MacvlanSpec, NodeError, NodeResult, VethSpec, VxlanSpec};
 use crate::{netns, vty};
 
 use super::LocalNode;
+use crate::delay::units::check_ifname;
 
 /// How long the connecting end of a veth link waits for zebra to address the listening end
 /// (see `VethSpec::b_listens`) before it joins anyway: a slow zebra then costs a session
@@ -104,6 +105,47 @@ pub(super) async fn vxlan(node: &LocalNode, link: &VxlanSpec) -> NodeResult<()> 
     }
     netlink_add(msg.build(), &doing).await?;
     link_end(pid, &link.ifname, link.address, &doing).await
+}
+
+/// The node's own interface names.
+pub(super) async fn own_interfaces() -> NodeResult<Vec<String>> {
+    netns::names_here().await.map_err(|e| NodeError::Failed { doing: "listing the node's interfaces".into(), message: e.to_string() })
+}
+
+pub(super) async fn macvlan(node: &LocalNode, link: &MacvlanSpec) -> NodeResult<()> {
+    use rtnetlink::packet_route::link::MacVlanMode;
+    use rtnetlink::LinkMacVlan;
+    let doing = || format!("attaching {}:{} to the LAN of {} (macvlan)", link.container, link.ifname, link.parent);
+    let refuse = |message: String| NodeError::Refused { doing: doing(), message };
+    super::delay::check_container(&link.container).map_err(refuse)?;
+    check_ifname(&link.ifname).map_err(refuse)?;
+    check_ifname(&link.parent).map_err(refuse)?;
+    let pid = node.pid_of(&link.container, &doing).await?;
+    let parent = netns::index_here(&link.parent).await.map_err(|e| {
+        let missing = e.kind() == std::io::ErrorKind::NotFound || e.to_string().contains("No such device");
+        let message = if missing { format!("no interface '{}' on node {}", link.parent, node.name) } else { e.to_string() };
+        NodeError::Failed { doing: doing(), message }
+    })?;
+    // Bridge mode: the node's other macvlans on the same parent (another path's hosts) are
+    // on the LAN too. Created from the node's namespace, where the parent is, straight into
+    // the container's.
+    let msg = LinkMacVlan::new(&link.ifname, parent, MacVlanMode::Bridge).setns_by_pid(pid).build();
+    netlink_add(msg, &doing).await?;
+    link_end(pid, &link.ifname, Some(link.address), &doing).await
+}
+
+pub(super) async fn remove_macvlans(node: &LocalNode, container: &str) -> NodeResult<()> {
+    let doing = || format!("removing the macvlans of {container}");
+    super::delay::check_container(container).map_err(|message| NodeError::Refused { doing: doing(), message })?;
+    let pid = match node.pid_of(container, &doing).await {
+        Ok(pid) => pid,
+        Err(NodeError::NotRunning { .. }) => return Ok(()),
+        Err(NodeError::Docker { source, .. }) if super::is_status(&source, 404) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let removed = netns::delete_macvlans(pid).await.map_err(|e| NodeError::Failed { doing: doing(), message: e.to_string() })?;
+    tracing::debug!(container, ?removed, "macvlans removed");
+    Ok(())
 }
 
 pub(super) async fn veth(node: &LocalNode, link: &VethSpec) -> NodeResult<()> {

@@ -19,7 +19,7 @@ use bollard::Docker;
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
     ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult,
-    Probe, VethSpec, VxlanSpec,
+    MacvlanSpec, Probe, VethSpec, VxlanSpec,
 };
 use crate::probe::InterfaceCounters;
 use crate::scope;
@@ -213,6 +213,18 @@ impl Node for LocalNode {
 
     async fn connect_veth(&self, link: &VethSpec) -> NodeResult<()> {
         links::veth(self, link).await
+    }
+
+    async fn own_interfaces(&self) -> NodeResult<Vec<String>> {
+        links::own_interfaces().await
+    }
+
+    async fn connect_macvlan(&self, link: &MacvlanSpec) -> NodeResult<()> {
+        links::macvlan(self, link).await
+    }
+
+    async fn remove_macvlans(&self, container: &str) -> NodeResult<()> {
+        links::remove_macvlans(self, container).await
     }
 
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool> {

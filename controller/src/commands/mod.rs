@@ -126,7 +126,7 @@ pub fn inventory_for(a: &SpecInput) -> Inventory {
     if a.nodes.is_empty() {
         Inventory::default()
     } else {
-        Inventory { nodes: a.nodes.clone(), taken: Vec::new() }
+        Inventory { nodes: a.nodes.clone(), taken: Vec::new(), interfaces: None }
     }
 }
 

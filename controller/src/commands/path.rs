@@ -76,7 +76,10 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
             eprintln!("replaced: removed {} containers and {} networks of path {}", removed.containers, removed.networks, spec.name);
         }
     }
-    let inv = Inventory { nodes: nodes.names(), taken: nodes.taken_subnets().await? };
+    // Only a spec that attaches a host to a LAN needs the nodes' interfaces.
+    let attaches = spec.hosts.sides().iter().any(|(_, h)| h.attach.is_some());
+    let interfaces = if attaches { Some(nodes.own_interfaces().await?) } else { None };
+    let inv = Inventory { nodes: nodes.names(), taken: nodes.taken_subnets().await?, interfaces };
     let mut plan = plan::build(&spec, &inv)?;
     warn_neighbour_table(&plan, &nodes);
     underlay(&mut plan, &nodes).await;
@@ -762,7 +765,7 @@ mod tests {
 
     fn plan() -> plan::Plan {
         let spec = crate::core::spec::chain("c", 2).expect("valid");
-        plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![] }).expect("plans")
+        plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![], interfaces: None }).expect("plans")
     }
 
     #[test]
@@ -800,10 +803,10 @@ mod tests {
     #[test]
     fn cross_host_summary_names_each_overlay_link_with_its_nodes() {
         let spec = crate::core::spec::chain("c", 3).expect("valid");
-        let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces: None };
         let plan = plan::build(&spec, &inv).expect("plans");
         assert_eq!(cross_host_summary(&plan), "cross-host links (VXLAN): 2 of 2: r1@n1–r2@n2, r2@n2–r3@n1");
-        let one = plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![] }).expect("plans");
+        let one = plan::build(&spec, &Inventory { nodes: vec!["n1".into()], taken: vec![], interfaces: None }).expect("plans");
         assert_eq!(cross_host_summary(&one), "cross-host links (VXLAN): 0 of 2: ");
         let mut docker = spec.clone();
         docker.wiring = Some(crate::core::spec::Wiring::Docker);

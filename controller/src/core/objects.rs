@@ -7,7 +7,8 @@ use std::net::Ipv4Addr;
 
 use vnet_te_agent::delay::units::queue_len_for;
 use vnet_te_agent::node::{
-    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, LineSchedule, LineStep, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
+    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, LineSchedule, LineStep, MacvlanSpec, NetworkSpec, VethEnd, VethSpec,
+    VxlanSpec,
 };
 
 pub use crate::core::kinds::vyos_image;
@@ -68,6 +69,8 @@ pub enum DirectLink {
     Veth(VethSpec),
     /// This node's end of a link to another node.
     Vxlan(VxlanSpec),
+    /// An experiment host on a LAN of this node.
+    Macvlan(MacvlanSpec),
 }
 
 impl DirectLink {
@@ -76,6 +79,7 @@ impl DirectLink {
         match self {
             DirectLink::Veth(v) => vec![(&v.a.container, &v.a.ifname), (&v.b.container, &v.b.ifname)],
             DirectLink::Vxlan(v) => vec![(&v.container, &v.ifname)],
+            DirectLink::Macvlan(m) => vec![(&m.container, &m.ifname)],
         }
     }
 
@@ -84,13 +88,15 @@ impl DirectLink {
         match self {
             DirectLink::Veth(v) => vec![&v.a.container, &v.b.container],
             DirectLink::Vxlan(v) => vec![&v.container],
+            DirectLink::Macvlan(m) => vec![&m.container],
         }
     }
 }
 
 
 /// Every direct link of a plan with the node it is made on: one veth pair per same-node
-/// link or LAN, and one VXLAN end on each side of a link between nodes.
+/// link or LAN, one VXLAN end on each side of a link between nodes, and a macvlan per host
+/// attached to a LAN of its node (in either wiring).
 pub fn direct_links(
     plan: &Plan,
     underlay: &BTreeMap<String, Ipv4Addr>,
@@ -148,6 +154,12 @@ pub fn direct_links(
             };
             out.push((me.1.clone(), DirectLink::Vxlan(vxlan)));
         }
+    }
+    for h in &plan.hosts {
+        let Some(a) = &h.attach else { continue };
+        let address = ipnet::Ipv4Net::new(a.address, a.subnet.prefix_len()).expect("planned prefix length");
+        let link = MacvlanSpec { container: h.container.clone(), ifname: a.ifname.clone(), parent: a.parent.clone(), address };
+        out.push((h.node.clone(), DirectLink::Macvlan(link)));
     }
     Ok(out)
 }
@@ -236,6 +248,15 @@ fn host_spec(
     let mut l = base_labels(plan, "host");
     l.insert(labels::OBJECT.into(), h.name.clone());
     l.insert(labels::NODE.into(), h.node.clone());
+    let mut sysctls = BTreeMap::new();
+    if let Some(a) = &h.attach {
+        l.insert(labels::ATTACH.into(), a.parent.clone());
+        // The attached LAN's subnet is on no Docker network and no router link: other paths
+        // learn that it is taken from here.
+        l.insert(labels::SUBNETS.into(), a.subnet.to_string());
+        // The host routes between that LAN and its edge router.
+        sysctls.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
+    }
     let f = file_specs(files.get(&h.name));
     let docker_net = network.get(h.network.as_str()).is_some_and(|n| n.driver.is_docker());
     ContainerSpec {
@@ -252,7 +273,7 @@ fn host_spec(
         env: Vec::new(),
         cmd: Kind::Host.boot_cmd(),
         labels: l,
-        sysctls: BTreeMap::new(),
+        sysctls,
     }
 }
 
@@ -440,7 +461,7 @@ mod tests {
             "name: s\nrouters: [{ name: r1 }, { name: r2 }]\nschedule: [{ at: 5s, link: r1-r2, delay: 100ms }]\n",
         )
         .unwrap();
-        let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces: None };
         let mut plan = crate::core::plan::build(&s, &inv).unwrap();
         let u = crate::core::plan::Underlay { rtt_us: 600, one_way_us: 300 };
         crate::core::plan::distance::set_underlay(&mut plan, &BTreeMap::from([(("n1".to_string(), "n2".to_string()), u)]));
@@ -461,7 +482,7 @@ mod tests {
             .iter()
             .filter_map(|(_, l)| match l {
                 DirectLink::Veth(v) => Some(v),
-                DirectLink::Vxlan(_) => None,
+                DirectLink::Vxlan(_) | DirectLink::Macvlan(_) => None,
             })
             .collect();
         let router = |container: &str| plan.routers.iter().find(|r| r.container == container);

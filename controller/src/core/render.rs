@@ -12,7 +12,7 @@ use handlebars::{Context, Handlebars};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::core::plan::{HostPlan, NeighborPlan, Plan, RouterPlan, TE_LOCAL_PREF};
+use crate::core::plan::{HostPlan, NeighborPlan, Plan, RouterPlan, StaticRoutePlan, TE_LOCAL_PREF};
 use crate::core::kinds::{FileSlot, Kind, FRR_VTEP_SETUP};
 use crate::core::spec::RouterKind;
 
@@ -82,6 +82,8 @@ struct RouterCtx<'a> {
     connect_retry: u16,
     local_pref: u32,
     originate: &'a [Ipv4Net],
+    /// Static routes; with any, the router runs staticd.
+    statics: &'a [StaticRoutePlan],
     interfaces: Vec<IfaceCtx<'a>>,
     neighbors: Vec<NeighborCtx<'a>>,
     policies: Vec<PolicyCtx>,
@@ -289,6 +291,7 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
         connect_retry: plan.bgp.connect_retry,
         local_pref: TE_LOCAL_PREF,
         originate: &r.originate,
+        statics: &r.statics,
         links: r
             .interfaces
             .iter()

@@ -37,9 +37,10 @@ pub fn inventory_for_update(old: &Plan, spec: &PathSpec) -> Inventory {
     if let Some(e) = &old.evpn {
         ours_lans.push(e.subnet);
     }
+    ours_lans.extend(old.hosts.iter().filter_map(|h| h.attach.as_ref().map(|a| a.subnet)));
     let mut taken = complement(spec.pools.links, &ours_links);
     taken.extend(complement(spec.pools.lans, &ours_lans));
-    Inventory { nodes: old.nodes.clone(), taken }
+    Inventory { nodes: old.nodes.clone(), taken, interfaces: None }
 }
 
 /// The parts of `pool` not covered by `ours`, as few CIDR blocks as possible.
@@ -212,8 +213,14 @@ fn router_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
 fn host_and_network_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
     let mut c = Vec::new();
     if old.hosts != new.hosts {
+        let attached = |h: &crate::core::plan::HostPlan| match &h.attach {
+            Some(a) => format!("attached to {} ({})", a.parent, a.subnet),
+            None => "not attached".to_string(),
+        };
         for (o, n) in old.hosts.iter().zip(&new.hosts) {
-            if o != n {
+            if o.attach != n.attach {
+                c.push(format!("host {}: {} → {}", o.name, attached(o), attached(n)));
+            } else if o != n {
                 c.push(format!(
                     "host {}: {} {}/{} behind {} → host {}: {} {}/{} behind {}",
                     o.name, o.network, o.address, o.prefix_len, o.router, n.name, n.network, n.address, n.prefix_len, n.router
@@ -289,6 +296,7 @@ mod tests {
         Inventory {
             nodes: vec!["local".into()],
             taken: vec!["10.199.0.0/27".parse().unwrap(), "10.210.0.0/23".parse().unwrap()],
+            interfaces: None,
         }
     }
 
@@ -296,7 +304,7 @@ mod tests {
     fn the_underlay_measured_at_create_stays_with_its_links_through_an_update() {
         let mut s = spec::chain("p", 3).unwrap();
         s.link_defaults = Some(spec::ImpairSpec { delay: Some("5ms".into()), ..Default::default() });
-        let inv = plan::Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![] };
+        let inv = plan::Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces: None };
         let mut old = plan::build(&s, &inv).unwrap();
         let u = plan::Underlay { rtt_us: 600, one_way_us: 300 };
         plan::distance::set_underlay(&mut old, &std::collections::BTreeMap::from([(("n1".to_string(), "n2".to_string()), u)]));
@@ -364,6 +372,28 @@ mod tests {
         assert!(c.iter().any(|m| m.starts_with("router r3: ASN 4200000003 → 65003")), "{c:?}");
         // The same spec again: nothing to refuse.
         assert!(conflicts(&old, &replan(&old, &spec_file("ring-detour.yaml")).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn an_attached_lan_stays_through_an_update_and_cannot_change_in_place() {
+        let old = plan::build(&spec_file("lan-attach.yaml"), &inv_with_others()).unwrap();
+        // The shortcut instead of the long way: the attached LAN keeps its subnet and route.
+        let mut s = spec_file("lan-attach.yaml");
+        s.path = Some(vec!["r1".into(), "r4".into()]);
+        let new = replan(&old, &s).unwrap();
+        assert!(conflicts(&old, &new).is_empty(), "{:?}", conflicts(&old, &new));
+        assert_eq!(new.hosts[0].attach, old.hosts[0].attach);
+        let lan = old.hosts[0].attach.as_ref().unwrap().subnet;
+        let r4 = new.router("r4").unwrap().neighbors.iter().find(|n| n.peer == "r1").unwrap();
+        assert!(r4.prefer.contains(&lan), "{:?}", r4.prefer);
+        // Another parent, or none: refused, named.
+        let mut s = spec_file("lan-attach.yaml");
+        s.hosts.a.attach = Some(spec::AttachSpec { macvlan: "eth2".into() });
+        let c = conflicts(&old, &replan(&old, &s).unwrap());
+        assert!(c.iter().any(|m| m.starts_with(&format!("host src: attached to eth1 ({lan}) → attached to eth2"))), "{c:?}");
+        s.hosts.a.attach = None;
+        let c = conflicts(&old, &replan(&old, &s).unwrap());
+        assert!(c.contains(&format!("host src: attached to eth1 ({lan}) → not attached")), "{c:?}");
     }
 
     #[test]

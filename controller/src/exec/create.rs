@@ -401,6 +401,7 @@ pub(super) async fn make_link(link: &DirectLink, node: &dyn Node) -> Result<(), 
     match link {
         DirectLink::Veth(v) => node.connect_veth(v).await,
         DirectLink::Vxlan(v) => node.connect_vxlan(v).await,
+        DirectLink::Macvlan(m) => node.connect_macvlan(m).await,
     }
 }
 

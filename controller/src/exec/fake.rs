@@ -27,7 +27,7 @@ use vnet_te_agent::delay::{Counters, Settings, Status};
 use vnet_te_agent::docker::delay::{check_container, check_ifname};
 use vnet_te_agent::node::{
     ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError,
-    NodeResult, Probe, VethSpec, VxlanSpec,
+    MacvlanSpec, NodeResult, Probe, VethSpec, VxlanSpec,
 };
 use vnet_te_agent::probe::InterfaceCounters;
 
@@ -59,6 +59,9 @@ pub enum Call {
     WriteFiles { container: String, files: Vec<FileSpec> },
     ConnectVeth(VethSpec),
     ConnectVxlan(VxlanSpec),
+    OwnInterfaces,
+    ConnectMacvlan(MacvlanSpec),
+    RemoveMacvlans(String),
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
     PingBurst { host: String, target: Ipv4Addr, count: u32 },
@@ -98,6 +101,9 @@ impl Call {
             Call::WriteFiles { .. } => "write_files",
             Call::ConnectVeth(_) => "connect_veth",
             Call::ConnectVxlan(_) => "connect_vxlan",
+            Call::OwnInterfaces => "own_interfaces",
+            Call::ConnectMacvlan(_) => "connect_macvlan",
+            Call::RemoveMacvlans(_) => "remove_macvlans",
             Call::WaitBgpd(_) => "wait_bgpd",
             Call::PingUntil { .. } => "ping_until",
             Call::PingBurst { .. } => "ping_burst",
@@ -117,7 +123,7 @@ impl Call {
     pub fn subject(&self) -> String {
         match self {
             Call::ImagesPresent(refs) => refs.join(","),
-            Call::TakenSubnets => String::new(),
+            Call::TakenSubnets | Call::OwnInterfaces => String::new(),
             Call::FindContainers { label, value } | Call::FindNetworks { label, value } => match value {
                 Some(v) => format!("{label}={v}"),
                 None => label.clone(),
@@ -133,6 +139,7 @@ impl Call {
             | Call::EvpnVnis(n)
             | Call::InterfaceCounters(n)
             | Call::WaitBgpd(n)
+            | Call::RemoveMacvlans(n)
             | Call::DelayLines(n) => n.clone(),
             Call::IperfServer { host } => host.clone(),
             Call::PingEach { host, targets } => format!("{host} {} targets", targets.len()),
@@ -149,6 +156,7 @@ impl Call {
             Call::WriteFiles { container, .. } => container.clone(),
             Call::ConnectVeth(v) => format!("{} {}", v.a.container, v.b.container),
             Call::ConnectVxlan(v) => v.container.clone(),
+            Call::ConnectMacvlan(m) => format!("{} {}", m.container, m.parent),
             Call::StartDelayLine(d) => format!("{}:{}", d.container, d.ifname),
             Call::SetDelayLine { container, ifname, .. } | Call::SetLinkRate { container, ifname, .. } => {
                 format!("{container}:{ifname}")
@@ -171,6 +179,8 @@ impl Call {
                 | Call::WriteFiles { .. }
                 | Call::ConnectVeth(_)
                 | Call::ConnectVxlan(_)
+                | Call::ConnectMacvlan(_)
+                | Call::RemoveMacvlans(_)
                 | Call::StartDelayLine(_)
                 | Call::SetDelayLine { .. }
                 | Call::SetLinkRate { .. }
@@ -181,9 +191,10 @@ impl Call {
     pub fn containers(&self) -> Vec<&str> {
         match self {
             Call::CreateContainer(s) => vec![&s.name],
-            Call::StartContainer(n) | Call::RemoveContainer(n) | Call::WaitBgpd(n) => vec![n],
+            Call::StartContainer(n) | Call::RemoveContainer(n) | Call::WaitBgpd(n) | Call::RemoveMacvlans(n) => vec![n],
             Call::ConnectVeth(v) => vec![&v.a.container, &v.b.container],
             Call::ConnectVxlan(v) => vec![&v.container],
+            Call::ConnectMacvlan(m) => vec![&m.container],
             Call::ApplyFrrConfig { router, .. } => vec![router],
             Call::WriteFiles { container, .. } => vec![container],
             Call::StartDelayLine(d) => vec![&d.container],
@@ -278,8 +289,11 @@ pub struct FakeContainer {
     pub running: bool,
     /// By path: what was uploaded at create or written since.
     pub files: BTreeMap<String, String>,
-    /// Interfaces made by `connect_veth` / `connect_vxlan`, in the order they appeared.
+    /// Interfaces made by `connect_veth` / `connect_vxlan` / `connect_macvlan`, in the order
+    /// they appeared.
     pub interfaces: Vec<String>,
+    /// Of those, the macvlans, each with its parent on the node.
+    pub macvlans: Vec<(String, String)>,
     /// Delay lines by interface: as started, with the settings changed since.
     pub delay_lines: BTreeMap<String, DelayLineSpec>,
     /// Rate limits by interface, in bit/s.
@@ -288,7 +302,15 @@ pub struct FakeContainer {
 
 impl FakeContainer {
     fn new(spec: ContainerSpec, running: bool, files: BTreeMap<String, String>) -> Self {
-        FakeContainer { spec, running, files, interfaces: Vec::new(), delay_lines: BTreeMap::new(), rates: BTreeMap::new() }
+        FakeContainer {
+            spec,
+            running,
+            files,
+            interfaces: Vec::new(),
+            macvlans: Vec::new(),
+            delay_lines: BTreeMap::new(),
+            rates: BTreeMap::new(),
+        }
     }
 }
 
@@ -317,7 +339,12 @@ struct State {
     tables: BTreeMap<String, BgpTable>,
     /// What `underlay_rtts` answers per target (µs); others get [`UNDERLAY_RTTS`].
     underlay: BTreeMap<Ipv4Addr, Vec<u64>>,
+    /// The node's own interfaces (`own_interfaces`); [`OWN_INTERFACES`] until set.
+    own_interfaces: Option<Vec<String>>,
 }
+
+/// The interfaces a fake node has of its own by default.
+pub const OWN_INTERFACES: [&str; 3] = ["lo", "eth0", "eth1"];
 
 /// The round trips a fake node measures to another by default (µs).
 pub const UNDERLAY_RTTS: [u64; 3] = [130, 100, 180];
@@ -392,6 +419,20 @@ impl FakeNode {
     /// The round trips (µs) `underlay_rtts` answers for echoes to `target`.
     pub fn set_underlay_rtts(&self, target: Ipv4Addr, rtts: &[u64]) {
         self.state().underlay.insert(target, rtts.to_vec());
+    }
+
+    /// The node's own interfaces, as `own_interfaces` answers.
+    pub fn set_own_interfaces(&self, names: &[&str]) {
+        self.state().own_interfaces = Some(names.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// Macvlans on the node's interface `parent`: (container, interface) of each.
+    pub fn macvlans_on(&self, parent: &str) -> Vec<(String, String)> {
+        let s = self.state();
+        s.containers
+            .values()
+            .flat_map(|c| c.macvlans.iter().filter(|(_, p)| p == parent).map(|(i, _)| (c.spec.name.clone(), i.clone())))
+            .collect()
     }
 
     /// A container that vnet-te did not make itself (or made earlier), running.
@@ -678,7 +719,9 @@ impl Node for FakeNode {
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::Ping { host: host.into(), target, size, dont_fragment, wait_ms }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some();
+            let success = s.answers.as_deref().is_some_and(|p| {
+                trace_for(p, host, target).is_some() || p.hosts.iter().any(|h| h.attach.as_ref().is_some_and(|a| a.address == target))
+            });
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -742,6 +785,40 @@ impl Node for FakeNode {
     async fn connect_vxlan(&self, link: &VxlanSpec) -> NodeResult<()> {
         self.op(Call::ConnectVxlan(link.clone()), |s, _| {
             running(s, &link.container)?.interfaces.push(link.ifname.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn own_interfaces(&self) -> NodeResult<Vec<String>> {
+        self.op(Call::OwnInterfaces, |s, _| {
+            Ok(s.own_interfaces.clone().unwrap_or_else(|| OWN_INTERFACES.iter().map(|i| i.to_string()).collect()))
+        })
+        .await
+    }
+
+    async fn connect_macvlan(&self, link: &MacvlanSpec) -> NodeResult<()> {
+        self.op(Call::ConnectMacvlan(link.clone()), |s, _| {
+            check_end(&link.container, Some(&link.ifname))?;
+            let known = s.own_interfaces.clone().unwrap_or_else(|| OWN_INTERFACES.iter().map(|i| i.to_string()).collect());
+            if !known.contains(&link.parent) {
+                return Err(format!("{}: no such interface", link.parent));
+            }
+            let c = running(s, &link.container)?;
+            c.interfaces.push(link.ifname.clone());
+            c.macvlans.push((link.ifname.clone(), link.parent.clone()));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_macvlans(&self, container: &str) -> NodeResult<()> {
+        self.op(Call::RemoveMacvlans(container.into()), |s, _| {
+            check_end(container, None)?;
+            if let Some(c) = s.containers.get_mut(container).filter(|c| c.running) {
+                let gone: Vec<String> = c.macvlans.drain(..).map(|(i, _)| i).collect();
+                c.interfaces.retain(|i| !gone.contains(i));
+            }
             Ok(())
         })
         .await

@@ -56,6 +56,19 @@ impl Nodes {
         Ok(taken)
     }
 
+    /// The interfaces of every node's own network namespace, by node.
+    pub async fn own_interfaces(&self) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, DeployError> {
+        let mut out = BTreeMap::new();
+        for (name, node) in &self.by_name {
+            let names = node
+                .own_interfaces()
+                .await
+                .map_err(|source| DeployError::Step { step: "listing the nodes' interfaces", source })?;
+            out.insert(name.clone(), names.into_iter().collect());
+        }
+        Ok(out)
+    }
+
     pub fn get(&self, name: &str) -> Result<&Arc<dyn Node>, DeployError> {
         self.by_name.get(name).ok_or_else(|| DeployError::UnknownNode(name.to_string()))
     }
@@ -103,7 +116,7 @@ impl Step {
             Step::Preflight => "checking images and names",
             Step::Networks => "creating networks",
             Step::Containers => "creating containers, uploading configs, starting them",
-            Step::Links => "linking containers (veth, VXLAN)",
+            Step::Links => "linking containers (veth, VXLAN, macvlan)",
             Step::Delays => "starting delay lines and rates",
         }
     }

@@ -17,7 +17,7 @@ use vnet_te_agent::probe::{parse_ping, parse_ping_each, parse_traceroute, parse_
 
 use super::nodes::{Nodes, PARALLELISM};
 use crate::core::compare::distance::{hops_within, BURST};
-use crate::core::compare::{compare, evpn_edges, HopStatus, Observed, Report, ICMP_OVERHEAD, L2_PING, L2_PING_DF};
+use crate::core::compare::{attach_targets, compare, evpn_edges, HopStatus, Observed, Report, ICMP_OVERHEAD, L2_PING, L2_PING_DF};
 use crate::core::plan::distance::round_trip_delivery;
 use crate::core::plan::{Plan, RouterPlan};
 
@@ -192,6 +192,19 @@ async fn hop_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<std::net::Ipv4Addr, R
         .collect()
 }
 
+/// Pings from the far host to each attached host's address on its LAN.
+async fn attach_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<String, Result<bool, String>> {
+    let wait = probe_wait_ms(plan);
+    let pings = attach_targets(plan).into_iter().map(|(from, to, target)| async move {
+        let r = match node_of(nodes, &from.node) {
+            None => Err("node not reachable from here".to_string()),
+            Some(n) => n.ping(&from.container, target, None, false, wait).await.map(|p| p.success).map_err(|e| e.to_string()),
+        };
+        (to.name.clone(), r)
+    });
+    futures_util::future::join_all(pings).await.into_iter().collect()
+}
+
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
     // traceroute's -m stops at 255, as does the IPv4 TTL.
     let max_hops = (plan.path.len() as u32 + 2).min(255);
@@ -232,8 +245,9 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
         })
         .buffer_unordered(4)
         .collect::<Vec<_>>();
-    let (results, hops) = futures_util::future::join(traces, hop_pings(plan, nodes)).await;
+    let (results, hops, attached) = futures_util::future::join3(traces, hop_pings(plan, nodes), attach_pings(plan, nodes)).await;
     obs.hop_pings = hops;
+    obs.attach_pings = attached;
     for (t, tr, ping, rtts, ping_rtt) in results {
         let key = (t.from.clone(), t.to.clone());
         obs.traceroutes.insert(key.clone(), tr);

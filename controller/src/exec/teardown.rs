@@ -16,6 +16,8 @@ pub struct Existing {
     pub containers: Vec<(String, String, bool)>,
     /// (node, network name)
     pub networks: Vec<(String, String)>,
+    /// (node, container name) of the running hosts attached to a LAN of their node.
+    pub attached: Vec<(String, String)>,
 }
 
 impl Existing {
@@ -47,6 +49,9 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
     for (node, c, n) in found {
         let step = "listing labelled objects";
         for f in c.map_err(|source| DeployError::Step { step, source })? {
+            if f.running && f.labels.contains_key(labels::ATTACH) {
+                ex.attached.push((node.clone(), f.name.clone()));
+            }
             ex.containers.push((node.clone(), f.name, f.running));
         }
         for f in n.map_err(|source| DeployError::Step { step, source })? {
@@ -58,6 +63,7 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
     }
     ex.containers.sort();
     ex.networks.sort();
+    ex.attached.sort();
     Ok(ex)
 }
 
@@ -69,7 +75,8 @@ pub struct Removed {
 }
 
 /// Removes everything labelled with the path (every path, with None) on every node:
-/// containers first, then networks. Idempotent. Withdraws the bridge forwarding rule from
+/// the macvlans of hosts attached to a LAN (so none is left on the LAN's interface while the
+/// kernel frees a removed container's namespace), containers, then networks. Idempotent. Withdraws the bridge forwarding rule from
 /// nodes where no vnet-te network is left.
 pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, DeployError> {
     let mut removed = Removed::default();
@@ -80,6 +87,8 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
         if ex.is_empty() {
             break;
         }
+        let attached: Vec<(&String, &String)> = ex.attached.iter().map(|(n, c)| (n, c)).collect();
+        remove_each(nodes, attached, "removing macvlans", |node, c| async move { node.remove_macvlans(&c).await }).await?;
         let containers: Vec<(&String, &String)> = ex.containers.iter().map(|(n, c, _)| (n, c)).collect();
         removed.containers += containers.len();
         remove_each(nodes, containers, "removing containers", |node, c| async move { node.remove_container(&c).await }).await?;

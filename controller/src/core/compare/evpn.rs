@@ -110,18 +110,10 @@ pub(super) fn l2_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
     let (Some(la), Some(lb)) = (a.l2_address, b.l2_address) else { return vec![] };
     let mut out = Vec::new();
     for (from, to, target) in [(a, b, lb.addr()), (b, a, la.addr())] {
-        let (ok, problem) = ping_result(obs.l2_pings.get(&(L2_PING.to_string(), from.name.clone(), to.name.clone())));
-        out.push(ProbeReport {
-            kind: L2_PING.into(),
-            from: from.name.clone(),
-            to: to.name.clone(),
-            target,
-            expected: vec![target],
-            observed: vec![],
-            ok,
-            problem,
-            detail: ok.then(|| format!("same subnet {}: ARP resolves across the path", e.subnet)),
-        });
+        let r = obs.l2_pings.get(&(L2_PING.to_string(), from.name.clone(), to.name.clone()));
+        let mut p = ping_probe(L2_PING, &from.name, &to.name, target, r, None);
+        p.detail = p.ok.then(|| format!("same subnet {}: ARP resolves across the path", e.subnet));
+        out.push(p);
     }
     let df_key = (L2_PING_DF.to_string(), a.name.clone(), b.name.clone());
     let df_run = obs.l2_pings.contains_key(&df_key);

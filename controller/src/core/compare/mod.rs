@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use vnet_te_agent::frr::{BestRoute, BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use vnet_te_agent::probe::InterfaceCounters;
 
-use crate::core::plan::{NetworkRole, Plan, RouteExpectation, RouterPlan, Toward, TE_LOCAL_PREF};
+use crate::core::plan::{HostPlan, NetworkRole, Plan, RouteExpectation, RouterPlan, Toward, TE_LOCAL_PREF};
 
 pub mod distance;
 mod evpn;
@@ -58,6 +58,8 @@ pub struct Observed {
     pub ping_rtts: BTreeMap<(String, String), Option<u64>>,
     /// Per hop loopback (`announce: all`): pings from the first host to it.
     pub hop_pings: BTreeMap<Ipv4Addr, Result<bool, String>>,
+    /// Per host attached to a LAN: pings from the other host to its address on that LAN.
+    pub attach_pings: BTreeMap<String, Result<bool, String>>,
     /// Per (from, to): a burst of pings on a path with loss (None: it did not run).
     pub bursts: BTreeMap<(String, String), Option<vnet_te_agent::probe::PingSummary>>,
 }
@@ -69,6 +71,8 @@ pub const EVPN: &str = "evpn";
 pub const VXLAN_PATH: &str = "vxlan-path";
 /// Pings from the first host to a hop's loopback (`announce: all`).
 pub const HOP_PING: &str = "ping-hop";
+/// Pings from one host to the other's address on the LAN it is attached to.
+pub const ATTACH_PING: &str = "ping-attach";
 /// IPv4 + ICMP headers: a DF ping fills the MTU with a payload this much smaller.
 pub const ICMP_OVERHEAD: u32 = 28;
 /// Packets per ping probe (`Node::ping` sends three).
@@ -97,6 +101,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
     if full {
         probes.extend(path_probes(plan, obs));
         probes.extend(hop_probes(plan, obs));
+        probes.extend(attach_probes(plan, obs));
     }
     probes.extend(l2_probes(plan, obs));
     let distance = if full { distance::delay_reports(plan, obs) } else { Vec::new() };
@@ -274,18 +279,7 @@ fn path_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
             problem,
             detail: None,
         });
-        let (ok, problem) = ping_result(obs.pings.get(&key));
-        probes.push(ProbeReport {
-            kind: "ping".into(),
-            from: t.from.clone(),
-            to: t.to.clone(),
-            target: t.target,
-            expected: vec![t.target],
-            observed: vec![],
-            ok,
-            problem,
-            detail: None,
-        });
+        probes.push(ping_probe("ping", &t.from, &t.to, t.target, obs.pings.get(&key), None));
     }
     probes
 }
@@ -296,20 +290,48 @@ fn hop_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
     plan.hop_loopbacks()
         .into_iter()
         .map(|(hop, router, target)| {
-            let (ok, problem) = ping_result(obs.hop_pings.get(&target));
-            ProbeReport {
-                kind: HOP_PING.into(),
-                from: from.name.clone(),
-                to: router.to_string(),
-                target,
-                expected: vec![target],
-                observed: vec![],
-                ok,
-                problem: problem.map(|e| format!("{target} (loopback of {router}, hop {}): {e}", hop + 1)),
-                detail: None,
-            }
+            let what = format!("loopback of {router}, hop {}", hop + 1);
+            ping_probe(HOP_PING, &from.name, router, target, obs.hop_pings.get(&target), Some(what))
         })
         .collect()
+}
+
+/// Pings from the far host to each attached host's address on its LAN: the attached LAN is
+/// routed back along the path and the host is on it.
+fn attach_probes(plan: &Plan, obs: &Observed) -> Vec<ProbeReport> {
+    attach_targets(plan)
+        .into_iter()
+        .map(|(from, to, target)| {
+            let what = format!("{} on the LAN of {}", to.name, to.attach.as_ref().map_or("?", |a| a.parent.as_str()));
+            ping_probe(ATTACH_PING, &from.name, &to.name, target, obs.attach_pings.get(&to.name), Some(what))
+        })
+        .collect()
+}
+
+/// For each host attached to a LAN: the other host, that host, and its address on the LAN.
+pub fn attach_targets(plan: &Plan) -> Vec<(&HostPlan, &HostPlan, Ipv4Addr)> {
+    let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return Vec::new() };
+    [(b, a), (a, b)].into_iter().filter_map(|(from, to)| to.attach.as_ref().map(|at| (from, to, at.address))).collect()
+}
+
+/// A ping probe of `kind` as `r` answered; a problem names the target as `target (what)`
+/// where `what` is given.
+fn ping_probe(kind: &str, from: &str, to: &str, target: Ipv4Addr, r: Option<&Result<bool, String>>, what: Option<String>) -> ProbeReport {
+    let (ok, problem) = ping_result(r);
+    ProbeReport {
+        kind: kind.into(),
+        from: from.to_string(),
+        to: to.to_string(),
+        target,
+        expected: vec![target],
+        observed: vec![],
+        ok,
+        problem: problem.map(|e| match &what {
+            Some(w) => format!("{target} ({w}): {e}"),
+            None => e,
+        }),
+        detail: None,
+    }
 }
 
 fn ping_result(r: Option<&Result<bool, String>>) -> (bool, Option<String>) {
@@ -327,6 +349,9 @@ fn prefix_label(plan: &Plan, prefix: &str) -> String {
         if let Some(h) = plan.hosts.iter().find(|h| h.network == n.name) {
             return format!(" (LAN of {})", h.name);
         }
+    }
+    if let Some(h) = plan.hosts.iter().find(|h| h.attach.as_ref().is_some_and(|a| a.subnet.to_string() == prefix)) {
+        return format!(" (LAN {} is attached to)", h.name);
     }
     match plan.routers.iter().find(|r| r.loopback.to_string() == prefix) {
         Some(r) => format!(" (loopback of {})", r.name),
@@ -354,7 +379,10 @@ fn owner_label(plan: &Plan, a: Ipv4Addr) -> String {
             return format!("{} ({a})", r.name);
         }
     }
-    match plan.hosts.iter().find(|h| h.address == a || h.l2_address.is_some_and(|l| l.addr() == a)) {
+    let of_host = |h: &&HostPlan| {
+        h.address == a || h.l2_address.is_some_and(|l| l.addr() == a) || h.attach.as_ref().is_some_and(|at| at.address == a)
+    };
+    match plan.hosts.iter().find(of_host) {
         Some(h) => format!("{} ({a})", h.name),
         None => a.to_string(),
     }

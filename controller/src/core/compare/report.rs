@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EVPN, HOP_PING, L2_PING, L2_PING_DF, VXLAN_PATH};
+use super::{ATTACH_PING, EVPN, HOP_PING, L2_PING, L2_PING_DF, VXLAN_PATH};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -151,6 +151,7 @@ impl fmt::Display for Report {
                 L2_PING => writeln!(f, "l2 ping {} → {} ({}): {}", p.from, p.to, p.target, status)?,
                 L2_PING_DF => writeln!(f, "l2 ping DF {} → {} ({}): {}", p.from, p.to, p.target, status)?,
                 VXLAN_PATH => writeln!(f, "vxlan {} → {} on the planned links: {}", p.from, p.to, status)?,
+                ATTACH_PING => writeln!(f, "ping {} → {}'s attached LAN ({}): {}", p.from, p.to, p.target, status)?,
                 _ => writeln!(f, "ping {} → {} ({}): {}", p.from, p.to, p.target, status)?,
             }
         }

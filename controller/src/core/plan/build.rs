@@ -66,6 +66,8 @@ struct Subnets {
     links: Vec<Ipv4Net>,
     /// LAN a, LAN b, and with EVPN the shared L2 subnet.
     lans: Vec<Ipv4Net>,
+    /// The LAN host a, then host b, is attached to (if it is).
+    attached: [Option<Ipv4Net>; 2],
 }
 
 /// Builds the plan. `spec` must be valid (`spec::validate` returned no problem).
@@ -80,6 +82,7 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     let (nodes, mut problems) = placement(&cx, inv);
     let (subnets, more) = addressing(&cx, inv);
     problems.extend(more);
+    problems.extend(parents(&cx, inv, &nodes));
     if !problems.is_empty() {
         return Err(err(problems));
     }
@@ -100,8 +103,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
     }
     // Prefixes forced along the path, per direction: the far LAN and the far edge loopback
     // (the VTEP address EVPN's VXLAN rides on).
-    let toward_a = dedup(vec![subnets.lans[0], loopbacks[cx.first()]]);
-    let toward_b = dedup(vec![subnets.lans[1], loopbacks[cx.last()]]);
+    // An attached LAN is forced like the LAN of its host.
+    let toward_a = dedup([subnets.lans[0], loopbacks[cx.first()]].into_iter().chain(subnets.attached[0]).collect());
+    let toward_b = dedup([subnets.lans[1], loopbacks[cx.last()]].into_iter().chain(subnets.attached[1]).collect());
     te(&cx, &mut routers, &toward_a, &toward_b, evpn.is_some());
     let hop_prefixes = announce_all(&cx, &mut routers, &toward_a, &toward_b);
     if let Some(e) = &evpn {
@@ -204,13 +208,35 @@ fn addressing(cx: &Cx, inv: &Inventory) -> (Subnets, Vec<Problem>) {
             }
         }
     }
-    let n_lans = if spec.l2vpn == L2vpnMode::Evpn { 3 } else { 2 };
+    let n_lans = spec::lan_count(spec) as usize;
     let mut lan_alloc = Allocator::new(spec.pools.lans, 24, &inv.taken);
     let lans: Vec<Ipv4Net> = (0..n_lans).filter_map(|_| lan_alloc.take()).collect();
     if lans.len() < n_lans {
         problems.push(Problem::new("pools.lans", format!("{} has no free /24 left for {n_lans} LANs", spec.pools.lans)));
     }
-    (Subnets { links, lans }, problems)
+    // The attached LANs come after the others, so attaching a host moves no other subnet.
+    let mut rest = lans.iter().skip(if spec.l2vpn == L2vpnMode::Evpn { 3 } else { 2 }).copied();
+    let attached = spec.hosts.sides().map(|(_, h)| h.attach.as_ref().and_then(|_| rest.next()));
+    (Subnets { links, lans, attached }, problems)
+}
+
+/// Each attached host's parent interface exists on its node (the node of its edge router),
+/// where the inventory knows the nodes' interfaces.
+fn parents(cx: &Cx, inv: &Inventory, nodes: &[String]) -> Vec<Problem> {
+    let Some(known) = &inv.interfaces else { return Vec::new() };
+    let ends = [cx.first(), cx.last()];
+    let mut problems = Vec::new();
+    for ((field, h), router) in cx.spec.hosts.sides().into_iter().zip(ends) {
+        let Some(a) = &h.attach else { continue };
+        let node = &nodes[router];
+        if !known.get(node).is_some_and(|names| names.contains(&a.macvlan)) {
+            problems.push(Problem::new(
+                format!("{field}.attach.macvlan"),
+                format!("no interface '{}' on node '{node}' (the node of {}, behind {})", a.macvlan, h.name, cx.spec.routers[router].name),
+            ));
+        }
+    }
+    problems
 }
 
 /// Loopbacks: .1, .2, ... of the pool in router order.
@@ -249,6 +275,7 @@ fn routers(cx: &Cx, asns: &[u32], nodes: &[String], loopbacks: &[Ipv4Net]) -> Ve
             originate: Vec::new(),
             vtep: None,
             tcp: None,
+            statics: Vec::new(),
         })
         .collect()
 }
@@ -265,7 +292,8 @@ fn lans(
     let (first, last) = (cx.first(), cx.last());
     let mut hosts = Vec::new();
     let ends = [(&cx.spec.hosts.a, first, subnets.lans[0]), (&cx.spec.hosts.b, last, subnets.lans[1])];
-    for (side, (hname, ri, subnet)) in ends.into_iter().enumerate() {
+    for (side, (hspec, ri, subnet)) in ends.into_iter().enumerate() {
+        let hname = &hspec.name;
         let letter = if side == 0 { 'a' } else { 'b' };
         let net_name = format!("{}lan-{letter}", cx.prefix);
         let (raddr, haddr) = (host(subnet, 2), host(subnet, 10));
@@ -302,7 +330,19 @@ fn lans(
             gateway: raddr,
             ifname: cx.direct.then(|| "eth0".to_string()),
             l2_address: evpn.map(|e| Ipv4Net::new(host(e.subnet, side as u32 + 1), 24).expect("/24")),
+            attach: None,
         });
+        if let (Some(a), Some(lan)) = (&hspec.attach, subnets.attached[side]) {
+            let r = &mut routers[ri];
+            r.statics.push(StaticRoutePlan { prefix: lan, via: haddr });
+            r.originate.push(lan);
+            hosts[side].attach = Some(AttachPlan {
+                parent: a.macvlan.clone(),
+                ifname: ATTACH_IFNAME.to_string(),
+                subnet: lan,
+                address: host(lan, 1),
+            });
+        }
     }
     for r in [first, last] {
         let lo = routers[r].loopback;
@@ -494,7 +534,7 @@ fn expectations(
         back.push(addr_on(cx.index_of[w[0].as_str()], &w[1]));
     }
     back.push(hosts[0].address);
-    let (a, b) = (&cx.spec.hosts.a, &cx.spec.hosts.b);
+    let (a, b) = (&cx.spec.hosts.a.name, &cx.spec.hosts.b.name);
     let traceroutes = vec![
         TracerouteExpectation { from: a.clone(), to: b.clone(), target: hosts[1].address, hops: there, rtt_us: Vec::new() },
         TracerouteExpectation { from: b.clone(), to: a.clone(), target: hosts[0].address, hops: back, rtt_us: Vec::new() },

@@ -42,6 +42,19 @@ impl fmt::Display for Plan {
         }
         for h in &self.hosts {
             writeln!(f, "host {} {}/{} via {} on {}", h.name, h.address, h.prefix_len, h.router, h.node)?;
+            if let Some(a) = &h.attach {
+                writeln!(
+                    f,
+                    "host {} on the LAN of {} (node {}) as {} {}/{}: machines there route the path's prefixes via {}",
+                    h.name,
+                    a.parent,
+                    h.node,
+                    a.ifname,
+                    a.address,
+                    a.subnet.prefix_len(),
+                    a.address
+                )?;
+            }
         }
         let cross = self.networks.iter().filter(|n| n.cross_host).count();
         writeln!(f, "links crossing hosts: {cross}")?;

@@ -459,7 +459,7 @@ mod tests {
     fn spread_chain() -> Plan {
         let mut s = crate::core::spec::chain("p", 6).unwrap();
         s.link_defaults = Some(crate::core::spec::ImpairSpec { delay: Some("5ms".into()), ..Default::default() });
-        build(&s, &Inventory { nodes: vec!["n1".into(), "n2".into(), "n3".into()], taken: vec![] }).unwrap()
+        build(&s, &Inventory { nodes: vec!["n1".into(), "n2".into(), "n3".into()], taken: vec![], interfaces: None }).unwrap()
     }
 
     fn pair(a: &str, b: &str) -> (String, String) {

@@ -5,6 +5,7 @@
 //! renderer, the executor and the verifier all read; nothing downstream re-derives an
 //! address, an ASN or a placement.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -45,11 +46,15 @@ pub struct Inventory {
     pub nodes: Vec<String>,
     #[serde(default)]
     pub taken: Vec<Ipv4Net>,
+    /// The interfaces of each node's own network namespace, where known (a create of a path
+    /// whose hosts attach to a LAN asks the nodes): an attachment's parent must be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Default for Inventory {
     fn default() -> Self {
-        Inventory { nodes: vec![LOCAL_NODE.to_string()], taken: Vec::new() }
+        Inventory { nodes: vec![LOCAL_NODE.to_string()], taken: Vec::new(), interfaces: None }
     }
 }
 
@@ -117,6 +122,19 @@ pub struct RouterPlan {
     /// TCP settings for sessions across long delays.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tcp: Option<TcpPlan>,
+    /// Static routes (an edge router's way to the LAN its host is attached to).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub statics: Vec<StaticRoutePlan>,
+}
+
+/// The name of an attached host's macvlan inside it (its LAN toward the path is `eth0`).
+pub const ATTACH_IFNAME: &str = "eth1";
+
+/// A static route: `prefix` via the neighbour at `via`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticRoutePlan {
+    pub prefix: Ipv4Net,
+    pub via: Ipv4Addr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +206,22 @@ pub struct HostPlan {
     /// Extra address in the shared EVPN subnet.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub l2_address: Option<Ipv4Net>,
+    /// The host's place on a LAN of its node, if it is attached to one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attach: Option<AttachPlan>,
+}
+
+/// An experiment host on a LAN of its node: a macvlan (bridge mode) on the node's interface
+/// `parent`, named `ifname` in the host, holding `address` in `subnet`. Machines on that LAN
+/// take other addresses of `subnet` and reach the path through `address`; the host forwards
+/// between the LAN and its edge router, which routes `subnet` to the host and announces it,
+/// forced along the path like the host's own LAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachPlan {
+    pub parent: String,
+    pub ifname: String,
+    pub subnet: Ipv4Net,
+    pub address: Ipv4Addr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -44,7 +44,7 @@ mod tests {
     use crate::core::spec;
 
     fn chain(hops: usize, nodes: &[&str]) -> Plan {
-        let inv = Inventory { nodes: nodes.iter().map(|n| n.to_string()).collect(), taken: Vec::new() };
+        let inv = Inventory { nodes: nodes.iter().map(|n| n.to_string()).collect(), taken: Vec::new(), interfaces: None };
         build(&spec::chain_verified("nb", hops, spec::VerifyMode::ControlPlane).unwrap(), &inv).unwrap()
     }
 

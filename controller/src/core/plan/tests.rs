@@ -39,6 +39,7 @@ fn taken_subnets_are_skipped() {
     let inv = Inventory {
         nodes: vec!["local".into()],
         taken: vec!["10.199.0.0/29".parse().unwrap(), "10.210.0.0/24".parse().unwrap()],
+        interfaces: None,
     };
     let p = build(&s, &inv).unwrap();
     let link = p.networks.iter().find(|n| n.role == NetworkRole::Link).unwrap();
@@ -49,7 +50,7 @@ fn taken_subnets_are_skipped() {
 #[test]
 fn spread_and_pack() {
     let s = spec::chain("p", 6).unwrap();
-    let inv = Inventory { nodes: vec!["n1".into(), "n2".into(), "n3".into()], taken: vec![] };
+    let inv = Inventory { nodes: vec!["n1".into(), "n2".into(), "n3".into()], taken: vec![], interfaces: None };
     let p = build(&s, &inv).unwrap();
     let nodes: Vec<&str> = p.routers.iter().map(|r| r.node.as_str()).collect();
     assert_eq!(nodes, ["n1", "n2", "n3", "n1", "n2", "n3"]);
@@ -114,4 +115,57 @@ fn announce_ends_is_the_default_and_adds_nothing() {
     assert!(p.router("r3").unwrap().originate.is_empty());
     assert_eq!(p.routes_of("r3").len(), 4);
     assert!(!crate::commands::plan_json(&p).contains("announce"));
+}
+
+fn lan_attach() -> spec::PathSpec {
+    let text = "name: la\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }]\n\
+                hosts:\n  a: { name: src, attach: { macvlan: eth1 } }\n  b: dst\n";
+    spec::parse_yaml("la.yaml", text).unwrap()
+}
+
+#[test]
+fn an_attached_lan_takes_the_next_free_lan_and_is_forced_like_its_hosts_own() {
+    let plain = build(&spec::chain("la", 3).unwrap(), &Inventory::default()).unwrap();
+    let p = build(&lan_attach(), &Inventory::default()).unwrap();
+    // The other LANs stay where they were.
+    assert_eq!(p.hosts[0].address, plain.hosts[0].address);
+    assert_eq!(p.hosts[1].address, plain.hosts[1].address);
+    let a = p.hosts[0].attach.as_ref().unwrap();
+    assert_eq!((a.parent.as_str(), a.ifname.as_str()), ("eth1", ATTACH_IFNAME));
+    assert_eq!((a.subnet.to_string(), a.address.to_string()), ("10.210.2.0/24".to_string(), "10.210.2.1".to_string()));
+    assert!(p.hosts[1].attach.is_none());
+    // r1 routes the LAN to src and announces it; r2 prefers it from r1, r3 from r2.
+    let r1 = p.router("r1").unwrap();
+    assert_eq!(r1.statics, [StaticRoutePlan { prefix: a.subnet, via: p.hosts[0].address }]);
+    assert!(r1.originate.contains(&a.subnet));
+    for (r, prev) in [("r2", "r1"), ("r3", "r2")] {
+        let n = p.router(r).unwrap().neighbors.iter().find(|n| n.peer == prev).unwrap();
+        assert!(n.prefer.contains(&a.subnet), "{r}: {:?}", n.prefer);
+        let e = p.expectations.routes.iter().find(|e| e.router == r && e.prefix == a.subnet).unwrap();
+        assert_eq!((e.toward, e.via.as_deref()), (Toward::First, Some(prev)));
+    }
+    // Taken by another path: the next one.
+    let inv = Inventory { taken: vec!["10.210.2.0/24".parse().unwrap()], ..Inventory::default() };
+    let q = build(&lan_attach(), &inv).unwrap();
+    assert_eq!(q.hosts[0].attach.as_ref().unwrap().subnet.to_string(), "10.210.3.0/24");
+}
+
+#[test]
+fn an_attachments_parent_must_be_an_interface_of_the_hosts_node() {
+    let mut s = lan_attach();
+    s.hosts.b.attach = Some(spec::AttachSpec { macvlan: "ens4".into() });
+    s.routers[2].node = Some("n2".into());
+    let known = |pairs: &[(&str, &[&str])]| {
+        Some(pairs.iter().map(|(n, i)| (n.to_string(), i.iter().map(|x| x.to_string()).collect())).collect())
+    };
+    let inv = |interfaces| Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces };
+    assert!(build(&s, &inv(known(&[("n1", &["lo", "eth1"]), ("n2", &["lo", "ens4"])]))).is_ok());
+    // Not known: not checked (`path plan` without nodes to ask).
+    assert!(build(&s, &inv(None)).is_ok());
+    let e = build(&s, &inv(known(&[("n1", &["lo", "ens4"]), ("n2", &["lo", "eth1"])]))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot plan path 'la': hosts.a.attach.macvlan: no interface 'eth1' on node 'n1' (the node of src, behind r1); \
+         hosts.b.attach.macvlan: no interface 'ens4' on node 'n2' (the node of dst, behind r3)"
+    );
 }

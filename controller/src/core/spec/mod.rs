@@ -221,22 +221,97 @@ impl LinkSpec {
 pub struct HostsSpec {
     /// Host behind the first hop of the path.
     #[serde(default = "default_host_a")]
-    pub a: String,
+    pub a: HostSpec,
     /// Host behind the last hop of the path.
     #[serde(default = "default_host_b")]
-    pub b: String,
+    pub b: HostSpec,
 }
 
-fn default_host_a() -> String {
-    "src".into()
+fn default_host_a() -> HostSpec {
+    HostSpec::named("src")
 }
-fn default_host_b() -> String {
-    "dst".into()
+fn default_host_b() -> HostSpec {
+    HostSpec::named("dst")
 }
 
 impl Default for HostsSpec {
     fn default() -> Self {
         HostsSpec { a: default_host_a(), b: default_host_b() }
+    }
+}
+
+impl HostsSpec {
+    /// Both hosts with the location of their key (`hosts.a`, `hosts.b`), a first.
+    pub fn sides(&self) -> [(&'static str, &HostSpec); 2] {
+        [("hosts.a", &self.a), ("hosts.b", &self.b)]
+    }
+}
+
+/// An experiment host: a plain name (`src`), or `{ name: src, attach: { macvlan: eth1 } }`
+/// for a host that is also on a LAN of its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub attach: Option<AttachSpec>,
+}
+
+impl HostSpec {
+    pub fn named(name: &str) -> Self {
+        HostSpec { name: name.to_string(), attach: None }
+    }
+}
+
+/// How an experiment host joins a LAN of its node, so that machines on that LAN reach the
+/// far end through the path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttachSpec {
+    /// An interface of the host's node (the LAN's): the host gets a macvlan on it.
+    pub macvlan: String,
+}
+
+/// The map form of a host, strict like every other part of a spec.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostFields {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attach: Option<AttachSpec>,
+}
+
+impl<'de> Deserialize<'de> for HostSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HostSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host name, or a map with `name` and `attach`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HostSpec, E> {
+                Ok(HostSpec::named(v))
+            }
+            // A name of digits only (`a: 7`) reads as a number in YAML.
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HostSpec, E> {
+                Ok(HostSpec::named(&v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HostSpec, E> {
+                Ok(HostSpec::named(&v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<HostSpec, A::Error> {
+                let f = HostFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(HostSpec { name: f.name, attach: f.attach })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for HostSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.attach {
+            None => s.serialize_str(&self.name),
+            Some(a) => HostFields { name: self.name.clone(), attach: Some(a.clone()) }.serialize(s),
+        }
     }
 }
 
@@ -304,7 +379,7 @@ pub struct PoolsSpec {
     /// Router loopbacks: one /32 each (also the BGP router-id).
     #[serde(default = "default_loopback_pool")]
     pub loopbacks: Ipv4Net,
-    /// Experiment LANs: one /24 each (two, three with EVPN).
+    /// Experiment LANs: one /24 each (two, three with EVPN), and one per attached LAN.
     #[serde(default = "default_lan_pool")]
     pub lans: Ipv4Net,
 }
@@ -483,6 +558,26 @@ pub fn name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// Checks the name of an interface on a node (a macvlan's parent): what Linux takes, in the
+/// plainest form, as it reaches netlink requests and object labels.
+pub fn ifname_problem(name: &str) -> Option<String> {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_IFNAME_LEN
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !plain {
+        return Some(format!(
+            "'{}' is not an interface name: 1 to {MAX_IFNAME_LEN} letters, digits, '.', '_' or '-'",
+            printable(name)
+        ));
+    }
+    (name == "lo").then(|| "'lo' is the loopback: a macvlan needs an Ethernet interface".to_string())
+}
+
+/// Linux interface names are at most 15 bytes (IFNAMSIZ less the terminating NUL).
+pub const MAX_IFNAME_LEN: usize = 15;
+
 pub(crate) fn password_problem(pw: &str) -> Option<String> {
     if pw.is_empty() || pw.len() > MAX_PASSWORD_LEN {
         return Some(format!("must be 1 to {MAX_PASSWORD_LEN} characters long"));
@@ -562,6 +657,7 @@ pub use distance::{Converge, ImpairSpec, LatencySpec, Quantity, ToleranceSpec};
 pub use problem::{Problem, SpecError};
 pub use schedule::{ContactPlanSpec, ScheduleEntrySpec};
 pub use validate::validate;
+pub(crate) use validate::lan_count;
 
 #[cfg(test)]
 mod tests {
@@ -618,5 +714,31 @@ mod warning_tests {
         let s = spec("name: t\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: d1 }, { name: d2 }]\nlinks: [{ a: r1, b: r2 }, { a: r2, b: r3 }, { a: r3, b: d1 }, { a: d1, b: d2 }]\npath: [r1, r2, r3]\n");
         assert!(warnings(&s).is_empty());
         assert!(warnings(&chain("c", 24).unwrap()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_a_name_or_a_map_and_writes_back_the_same_way() {
+        let s = parse_yaml("h.yaml", "name: h\nrouters: [{ name: r1 }]\nhosts: { a: { name: lan, attach: { macvlan: eth1 } }, b: 7 }\n").unwrap();
+        assert_eq!(s.hosts.a, HostSpec { name: "lan".into(), attach: Some(AttachSpec { macvlan: "eth1".into() }) });
+        assert_eq!(s.hosts.b, HostSpec::named("7"));
+        let json = serde_json::to_value(&s.hosts).unwrap();
+        assert_eq!(json, serde_json::json!({ "a": { "name": "lan", "attach": { "macvlan": "eth1" } }, "b": "7" }));
+        let e = parse_yaml("h.yaml", "name: h\nrouters: [{ name: r1 }]\nhosts: { a: { attach: { macvlan: eth1 } } }\n").unwrap_err();
+        assert!(e.to_string().contains("hosts.a: missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn interface_names_are_plain_and_not_the_loopback() {
+        for ok in ["eth1", "ens4f0.100", "br_lan-2", "a23456789012345"] {
+            assert_eq!(ifname_problem(ok), None, "{ok}");
+        }
+        for bad in ["", ".", "..", "eth0@if5", "a/b", "eth 1", "a234567890123456", "lo", "e\u{e9}"] {
+            assert!(ifname_problem(bad).is_some(), "{bad:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
     let pairs = links(spec, &known, &mut p);
     path(spec, &known, &pairs, &mut p);
     l2vpn_and_wiring(spec, &mut p);
+    attachments(spec, &mut p);
     pools(spec, &mut p);
     bgp(&spec.bgp, &mut p);
     distance(spec, &pairs, &mut p);
@@ -74,7 +75,7 @@ fn routers_and_hosts(spec: &PathSpec, p: &mut Vec<Problem>) -> usize {
             (None, _) => {}
         }
     }
-    for (field, host) in [("hosts.a", &spec.hosts.a), ("hosts.b", &spec.hosts.b)] {
+    for (field, host) in spec.hosts.sides().map(|(f, h)| (f, &h.name)) {
         if let Some(m) = name_problem(host) {
             p.push(Problem::new(field, m));
         } else if let Some(first) = seen.get(host.as_str()) {
@@ -213,10 +214,35 @@ fn l2vpn_and_wiring(spec: &PathSpec, p: &mut Vec<Problem>) {
     }
 }
 
+/// Hosts attached to a LAN of their node: a plain interface name, and an L3 path (with EVPN
+/// the hosts' LANs are one bridged segment across the path).
+fn attachments(spec: &PathSpec, p: &mut Vec<Problem>) {
+    for (field, host) in spec.hosts.sides() {
+        let Some(a) = &host.attach else { continue };
+        if let Some(m) = ifname_problem(&a.macvlan) {
+            p.push(Problem::new(format!("{field}.attach.macvlan"), m));
+        }
+        if spec.l2vpn == L2vpnMode::Evpn {
+            p.push(Problem::new(
+                format!("{field}.attach"),
+                "not with l2vpn: evpn (an attached LAN is routed into the path, the EVPN LANs are bridged across it)",
+            ));
+        }
+    }
+}
+
+/// LANs a spec takes from `pools.lans`: one per experiment host, the EVPN subnet, one per
+/// attached LAN.
+pub(crate) fn lan_count(spec: &PathSpec) -> u64 {
+    let evpn = u64::from(spec.l2vpn == L2vpnMode::Evpn);
+    let attached = spec.hosts.sides().iter().filter(|(_, h)| h.attach.is_some()).count() as u64;
+    2 + evpn + attached
+}
+
 /// Pools: large enough, IPv4 prefixes that do not overlap.
 fn pools(spec: &PathSpec, p: &mut Vec<Problem>) {
     let n_links = effective_links(spec).len() as u64;
-    let n_lans = if spec.l2vpn == L2vpnMode::Evpn { 3 } else { 2 };
+    let n_lans = lan_count(spec);
     let pools = [
         ("pools.links", spec.pools.links, 29u8, n_links, "links"),
         ("pools.loopbacks", spec.pools.loopbacks, 32, spec.routers.len() as u64, "loopbacks"),

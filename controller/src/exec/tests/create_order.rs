@@ -37,6 +37,7 @@ fn intended(plan: &Plan, fakes: &Fakes, manager: &str) -> Vec<(String, String, C
             match link {
                 DirectLink::Veth(v) => Call::ConnectVeth(v),
                 DirectLink::Vxlan(v) => Call::ConnectVxlan(v),
+                DirectLink::Macvlan(m) => Call::ConnectMacvlan(m),
             },
         ));
     }
@@ -51,7 +52,7 @@ fn sorted(calls: Vec<(String, Call)>) -> Vec<(String, String, Call)> {
 
 /// The creates, starts and links the nodes were asked for.
 fn made(fakes: &Fakes) -> Vec<(String, String, Call)> {
-    let kinds = ["create_network", "create_container", "start_container", "connect_veth", "connect_vxlan"];
+    let kinds = ["create_network", "create_container", "start_container", "connect_veth", "connect_vxlan", "connect_macvlan"];
     sorted(fakes.journal.find(|e| kinds.contains(&e.call.kind())).into_iter().map(|e| (e.node, e.call)).collect())
 }
 

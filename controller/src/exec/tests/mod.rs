@@ -8,6 +8,7 @@ use crate::exec::{create, NoProgress};
 use super::Fakes;
 
 mod apply;
+mod attach;
 mod create_order;
 mod fake_node;
 mod observe;
@@ -30,7 +31,7 @@ fn chain(name: &str, hops: usize, nodes: &[&str], wiring: Wiring) -> Plan {
 }
 
 fn plan_on(s: &PathSpec, nodes: &[&str]) -> Plan {
-    plan::build(s, &Inventory { nodes: nodes.iter().map(|n| n.to_string()).collect(), taken: Vec::new() }).unwrap()
+    plan::build(s, &Inventory { nodes: nodes.iter().map(|n| n.to_string()).collect(), taken: Vec::new(), interfaces: None }).unwrap()
 }
 
 /// Fake nodes named as the plan's, with the plan created on them.

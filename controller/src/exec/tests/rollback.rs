@@ -14,7 +14,7 @@ fn step_of(call: &Call) -> Step {
     match call {
         Call::CreateNetwork(_) | Call::BridgeForwarding(_) => Step::Networks,
         Call::CreateContainer(_) | Call::StartContainer(_) => Step::Containers,
-        Call::ConnectVeth(_) | Call::ConnectVxlan(_) => Step::Links,
+        Call::ConnectVeth(_) | Call::ConnectVxlan(_) | Call::ConnectMacvlan(_) => Step::Links,
         other => panic!("a create does not {other}"),
     }
 }

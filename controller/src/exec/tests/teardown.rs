@@ -38,7 +38,7 @@ async fn delete_removes_the_path_on_every_node_and_nothing_else() {
     let mut q = spec::chain("q", 3).unwrap();
     q.wiring = Some(Wiring::Docker);
     let taken = fakes.nodes().taken_subnets().await.unwrap();
-    let q = plan::build(&q, &Inventory { nodes: nodes.map(String::from).to_vec(), taken }).unwrap();
+    let q = plan::build(&q, &Inventory { nodes: nodes.map(String::from).to_vec(), taken, interfaces: None }).unwrap();
     create(&q, &fakes.nodes(), &NoProgress).await.unwrap();
     fakes.node("n1").add_container("postgres", &[]);
     fakes.node("n2").add_container("vte-p-lookalike", &[("com.example.app", "p")]);
