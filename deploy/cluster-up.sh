@@ -16,6 +16,10 @@
 #
 # Then run the controller on n1:  docker exec -it vnet-te-n1 vnet-te path create --hops 24
 #
+# The nodes' Debian release (and with it their Docker engine): VNET_TE_DEBIAN_SUITE=bookworm
+# (the default: Docker 20.10) or trixie (Docker 26), image vnet-te/node:VERSION or
+# vnet-te/node:VERSION-trixie, built when missing. VNET_TE_NODE_IMAGE names another image.
+#
 # Needs: a running Docker engine (deploy/ensure-docker.sh), a release build
 # (cargo build --release), and the images (target/release/vnet-te images build, which also
 # builds vnet-te/node and vnet-te/agent when asked: see below). Idempotent for a running
@@ -26,7 +30,13 @@ N="${1:-3}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${VNET_TE_BIN_DIR:-$ROOT/target/release}"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
-NODE_IMAGE="vnet-te/node:$VERSION"
+SUITE="${VNET_TE_DEBIAN_SUITE:-bookworm}"
+case "$SUITE" in
+    bookworm) NODE_IMAGE="vnet-te/node:$VERSION" ;;
+    trixie) NODE_IMAGE="vnet-te/node:$VERSION-trixie" ;;
+    *) printf 'cluster-up: error: VNET_TE_DEBIAN_SUITE must be bookworm or trixie, not %s\n' "'$SUITE'" >&2; exit 2 ;;
+esac
+NODE_IMAGE="${VNET_TE_NODE_IMAGE:-$NODE_IMAGE}"
 IMAGES=("vnet-te/router:$VERSION" "vnet-te/host:$VERSION" "vnet-te/agent:$VERSION")
 NET=vnet-te-cluster
 SUBNET="${VNET_TE_CLUSTER_SUBNET:-10.196.255.0/24}"
@@ -50,8 +60,9 @@ done
 
 # --- images on this engine ----------------------------------------------------------------
 if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
-    log "building $NODE_IMAGE (debootstrap, about a minute)"
-    bash "$ROOT/images/build-rootfs.sh" node "$NODE_IMAGE" >&2
+    [[ -z "${VNET_TE_NODE_IMAGE:-}" ]] || die "node image $NODE_IMAGE (VNET_TE_NODE_IMAGE) not found"
+    log "building $NODE_IMAGE from Debian $SUITE (debootstrap, about a minute)"
+    VNET_TE_DEBIAN_SUITE="$SUITE" bash "$ROOT/images/build-rootfs.sh" node "$NODE_IMAGE" >&2
 fi
 "$BIN/vnet-te" images build >&2 || die "building the router/host/agent images failed"
 
@@ -91,7 +102,7 @@ for i in $(seq 1 "$N"); do
         -e "VNET_TE_AUTHORIZED_KEY=$(cat "$WORK/id_ed25519.pub")" \
         "$NODE_IMAGE" >/dev/null
 done
-log "started $N nodes ($(since) s)"
+log "started $N nodes from $NODE_IMAGE ($(since) s)"
 
 wait_engine() {
     local node="$1" deadline=$((SECONDS + 60))
