@@ -155,14 +155,14 @@ suite_mirror() {
 }
 
 # --- preconditions ------------------------------------------------------------------------
-((EUID == 0)) || die "must run as root (debootstrap needs it)"
-command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found: run deploy/ensure-docker.sh"
 docker info >/dev/null 2>&1 || die "no Docker engine answers: run deploy/ensure-docker.sh"
-
+# An image that exists needs neither root nor debootstrap (a cluster node has neither tool).
 if ((FORCE == 0)) && docker image inspect "$TAG" >/dev/null 2>&1; then
     log "$TAG already exists ($(docker image inspect -f '{{.Id}}' "$TAG" | cut -c1-19)); skipping (use --force to rebuild)"
     exit 0
 fi
+((EUID == 0)) || die "must run as root (debootstrap needs it)"
+command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found: run deploy/ensure-docker.sh"
 
 MIRROR="${VNET_TE_DEBIAN_MIRROR:-}"
 if [[ -z "$MIRROR" ]]; then
