@@ -196,7 +196,7 @@ impl Node for LocalNode {
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
-        networks::bridge_forwarding(enable).await
+        networks::bridge_forwarding(self, enable).await
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
