@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::skip::{skip_or_fail, Requirement};
-use common::{json, root};
+use common::{json, root, show};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -30,14 +30,6 @@ fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
 }
 
-fn show(what: &str, out: &Output) {
-    eprintln!(
-        "$ {what}\n(exit {:?})\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `vnet-te ARGS` on the manager node, as an operator would run it there.
 fn on_manager(args: &[&str]) -> Output {
