@@ -57,7 +57,7 @@ for suite in bookworm trixie; do
     done
     rm -f /tmp/vnet-te-bench-create.log
 done
-old="$(tr ' ' '\n' <<<"${CREATES[bookworm]}" | grep . | median)"
-new="$(tr ' ' '\n' <<<"${CREATES[trixie]}" | grep . | median)"
+d20="$(tr ' ' '\n' <<<"${CREATES[bookworm]}" | grep . | median)"
+d26="$(tr ' ' '\n' <<<"${CREATES[trixie]}" | grep . | median)"
 printf 'median create->verified: Docker 20.10 %s s, Docker 26 %s s: ratio %s (target <= 1.2)\n' \
-    "$old" "$new" "$(awk -v a="$new" -v b="$old" 'BEGIN { printf "%.2f", a / b }')"
+    "$d20" "$d26" "$(awk -v a="$d26" -v b="$d20" 'BEGIN { printf "%.2f", a / b }')"
