@@ -7,7 +7,9 @@
 # running its own dockerd and sshd, on one internal Docker network (no route out). n1 is the
 # swarm manager and runs the controller, as an operator would on a real cluster:
 #
-#   1. the vnet-te binaries, the images (router, host, agent) and an SSH key go to n1 only;
+#   1. the vnet-te binaries, the router and host images and an SSH key go to n1 only, and n1
+#      builds the agent image from those binaries (`vnet-te images build` there: this
+#      machine's own vnet-te/agent tag stays as it is);
 #   2. n1's known_hosts gets the other nodes' host keys, read from the nodes themselves
 #      (the out-of-band check an operator does; nothing is accepted blindly);
 #   3. on n1: `vnet-te cluster init`, then `vnet-te node add root@nK` for every other node —
@@ -16,9 +18,13 @@
 #
 # Then run the controller on n1:  docker exec -it vnet-te-n1 vnet-te path create --hops 24
 #
+# The nodes' Debian release (and with it their Docker engine): VNET_TE_DEBIAN_SUITE=bookworm
+# (the default: Docker 20.10) or trixie (Docker 26), image vnet-te/node:VERSION or
+# vnet-te/node:VERSION-trixie, built when missing. VNET_TE_NODE_IMAGE names another image.
+#
 # Needs: a running Docker engine (deploy/ensure-docker.sh), a release build
-# (cargo build --release), and the images (target/release/vnet-te images build, which also
-# builds vnet-te/node and vnet-te/agent when asked: see below). Idempotent for a running
+# (cargo build --release), and the router and host images (target/release/vnet-te images
+# build; run for them when missing, as build-rootfs.sh is for the node image). Idempotent for a running
 # cluster of the same size: it says so and exits 0.
 set -euo pipefail
 
@@ -26,8 +32,14 @@ N="${1:-3}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${VNET_TE_BIN_DIR:-$ROOT/target/release}"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
-NODE_IMAGE="vnet-te/node:$VERSION"
-IMAGES=("vnet-te/router:$VERSION" "vnet-te/host:$VERSION" "vnet-te/agent:$VERSION")
+SUITE="${VNET_TE_DEBIAN_SUITE:-bookworm}"
+case "$SUITE" in
+    bookworm) NODE_IMAGE="vnet-te/node:$VERSION" ;;
+    trixie) NODE_IMAGE="vnet-te/node:$VERSION-trixie" ;;
+    *) printf 'cluster-up: error: VNET_TE_DEBIAN_SUITE must be bookworm or trixie, not %s\n' "'$SUITE'" >&2; exit 2 ;;
+esac
+NODE_IMAGE="${VNET_TE_NODE_IMAGE:-$NODE_IMAGE}"
+IMAGES=("vnet-te/router:$VERSION" "vnet-te/host:$VERSION")
 NET=vnet-te-cluster
 SUBNET="${VNET_TE_CLUSTER_SUBNET:-10.196.255.0/24}"
 LABEL=vnet-te.object=local-cluster
@@ -50,10 +62,15 @@ done
 
 # --- images on this engine ----------------------------------------------------------------
 if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
-    log "building $NODE_IMAGE (debootstrap, about a minute)"
-    bash "$ROOT/images/build-rootfs.sh" node "$NODE_IMAGE" >&2
+    [[ -z "${VNET_TE_NODE_IMAGE:-}" ]] || die "node image $NODE_IMAGE (VNET_TE_NODE_IMAGE) not found"
+    log "building $NODE_IMAGE from Debian $SUITE (debootstrap, about a minute)"
+    VNET_TE_DEBIAN_SUITE="$SUITE" bash "$ROOT/images/build-rootfs.sh" node "$NODE_IMAGE" >&2
 fi
-"$BIN/vnet-te" images build >&2 || die "building the router/host/agent images failed"
+for i in "${IMAGES[@]}"; do
+    docker image inspect "$i" >/dev/null 2>&1 && continue
+    "$BIN/vnet-te" images build >&2 || die "building the router/host images failed"
+    break
+done
 
 # --- already up? --------------------------------------------------------------------------
 running="$(docker ps -q --filter "label=$LABEL" --filter status=running | wc -l)"
@@ -91,7 +108,7 @@ for i in $(seq 1 "$N"); do
         -e "VNET_TE_AUTHORIZED_KEY=$(cat "$WORK/id_ed25519.pub")" \
         "$NODE_IMAGE" >/dev/null
 done
-log "started $N nodes ($(since) s)"
+log "started $N nodes from $NODE_IMAGE ($(since) s)"
 
 wait_engine() {
     local node="$1" deadline=$((SECONDS + 60))
@@ -120,6 +137,7 @@ docker cp "$WORK/known_hosts" "$M:/root/.ssh/known_hosts"
 docker exec "$M" sh -c 'chown root:root /root/.ssh/*; chmod 600 /root/.ssh/id_ed25519'
 log "loading ${IMAGES[*]} into the manager"
 docker save "${IMAGES[@]}" | docker exec -i "$M" docker load >/dev/null
+docker exec "$M" vnet-te images build >&2 || die "building the agent image on the manager failed"
 log "manager ready ($(since) s)"
 
 # --- the cluster, through the product's own commands --------------------------------------

@@ -3,11 +3,13 @@
 #
 # Idempotent. On a machine without systemd (CI, containers) it:
 #   1. installs the missing Debian packages (docker.io, debootstrap, frr, docker-compose,
-#      iptables, iproute2, iputils-ping, util-linux, ca-certificates, openssh-server, openssh-client)
-#      with apt-get, running `apt-get update` once first (ping and nsenter for the delay tests);
+#      iptables, iproute2, iputils-ping, util-linux, ca-certificates, openssh-server, openssh-client,
+#      and docker-cli where the release has it: from Debian 13 on, docker.io holds the engine
+#      only) with apt-get, running `apt-get update` once first (ping and nsenter for the delay
+#      tests);
 #   2. starts `dockerd` in the background (log: /var/log/dockerd.log) when `docker info` fails;
 #   3. polls `docker info` until it answers or the deadline (60 s) passes.
-# It prints every action it takes. Must run as root (Debian 12 "bookworm").
+# It prints every action it takes. Must run as root (Debian 12 "bookworm" or 13 "trixie").
 #
 # Environment:
 #   VNET_TE_DOCKER_DEADLINE   seconds to wait for the engine (default 60)
@@ -18,6 +20,12 @@ DEADLINE="${VNET_TE_DOCKER_DEADLINE:-60}"
 DOCKERD_LOG="${VNET_TE_DOCKERD_LOG:-/var/log/dockerd.log}"
 # ca-certificates: debootstrap needs it when the apt mirror is an https:// URI.
 PACKAGES=(docker.io debootstrap frr docker-compose iptables iproute2 iputils-ping util-linux ca-certificates openssh-server openssh-client)
+OS_RELEASE="${VNET_TE_OS_RELEASE:-/etc/os-release}"
+# Debian 12 and older ship the `docker` CLI inside docker.io; later releases in docker-cli.
+case "$(. "$OS_RELEASE" 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}")" in
+    bookworm | bullseye | buster | '') ;;
+    *) PACKAGES+=(docker-cli) ;;
+esac
 
 log() { printf 'ensure-docker: %s\n' "$*"; }
 die() { printf 'ensure-docker: error: %s\n' "$*" >&2; exit 1; }
@@ -49,7 +57,7 @@ install_packages() {
         return 0
     fi
     ((EUID == 0)) || die "must run as root to install: ${missing[*]}"
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script supports Debian 12)"
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script supports Debian 12 and 13)"
     export DEBIAN_FRONTEND=noninteractive
     log "installing missing packages: ${missing[*]}"
     local out
@@ -57,6 +65,12 @@ install_packages() {
     log "running apt-get update"
     if ! apt-get update -qq >"$out" 2>&1; then
         cat "$out" >&2; rm -f "$out"; die "apt-get update failed"
+    fi
+    # A release whose archive has no docker-cli (a derivative keeping the CLI in docker.io).
+    if [[ " ${missing[*]} " == *" docker-cli "* ]] && ! apt-cache show docker-cli >/dev/null 2>&1; then
+        log "docker-cli is not in this release's archive; the docker CLI must come with docker.io"
+        mapfile -t missing < <(printf '%s\n' "${missing[@]}" | grep -vx docker-cli)
+        ((${#missing[@]})) || { rm -f "$out"; return 0; }
     fi
     if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$out" 2>&1; then
         cat "$out" >&2; rm -f "$out"; die "apt-get install failed"

@@ -10,7 +10,8 @@
 #   VNET_TE_REQUIRE_CLUSTER  what the local multi-node cluster is built from
 #   VNET_TE_REQUIRE_DELAY    what the packet-delay line needs to delay packets
 #   VNET_TE_REQUIRE_VYOS_CHECK  ../shared/tools/vyos/vyos_check.py (VyOS 1.4's CLI schema)
-# The cluster test builds its own 3-node cluster (deploy/cluster-up.sh) and removes it.
+# The cluster tests build their own 3-node cluster (deploy/cluster-up.sh) and remove it: from
+# Debian 12 nodes (Docker 20.10) and, named docker26_*, from Debian 13 nodes (Docker 26).
 # Extra arguments go to the test harness, e.g. `deploy/test.sh frr_` to filter by name.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,6 +29,7 @@ cargo build --release --workspace
 VERSION="$(awk -F'"' '/^\[workspace.package\]/ { p = 1 } p && /^version *=/ { print $2; exit }' Cargo.toml)"
 target/release/vnet-te images build
 bash images/build-rootfs.sh node "vnet-te/node:${VERSION:?}"
+VNET_TE_DEBIAN_SUITE=trixie bash images/build-rootfs.sh node "vnet-te/node:${VERSION:?}-trixie"
 
 export VNET_TE_REQUIRE_DOCKER=1
 export VNET_TE_REQUIRE_FRR=1

@@ -6,15 +6,18 @@
 #   KIND   router  FRR + iproute2, iputils-ping, traceroute, tcpdump, iperf3, procps
 #          host    iproute2, iputils-ping, traceroute, iperf3, tcpdump, procps
 #          node    a "hypervisor" node for the local multi-node cluster (deploy/cluster-up.sh):
-#                  docker.io, openssh-server, iptables (runs its own dockerd and sshd)
+#                  docker.io (+ docker-cli from Debian 13 on), openssh-server, iptables
+#                  (runs its own dockerd and sshd)
 #   TAG    image reference to create, e.g. vnet-te/router:0.1.0
 #
 #   --force     rebuild even if TAG already exists
 #   --no-cache  do not use the shared .deb cache (/var/cache/vnet-te/debootstrap)
 #
-# How: `debootstrap --variant=minbase --include=<packages> bookworm DIR MIRROR`, where MIRROR
-# is the Debian archive apt on this machine is configured with (override with
-# VNET_TE_DEBIAN_MIRROR), then `tar -C DIR -c . | docker import - TAG`.
+# How: `debootstrap --variant=minbase --include=<packages> SUITE DIR MIRROR`, where SUITE is
+# bookworm (Debian 12, the default) or trixie (Debian 13) and MIRROR is the Debian archive apt
+# on this machine is configured with (override with VNET_TE_DEBIAN_MIRROR), then
+# `tar -C DIR -c . | docker import - TAG`. A suite apt does not list itself is fetched from the
+# archive that serves this machine's own release: one Debian archive holds every suite.
 # Downloaded .debs are kept in /var/cache/vnet-te/debootstrap (override with
 # VNET_TE_DEBOOTSTRAP_CACHE) so the second image and later rebuilds download only the
 # package indexes. The image runs no service on start: vnet-te gives each container its
@@ -23,14 +26,16 @@
 # For machines with a registry, images/router/Dockerfile and images/host/Dockerfile build
 # equivalent images FROM debian:bookworm-slim.
 #
-# Environment: VNET_TE_DEBIAN_MIRROR (mirror URI), VNET_TE_DEBIAN_SUITE (default bookworm),
-# VNET_TE_DEBOOTSTRAP_CACHE (.deb cache dir), VNET_TE_APT_ETC (default /etc/apt).
+# Environment: VNET_TE_DEBIAN_MIRROR (mirror URI), VNET_TE_DEBIAN_SUITE (bookworm or trixie;
+# default bookworm), VNET_TE_DEBOOTSTRAP_CACHE (.deb cache dir), VNET_TE_APT_ETC (default
+# /etc/apt), VNET_TE_OS_RELEASE (default /etc/os-release, for this machine's own release).
 #
 # Needs root, debootstrap and a running Docker engine (see deploy/ensure-docker.sh).
 set -euo pipefail
 
 SUITE="${VNET_TE_DEBIAN_SUITE:-bookworm}"
 APT_ETC="${VNET_TE_APT_ETC:-/etc/apt}" # where apt_mirror reads the sources from
+OS_RELEASE="${VNET_TE_OS_RELEASE:-/etc/os-release}"
 CACHE_DIR="${VNET_TE_DEBOOTSTRAP_CACHE:-/var/cache/vnet-te/debootstrap}"
 CACHE_MAX_AGE_DAYS=30
 COMMON_PACKAGES="iproute2,iputils-ping,traceroute,tcpdump,iperf3,procps,iptables"
@@ -67,9 +72,18 @@ case "$KIND" in
     host) PACKAGES="$COMMON_PACKAGES" ;;
     node)
         PACKAGES="docker.io,openssh-server,iptables,iproute2,iputils-ping,procps,ca-certificates,kmod"
+        # From Debian 13 on, docker.io holds the engine only; the `docker` CLI is docker-cli.
+        case "$SUITE" in
+            bookworm) ;;
+            *) PACKAGES="$PACKAGES,docker-cli" ;;
+        esac
         CMD_JSON='["/usr/local/sbin/vnet-te-node-boot"]'
         ;;
     *) die "KIND must be 'router', 'host' or 'node', not '$KIND'" ;;
+esac
+case "$SUITE" in
+    bookworm | trixie) ;;
+    *) printf 'build-rootfs: error: VNET_TE_DEBIAN_SUITE must be bookworm or trixie, not %s\n' "'$SUITE'" >&2; exit 2 ;;
 esac
 
 # --- the Debian mirror apt is configured with ---------------------------------------------
@@ -121,20 +135,39 @@ apt_mirror() {
     return 1
 }
 
-# --- preconditions ------------------------------------------------------------------------
-((EUID == 0)) || die "must run as root (debootstrap needs it)"
-command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found: run deploy/ensure-docker.sh"
-docker info >/dev/null 2>&1 || die "no Docker engine answers: run deploy/ensure-docker.sh"
+# The codename of this machine's own Debian release (empty when it is not Debian).
+host_suite() {
+    [[ -r "$OS_RELEASE" ]] || return 0
+    (
+        # shellcheck source=/dev/null
+        . "$OS_RELEASE"
+        printf '%s\n' "${VERSION_CODENAME:-}"
+    )
+}
 
+# The mirror for suite $1: apt's own source for it, else apt's source for this machine's
+# release (the same archive serves the other suites).
+suite_mirror() {
+    local own
+    apt_mirror "$1" && return 0
+    own="$(host_suite)"
+    [[ -n "$own" && "$own" != "$1" ]] && apt_mirror "$own"
+}
+
+# --- preconditions ------------------------------------------------------------------------
+docker info >/dev/null 2>&1 || die "no Docker engine answers: run deploy/ensure-docker.sh"
+# An image that exists needs neither root nor debootstrap (a cluster node has neither tool).
 if ((FORCE == 0)) && docker image inspect "$TAG" >/dev/null 2>&1; then
     log "$TAG already exists ($(docker image inspect -f '{{.Id}}' "$TAG" | cut -c1-19)); skipping (use --force to rebuild)"
     exit 0
 fi
+((EUID == 0)) || die "must run as root (debootstrap needs it)"
+command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found: run deploy/ensure-docker.sh"
 
 MIRROR="${VNET_TE_DEBIAN_MIRROR:-}"
 if [[ -z "$MIRROR" ]]; then
-    MIRROR="$(apt_mirror "$SUITE")" ||
-        die "no 'deb' source for suite '$SUITE' in /etc/apt/sources.list{,.d/}: set VNET_TE_DEBIAN_MIRROR"
+    MIRROR="$(suite_mirror "$SUITE")" ||
+        die "no 'deb' source for suite '$SUITE' or this machine's release in $APT_ETC/sources.list{,.d/}: set VNET_TE_DEBIAN_MIRROR"
 fi
 
 # --- work dir and cleanup -----------------------------------------------------------------

@@ -2,6 +2,10 @@
 //! nodes made by deploy/cluster-up.sh (the real `cluster init` + `node add` over SSH path),
 //! the controller running on the manager node, one overlay network per link.
 //!
+//! Each case runs twice: on nodes built from Debian 12 (Docker 20.10, API 1.41) and, in the
+//! tests named `docker26_*`, from Debian 13 (Docker 26.1, API 1.45), whose node image
+//! (vnet-te/node:VERSION-trixie) cluster-up.sh builds when missing.
+//!
 //! Needs a Docker engine, debootstrap (for the node image) and a release build with both
 //! binaries. Without an engine it reports a skip, or fails when VNET_TE_REQUIRE_CLUSTER=1
 //! (as CI sets it; tests/common/skip.rs). The cluster is torn down completely (deploy/cluster-down.sh) in every
@@ -12,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::skip::{skip_or_fail, Requirement};
-use common::{json, root};
+use common::{json, root, show};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -26,14 +30,6 @@ fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
 }
 
-fn show(what: &str, out: &Output) {
-    eprintln!(
-        "$ {what}\n(exit {:?})\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `vnet-te ARGS` on the manager node, as an operator would run it there.
 fn on_manager(args: &[&str]) -> Output {
@@ -100,8 +96,35 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// Brings up a fresh 3-node local cluster (None: skipped); torn down when the guard drops.
-fn cluster_up(test: &str) -> Option<Teardown> {
+/// The Debian release the cluster's nodes are built from, and with it their Docker engine.
+#[derive(Debug, Clone, Copy)]
+enum Nodes {
+    /// Debian 12: Docker 20.10.
+    Bookworm,
+    /// Debian 13: Docker 26.1.
+    Trixie,
+}
+
+impl Nodes {
+    fn suite(self) -> &'static str {
+        match self {
+            Nodes::Bookworm => "bookworm",
+            Nodes::Trixie => "trixie",
+        }
+    }
+
+    /// The major version of the engine its nodes must run.
+    fn docker_major(self) -> &'static str {
+        match self {
+            Nodes::Bookworm => "20",
+            Nodes::Trixie => "26",
+        }
+    }
+}
+
+/// Brings up a fresh 3-node local cluster from `nodes` (None: skipped); torn down when the
+/// guard drops.
+fn cluster_up(test: &str, nodes: Nodes) -> Option<Teardown> {
     if !ready(test) {
         return None;
     }
@@ -112,11 +135,17 @@ fn cluster_up(test: &str) -> Option<Teardown> {
     let up = Command::new(root().join("deploy/cluster-up.sh"))
         .arg("3")
         .env("VNET_TE_BIN_DIR", bin_dir())
+        .env("VNET_TE_DEBIAN_SUITE", nodes.suite())
+        .env_remove("VNET_TE_NODE_IMAGE")
         .output()
         .expect("running cluster-up.sh");
     show("deploy/cluster-up.sh 3", &up);
     assert!(up.status.success(), "cluster-up failed");
     eprintln!("cluster up in {:.1} s", t.elapsed().as_secs_f64());
+    for n in NODES {
+        let version = node_docker(n, &["version", "--format", "{{.Server.Version}}"]);
+        assert!(version.starts_with(&format!("{}.", nodes.docker_major())), "{n} runs Docker {version} from {nodes:?}");
+    }
     Some(teardown)
 }
 
@@ -269,8 +298,17 @@ fn distance_chain_across_three_nodes() {
 
 #[test]
 fn cluster_distance_chain_underlay_subtracted_then_detour_ring_policy_removed_updated_and_evpn_pair_verified_across_three_nodes() {
+    distance_detour_and_evpn("cluster_distance_detour_and_evpn", Nodes::Bookworm);
+}
+
+#[test]
+fn docker26_cluster_distance_chain_underlay_subtracted_then_detour_ring_policy_removed_updated_and_evpn_pair_verified_across_three_nodes() {
+    distance_detour_and_evpn("docker26_cluster_distance_detour_and_evpn", Nodes::Trixie);
+}
+
+fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(_teardown) = cluster_up("cluster_distance_detour_and_evpn") else { return };
+    let Some(_teardown) = cluster_up(test, nodes) else { return };
 
     distance_chain_across_three_nodes();
 
@@ -347,9 +385,18 @@ fn cluster_distance_chain_underlay_subtracted_then_detour_ring_policy_removed_up
 }
 
 #[test]
-fn cluster_three_nodes_24_hops_round_robin_verified_node_loss_named_deleted_host_key_change_refused() {
+fn cluster_three_nodes_24_hops_both_wirings_round_robin_verified_node_loss_named_deleted_host_key_change_refused() {
+    three_nodes_24_hops("cluster_three_nodes_24_hops", Nodes::Bookworm);
+}
+
+#[test]
+fn docker26_cluster_three_nodes_24_hops_both_wirings_round_robin_verified_node_loss_named_deleted_host_key_change_refused() {
+    three_nodes_24_hops("docker26_cluster_three_nodes_24_hops", Nodes::Trixie);
+}
+
+fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(_teardown) = cluster_up("cluster_three_nodes_24_hops") else { return };
+    let Some(_teardown) = cluster_up(test, nodes) else { return };
 
     let st = on_manager(&["cluster", "status", "--output", "json"]);
     assert_eq!(st.status.code(), Some(0), "every node answers");
@@ -395,6 +442,25 @@ fn cluster_three_nodes_24_hops_round_robin_verified_node_loss_named_deleted_host
     let vx = node_docker(&format!("vnet-te-{}", r2["node"].as_str().unwrap()), &["exec", r2["container"].as_str().unwrap(), "ip", "-d", "-o", "link", "show", "type", "vxlan"]);
     assert_eq!(vx.lines().count(), 2, "{vx}");
     assert!(vx.contains("remote 10.196.255.2") && vx.contains("remote 10.196.255.4"), "r2's links lead to n1 and n3: {vx}");
+
+    // The same 24 hops over swarm overlays (`--wiring docker`): one overlay per link, made on
+    // the manager and attached on each router's node. (Before the node loss below: on Docker
+    // 26, an overlay create right after a worker's restart has failed on that worker.)
+    let t = Instant::now();
+    let out = on_manager(&["path", "create", "--hops", "24", "--name", "o24", "--wiring", "docker", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "create over overlays → verified");
+    eprintln!("overlays: create → verified in {:.1} s", t.elapsed().as_secs_f64());
+    let report = json(&out);
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["hops"].as_array().unwrap().len(), 24);
+    let plan = json(&on_manager(&["path", "show", "o24", "--output", "json"]));
+    let links: Vec<&serde_json::Value> =
+        plan["plan"]["networks"].as_array().unwrap().iter().filter(|n| n["role"] == "link").collect();
+    assert_eq!(links.len(), 23);
+    assert!(links.iter().all(|n| n["driver"] == "overlay" && n["cross_host"] == true), "every link is an overlay");
+    let t = Instant::now();
+    delete_everywhere("o24");
+    eprintln!("overlays: delete → nothing left on any node in {:.1} s", t.elapsed().as_secs_f64());
 
     // Node loss: stop n3; verify exits 1 and names every hop placed there.
     let stop = Command::new("docker").args(["stop", "-t", "2", "vnet-te-n3"]).output().unwrap();

@@ -10,10 +10,17 @@
 #
 #   tests/bench/cluster-vs-cli.sh [HOPS] [ROUNDS]     (defaults 24 and 1)
 #
-# Prints each time and the ratio vnet-te / baseline (target <= 0.5). Removes what it made.
+# VNET_TE_BENCH_WIRING=docker makes vnet-te wire over swarm overlays too, as the baseline does
+# (default: direct, VXLAN pairs). Prints each time and the ratio vnet-te / baseline (target
+# <= 0.5). Removes what it made.
 set -euo pipefail
 HOPS="${1:-24}"
 ROUNDS="${2:-1}"
+WIRING="${VNET_TE_BENCH_WIRING:-direct}"
+case "$WIRING" in
+    direct | docker) ;;
+    *) printf 'bench: VNET_TE_BENCH_WIRING must be direct or docker, not %s\n' "'$WIRING'" >&2; exit 2 ;;
+esac
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 M=vnet-te-n1
 WORK="$(mktemp -d)"
@@ -72,7 +79,7 @@ for round in $(seq 1 "$ROUNDS"); do
     cleanup_cli
 
     t0=$(now)
-    docker exec "$M" vnet-te path create --hops "$HOPS" --name bench >"$WORK/report.txt" 2>"$WORK/create.log" ||
+    docker exec "$M" vnet-te path create --hops "$HOPS" --name bench --wiring "$WIRING" >"$WORK/report.txt" 2>"$WORK/create.log" ||
         { cat "$WORK/create.log" "$WORK/report.txt" >&2; log "vnet-te create failed"; exit 1; }
     t1=$(now)
     ours="$(secs "$t0" "$t1")"
@@ -81,6 +88,6 @@ for round in $(seq 1 "$ROUNDS"); do
     t1=$(now)
     del="$(secs "$t0" "$t1")"
     ratio="$(awk -v a="$ours" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
-    printf 'round %d: %d hops over %d nodes: cli-script %s s, vnet-te create->verified %s s (ratio %s, target <= 0.5); vnet-te delete %s s\n' \
-        "$round" "$HOPS" "${#NODES[@]}" "$base" "$ours" "$ratio" "$del"
+    printf 'round %d: %d hops over %d nodes: cli-script %s s, vnet-te create->verified %s s (ratio %s, target <= 0.5; wiring %s); vnet-te delete %s s\n' \
+        "$round" "$HOPS" "${#NODES[@]}" "$base" "$ours" "$ratio" "$WIRING" "$del"
 done

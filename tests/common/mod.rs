@@ -42,6 +42,16 @@ pub fn vnet(args: &[&str]) -> Output {
     out
 }
 
+/// Echoes a command and its outcome (shown when a test fails).
+pub fn show(what: &str, out: &Output) {
+    eprintln!(
+        "$ {what}\n(exit {:?})\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `docker ARGS`, which must succeed; its stdout.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("running docker");

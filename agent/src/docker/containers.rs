@@ -210,6 +210,41 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
     }
 }
 
+/// The first API version whose engines (Docker 25 on) check, for each network they attach at
+/// start after the first, that the network of the container's network mode is one they have
+/// themselves.
+const NETWORK_MODE_CHECKED_FROM: (usize, usize) = (1, 44);
+
+/// Whether a container's networks after its first wait until it runs: with an engine that makes
+/// the check above, when the first network is not a local one. A worker has a swarm overlay
+/// only once something there is attached to it, and a start attaches the networks in no set
+/// order, so one attached before the first fails the start ("could not find a network matching
+/// network mode"). Once the container runs, its first network is the worker's own.
+/// `first_scope`: the scope the engine reports for the first network (None: it has no such
+/// network, as a worker before the first attach).
+fn connect_after_start(api: (usize, usize), first_scope: Option<&str>) -> bool {
+    api >= NETWORK_MODE_CHECKED_FROM && first_scope != Some("local")
+}
+
+async fn connect(node: &LocalNode, container: &str, a: &crate::node::Attachment) -> NodeResult<()> {
+    node.docker
+        .connect_network(&a.network, NetworkConnectRequest { container: container.to_string(), endpoint_config: Some(endpoint(a)) })
+        .await
+        .map_err(docker_err(format!("attaching {container} to {} as {}", a.network, a.address)))
+}
+
+/// The scope of a network as this engine reports it. None when it cannot say (a worker answers
+/// 404 for an overlay it has not attached yet): connecting after start is right either way.
+async fn network_scope(node: &LocalNode, network: &str) -> Option<String> {
+    match node.docker.inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+        Ok(n) => Some(n.scope.unwrap_or_default()),
+        Err(e) => {
+            tracing::debug!(network, error = %e, "no scope for the network");
+            None
+        }
+    }
+}
+
 pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult<()> {
     let doing = || format!("creating container {}", spec.name);
     scope::check_container_spec(spec).map_err(|message| NodeError::Refused { doing: doing(), message })?;
@@ -227,14 +262,18 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
         .create_container(Some(opts), body)
         .await
         .map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
-    for a in spec.attachments.iter().skip(1) {
-        node.docker
-            .connect_network(
-                &a.network,
-                NetworkConnectRequest { container: spec.name.clone(), endpoint_config: Some(endpoint(a)) },
-            )
-            .await
-            .map_err(docker_err(format!("attaching {} to {} as {}", spec.name, a.network, a.address)))?;
+    let rest = spec.attachments.get(1..).unwrap_or_default();
+    if let (Some(first), false) = (spec.attachments.first(), rest.is_empty()) {
+        let v = node.docker.client_version();
+        let api = (v.major_version, v.minor_version);
+        // (The first test spares older engines the inspect.)
+        if api >= NETWORK_MODE_CHECKED_FROM && connect_after_start(api, network_scope(node, &first.network).await.as_deref()) {
+            node.after_start.lock().expect("after_start lock").insert(spec.name.clone(), rest.to_vec());
+        } else {
+            for a in rest {
+                connect(node, &spec.name, a).await?;
+            }
+        }
     }
     if !spec.files.is_empty() {
         node.upload(&spec.name, &spec.files).await?;
@@ -244,13 +283,27 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
 
 pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
     node.ours(name, &|| format!("starting container {name}")).await?;
-    node.docker
-        .start_container(name, None::<bollard::query_parameters::StartContainerOptions>)
-        .await
-        .map_err(docker_err(format!("starting container {name}")))
+    match node.docker.start_container(name, None::<bollard::query_parameters::StartContainerOptions>).await {
+        Ok(()) => {}
+        // Already running: a retried start whose connects after start had failed.
+        Err(e) if is_status(&e, 304) => {}
+        Err(e) => return Err(NodeError::Docker { doing: format!("starting container {name}"), source: e }),
+    }
+    let pending = node.after_start.lock().expect("after_start lock").get(name).cloned().unwrap_or_default();
+    for a in &pending {
+        match connect(node, name, a).await {
+            Ok(()) => {}
+            // Connected by an earlier try of this start.
+            Err(NodeError::Docker { source, .. }) if is_status(&source, 403) && source.to_string().contains("already exists") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    node.after_start.lock().expect("after_start lock").remove(name);
+    Ok(())
 }
 
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
+    node.after_start.lock().expect("after_start lock").remove(name);
     match node.ours(name, &|| format!("removing container {name}")).await {
         Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => return Ok(()),
         other => other?,
@@ -313,6 +366,21 @@ pub(super) async fn write_files(node: &LocalNode, container: &str, files: &[File
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_wait_for_the_start_only_where_the_engine_checks_a_network_mode_it_lacks() {
+        // Docker 20.10 (API 1.41) attaches them all at start whatever their scope.
+        for scope in [None, Some("swarm"), Some("local")] {
+            assert!(!connect_after_start((1, 41), scope), "{scope:?}");
+            assert!(!connect_after_start((1, 43), scope), "{scope:?}");
+        }
+        // Docker 25 and later: a worker without the overlay yet, or a swarm network anywhere.
+        assert!(connect_after_start((1, 44), None));
+        assert!(connect_after_start((1, 45), Some("swarm")));
+        assert!(connect_after_start((1, 53), None));
+        // Bridges on one host are the engine's own from their creation.
+        assert!(!connect_after_start((1, 45), Some("local")));
+    }
 
     #[test]
     fn a_specs_sysctls_join_those_of_its_role() {

@@ -1,7 +1,8 @@
 //! `LocalNode`: the `Node` operations against one Docker engine through bollard.
 //!
 //! Docker 20.10 speaks API 1.41: the version is negotiated down, one network is given at
-//! create and the rest connected afterwards, and files are uploaded as a tar archive through
+//! create and the rest connected afterwards (after start, for swarm overlays on engines from
+//! API 1.44 on: `containers::connect_after_start`), and files are uploaded as a tar archive through
 //! the API before start (no bind mounts; `docker cp` onto tmpfs paths would be invisible).
 //!
 //! This file holds the node and its `Node` implementation, which hands each operation to the
@@ -52,6 +53,9 @@ pub struct LocalNode {
     docker: Docker,
     /// The cgroup parent of vnet-te's containers, once prepared (`cgroup_parent`).
     cgroup_parent: tokio::sync::OnceCell<Option<String>>,
+    /// Networks of created containers that are connected only once they run
+    /// (`containers::connect_after_start`), by container name.
+    after_start: std::sync::Mutex<std::collections::HashMap<String, Vec<crate::node::Attachment>>>,
 }
 
 impl LocalNode {
@@ -63,7 +67,12 @@ impl LocalNode {
             .negotiate_version()
             .await
             .map_err(docker_err("negotiating the Docker API version (is dockerd running?)"))?;
-        Ok(LocalNode { name: name.to_string(), docker, cgroup_parent: tokio::sync::OnceCell::new() })
+        Ok(LocalNode {
+            name: name.to_string(),
+            docker,
+            cgroup_parent: tokio::sync::OnceCell::new(),
+            after_start: Default::default(),
+        })
     }
 
     pub fn docker(&self) -> &Docker {
@@ -232,7 +241,7 @@ impl Node for LocalNode {
     }
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
-        networks::bridge_forwarding(enable).await
+        networks::bridge_forwarding(self, enable).await
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {

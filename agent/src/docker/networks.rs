@@ -117,37 +117,98 @@ pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
     }
 }
 
-pub(super) async fn bridge_forwarding(enable: bool) -> NodeResult<()> {
-    // One rule in the chain Docker reserves for users; the bridges keep `internal` (no
-    // route out). It accepts only frames *bridged* within one vte* bridge (physdev): the
-    // routers' transit traffic. Traffic the host would route from one vte* bridge to
-    // another (a shortcut around the path, through the bridges' .1 gateway addresses)
-    // still meets Docker's isolation rules and is dropped.
-    const RULE: [&str; 10] =
-        ["DOCKER-USER", "-i", "vte+", "-o", "vte+", "-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"];
-    // A broader rule that also accepts host-routed traffic between vte* bridges (the
-    // shortcut above): removed wherever found, so only bridged frames pass.
-    const BROAD: [&str; 7] = ["DOCKER-USER", "-i", "vte+", "-o", "vte+", "-j", "ACCEPT"];
-    let run = |op: &str, rule: &[&str]| {
-        let mut c = std::process::Command::new("iptables");
-        c.arg("-w").arg(op).args(rule);
-        c.output()
+/// The rule that lets routers' traffic cross the vte* bridges, kept by one shell script:
+/// present with `on`, absent with `off`. One rule in the chain Docker reserves for users; the
+/// bridges keep `internal` (no route out). It accepts only frames *bridged* within one vte*
+/// bridge (physdev): the routers' transit traffic. Traffic the host would route from one vte*
+/// bridge to another (a shortcut around the path, through the bridges' .1 gateway addresses)
+/// still meets Docker's isolation rules and is dropped. A broader rule that also accepted
+/// that shortcut is removed wherever found.
+const FORWARDING_SCRIPT: &str = r#"set -u
+rule="DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT"
+broad="DOCKER-USER -i vte+ -o vte+ -j ACCEPT"
+while iptables -w -C $broad 2>/dev/null; do iptables -w -D $broad || exit 1; done
+if iptables -w -C $rule 2>/dev/null; then present=1; else present=0; fi
+case "$1$present" in
+    on0) exec iptables -w -I $rule ;;
+    off1) exec iptables -w -D $rule ;;
+esac"#;
+
+const FORWARDING_DOING: &str = "updating the DOCKER-USER forwarding rule for vte* bridges";
+
+/// Keeps the forwarding rule (`FORWARDING_SCRIPT`) in this machine's firewall: with iptables
+/// itself as root, else (an operator in the docker group) in a short-lived container of the
+/// host image in the machine's network namespace, which the engine lets that operator start.
+pub(super) async fn bridge_forwarding(node: &LocalNode, enable: bool) -> NodeResult<()> {
+    let mode = if enable { "on" } else { "off" };
+    if nix::unistd::geteuid().is_root() {
+        let out = tokio::process::Command::new("sh")
+            .args(["-c", FORWARDING_SCRIPT, "sh", mode])
+            .output()
+            .await
+            .map_err(|e| NodeError::Failed { doing: FORWARDING_DOING.into(), message: format!("running sh: {e}") })?;
+        return if out.status.success() {
+            Ok(())
+        } else {
+            Err(NodeError::Failed { doing: FORWARDING_DOING.into(), message: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+        };
+    }
+    forwarding_in_container(node, mode).await
+}
+
+/// The image of the forwarding container (it has iptables).
+fn helper_image() -> String {
+    format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION"))
+}
+
+async fn forwarding_in_container(node: &LocalNode, mode: &str) -> NodeResult<()> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder};
+    use futures_util::StreamExt;
+
+    let name = format!("vnet-te-forwarding-{}", std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(helper_image()),
+        cmd: Some(["sh", "-c", FORWARDING_SCRIPT, "sh", mode].map(String::from).to_vec()),
+        labels: Some(HashMap::from([(crate::node::labels::OBJECT.to_string(), "forwarding".to_string())])),
+        host_config: Some(HostConfig {
+            network_mode: Some("host".into()),
+            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
     };
-    let doing = "updating the DOCKER-USER forwarding rule for vte* bridges";
-    let fail = |m: String| NodeError::Failed { doing: doing.to_string(), message: m };
-    while run("-C", &BROAD).map_err(|e| fail(format!("running iptables: {e}")))?.status.success() {
-        run("-D", &BROAD).map_err(|e| fail(format!("running iptables: {e}")))?;
+    let doing = format!("{FORWARDING_DOING} (in container {name}, as a user who is not root)");
+    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    node.docker.create_container(Some(opts), body).await.map_err(docker_err(doing.clone()))?;
+    let result = async {
+        node.docker
+            .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(docker_err(doing.clone()))?;
+        let mut code = 0;
+        let mut waits = node.docker.wait_container(&name, None::<bollard::query_parameters::WaitContainerOptions>);
+        while let Some(w) = waits.next().await {
+            match w {
+                Ok(r) => code = r.status_code,
+                // bollard reports a non-zero exit as this error.
+                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+                Err(e) => return Err(NodeError::Docker { doing: doing.clone(), source: e }),
+            }
+        }
+        if code == 0 {
+            return Ok(());
+        }
+        let logs = LogsOptionsBuilder::default().stderr(true).stdout(true).build();
+        let text: Vec<String> = node.docker.logs(&name, Some(logs)).filter_map(|l| async move { l.ok().map(|l| l.to_string()) }).collect().await;
+        Err(NodeError::Failed { doing: doing.clone(), message: format!("exit {code}: {}", text.concat().trim()) })
     }
-    let present = run("-C", &RULE).map_err(|e| fail(format!("running iptables: {e}")))?.status.success();
-    let out = match (enable, present) {
-        (true, false) => run("-I", &RULE),
-        (false, true) => run("-D", &RULE),
-        _ => return Ok(()),
+    .await;
+    let rm = RemoveContainerOptionsBuilder::default().force(true).build();
+    if let Err(e) = node.docker.remove_container(&name, Some(rm)).await {
+        if !is_status(&e, 404) {
+            return Err(result.err().unwrap_or(NodeError::Docker { doing: format!("removing container {name}"), source: e }));
+        }
     }
-    .map_err(|e| fail(format!("running iptables: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()))
-    }
+    result
 }

@@ -30,25 +30,39 @@ pub enum LockError {
     },
 }
 
-/// Where the lock files live: `VNET_TE_LOCK_DIR`, else `/run/vnet-te/locks` when it can be
-/// made (root), else a directory of this user's under the temp dir.
-fn lock_dir() -> PathBuf {
+/// Where the lock files live: `VNET_TE_LOCK_DIR` alone when set, else `/run/vnet-te/locks`,
+/// then (for a user who may not write there: `/run` is root's) a directory of this user's
+/// under the temp dir.
+fn lock_dirs() -> Vec<PathBuf> {
     if let Some(d) = std::env::var_os("VNET_TE_LOCK_DIR") {
-        return PathBuf::from(d);
-    }
-    let run = PathBuf::from("/run/vnet-te/locks");
-    if std::fs::create_dir_all(&run).is_ok() {
-        return run;
+        return vec![PathBuf::from(d)];
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-    std::env::temp_dir().join(format!("vnet-te-locks-{user}"))
+    vec![PathBuf::from("/run/vnet-te/locks"), std::env::temp_dir().join(format!("vnet-te-locks-{user}"))]
 }
 
 impl PathLock {
     /// Takes the lock of path `name` (a validated path name: safe as a file name) or says
     /// which process holds it.
     pub fn acquire(name: &str) -> Result<PathLock, LockError> {
-        Self::acquire_in(&lock_dir(), name)
+        Self::acquire_first(&lock_dirs(), name)
+    }
+
+    /// In the first of `dirs` this process may write in.
+    fn acquire_first(dirs: &[PathBuf], name: &str) -> Result<PathLock, LockError> {
+        let mut result = Err(LockError::Io {
+            name: name.to_string(),
+            file: String::new(),
+            source: std::io::Error::other("no lock directory"),
+        });
+        for dir in dirs {
+            result = Self::acquire_in(dir, name);
+            match &result {
+                Err(LockError::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => continue,
+                _ => break,
+            }
+        }
+        result
     }
 
     pub fn acquire_in(dir: &std::path::Path, name: &str) -> Result<PathLock, LockError> {
@@ -96,5 +110,23 @@ mod tests {
         let again = PathLock::acquire_in(&dir, "p").unwrap();
         drop((again, other));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// (Passing over a directory the user may not write in is seen by the test that runs the
+    /// CLI as an unprivileged user, tests/nonroot.rs: root may write anywhere.)
+    #[test]
+    fn the_first_directory_is_used_and_errors_other_than_permission_are_reported() {
+        let base = std::env::temp_dir().join(format!("vnet-te-lock-dirs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let lock = PathLock::acquire_first(&[base.join("a"), base.join("b")], "p").unwrap();
+        assert!(base.join("a/p.lock").exists() && !base.join("b").exists());
+        drop(lock);
+        // A file where the directory should be: reported, not passed over.
+        std::fs::write(base.join("file"), "").unwrap();
+        let e = PathLock::acquire_first(&[base.join("file"), base.join("next")], "p").unwrap_err();
+        assert!(matches!(e, LockError::Io { .. }), "{e:?}");
+        assert!(!base.join("next").exists());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::node::{labels, Node, NodeError};
 
 use super::nodes::{DeployError, Nodes, PARALLELISM};
@@ -118,7 +118,8 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
     Ok(removed)
 }
 
-/// Runs one removal per (node, object), concurrently.
+/// Runs one removal per (node, object), concurrently. Every removal is tried, also after one
+/// fails (a network a swarm still holds must not keep the others); every failure is reported.
 async fn remove_each<F, Fut>(nodes: &Nodes, objects: Vec<(&String, &String)>, step: &'static str, f: F) -> Result<(), DeployError>
 where
     F: Fn(Arc<dyn Node>, String) -> Fut,
@@ -128,10 +129,18 @@ where
         .into_iter()
         .map(|(n, o)| Ok(f(nodes.get(n)?.clone(), o.clone())))
         .collect::<Result<Vec<_>, DeployError>>()?;
-    stream::iter(jobs)
-        .buffer_unordered(PARALLELISM * 2)
-        .try_collect::<Vec<()>>()
-        .await
-        .map(|_| ())
-        .map_err(|source| DeployError::Step { step, source })
+    let mut failed: Vec<NodeError> =
+        stream::iter(jobs).buffer_unordered(PARALLELISM * 2).filter_map(|r| async move { r.err() }).collect().await;
+    failed.sort_by_key(|e| e.to_string());
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(DeployError::Step { step, source: failed.remove(0) }),
+        n => Err(DeployError::Step {
+            step,
+            source: NodeError::Failed {
+                doing: format!("{n} removals"),
+                message: failed.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+            },
+        }),
+    }
 }

@@ -90,3 +90,23 @@ async fn delete_with_a_lost_node_stops_before_removing_anything_anywhere() {
     assert_eq!(fakes.containers(), before);
     assert!(fakes.node("n1").containers().len() >= 2, "n1 holds part of the path");
 }
+
+/// A network that cannot be removed (a swarm task still holds it past the agent's deadline)
+/// keeps neither the path's other networks nor its containers: all of them go, and the
+/// failure names the one left.
+#[tokio::test]
+async fn delete_removes_every_other_object_when_one_network_stays_and_names_it() {
+    let nodes = ["n1", "n2"];
+    let p = chain("p", 4, &nodes, Wiring::Docker);
+    let fakes = Fakes::new(&nodes);
+    create(&p, &fakes.nodes(), &NoProgress).await.unwrap();
+    let stuck = p.networks[0].name.clone();
+    let s = stuck.clone();
+    fakes.fail_on(move |c| matches!(c, Call::RemoveNetwork(n) if *n == s));
+
+    let e = delete(&fakes.nodes(), Some("p")).await.unwrap_err();
+
+    assert!(matches!(e, DeployError::Step { step: "removing networks", .. }), "{e}");
+    assert!(e.to_string().contains(&stuck), "{e}");
+    assert_eq!(labelled(&fakes, "p"), BTreeSet::from([stuck]), "{}", fakes.journal.dump());
+}
