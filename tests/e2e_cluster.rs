@@ -312,9 +312,15 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
 
     distance_chain_across_three_nodes();
 
-    // Forced detour over swarm overlays (`--wiring docker`): r1 → … → r6 the long way round
-    // the ring, spread over 3 nodes.
-    let report = create_from_paths("ring-detour.yaml", "ring", &["--wiring", "docker"]);
+    // Forced detour r1 → … → r6 the long way round the ring, spread over 3 nodes: over swarm
+    // overlays (`--wiring docker`) on Docker 20.10; over direct links on Docker 26, where an
+    // overlay attach that times out in the manager can leave the worker unable to attach that
+    // network at all (docs/systems.md); overlays on Docker 26 are covered by the 24-hop case.
+    let wiring: &[&str] = match nodes {
+        Nodes::Bookworm => &["--wiring", "docker"],
+        Nodes::Trixie => &[],
+    };
+    let report = create_from_paths("ring-detour.yaml", "ring", wiring);
     let hops = report["hops"].as_array().unwrap();
     assert_eq!(hops.len(), 6);
     let used: std::collections::BTreeSet<&str> = hops.iter().map(|h| h["node"].as_str().unwrap()).collect();

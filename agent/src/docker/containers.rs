@@ -291,15 +291,36 @@ pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
     }
     let pending = node.after_start.lock().expect("after_start lock").get(name).cloned().unwrap_or_default();
     for a in &pending {
-        match connect(node, name, a).await {
-            Ok(()) => {}
-            // Connected by an earlier try of this start.
-            Err(NodeError::Docker { source, .. }) if is_status(&source, 403) && source.to_string().contains("already exists") => {}
-            Err(e) => return Err(e),
-        }
+        connect_until_known(node, name, a).await?;
     }
     node.after_start.lock().expect("after_start lock").remove(name);
     Ok(())
+}
+
+/// How long a connect after start keeps trying while the worker does not know the overlay yet.
+const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Connects a running container to an overlay from a worker. The attach is a round trip
+/// through the manager: when it times out there ("context deadline exceeded"), the worker can
+/// be left knowing the network's id but not the network ("network <id> not found") until the
+/// manager's view reaches it, so both are tried again until `CONNECT_WITHIN` has passed.
+async fn connect_until_known(node: &LocalNode, name: &str, a: &crate::node::Attachment) -> NodeResult<()> {
+    let deadline = std::time::Instant::now() + CONNECT_WITHIN;
+    loop {
+        let e = match connect(node, name, a).await {
+            Ok(()) => return Ok(()),
+            // Connected by an earlier try.
+            Err(NodeError::Docker { source, .. }) if is_status(&source, 403) && source.to_string().contains("already exists") => return Ok(()),
+            Err(e) => e,
+        };
+        let text = e.to_string();
+        let passing = text.contains("not found") || text.contains("context deadline exceeded") || text.contains("attaching to network failed");
+        if !passing || std::time::Instant::now() >= deadline {
+            return Err(e);
+        }
+        tracing::debug!(container = name, network = %a.network, error = %text, "overlay not usable on this node yet; connecting again");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
