@@ -316,9 +316,9 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
     // overlays (`--wiring docker`) on Docker 20.10; over direct links on Docker 26, where an
     // overlay attach that times out in the manager can leave the worker unable to attach that
     // network at all (docs/systems.md); overlays on Docker 26 are covered by the 24-hop case.
-    let wiring: &[&str] = match nodes {
-        Nodes::Bookworm => &["--wiring", "docker"],
-        Nodes::Trixie => &[],
+    let (wiring, cross_driver): (&[&str], &str) = match nodes {
+        Nodes::Bookworm => (&["--wiring", "docker"], "overlay"),
+        Nodes::Trixie => (&[], "vxlan"),
     };
     let report = create_from_paths("ring-detour.yaml", "ring", wiring);
     let hops = report["hops"].as_array().unwrap();
@@ -337,7 +337,7 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
     let plan = json(&on_manager(&["path", "show", "ring", "--output", "json"]))["plan"].clone();
     let cross: Vec<&serde_json::Value> =
         plan["networks"].as_array().unwrap().iter().filter(|n| n["cross_host"] == true).collect();
-    assert!(!cross.is_empty() && cross.iter().all(|n| n["driver"] == "overlay"), "cross-host links are overlays: {cross:?}");
+    assert!(!cross.is_empty() && cross.iter().all(|n| n["driver"] == cross_driver), "cross-host links are {cross_driver}: {cross:?}");
     let r1 = common::router(&plan, "r1");
     let r1_node = format!("vnet-te-{}", r1["node"].as_str().unwrap());
     let line = format!("no neighbor {} route-map VTE-IN-r2 in", common::neighbor(&plan, "r1", "r2")["address"].as_str().unwrap());
