@@ -57,7 +57,12 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
         files: Vec::new(),
         env: Vec::new(),
         cmd: vec!["sleep".into(), "infinity".into()],
-        labels: BTreeMap::from([("vnet-te.test".into(), "macvlan-node".into())]),
+        // A path's labels: the node acts only on vnet-te's containers.
+        labels: BTreeMap::from([
+            ("vnet-te.path".into(), "macvlan-node-test".into()),
+            ("vnet-te.role".into(), "host".into()),
+            ("vnet-te.test".into(), "macvlan-node".into()),
+        ]),
         sysctls: BTreeMap::new(),
     };
     node.create_container(&spec).await.unwrap();
