@@ -50,6 +50,9 @@ trap 'cleanup_cli; docker exec "$M" vnet-te path delete bench >/dev/null 2>&1 ||
 docker exec "$M" vnet-te path plan --hops "$HOPS" --name bench --nodes "$names" --wiring docker --output json >"$WORK/plan.json"
 docker exec "$M" sh -c "rm -rf /tmp/bench-render && vnet-te path render --hops $HOPS --name bench --nodes $names --wiring docker --out /tmp/bench-render >/dev/null"
 docker cp "$M:/tmp/bench-render" "$WORK/render"
+# render writes frr.conf 0600 (it may carry BGP passwords); bind-mounted, the routers' frr
+# user must read it. This chain has no passwords, and the directory is the bench's own.
+chmod -R a+rX "$WORK/render"
 python3 "$ROOT/tests/bench/cli-from-plan.py" "$WORK/plan.json" "$WORK/render" "$WORK/cli" /bench
 for n in "${NODES[@]}"; do
     docker exec "$n" rm -rf /bench

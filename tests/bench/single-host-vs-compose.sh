@@ -25,6 +25,9 @@ trap cleanup EXIT
 # per link (`--wiring docker`), the same configs and the same boot scripts.
 "$bin" path plan --hops "$HOPS" --name "$name" --wiring docker --output json >"$work/plan.json"
 "$bin" path render --hops "$HOPS" --name "$name" --wiring docker --out "$work/render" >/dev/null
+# render writes frr.conf 0600 (it may carry BGP passwords); bind-mounted, the routers' frr
+# user must read it. This chain has no passwords, and the directory is the bench's own.
+chmod -R a+rX "$work/render"
 python3 tests/bench/compose-from-plan.py "$work/plan.json" "$work/render" >"$work/docker-compose.yml"
 dst=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][1]["address"])' "$work/plan.json")
 # The compose chain needs the same forwarding rule vnet-te keeps (vnet-te delete withdraws
