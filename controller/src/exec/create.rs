@@ -30,7 +30,7 @@ const BGPD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long a router's links wait for its bgpd before they are made anyway (verification
 /// then names a router whose BGP never came up).
-const BGPD_WAIT_SECS: u32 = 15;
+pub(super) const BGPD_WAIT_SECS: u32 = 15;
 
 /// Creates every network and container of the plan and starts them. On any error the
 /// caller rolls back (`roll_back`: labels find everything this created).

@@ -10,15 +10,13 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::node::{labels, Node, NodeError};
 
-use super::create::make_link;
+use super::create::{make_link, BGPD_WAIT_SECS};
 use super::nodes::{DeployError, Nodes, Step, PARALLELISM};
 use crate::core::objects::{container_specs, direct_links, impairments, line_schedule, DirectLink};
 use crate::core::plan::sessions::routers_waiting_for_bgp;
 use crate::core::plan::Plan;
 use crate::core::render;
 
-/// How long a restarted router's links wait for its bgpd (as at create).
-const BGPD_WAIT_SECS: u32 = 15;
 
 /// How long a veth end whose peer's namespace is gone may take to go too.
 const LONE_END_WITHIN: Duration = Duration::from_secs(10);
@@ -138,7 +136,8 @@ pub async fn repair(plan: &Plan, nodes: &Nodes) -> Result<Repaired, DeployError>
     }
     // Delay lines first (their rules name the interface, so packets are held from the first).
     let schedule_start = plan.schedule.as_ref().and_then(|s| s.start_unix_ms);
-    for i in impairments(plan).iter().filter(|i| relinked.contains(i.to.container.as_str())) {
+    let impaired = impairments(plan);
+    for i in impaired.iter().filter(|i| relinked.contains(i.to.container.as_str())) {
         let Some(mut line) = i.delay_line() else {
             continue;
         };
@@ -158,7 +157,7 @@ pub async fn repair(plan: &Plan, nodes: &Nodes) -> Result<Repaired, DeployError>
     for m in made {
         done.link_ends.extend(m?);
     }
-    for i in impairments(plan).iter().filter(|i| i.impair.rate_bps > 0 && relinked.contains(i.from.container.as_str())) {
+    for i in impaired.iter().filter(|i| i.impair.rate_bps > 0 && relinked.contains(i.from.container.as_str())) {
         nodes.get(&i.from.node)?.set_link_rate(&i.from.container, &i.from.ifname, Some(i.impair.rate_bps)).await.map_err(step(Step::Delays))?;
     }
     done.link_ends.sort();
