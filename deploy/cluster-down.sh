@@ -2,9 +2,12 @@
 # cluster-down.sh — remove the local multi-node cluster completely: the node containers
 # (and with them every path container and network inside their engines), their Docker
 # volumes and the cluster network. Everything is found by the label
-# vnet-te.object=local-cluster. Idempotent.
+# vnet-te.object=local-cluster (with VNET_TE_CLUSTER=NAME: the cluster of that name, label
+# vnet-te.object=local-cluster-NAME). Idempotent.
 set -euo pipefail
-LABEL=vnet-te.object=local-cluster
+CLUSTER="${VNET_TE_CLUSTER:-}"
+[[ -z "$CLUSTER" || "$CLUSTER" =~ ^[a-z][a-z0-9]{0,11}$ ]] || { printf 'cluster-down: error: VNET_TE_CLUSTER must be 1-12 lower-case letters or digits, starting with a letter\n' >&2; exit 2; }
+LABEL="vnet-te.object=local-cluster${CLUSTER:+-$CLUSTER}"
 log() { printf 'cluster-down: %s\n' "$*" >&2; }
 
 docker info >/dev/null 2>&1 || { log "no Docker engine answers; nothing to remove"; exit 0; }

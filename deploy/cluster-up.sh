@@ -18,6 +18,10 @@
 #
 # Then run the controller on n1:  docker exec -it vnet-te-n1 vnet-te path create --hops 24
 #
+# More than one local cluster can run side by side: VNET_TE_CLUSTER=NAME names one (containers
+# vnet-te-NAME-n1..N, network vnet-te-cluster-NAME, label vnet-te.object=local-cluster-NAME) and
+# then needs a subnet of its own in VNET_TE_CLUSTER_SUBNET. Unset: the default cluster above.
+#
 # The nodes' Debian release (and with it their Docker engine): VNET_TE_DEBIAN_SUITE=bookworm
 # (the default: Docker 20.10) or trixie (Docker 26), image vnet-te/node:VERSION or
 # vnet-te/node:VERSION-trixie, built when missing. VNET_TE_NODE_IMAGE names another image.
@@ -40,9 +44,16 @@ case "$SUITE" in
 esac
 NODE_IMAGE="${VNET_TE_NODE_IMAGE:-$NODE_IMAGE}"
 IMAGES=("vnet-te/router:$VERSION" "vnet-te/host:$VERSION")
-NET=vnet-te-cluster
+CLUSTER="${VNET_TE_CLUSTER:-}"
+[[ -z "$CLUSTER" || "$CLUSTER" =~ ^[a-z][a-z0-9]{0,11}$ ]] || { printf 'cluster-up: error: VNET_TE_CLUSTER must be 1-12 lower-case letters or digits, starting with a letter, not %s\n' "'$CLUSTER'" >&2; exit 2; }
+if [[ -n "$CLUSTER" && -z "${VNET_TE_CLUSTER_SUBNET:-}" ]]; then
+    printf 'cluster-up: error: the cluster %s needs a subnet of its own in VNET_TE_CLUSTER_SUBNET (the default cluster has 10.196.255.0/24)\n' "'$CLUSTER'" >&2
+    exit 2
+fi
+P="vnet-te-${CLUSTER:+$CLUSTER-}"
+NET="vnet-te-cluster${CLUSTER:+-$CLUSTER}"
 SUBNET="${VNET_TE_CLUSTER_SUBNET:-10.196.255.0/24}"
-LABEL=vnet-te.object=local-cluster
+LABEL="vnet-te.object=local-cluster${CLUSTER:+-$CLUSTER}"
 # What a dockerd needs inside a container where --privileged is refused: these capabilities,
 # plus unconfined seccomp/AppArmor/system paths and a writable cgroup tree (below).
 CAPS=(SYS_ADMIN NET_ADMIN NET_RAW SYS_PTRACE IPC_LOCK SYS_MODULE MKNOD DAC_READ_SEARCH SYSLOG
@@ -76,16 +87,16 @@ done
 running="$(docker ps -q --filter "label=$LABEL" --filter status=running | wc -l)"
 existing="$(docker ps -aq --filter "label=$LABEL" | wc -l)"
 if ((existing > 0)); then
-    if ((running == N)) && docker exec vnet-te-n1 vnet-te cluster status >/dev/null 2>&1; then
-        log "a local cluster of $N nodes is already up (docker exec vnet-te-n1 vnet-te cluster status)"
+    if ((running == N)) && docker exec "${P}n1" vnet-te cluster status >/dev/null 2>&1; then
+        log "a local cluster of $N nodes is already up (docker exec ${P}n1 vnet-te cluster status)"
         exit 0
     fi
-    die "a different or broken local cluster exists ($running/$existing running): run deploy/cluster-down.sh first"
+    die "a different or broken local cluster exists ($running/$existing running): run ${CLUSTER:+VNET_TE_CLUSTER=$CLUSTER }deploy/cluster-down.sh first"
 fi
 
 # From here on, a failure tears down what this run made.
 WORK="$(mktemp -d)"
-trap 'rc=$?; rm -rf "$WORK"; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
+trap 'rc=$?; rm -rf "$WORK"; if ((rc != 0)); then log "failed (exit $rc): removing the partial cluster"; VNET_TE_CLUSTER="$CLUSTER" "$ROOT/deploy/cluster-down.sh" >&2 || true; fi' EXIT
 
 # --- network and nodes --------------------------------------------------------------------
 log "creating network $NET ($SUBNET, internal)"
@@ -98,13 +109,13 @@ for i in $(seq 1 "$N"); do
     # --init: a reaping PID 1 above dockerd. The delay lines the controller starts on n1
     # outlive the command that started them and are then the init's children: dockerd as PID 1
     # would leave every ended line a zombie.
-    docker run -d --init --name "vnet-te-n$i" --hostname "n$i" \
+    docker run -d --init --name "${P}n$i" --hostname "n$i" \
         --network "$NET" --network-alias "n$i" --label "$LABEL" \
         "${cap_args[@]}" \
         --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
         --security-opt systempaths=unconfined \
         -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
-        --mount "type=volume,source=vnet-te-n$i-docker,target=/var/lib/docker,volume-label=$LABEL" \
+        --mount "type=volume,source=${P}n$i-docker,target=/var/lib/docker,volume-label=$LABEL" \
         -e "VNET_TE_AUTHORIZED_KEY=$(cat "$WORK/id_ed25519.pub")" \
         "$NODE_IMAGE" >/dev/null
 done
@@ -117,11 +128,11 @@ wait_engine() {
         sleep 0.3
     done
 }
-for i in $(seq 1 "$N"); do wait_engine "vnet-te-n$i"; done
+for i in $(seq 1 "$N"); do wait_engine "${P}n$i"; done
 log "all inner engines answer ($(since) s)"
 
 # --- the manager: binaries, key, known_hosts, images ----------------------------------------
-M=vnet-te-n1
+M="${P}n1"
 docker cp "$BIN/vnet-te" "$M:/usr/local/bin/vnet-te"
 docker cp "$BIN/vnet-te-agent" "$M:/usr/local/bin/vnet-te-agent"
 docker cp "$BIN/vnet-te-delay" "$M:/usr/local/bin/vnet-te-delay"
@@ -129,8 +140,8 @@ docker exec "$M" mkdir -p /root/.ssh
 docker cp "$WORK/id_ed25519" "$M:/root/.ssh/id_ed25519"
 : >"$WORK/known_hosts"
 for i in $(seq 2 "$N"); do
-    key="$(docker exec "vnet-te-n$i" cat /etc/ssh/ssh_host_ed25519_key.pub | awk '{ print $1, $2 }')"
-    [[ -n "$key" ]] || die "could not read the host key of vnet-te-n$i"
+    key="$(docker exec "${P}n$i" cat /etc/ssh/ssh_host_ed25519_key.pub | awk '{ print $1, $2 }')"
+    [[ -n "$key" ]] || die "could not read the host key of ${P}n$i"
     printf 'n%s %s\n' "$i" "$key" >>"$WORK/known_hosts"
 done
 docker cp "$WORK/known_hosts" "$M:/root/.ssh/known_hosts"
