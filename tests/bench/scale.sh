@@ -3,12 +3,14 @@
 #   24, 100, 250 hops: one chain each, create → verified (full: tables, traceroutes, pings)
 #   500 hops: one chain with `--verify control-plane` (no IPv4 packet crosses 500 routers)
 #   1000 routers: four 250-hop chains side by side, created one after another, all verified
+#   grid: 1000 routers in a 25x40 grid (1935 links), one path of 250 hops forced through it
+#         (tests/bench/grid-spec.py; the grid's own shortest way between the ends is 15 hops)
 # For each: create → verified (s), s per router, MiB per router (docker stats of the routers,
 # and the host's MemAvailable drop), delete (s).
-#   usage: tests/bench/scale.sh [SIZES="24 100 250 500 1000"]
+#   usage: tests/bench/scale.sh [SIZES="24 100 250 500 1000 grid"]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SIZES=${1:-24 100 250 500 1000}
+SIZES=${1:-24 100 250 500 1000 grid}
 cargo build --release -q --workspace
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release/vnet-te
 names=()
@@ -43,7 +45,7 @@ avail_kib() { awk '/^MemAvailable/ { print $2 }' /proc/meminfo; }
 # Mean MiB per router container of the named paths, as docker stats reports it.
 router_mib() {
     local re; re=$(printf '%s|' "$@"); re=${re%|}
-    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' | awk -v re="^vte-($re)-r[0-9]+$" '
+    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' | awk -v re="^vte-($re)-(r[0-9]+|g[0-9]+x[0-9]+)$" '
         $1 ~ re { v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[A-Za-z]/,"",v);
           f = (u=="GiB") ? 1024 : (u=="KiB") ? 1/1024 : 1; s += v*f; c++ }
         END { if (c) printf "%.1f", s/c; else printf "?" }'
@@ -52,20 +54,28 @@ echo "machine: $(nproc) cores, $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048
 settle
 printf '%-8s %-26s %10s %10s %12s %14s %9s\n' routers shape create_s s/router MiB/router host_MiB/router delete_s
 for size in $SIZES; do
+    grid=0
     case $size in
         500) shape="1 chain, control plane"; chains=1; hops=500; extra=(--verify control-plane) ;;
         1000) shape="4 chains of 250"; chains=4; hops=250; extra=() ;;
+        grid) shape="25x40 grid, 250 forced"; chains=1; hops=250; grid=1; extra=() ;;
         *) shape="1 chain"; chains=1; hops=$size; extra=() ;;
     esac
     names=()
     for i in $(seq 1 "$chains"); do names+=("scale$size-$i"); done
+    routers=$((chains * hops))
+    if ((grid)); then
+        routers=1000
+        python3 tests/bench/grid-spec.py 25 40 "$hops" "${names[0]}" >/tmp/vnet-te-scale-grid.yaml
+        extra=(-f /tmp/vnet-te-scale-grid.yaml)
+    fi
     before=$(avail_kib)
     t0=$(now)
     for n in "${names[@]}"; do
-        "$bin" path create --hops "$hops" --name "$n" "${extra[@]}" >/tmp/vnet-te-scale.out 2>&1 || { tail -20 /tmp/vnet-te-scale.out >&2; exit 1; }
+        if ((grid)); then set -- "${extra[@]}"; else set -- --hops "$hops" --name "$n" "${extra[@]}"; fi
+        "$bin" path create "$@" >/tmp/vnet-te-scale.out 2>&1 || { tail -20 /tmp/vnet-te-scale.out >&2; exit 1; }
     done
     t1=$(now)
-    routers=$((chains * hops))
     mib=$(router_mib "${names[@]}")
     host=$(awk -v a="$before" -v b="$(avail_kib)" -v n="$routers" 'BEGIN { printf "%.1f", (a - b) / 1024 / n }')
     t2=$(now)
