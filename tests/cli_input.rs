@@ -1,5 +1,7 @@
 //! The command line with input that is wrong or readers that leave early; no engine needed.
 
+mod common;
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 
@@ -62,4 +64,36 @@ fn routers_cut_off_from_the_path_are_warned_about() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("warning: router lone is not joined to the path by any chain of links"), "{err}");
     let _ = std::fs::remove_dir_all(f.parent().unwrap());
+}
+
+/// `path plan` for this machine warns when the path would pass the kernel's neighbour table,
+/// with the limit read from this machine's kernel, and plans a small path without a word.
+#[test]
+fn a_plan_past_this_machines_neighbour_table_is_warned_about() {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let limit: usize = read("/proc/sys/net/ipv4/neigh/default/gc_thresh3").trim().parse().unwrap();
+    let in_use = || usize::from_str_radix(read("/proc/net/stat/arp_cache").lines().nth(1).unwrap().split_whitespace().next().unwrap(), 16).unwrap();
+    let plan = |hops: usize| Command::new(bin()).args(["path", "plan", "--hops", &hops.to_string(), "--verify", "control-plane"]).output().unwrap();
+    let warned = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).lines().find(|l| l.contains("neighbour entries")).map(str::to_string);
+
+    if limit - in_use().min(limit) > 100 {
+        let out = plan(2);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(warned(&out), None, "a 2-hop path fits a table of {limit}");
+    }
+    // A chain of H hops needs 2H + 2 entries: both ends of each link and of each LAN.
+    let hops = 2000;
+    let need = 2 * hops + 2;
+    if need <= limit {
+        common::skip::skip(
+            "a_plan_past_this_machines_neighbour_table_is_warned_about",
+            &format!("this machine's neighbour table allows {limit} entries, more than the {need} of the longest path"),
+        );
+        return;
+    }
+    let out = plan(hops);
+    assert_eq!(out.status.code(), Some(0), "a warning, not an error");
+    let w = warned(&out).unwrap_or_else(|| panic!("no warning: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(w.starts_with(&format!("warning: path 'chain{hops}' needs {need} neighbour entries on node local, ")), "{w}");
+    assert!(w.contains(&format!(" the kernel allows {limit} ")) && w.contains("sysctl -w net.ipv4.neigh.default.gc_thresh1="), "{w}");
 }

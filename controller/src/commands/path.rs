@@ -46,6 +46,10 @@ fn timeout_for(plan: &plan::Plan, given: Option<Duration>, after: After) -> Dura
 /// `path plan`: the resolved plan of a spec, as a table or JSON.
 pub fn plan(spec: &SpecInput, output: Output) -> anyhow::Result<i32> {
     let plan = preview_plan(spec)?;
+    // Planned for this machine alone: its neighbour table is the one the path would use.
+    if spec.nodes.is_empty() {
+        warn_neighbour_table(&plan, plan::LOCAL_NODE);
+    }
     match output {
         Output::Table => emit(&plan.to_string())?,
         Output::Json => emit(&format!("{}\n", plan_json(&plan)))?,
@@ -81,7 +85,7 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     let interfaces = if attaches { Some(nodes.own_interfaces().await?) } else { None };
     let inv = Inventory { nodes: nodes.names(), taken: nodes.taken_subnets().await?, interfaces };
     let mut plan = plan::build(&spec, &inv)?;
-    warn_neighbour_table(&plan, &nodes);
+    warn_neighbour_table(&plan, nodes.manager.name());
     underlay(&mut plan, &nodes).await;
 
     let progress = Bar::new();
@@ -148,13 +152,13 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Warns when the path's link ends on this machine (the manager's engine) would pass the
-/// kernel's neighbour table (`plan::neighbours`); other nodes' tables are not read from here.
-fn warn_neighbour_table(plan: &plan::Plan, nodes: &Nodes) {
+/// Warns when the path's link ends on `node`, this machine's engine, would pass the kernel's
+/// neighbour table (`plan::neighbours`); other nodes' tables are not read from here.
+fn warn_neighbour_table(plan: &plan::Plan, node: &str) {
     let read = |p: &str| std::fs::read_to_string(p).ok();
     let Some(limit) = read("/proc/sys/net/ipv4/neigh/default/gc_thresh3").and_then(|s| s.trim().parse().ok()) else { return };
     let in_use = read("/proc/net/stat/arp_cache").and_then(|s| plan::neighbours::entries_in_use(&s)).unwrap_or(0);
-    if let Some(w) = plan::neighbours::warning(plan, nodes.manager.name(), in_use, limit) {
+    if let Some(w) = plan::neighbours::warning(plan, node, in_use, limit) {
         eprintln!("warning: {w}");
     }
 }
