@@ -44,7 +44,12 @@ pub fn vnet(args: &[&str]) -> Output {
 
 /// Echoes a command and its outcome (shown when a test fails).
 pub fn show(what: &str, out: &Output) {
-    eprintln!("$ {what}\n(exit {:?})\n{}{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ {what}\n(exit {:?})\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `docker ARGS`, which must succeed; its stdout.
@@ -119,8 +124,12 @@ impl Cleanup {
     /// Writes a spec for this test's path: an example from `paths/` (or any YAML text) with
     /// its `name:` line replaced by this path's name.
     pub fn spec(&self, file: &str, yaml: &str) -> String {
-        let text: String =
-            yaml.lines().map(|l| if l.starts_with("name:") { format!("name: {}", self.path) } else { l.to_string() }).collect::<Vec<_>>().join("\n") + "\n";
+        let text: String = yaml
+            .lines()
+            .map(|l| if l.starts_with("name:") { format!("name: {}", self.path) } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
         let p = self.dir.join(file);
         std::fs::write(&p, text).expect("writing spec");
         p.to_string_lossy().to_string()
@@ -131,7 +140,11 @@ impl Cleanup {
         let text = std::fs::read_to_string(root().join("paths").join(example)).expect("example spec");
         let text = match path_line {
             None => text,
-            Some(p) => text.lines().map(|l| if l.starts_with("path:") { format!("path: {p}") } else { l.to_string() }).collect::<Vec<_>>().join("\n"),
+            Some(p) => text
+                .lines()
+                .map(|l| if l.starts_with("path:") { format!("path: {p}") } else { l.to_string() })
+                .collect::<Vec<_>>()
+                .join("\n"),
         };
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let file = format!("{}-{example}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
@@ -147,7 +160,8 @@ impl Drop for Cleanup {
 }
 
 pub fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// The stored plan of a running path (`path show --output json`).
@@ -212,11 +226,9 @@ pub fn remove_policy_by_hand(plan: &serde_json::Value, router_name: &str, peer: 
     loop {
         let table = exec_json(container, &["vtysh", "-c", "show bgp ipv4 unicast json"]);
         let preferred = table["routes"].as_object().into_iter().flatten().flat_map(|(_, paths)| {
-            paths
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|p| p["locPrf"] == 200 && p["nexthops"].as_array().is_some_and(|h| h.iter().any(|h| h["ip"] == address)))
+            paths.as_array().into_iter().flatten().filter(|p| {
+                p["locPrf"] == 200 && p["nexthops"].as_array().is_some_and(|h| h.iter().any(|h| h["ip"] == address))
+            })
         });
         if preferred.count() == 0 {
             return;
@@ -230,7 +242,10 @@ pub fn remove_policy_by_hand(plan: &serde_json::Value, router_name: &str, peer: 
 pub fn container_identities(path: &str) -> Vec<String> {
     let f = format!("label=vnet-te.path={path}");
     let ids = docker(&["ps", "-aq", "--no-trunc", "--filter", &f]);
-    let mut out: Vec<String> = ids.lines().map(|id| docker(&["inspect", "-f", "{{.Name}} {{.Id}} {{.State.StartedAt}}", id]).trim().to_string()).collect();
+    let mut out: Vec<String> = ids
+        .lines()
+        .map(|id| docker(&["inspect", "-f", "{{.Name}} {{.Id}} {{.State.StartedAt}}", id]).trim().to_string())
+        .collect();
     out.sort();
     out
 }
