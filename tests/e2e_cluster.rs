@@ -30,14 +30,9 @@ fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
 }
 
-
 /// `vnet-te ARGS` on the manager node, as an operator would run it there.
 fn on_manager(args: &[&str]) -> Output {
-    let out = Command::new("docker")
-        .args(["exec", MANAGER, "vnet-te"])
-        .args(args)
-        .output()
-        .expect("running docker exec");
+    let out = Command::new("docker").args(["exec", MANAGER, "vnet-te"]).args(args).output().expect("running docker exec");
     show(&format!("[n1] vnet-te {}", args.join(" ")), &out);
     out
 }
@@ -151,10 +146,7 @@ fn cluster_up(test: &str, nodes: Nodes) -> Option<Teardown> {
 
 /// Copies a spec from paths/ into the manager and creates it there; returns the JSON report.
 fn create_from_paths(file: &str, name: &str, extra: &[&str]) -> serde_json::Value {
-    let cp = Command::new("docker")
-        .args(["cp", &root().join("paths").join(file).to_string_lossy(), &format!("{MANAGER}:/tmp/{file}")])
-        .output()
-        .unwrap();
+    let cp = Command::new("docker").args(["cp", &root().join("paths").join(file).to_string_lossy(), &format!("{MANAGER}:/tmp/{file}")]).output().unwrap();
     assert!(cp.status.success(), "docker cp {file}");
     let t = Instant::now();
     let spec = format!("/tmp/{file}");
@@ -233,7 +225,8 @@ fn distance_chain_across_three_nodes() {
     let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: link ")).collect();
     assert_eq!(warned.len(), 1, "one warning, for r3–r4 only: {warned:?}");
     assert!(
-        warned[0].starts_with("warning: link r3–r4 between nodes n1 and n3: the underlay alone takes ") && warned[0].contains("more than its delay of 0.001 ms"),
+        warned[0].starts_with("warning: link r3–r4 between nodes n1 and n3: the underlay alone takes ")
+            && warned[0].contains("more than its delay of 0.001 ms"),
         "{}",
         warned[0]
     );
@@ -241,10 +234,7 @@ fn distance_chain_across_three_nodes() {
     for d in report["distance"].as_array().unwrap() {
         assert_eq!(d["ok"], true, "{d}");
         for h in d["hops"].as_array().unwrap() {
-            eprintln!(
-                "udist {} → {}: {} ({}): planned {} µs, measured {} µs",
-                d["from"], d["to"], h["hop"], h["link"], h["planned_us"], h["measured_us"]
-            );
+            eprintln!("udist {} → {}: {} ({}): planned {} µs, measured {} µs", d["from"], d["to"], h["hop"], h["link"], h["planned_us"], h["measured_us"]);
         }
         eprintln!("udist {} → {} end to end: {}", d["from"], d["to"], d["end_to_end"]);
     }
@@ -277,14 +267,22 @@ fn distance_chain_across_three_nodes() {
     // Each line runs on the node of the end it holds packets for: 3, 4 and 3 of them.
     let plan = &show["plan"];
     let per_node: Vec<usize> = NODES.iter().map(|n| delay_processes_on(n)).collect();
-    let lines_on = |n: &str| lines.iter().filter(|l| plan["routers"].as_array().unwrap().iter().any(|r| r["container"] == l["container"] && format!("vnet-te-{}", r["node"].as_str().unwrap()) == n)).count();
+    let lines_on = |n: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                plan["routers"].as_array().unwrap().iter().any(|r| r["container"] == l["container"] && format!("vnet-te-{}", r["node"].as_str().unwrap()) == n)
+            })
+            .count()
+    };
     for (i, n) in NODES.iter().enumerate() {
         assert_eq!(per_node[i], before[i] + lines_on(n), "delay-line processes on {n}: {per_node:?} (before: {before:?})");
     }
     // r5's end toward r6 sends through a token bucket.
     let r5 = common::router(plan, "r5");
     let r5_if = r5["interfaces"].as_array().unwrap().iter().find(|i| i["peer"] == "r6").unwrap()["ifname"].as_str().unwrap().to_string();
-    let qdisc = node_docker(&format!("vnet-te-{}", r5["node"].as_str().unwrap()), &["exec", r5["container"].as_str().unwrap(), "tc", "qdisc", "show", "dev", &r5_if]);
+    let qdisc =
+        node_docker(&format!("vnet-te-{}", r5["node"].as_str().unwrap()), &["exec", r5["container"].as_str().unwrap(), "tc", "qdisc", "show", "dev", &r5_if]);
     assert!(qdisc.contains("tbf"), "{qdisc}");
 
     let t_del = Instant::now();
@@ -312,21 +310,15 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
 
     distance_chain_across_three_nodes();
 
-    // Forced detour r1 → … → r6 the long way round the ring, spread over 3 nodes: over swarm
-    // overlays (`--wiring docker`) on Docker 20.10; over direct links on Docker 26, where an
-    // overlay attach that times out in the manager can leave the worker unable to attach that
-    // network at all (docs/systems.md); overlays on Docker 26 are covered by the 24-hop case.
-    let (wiring, cross_driver): (&[&str], &str) = match nodes {
-        Nodes::Bookworm => (&["--wiring", "docker"], "overlay"),
-        Nodes::Trixie => (&[], "vxlan"),
-    };
+    // Forced detour r1 → … → r6 the long way round the ring, spread over 3 nodes, over swarm
+    // overlays (`--wiring docker`), right after the direct links of the distance case.
+    let (wiring, cross_driver): (&[&str], &str) = (&["--wiring", "docker"], "overlay");
     let report = create_from_paths("ring-detour.yaml", "ring", wiring);
     let hops = report["hops"].as_array().unwrap();
     assert_eq!(hops.len(), 6);
     let used: std::collections::BTreeSet<&str> = hops.iter().map(|h| h["node"].as_str().unwrap()).collect();
     assert_eq!(used.len(), 3, "the ring spans all three nodes: {used:?}");
-    let traceroutes: Vec<&serde_json::Value> =
-        report["probes"].as_array().unwrap().iter().filter(|p| p["kind"] == "traceroute").collect();
+    let traceroutes: Vec<&serde_json::Value> = report["probes"].as_array().unwrap().iter().filter(|p| p["kind"] == "traceroute").collect();
     assert_eq!(traceroutes.len(), 2);
     for t in &traceroutes {
         assert_eq!(t["ok"], true, "traceroute follows the detour: {t}");
@@ -335,14 +327,16 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
 
     // An operator removes r1's policy toward r2 by hand (r1 lives on n1): verify names r1.
     let plan = json(&on_manager(&["path", "show", "ring", "--output", "json"]))["plan"].clone();
-    let cross: Vec<&serde_json::Value> =
-        plan["networks"].as_array().unwrap().iter().filter(|n| n["cross_host"] == true).collect();
+    let cross: Vec<&serde_json::Value> = plan["networks"].as_array().unwrap().iter().filter(|n| n["cross_host"] == true).collect();
     assert!(!cross.is_empty() && cross.iter().all(|n| n["driver"] == cross_driver), "cross-host links are {cross_driver}: {cross:?}");
     let r1 = common::router(&plan, "r1");
     let r1_node = format!("vnet-te-{}", r1["node"].as_str().unwrap());
     let line = format!("no neighbor {} route-map VTE-IN-r2 in", common::neighbor(&plan, "r1", "r2")["address"].as_str().unwrap());
     let asn = format!("router bgp {}", r1["asn"]);
-    node_docker(&r1_node, &["exec", r1["container"].as_str().unwrap(), "vtysh", "-c", "configure terminal", "-c", &asn, "-c", "address-family ipv4 unicast", "-c", &line]);
+    node_docker(
+        &r1_node,
+        &["exec", r1["container"].as_str().unwrap(), "vtysh", "-c", "configure terminal", "-c", &asn, "-c", "address-family ipv4 unicast", "-c", &line],
+    );
     // FRR applies the removal after a route refresh from r2: poll verify (with a deadline)
     // until it sees it.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -363,9 +357,7 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
     let before: Vec<String> = NODES.iter().map(|n| node_docker(n, &["ps", "-q", "--no-trunc", "--filter", "label=vnet-te.path=ring"])).collect();
     let out = on_manager(&["path", "update", "ring", "-f", "/tmp/ring-detour.yaml", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "update repairs the policy and verifies");
-    let short = std::fs::read_to_string(root().join("paths/ring-detour.yaml"))
-        .unwrap()
-        .replace("path: [r1, r2, r3, r4, r5, r6]", "path: [r1, r6]");
+    let short = std::fs::read_to_string(root().join("paths/ring-detour.yaml")).unwrap().replace("path: [r1, r2, r3, r4, r5, r6]", "path: [r1, r6]");
     assert!(short.contains("path: [r1, r6]"), "the ring spec's path line changed");
     let tmp = std::env::temp_dir().join("vnet-te-ring-short.yaml");
     std::fs::write(&tmp, short).unwrap();
@@ -430,12 +422,7 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     }
     assert!(hops.iter().all(|h| h["status"] == "ok"), "every hop ok");
     let plan = json(&on_manager(&["path", "show", "c24", "--output", "json"]));
-    let links: Vec<&serde_json::Value> = plan["plan"]["networks"]
-        .as_array()
-        .expect("plan networks")
-        .iter()
-        .filter(|n| n["role"] == "link")
-        .collect();
+    let links: Vec<&serde_json::Value> = plan["plan"]["networks"].as_array().expect("plan networks").iter().filter(|n| n["role"] == "link").collect();
     assert_eq!(links.len(), 23);
     assert!(links.iter().all(|n| n["driver"] == "vxlan" && n["cross_host"] == true), "every link is a cross-host VXLAN pair");
     // Containers on their nodes, 26 in all, and no Docker network anywhere.
@@ -445,7 +432,10 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     assert!(per_node.iter().all(|(_, n)| *n == 0), "no Docker network: {per_node:?}");
     // r2 (on n2) holds its two links as VXLAN devices toward n1 and n3.
     let r2 = common::router(&plan["plan"], "r2");
-    let vx = node_docker(&format!("vnet-te-{}", r2["node"].as_str().unwrap()), &["exec", r2["container"].as_str().unwrap(), "ip", "-d", "-o", "link", "show", "type", "vxlan"]);
+    let vx = node_docker(
+        &format!("vnet-te-{}", r2["node"].as_str().unwrap()),
+        &["exec", r2["container"].as_str().unwrap(), "ip", "-d", "-o", "link", "show", "type", "vxlan"],
+    );
     assert_eq!(vx.lines().count(), 2, "{vx}");
     assert!(vx.contains("remote 10.196.255.2") && vx.contains("remote 10.196.255.4"), "r2's links lead to n1 and n3: {vx}");
 
@@ -460,10 +450,21 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     assert_eq!(report["verified"], true);
     assert_eq!(report["hops"].as_array().unwrap().len(), 24);
     let plan = json(&on_manager(&["path", "show", "o24", "--output", "json"]));
-    let links: Vec<&serde_json::Value> =
-        plan["plan"]["networks"].as_array().unwrap().iter().filter(|n| n["role"] == "link").collect();
+    let links: Vec<&serde_json::Value> = plan["plan"]["networks"].as_array().unwrap().iter().filter(|n| n["role"] == "link").collect();
     assert_eq!(links.len(), 23);
     assert!(links.iter().all(|n| n["driver"] == "overlay" && n["cross_host"] == true), "every link is an overlay");
+    // A start that fails after its overlay attach on a worker: a container with the path's
+    // label on one of its overlays, whose command does not exist. The delete still leaves no
+    // object of the path on any node.
+    let overlay = links[0]["name"].as_str().expect("network name");
+    let image = format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION"));
+    let failed = Command::new("docker")
+        .args(["exec", "vnet-te-n2", "docker", "run", "--name", "vte-o24-failed", "--label", "vnet-te.path=o24", "--network", overlay, &image, "/nonexistent"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && err.contains("/nonexistent"), "the start fails after the attach: {err}");
+    assert_eq!(node_docker("vnet-te-n2", &["ps", "-aq", "--filter", "name=vte-o24-failed"]).lines().count(), 1, "the failed container stays");
     let t = Instant::now();
     delete_everywhere("o24");
     eprintln!("overlays: delete → nothing left on any node in {:.1} s", t.elapsed().as_secs_f64());
@@ -485,11 +486,7 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     let start = Command::new("docker").args(["start", "vnet-te-n3"]).output().unwrap();
     assert!(start.status.success());
     wait_until("n3's agent answers again", Duration::from_secs(90), || {
-        Command::new("docker")
-            .args(["exec", MANAGER, "vnet-te", "cluster", "status"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        Command::new("docker").args(["exec", MANAGER, "vnet-te", "cluster", "status"]).output().map(|o| o.status.success()).unwrap_or(false)
     });
 
     // Delete: zero labelled objects on every node and the manager.

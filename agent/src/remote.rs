@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
-    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult,
-    MacvlanSpec, Probe, VethSpec, VxlanSpec,
+    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, MacvlanSpec, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec,
+    VxlanSpec,
 };
 use crate::probe::InterfaceCounters;
 use crate::request::Request;
@@ -34,8 +34,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle connection to an agent is kept for the next request.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Creating a container (attach every network, upload files) and removing a network (the
-/// agent itself waits up to 30 s for endpoints to go) take longer.
+/// Creating a container (attach every network, upload files), starting one (the agent tries an
+/// overlay attach for up to 75 s) and removing a network (the agent itself waits up to 30 s for
+/// endpoints to go) take longer.
 pub const LONG_TIMEOUT: Duration = Duration::from_secs(120);
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts for idempotent operations, and the first pause between two (tripled each time).
@@ -82,10 +83,8 @@ impl RemoteNode {
         } else {
             format!("https://{addr}")
         };
-        let client = builder.build().map_err(|e| NodeError::Failed {
-            doing: format!("node {name} ({addr}): setting up the HTTPS client"),
-            message: chain(&e),
-        })?;
+        let client =
+            builder.build().map_err(|e| NodeError::Failed { doing: format!("node {name} ({addr}): setting up the HTTPS client"), message: chain(&e) })?;
         Ok(RemoteNode { name: name.to_string(), addr, base, client })
     }
 
@@ -96,9 +95,7 @@ impl RemoteNode {
     /// The agent's node name and version; fails when the agent answers as another node.
     pub async fn health(&self) -> NodeResult<Health> {
         let doing = "asking the agent's health";
-        let h: Health = self
-            .send(doing, Retry::Yes, Duration::from_secs(10), |c| c.get(format!("{}/v1/health", self.base)))
-            .await?;
+        let h: Health = self.send(doing, Retry::Yes, Duration::from_secs(10), |c| c.get(format!("{}/v1/health", self.base))).await?;
         if h.node != self.name {
             return Err(self.failed(doing, format!("the agent there serves node {:?}", h.node)));
         }
@@ -113,10 +110,7 @@ impl RemoteNode {
     async fn call<R: DeserializeOwned>(&self, req: Request, doing: &str, retry: Retry, timeout: Duration) -> NodeResult<R> {
         let url = format!("{}/v1/op", self.base);
         let body = serde_json::to_vec(&req).map_err(|e| self.failed(doing, format!("encoding the request: {e}")))?;
-        self.send(doing, retry, timeout, |c| {
-            c.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
-        })
-        .await
+        self.send(doing, retry, timeout, |c| c.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())).await
     }
 
     async fn send<R: DeserializeOwned>(
@@ -139,11 +133,7 @@ impl RemoteNode {
                     attempt += 1;
                 }
                 Err(e) => {
-                    let mut message = if e.is_timeout() {
-                        format!("no answer within {} s ({})", timeout.as_secs(), chain(&e))
-                    } else {
-                        chain(&e)
-                    };
+                    let mut message = if e.is_timeout() { format!("no answer within {} s ({})", timeout.as_secs(), chain(&e)) } else { chain(&e) };
                     if attempt > 1 {
                         message.push_str(&format!(" (after {attempt} attempts)"));
                     }
@@ -154,17 +144,15 @@ impl RemoteNode {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.failed(doing, format!("reading the answer: {}", chain(&e))))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| self.failed(doing, format!("undecodable answer from the agent: {e}")));
+            return serde_json::from_slice(&bytes).map_err(|e| self.failed(doing, format!("undecodable answer from the agent: {e}")));
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(ErrorBody { kind, doing: agent_doing, container: Some(container), .. }) if kind == "not_running" => {
                 NodeError::NotRunning { doing: format!("node {} ({}): {agent_doing}", self.name, self.addr), container }
             }
-            Ok(ErrorBody { kind, doing: agent_doing, message, .. }) if kind == "refused" => NodeError::Refused {
-                doing: format!("node {} ({}): {agent_doing}", self.name, self.addr),
-                message,
-            },
+            Ok(ErrorBody { kind, doing: agent_doing, message, .. }) if kind == "refused" => {
+                NodeError::Refused { doing: format!("node {} ({}): {agent_doing}", self.name, self.addr), message }
+            }
             Ok(b) => NodeError::Failed { doing: format!("node {} ({}): {}", self.name, self.addr, b.doing), message: b.message },
             Err(_) => {
                 let text = String::from_utf8_lossy(&bytes);
@@ -263,7 +251,8 @@ impl Node for RemoteNode {
 
     async fn start_container(&self, name: &str) -> NodeResult<()> {
         let req = Request::StartContainer { name: name.to_string() };
-        self.call(req, &format!("starting container {name}"), Retry::No, CHANGE_TIMEOUT).await
+        // The agent may make the container anew while the swarm does not attach its overlays.
+        self.call(req, &format!("starting container {name}"), Retry::No, LONG_TIMEOUT).await
     }
 
     async fn remove_container(&self, name: &str) -> NodeResult<()> {
@@ -320,8 +309,7 @@ impl Node for RemoteNode {
     }
 
     async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
-        let req =
-            Request::ApplyFrrConfig { router: router.to_string(), config: config.to_string(), remove: remove.to_string() };
+        let req = Request::ApplyFrrConfig { router: router.to_string(), config: config.to_string(), remove: remove.to_string() };
         let doing = format!("applying a new FRR configuration to {router}");
         self.call(req, &doing, Retry::No, LONG_TIMEOUT).await
     }

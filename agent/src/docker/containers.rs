@@ -4,12 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
-};
+use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -59,9 +57,7 @@ impl LocalNode {
                 }
             })?;
         let mut text = String::new();
-        if let StartExecResults::Attached { mut output, .. } =
-            self.docker.start_exec(&exec.id, None).await.map_err(docker_err(doing))?
-        {
+        if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await.map_err(docker_err(doing))? {
             while let Some(chunk) = output.next().await {
                 let chunk = chunk.map_err(docker_err(doing))?;
                 text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
@@ -79,10 +75,8 @@ impl LocalNode {
 
     pub(super) async fn upload(&self, container: &str, files: &[crate::node::FileSpec]) -> NodeResult<()> {
         self.ours(container, &|| format!("uploading config files into {container}")).await?;
-        let entries: Vec<(&str, &[u8], u32)> =
-            files.iter().map(|f| (f.path.trim_start_matches('/'), f.content.as_bytes(), f.mode)).collect();
-        let tar = pack_tar(&entries)
-            .map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
+        let entries: Vec<(&str, &[u8], u32)> = files.iter().map(|f| (f.path.trim_start_matches('/'), f.content.as_bytes(), f.mode)).collect();
+        let tar = pack_tar(&entries).map_err(|e| NodeError::Failed { doing: format!("packing files for {container}"), message: e.to_string() })?;
         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
         self.docker
             .upload_to_container(container, Some(opts), bollard::body_full(tar.into()))
@@ -139,24 +133,24 @@ pub(super) async fn find(node: &LocalNode, label: &str, value: Option<&str>) -> 
 /// The capabilities and sysctls of a container of `role`.
 fn caps_and_sysctls(role: ContainerRole) -> (&'static [&'static str], HashMap<String, String>) {
     let (caps, mut sysctls) = match role {
-        ContainerRole::Router => (ROUTER_CAPS, HashMap::from([
-            ("net.ipv4.ip_forward".to_string(), "1".to_string()),
-            // Traceroute replies come from the interface the probe arrived on, so the
-            // hop list is exactly the planned addresses.
-            ("net.ipv4.icmp_errors_use_inbound_ifaddr".to_string(), "1".to_string()),
-            ("net.ipv4.conf.all.rp_filter".to_string(), "0".to_string()),
-            ("net.ipv4.conf.default.rp_filter".to_string(), "0".to_string()),
-            // Time-exceeded replies are never rate-limited (the kernel's default mask
-            // 6168 less bit 11). Otherwise a router that answered the convergence ping with
-            // "net unreachable" while its routes were still on the way (one token bucket
-            // per destination, a burst of 6, then one a second) drops the next traceroute
-            // probe's reply: a `*` hop and a wasted second.
-            ("net.ipv4.icmp_ratemask".to_string(), ICMP_RATEMASK.to_string()),
-        ])),
-        ContainerRole::Host => (HOST_CAPS, HashMap::from([(
-            "net.ipv4.icmp_ratemask".to_string(),
-            HOST_ICMP_RATEMASK.to_string(),
-        )])),
+        ContainerRole::Router => (
+            ROUTER_CAPS,
+            HashMap::from([
+                ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                // Traceroute replies come from the interface the probe arrived on, so the
+                // hop list is exactly the planned addresses.
+                ("net.ipv4.icmp_errors_use_inbound_ifaddr".to_string(), "1".to_string()),
+                ("net.ipv4.conf.all.rp_filter".to_string(), "0".to_string()),
+                ("net.ipv4.conf.default.rp_filter".to_string(), "0".to_string()),
+                // Time-exceeded replies are never rate-limited (the kernel's default mask
+                // 6168 less bit 11). Otherwise a router that answered the convergence ping with
+                // "net unreachable" while its routes were still on the way (one token bucket
+                // per destination, a burst of 6, then one a second) drops the next traceroute
+                // probe's reply: a `*` hop and a wasted second.
+                ("net.ipv4.icmp_ratemask".to_string(), ICMP_RATEMASK.to_string()),
+            ]),
+        ),
+        ContainerRole::Host => (HOST_CAPS, HashMap::from([("net.ipv4.icmp_ratemask".to_string(), HOST_ICMP_RATEMASK.to_string())])),
     };
     sysctls.insert("net.ipv6.conf.all.disable_ipv6".to_string(), "1".to_string());
     // Linux starts every packet (and every ICMP error) with TTL 64: on a path of more than
@@ -169,10 +163,7 @@ fn caps_and_sysctls(role: ContainerRole) -> (&'static [&'static str], HashMap<St
 
 /// The endpoint of a container on one Docker network: its planned address.
 fn endpoint(a: &crate::node::Attachment) -> EndpointSettings {
-    EndpointSettings {
-        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(a.address.to_string()), ..Default::default() }),
-        ..Default::default()
-    }
+    EndpointSettings { ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(a.address.to_string()), ..Default::default() }), ..Default::default() }
 }
 
 /// What Docker is asked to create for `spec`: on its first network, if any (the others are
@@ -203,9 +194,7 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
             cgroup_parent,
             ..Default::default()
         }),
-        networking_config: first.map(|f| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(f.network.clone(), endpoint(f))])),
-        }),
+        networking_config: first.map(|f| NetworkingConfig { endpoints_config: Some(HashMap::from([(f.network.clone(), endpoint(f))])) }),
         ..Default::default()
     }
 }
@@ -258,10 +247,7 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
     }
     let body = create_body(spec, node.cgroup_parent().await);
     let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-    node.docker
-        .create_container(Some(opts), body)
-        .await
-        .map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
+    node.docker.create_container(Some(opts), body).await.map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
     let rest = spec.attachments.get(1..).unwrap_or_default();
     if let (Some(first), false) = (spec.attachments.first(), rest.is_empty()) {
         let v = node.docker.client_version();
@@ -283,44 +269,79 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
 
 pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
     node.ours(name, &|| format!("starting container {name}")).await?;
+    let deadline = std::time::Instant::now() + START_WITHIN;
+    let mut tries = 1;
+    loop {
+        let e = match start_once(node, name).await {
+            Ok(()) => {
+                node.after_start.lock().expect("after_start lock").remove(name);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if !attach_failed(&e.to_string()) {
+            return Err(e);
+        }
+        if std::time::Instant::now() + SWARM_ATTACH_DEADLINE > deadline {
+            if !e.to_string().contains(" not found") {
+                // One more try answers "not found" at once and so drops the attach the engine
+                // kept: no attachment task the manager allocates late is left holding the
+                // overlay once this container is removed.
+                let again = start_once(node, name).await;
+                tracing::debug!(container = name, result = ?again.err().map(|e| e.to_string()), "kept attach dropped");
+            }
+            return Err(NodeError::Failed {
+                doing: format!("starting container {name}"),
+                message: format!(
+                    "the swarm did not attach its overlays within {} s ({tries} tries, each waiting up to {} s for the manager): {e}",
+                    START_WITHIN.as_secs(),
+                    SWARM_ATTACH_DEADLINE.as_secs()
+                ),
+            });
+        }
+        tracing::warn!(container = name, error = %e, "overlay attach failed in the swarm; starting again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tries += 1;
+    }
+}
+
+/// How long a container's start may take in all: room for the manager's attach deadline to
+/// pass twice.
+const START_WITHIN: std::time::Duration = std::time::Duration::from_secs(75);
+/// How long an engine waits for the manager to allocate an overlay attachment.
+const SWARM_ATTACH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Whether an error of a start or a connect is an overlay attach the swarm did not complete.
+/// An engine keeps an attach that passed the manager's deadline under (network, container) and
+/// answers the next attach of that pair with "network … not found" without asking the manager;
+/// that answer drops the kept attach (and frees an attachment task the manager allocated late,
+/// which would otherwise hold the overlay), so the attach after it asks the manager anew.
+/// The manager's own refusal ("Could not attach to network …", an overlay it does not have) is
+/// final.
+fn attach_failed(error: &str) -> bool {
+    !error.contains("Could not attach to network")
+        && (error.contains("attaching to network failed")
+            || error.contains("context deadline exceeded")
+            || (error.contains("network ") && error.contains(" not found")))
+}
+
+/// Starts a container once and connects the networks that wait for its start.
+async fn start_once(node: &LocalNode, name: &str) -> NodeResult<()> {
     match node.docker.start_container(name, None::<bollard::query_parameters::StartContainerOptions>).await {
         Ok(()) => {}
-        // Already running: a retried start whose connects after start had failed.
+        // Already running: a start whose connects after start had failed.
         Err(e) if is_status(&e, 304) => {}
         Err(e) => return Err(NodeError::Docker { doing: format!("starting container {name}"), source: e }),
     }
     let pending = node.after_start.lock().expect("after_start lock").get(name).cloned().unwrap_or_default();
     for a in &pending {
-        connect_until_known(node, name, a).await?;
-    }
-    node.after_start.lock().expect("after_start lock").remove(name);
-    Ok(())
-}
-
-/// How long a connect after start keeps trying while the worker does not know the overlay yet.
-const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(45);
-
-/// Connects a running container to an overlay from a worker. The attach is a round trip
-/// through the manager: when it times out there ("context deadline exceeded"), the worker can
-/// be left knowing the network's id but not the network ("network <id> not found") until the
-/// manager's view reaches it, so both are tried again until `CONNECT_WITHIN` has passed.
-async fn connect_until_known(node: &LocalNode, name: &str, a: &crate::node::Attachment) -> NodeResult<()> {
-    let deadline = std::time::Instant::now() + CONNECT_WITHIN;
-    loop {
-        let e = match connect(node, name, a).await {
-            Ok(()) => return Ok(()),
+        match connect(node, name, a).await {
             // Connected by an earlier try.
-            Err(NodeError::Docker { source, .. }) if is_status(&source, 403) && source.to_string().contains("already exists") => return Ok(()),
-            Err(e) => e,
-        };
-        let text = e.to_string();
-        let passing = text.contains("not found") || text.contains("context deadline exceeded") || text.contains("attaching to network failed");
-        if !passing || std::time::Instant::now() >= deadline {
-            return Err(e);
+            Err(NodeError::Docker { source, .. }) if is_status(&source, 403) && source.to_string().contains("already exists") => {}
+            other => other?,
         }
-        tracing::debug!(container = name, network = %a.network, error = %text, "overlay not usable on this node yet; connecting again");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+    Ok(())
 }
 
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
@@ -379,8 +400,7 @@ pub(super) async fn read_file(node: &LocalNode, container: &str, path: &str) -> 
 }
 
 pub(super) async fn write_files(node: &LocalNode, container: &str, files: &[FileSpec]) -> NodeResult<()> {
-    scope::check_writable(files)
-        .map_err(|message| NodeError::Refused { doing: format!("writing files into {container}"), message })?;
+    scope::check_writable(files).map_err(|message| NodeError::Refused { doing: format!("writing files into {container}"), message })?;
     node.upload(container, files).await
 }
 
@@ -401,6 +421,17 @@ mod tests {
         assert!(connect_after_start((1, 53), None));
         // Bridges on one host are the engine's own from their creation.
         assert!(!connect_after_start((1, 45), Some("local")));
+    }
+
+    #[test]
+    fn a_start_is_tried_again_only_when_the_swarm_did_not_attach_an_overlay() {
+        assert!(attach_failed("Docker responded with status code 500: attaching to network failed, make sure your network options are correct and check manager logs: context deadline exceeded"));
+        assert!(attach_failed("Docker responded with status code 404: network vte-ring-l3 not found"));
+        assert!(!attach_failed("Docker responded with status code 500: failed to create task for container: exec: \"/x\": no such file or directory"));
+        assert!(!attach_failed("Docker responded with status code 404: No such container: vte-ring-r1"));
+        assert!(!attach_failed(
+            "Docker responded with status code 500: Could not attach to network vte-ring-l3: rpc error: code = NotFound desc = network vte-ring-l3 not found"
+        ));
     }
 
     #[test]

@@ -14,16 +14,8 @@ use super::containers::label_filter;
 use super::{docker_err, is_status, LocalNode};
 
 pub(super) async fn taken_subnets(node: &LocalNode) -> NodeResult<Vec<String>> {
-    let nets = node
-        .docker
-        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
-        .await
-        .map_err(docker_err("listing networks"))?;
-    let mut taken: Vec<String> = nets
-        .into_iter()
-        .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
-        .filter_map(|c| c.subnet)
-        .collect();
+    let nets = node.docker.list_networks(None::<bollard::query_parameters::ListNetworksOptions>).await.map_err(docker_err("listing networks"))?;
+    let mut taken: Vec<String> = nets.into_iter().flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default()).filter_map(|c| c.subnet).collect();
     // Direct links are no Docker network: their subnets are in a label on the containers.
     for c in node.list_containers(label_filter(crate::node::labels::SUBNETS, None)).await? {
         if let Some(v) = c.labels.get(crate::node::labels::SUBNETS) {
@@ -49,8 +41,7 @@ pub(super) async fn find(node: &LocalNode, label: &str, value: Option<&str>) -> 
 }
 
 pub(super) async fn create(node: &LocalNode, spec: &NetworkSpec) -> NodeResult<()> {
-    scope::check_network_spec(spec)
-        .map_err(|message| NodeError::Refused { doing: format!("creating network {}", spec.name), message })?;
+    scope::check_network_spec(spec).map_err(|message| NodeError::Refused { doing: format!("creating network {}", spec.name), message })?;
     let mut options = HashMap::new();
     if let Some(b) = &spec.bridge_name {
         options.insert("com.docker.network.bridge.name".to_string(), b.clone());
@@ -79,11 +70,7 @@ pub(super) async fn create(node: &LocalNode, spec: &NetworkSpec) -> NodeResult<(
         labels: Some(spec.labels.clone().into_iter().collect()),
         ..Default::default()
     };
-    node.docker
-        .create_network(req)
-        .await
-        .map(|_| ())
-        .map_err(docker_err(format!("creating {} network {} ({})", spec.driver, spec.name, spec.subnet)))
+    node.docker.create_network(req).await.map(|_| ()).map_err(docker_err(format!("creating {} network {} ({})", spec.driver, spec.name, spec.subnet)))
 }
 
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
@@ -108,13 +95,42 @@ pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
             }
             Err(e) if is_status(&e, 403) || is_status(&e, 409) || e.to_string().contains("in use") => {
                 if tokio::time::Instant::now() > deadline {
-                    return Err(NodeError::Docker { doing: format!("removing network {name}"), source: e });
+                    let doing = format!("removing network {name}");
+                    return Err(match holding_task(&e.to_string()) {
+                        Some(task) => NodeError::Failed { doing, message: format!("{e}; {}", holder(node, task).await) },
+                        None => NodeError::Docker { doing, source: e },
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(NodeError::Docker { doing: format!("removing network {name}"), source: e }),
         }
     }
+}
+
+/// The swarm task named by a manager's "network … is in use by task <id>".
+fn holding_task(error: &str) -> Option<&str> {
+    let rest = &error[error.find("in use by task ")? + "in use by task ".len()..];
+    let id = rest.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// What a swarm task that holds an overlay is, as the manager describes it: whose attachment,
+/// on which node (an operator can remove that container there, or restart that node's engine,
+/// which ends an attachment whose container is gone).
+async fn holder(node: &LocalNode, task: &str) -> String {
+    let t = match node.docker.inspect_task(task).await {
+        Ok(t) => t,
+        Err(e) => return format!("task {task}: {e}"),
+    };
+    let container = t.spec.and_then(|s| s.network_attachment_spec).and_then(|a| a.container_id).unwrap_or_default();
+    let node_id = t.node_id.unwrap_or_default();
+    let host = match node.docker.inspect_node(&node_id).await {
+        Ok(n) => n.description.and_then(|d| d.hostname).unwrap_or(node_id),
+        Err(_) => node_id,
+    };
+    let state = t.status.and_then(|s| s.state).map(|s| s.to_string()).unwrap_or_default();
+    format!("task {task} ({state}) is the attachment of container {} on node {host}", container.get(..12).unwrap_or(&container))
 }
 
 /// The rule that lets routers' traffic cross the vte* bridges, kept by one shell script:
@@ -171,21 +187,14 @@ async fn forwarding_in_container(node: &LocalNode, mode: &str) -> NodeResult<()>
         image: Some(helper_image()),
         cmd: Some(["sh", "-c", FORWARDING_SCRIPT, "sh", mode].map(String::from).to_vec()),
         labels: Some(HashMap::from([(crate::node::labels::OBJECT.to_string(), "forwarding".to_string())])),
-        host_config: Some(HostConfig {
-            network_mode: Some("host".into()),
-            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
-            ..Default::default()
-        }),
+        host_config: Some(HostConfig { network_mode: Some("host".into()), cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]), ..Default::default() }),
         ..Default::default()
     };
     let doing = format!("{FORWARDING_DOING} (in container {name}, as a user who is not root)");
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     node.docker.create_container(Some(opts), body).await.map_err(docker_err(doing.clone()))?;
     let result = async {
-        node.docker
-            .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-            .map_err(docker_err(doing.clone()))?;
+        node.docker.start_container(&name, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(docker_err(doing.clone()))?;
         let mut code = 0;
         let mut waits = node.docker.wait_container(&name, None::<bollard::query_parameters::WaitContainerOptions>);
         while let Some(w) = waits.next().await {
@@ -211,4 +220,16 @@ async fn forwarding_in_container(node: &LocalNode, mode: &str) -> NodeResult<()>
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holding_task;
+
+    #[test]
+    fn the_task_holding_an_overlay_is_read_from_the_managers_answer() {
+        let e = "Docker responded with status code 500: rpc error: code = FailedPrecondition desc = network 5xjvpkojg1v8jdtz7v5pjtx7o is in use by task pda7vlshbudwq8krfkh0albv2";
+        assert_eq!(holding_task(e), Some("pda7vlshbudwq8krfkh0albv2"));
+        assert_eq!(holding_task("error while removing network: network vte-p-l1 id 3f2 has active endpoints"), None);
+    }
 }

@@ -15,12 +15,12 @@ use vnet_te_agent::node::{ContainerSpec, Node, NodeError};
 use super::nodes::{DeployError, Nodes, Progress, Step, PARALLELISM};
 use super::pool::RankedPool;
 use super::teardown::{self, find};
-use crate::error::BadInput;
 use crate::core::objects::{container_specs, direct_links, impairments, network_specs, vyos_image, DirectLink, Impairment};
 use crate::core::plan::sessions::{routers_waiting_for_bgp, start_after};
 use crate::core::plan::{Driver, Plan};
-use crate::core::spec::Converge;
 use crate::core::render;
+use crate::core::spec::Converge;
+use crate::error::BadInput;
 
 /// How long a router that listens on a session waits after its bgpd listens before its links
 /// are made. bgpd opens its port before it has taken in zebra's list of interfaces and
@@ -51,12 +51,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
         state: containers.iter().map(|(_, c)| (c.name.as_str(), watch::channel(Up::Pending).0)).collect(),
         failed: AtomicBool::new(false),
         start_after: start_after(plan, &waiting),
-        listeners: plan
-            .routers
-            .iter()
-            .filter(|r| r.neighbors.iter().any(|n| n.passive))
-            .map(|r| r.container.as_str())
-            .collect(),
+        listeners: plan.routers.iter().filter(|r| r.neighbors.iter().any(|n| n.passive)).map(|r| r.container.as_str()).collect(),
         waiting,
         impaired,
     };
@@ -66,20 +61,14 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
     // completes them even if we stop listening, and the rollback must see what they made),
     // no new one starts, and the first error is returned.
     progress.step(Step::Containers, containers.len());
-    let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> =
-        containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
+    let jobs: Vec<(Arc<dyn Node>, &ContainerSpec)> = containers.iter().map(|(n, c)| Ok((nodes.get(n)?.clone(), c))).collect::<Result<_, DeployError>>()?;
     let boot = &boot;
-    let starts = run_per_node(jobs, per_node(plan, nodes), progress, |node, pool, place, c| async move {
-        boot.start(node, pool, place, c).await
-    });
+    let starts = run_per_node(jobs, per_node(plan, nodes), progress, |node, pool, place, c| async move { boot.start(node, pool, place, c).await });
     let bgpd_up = stream::iter(containers.iter().filter(|(_, c)| boot.waiting.contains(c.name.as_str())))
         .map(|(node, c)| boot.bgpd_up(node, c))
         .buffer_unordered(containers.len().max(1))
         .collect::<Vec<()>>();
-    let made = stream::iter(links.iter())
-        .map(|(node, link)| boot.link(node, link))
-        .buffer_unordered(links.len().max(1))
-        .collect::<Vec<_>>();
+    let made = stream::iter(links.iter()).map(|(node, link)| boot.link(node, link)).buffer_unordered(links.len().max(1)).collect::<Vec<_>>();
     let (starts, made, _) = futures_util::join!(starts, made, bgpd_up);
     starts.map_err(|source| DeployError::Step { step: Step::Containers.describe(), source })?;
     made.into_iter().collect::<Result<Vec<()>, DeployError>>()?;
@@ -89,12 +78,7 @@ pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Resu
 
 /// Nothing is created before these pass: every image present on its node, no path of
 /// this name.
-async fn preflight(
-    plan: &Plan,
-    nodes: &Nodes,
-    containers: &[(String, ContainerSpec)],
-    progress: &dyn Progress,
-) -> Result<(), DeployError> {
+async fn preflight(plan: &Plan, nodes: &Nodes, containers: &[(String, ContainerSpec)], progress: &dyn Progress) -> Result<(), DeployError> {
     progress.step(Step::Preflight, 1);
     let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (node, c) in containers {
@@ -103,10 +87,7 @@ async fn preflight(
     for (node, images) in &needed {
         let n = nodes.get(node)?;
         let refs: Vec<String> = images.iter().cloned().collect();
-        let present = n
-            .images_present(&refs)
-            .await
-            .map_err(|source| DeployError::Step { step: Step::Preflight.describe(), source })?;
+        let present = n.images_present(&refs).await.map_err(|source| DeployError::Step { step: Step::Preflight.describe(), source })?;
         if let Some((image, _)) = present.iter().find(|(_, p)| !**p) {
             let hint = if *image == vyos_image() {
                 format!(
@@ -127,20 +108,11 @@ async fn preflight(
 
 /// The plan's Docker networks (overlays on the manager), and the forwarding rule on nodes
 /// with bridges.
-async fn make_networks(
-    plan: &Plan,
-    nodes: &Nodes,
-    containers: &[(String, ContainerSpec)],
-    progress: &dyn Progress,
-) -> Result<(), DeployError> {
+async fn make_networks(plan: &Plan, nodes: &Nodes, containers: &[(String, ContainerSpec)], progress: &dyn Progress) -> Result<(), DeployError> {
     let used_nodes: BTreeSet<&String> = containers.iter().map(|(n, _)| n).collect();
     for node in &used_nodes {
         if plan.networks.iter().any(|n| n.driver == Driver::Bridge && n.nodes.contains(node)) {
-            nodes
-                .get(node)?
-                .bridge_forwarding(true)
-                .await
-                .map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
+            nodes.get(node)?.bridge_forwarding(true).await.map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
         }
     }
     let networks = network_specs(plan);
@@ -162,17 +134,15 @@ async fn make_networks(
 /// more than its CPUs (`local_parallelism`); in a cluster every overlay attach is a round
 /// trip through the manager that times out after 20 s, so each node gets only a few.
 fn per_node(plan: &Plan, nodes: &Nodes) -> usize {
-    std::env::var("VNET_TE_NODE_PARALLELISM")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(if plan.networks.iter().any(|n| n.driver == Driver::Overlay) {
+    std::env::var("VNET_TE_NODE_PARALLELISM").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(
+        if plan.networks.iter().any(|n| n.driver == Driver::Overlay) {
             CLUSTER_PER_NODE
         } else if nodes.by_name.len() == 1 {
             local_parallelism()
         } else {
             (PARALLELISM / nodes.by_name.len()).max(CLUSTER_PER_NODE)
-        })
+        },
+    )
 }
 
 /// Where every container of one create is, and what waits for what.
@@ -222,7 +192,7 @@ impl Boot<'_> {
             }
             {
                 let _permit = pool.acquire(2 * place).await;
-                start_with_retry(&*node, &c.name).await?;
+                node.start_container(&c.name).await?;
             }
             // A router's lines (one per impaired link end) start side by side.
             let lines: Vec<_> = self.impaired.iter().filter(|i| i.to.container == c.name).filter_map(Impairment::delay_line).collect();
@@ -306,27 +276,6 @@ fn local_parallelism() -> usize {
 /// for measurements).
 pub const CLUSTER_PER_NODE: usize = 2;
 
-/// Starts a container, retrying when a swarm overlay attach timed out in the manager
-/// ("attaching to network failed … context deadline exceeded"): the start did not happen
-/// and a second attempt usually goes through once the manager's queue drains.
-async fn start_with_retry(node: &dyn Node, name: &str) -> Result<(), NodeError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match node.start_container(name).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 3 && {
-                let m = e.to_string();
-                m.contains("attaching to network failed") || m.contains("context deadline exceeded")
-            } => {
-                tracing::warn!(container = name, attempt, error = %e, "overlay attach timed out; retrying the start");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Where a container of a create is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Up {
@@ -345,12 +294,7 @@ enum Up {
 /// (`start_after`) holds no permit, and one that becomes ready goes before operations of
 /// containers that boot after it. Every job runs to its end (`f` decides whether to skip
 /// after a failure); the first error is returned.
-async fn run_per_node<J, F, Fut>(
-    jobs: Vec<(Arc<dyn Node>, J)>,
-    per_node: usize,
-    progress: &dyn Progress,
-    f: F,
-) -> Result<(), NodeError>
+async fn run_per_node<J, F, Fut>(jobs: Vec<(Arc<dyn Node>, J)>, per_node: usize, progress: &dyn Progress, f: F) -> Result<(), NodeError>
 where
     F: Fn(Arc<dyn Node>, Arc<RankedPool>, usize, J) -> Fut,
     Fut: std::future::Future<Output = Result<(), NodeError>>,
@@ -410,22 +354,15 @@ pub(super) async fn make_link(link: &DirectLink, node: &dyn Node) -> Result<(), 
 /// it made anything (the path exists, an image is missing) removes nothing.
 pub async fn roll_back(plan: &Plan, nodes: &Nodes, e: DeployError) -> anyhow::Error {
     match e {
-        DeployError::Exists(_) => {
-            return anyhow::Error::new(e).context(BadInput(format!("cannot create path '{}'", plan.name)))
-        }
-        DeployError::ImageMissing { .. } => {
-            return anyhow::Error::new(e).context(format!("cannot create path '{}' (nothing was created)", plan.name))
-        }
+        DeployError::Exists(_) => return anyhow::Error::new(e).context(BadInput(format!("cannot create path '{}'", plan.name))),
+        DeployError::ImageMissing { .. } => return anyhow::Error::new(e).context(format!("cannot create path '{}' (nothing was created)", plan.name)),
         _ => {}
     }
     let undo = match teardown::delete(nodes, Some(&plan.name)).await {
         Ok(r) => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
         Err(re) => format!("rollback failed too ({re}); remove the rest with `vnet-te path delete {}`", plan.name),
     };
-    let next = if matches!(e, DeployError::Interrupted(_)) {
-        "run the same command again to create it"
-    } else {
-        "fix the cause and run the same command again"
-    };
+    let next =
+        if matches!(e, DeployError::Interrupted(_)) { "run the same command again to create it" } else { "fix the cause and run the same command again" };
     anyhow::Error::new(e).context(format!("creating path '{}' failed; {undo}; {next}", plan.name))
 }
