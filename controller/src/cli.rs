@@ -43,6 +43,19 @@ pub enum ClusterCommand {
     Init(ClusterInitArgs),
     /// Every node: swarm state, agent reachability (mutual TLS), labelled containers.
     Status(StatusArgs),
+    /// Replace the controller's certificate: the old one is revoked on every agent (the
+    /// revocation list goes to each node over SSH) and every agent is reached with the new one.
+    Rotate(SshLoginArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SshLoginArgs {
+    /// Private key to log in to the nodes with (default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa).
+    #[arg(long, short = 'i')]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file (default ~/.ssh/known_hosts); unknown or changed host keys are refused.
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -65,8 +78,18 @@ pub enum NodeCommand {
     Add(NodeAddArgs),
     /// The cluster's nodes (same as `cluster status`).
     List(StatusArgs),
-    /// Stop a node's agent, make it leave the swarm and forget it.
+    /// Stop a node's agent, remove its key and certificates from the node, revoke its
+    /// certificate, make it leave the swarm and forget it.
     Remove(NodeRemoveArgs),
+    /// Give a node's agent a fresh key and certificate (over SSH) and revoke the old one.
+    Reissue(NodeReissueArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeReissueArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub ssh: SshLoginArgs,
 }
 
 #[derive(Args, Debug)]
@@ -394,8 +417,7 @@ pub fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -410,20 +432,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             timeout: a.verdict.timeout.map(Duration::from_secs),
             output: a.verdict.output.into(),
         })),
-        Command::Path(PathCommand::Repair(a)) => runtime()?.block_on(path::repair(
+        Command::Path(PathCommand::Repair(a)) => {
+            runtime()?.block_on(path::repair(&a.name, !a.no_verify, a.verdict.timeout.map(Duration::from_secs), a.verdict.output.into()))
+        }
+        Command::Path(PathCommand::Verify(a)) => runtime()?.block_on(path::verify(
             &a.name,
-            !a.no_verify,
             a.verdict.timeout.map(Duration::from_secs),
             a.verdict.output.into(),
+            a.measure.contains(&MeasureArg::Rate),
         )),
-        Command::Path(PathCommand::Verify(a)) => {
-            runtime()?.block_on(path::verify(
-                &a.name,
-                a.verdict.timeout.map(Duration::from_secs),
-                a.verdict.output.into(),
-                a.measure.contains(&MeasureArg::Rate),
-            ))
-        }
         Command::Path(PathCommand::List(a)) => runtime()?.block_on(path::list(a.output.into())),
         Command::Path(PathCommand::Show(a)) => runtime()?.block_on(path::show(&a.name, a.output.into())),
         Command::Path(PathCommand::Delete(a)) => {
@@ -449,12 +466,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             up: a.up,
         })),
         Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(images::build(a.force)),
-        Command::Cluster(ClusterCommand::Init(a)) => {
-            runtime()?.block_on(cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr }))
-        }
-        Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => {
-            runtime()?.block_on(cluster::status(a.output.into()))
-        }
+        Command::Cluster(ClusterCommand::Init(a)) => runtime()?.block_on(cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr })),
+        Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => runtime()?.block_on(cluster::status(a.output.into())),
+        Command::Cluster(ClusterCommand::Rotate(a)) => runtime()?.block_on(cluster::rotate(a.into())),
+        Command::Node(NodeCommand::Reissue(a)) => runtime()?.block_on(cluster::reissue(&a.name, a.ssh.into())),
         Command::Node(NodeCommand::Add(a)) => runtime()?.block_on(cluster::add(cluster::AddArgs {
             target: a.target,
             name: a.name,
@@ -464,12 +479,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             agent_port: a.agent_port,
             agent_listen: a.agent_listen,
         })),
-        Command::Node(NodeCommand::Remove(a)) => runtime()?.block_on(cluster::remove(cluster::RemoveArgs {
-            name: a.name,
-            force: a.force,
-            identity: a.identity,
-            known_hosts: a.known_hosts,
-        })),
+        Command::Node(NodeCommand::Remove(a)) => {
+            runtime()?.block_on(cluster::remove(cluster::RemoveArgs { name: a.name, force: a.force, identity: a.identity, known_hosts: a.known_hosts }))
+        }
     }
 }
 
@@ -485,7 +497,15 @@ impl From<SpecArgs> for SpecInput {
             // clap's group makes one of them required.
             (None, None) => unreachable!("--hops or -f is required"),
         };
-        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay, verify: a.verify.map(Into::into), announce: a.announce.map(Into::into) }
+        SpecInput {
+            source,
+            name: a.name,
+            nodes: a.nodes,
+            wiring: a.wiring.map(Into::into),
+            delay: a.delay,
+            verify: a.verify.map(Into::into),
+            announce: a.announce.map(Into::into),
+        }
     }
 }
 
@@ -495,5 +515,11 @@ impl From<Output> for commands::Output {
             Output::Table => commands::Output::Table,
             Output::Json => commands::Output::Json,
         }
+    }
+}
+
+impl From<SshLoginArgs> for crate::exec::cluster::SshArgs {
+    fn from(a: SshLoginArgs) -> Self {
+        crate::exec::cluster::SshArgs { identity: a.identity, known_hosts: a.known_hosts }
     }
 }
