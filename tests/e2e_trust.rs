@@ -131,10 +131,8 @@ fn cluster_up(test: &str) -> Option<Teardown> {
 }
 
 fn address_of(node: &str) -> String {
-    let out = Command::new("docker")
-        .args(["inspect", "-f", "{{(index .NetworkSettings.Networks \"vnet-te-cluster-trust\").IPAddress}}", node])
-        .output()
-        .unwrap();
+    let out =
+        Command::new("docker").args(["inspect", "-f", "{{(index .NetworkSettings.Networks \"vnet-te-cluster-trust\").IPAddress}}", node]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -143,7 +141,8 @@ fn address_of(node: &str) -> String {
 fn status_with(home: &str) -> (Option<i32>, Vec<(String, String)>) {
     let out = on_manager_with(&[("VNET_TE_HOME", home)], &["cluster", "status", "--output", "json"]);
     let rows = json(&out);
-    let rows = rows.as_array().expect("status rows").iter().map(|r| (r["name"].as_str().unwrap().to_string(), r["agent"].as_str().unwrap().to_string())).collect();
+    let rows =
+        rows.as_array().expect("status rows").iter().map(|r| (r["name"].as_str().unwrap().to_string(), r["agent"].as_str().unwrap().to_string())).collect();
     (out.status.code(), rows)
 }
 
@@ -157,11 +156,8 @@ fn swarm_listens_on_the_advertised_address_only() {
     for node in NODES {
         let own = address_of(node);
         let listeners = sh_ok(node, "ss -lntuH");
-        let swarm: Vec<&str> = listeners
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .filter(|local| local.ends_with(":2377") || local.ends_with(":7946"))
-            .collect();
+        let swarm: Vec<&str> =
+            listeners.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|local| local.ends_with(":2377") || local.ends_with(":7946")).collect();
         eprintln!("[{node}] swarm listeners: {swarm:?}");
         assert!(swarm.iter().any(|l| l.ends_with(":7946")), "[{node}] no gossip listener:\n{listeners}");
         for l in &swarm {
@@ -243,10 +239,7 @@ fn faults_removed_node_key_is_gone_and_its_certificate_reaches_nothing() {
         put(MANAGER, &format!("/tmp/n2-server/certs/{file}"), content);
     }
     let listen = format!("{}:7544", address_of(MANAGER));
-    let pid = sh_ok(
-        MANAGER,
-        &format!("vnet-te-agent --node-name n2 --listen {listen} --cert-dir /tmp/n2-server/certs >/tmp/n2-server/log 2>&1 & echo $!"),
-    );
+    let pid = sh_ok(MANAGER, &format!("vnet-te-agent --node-name n2 --listen {listen} --cert-dir /tmp/n2-server/certs >/tmp/n2-server/log 2>&1 & echo $!"));
     let pid = pid.trim().to_string();
     copy_home("/tmp/n2-server/home");
     let mut state = json(&Command::new("docker").args(["exec", MANAGER, "cat", &format!("{HOME}/cluster.json")]).output().unwrap());
