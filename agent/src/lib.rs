@@ -18,6 +18,7 @@ pub mod node;
 pub mod probe;
 pub mod remote;
 pub mod request;
+pub mod revocation;
 pub mod server;
 pub mod netns;
 pub mod scope;

@@ -10,6 +10,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::Node;
+use vnet_te_agent::revocation::{Revocations, REVOKED_FILE};
 use vnet_te_agent::server;
 use vnet_te_agent::tls::{self, IssuedCert};
 
@@ -20,7 +21,8 @@ struct Args {
     /// swarm advertises); 0.0.0.0 listens on every interface of the node.
     #[arg(long, default_value = "0.0.0.0:7443")]
     listen: SocketAddr,
-    /// Directory with ca.pem (the cluster CA), cert.pem and key.pem (this agent's certificate).
+    /// Directory with ca.pem (the cluster CA), cert.pem and key.pem (this agent's certificate),
+    /// and revoked.txt (the cluster's revoked certificates; absent: none).
     #[arg(long, default_value = "/etc/vnet-te/agent")]
     cert_dir: PathBuf,
     /// This node's name as the controller's plan knows it (the CN of cert.pem).
@@ -64,17 +66,16 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         ));
     }
     let id = IssuedCert::load(&args.cert_dir).map_err(|e| (2, e.to_string()))?;
-    let config = tls::server_config(&id).map_err(|e| (2, e.to_string()))?;
+    // The controller replaces revoked.txt in the certificate directory; it is re-read at
+    // the next handshake after each change.
+    let revoked = Revocations::file(&args.cert_dir.join(REVOKED_FILE)).map_err(|e| (2, format!("revocation list: {e}")))?;
+    let config = tls::server_config_with(&id, Arc::new(revoked)).map_err(|e| (2, e.to_string()))?;
     let node = LocalNode::connect(&args.node_name).await.map_err(|e| (3, e.to_string()))?;
     let node: Arc<dyn Node> = Arc::new(node);
     let limits = server::Limits::default();
     raise_descriptor_limit(limits.descriptors());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| (3, format!("listening on {}: {e}", args.listen)))?;
-    server::serve_with(listener, config, node, limits, shutdown_signal())
-        .await
-        .map_err(|e| (3, format!("serving on {}: {e}", args.listen)))
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| (3, format!("listening on {}: {e}", args.listen)))?;
+    server::serve_with(listener, config, node, limits, shutdown_signal()).await.map_err(|e| (3, format!("serving on {}: {e}", args.listen)))
 }
 
 /// Raises the soft limit on open descriptors towards the hard one, so that the agent's own

@@ -8,6 +8,8 @@
 //!   given, and the serverAuth EKU only: it cannot act as a client of another agent.
 //! - The controller certificate has the clientAuth EKU only.
 //! - Issued material is saved as `cert.pem`, `key.pem` and `ca.pem` in one directory.
+//! - Both ends check the peer's certificate against the cluster's revocation list
+//!   (`revocation`) at the handshake, after the chain.
 //!
 //! Key files are written with mode 0600. Only the `ring` provider is used, TLS 1.3 only
 //! (both ends are ours).
@@ -19,16 +21,18 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use time::{Duration, OffsetDateTime};
+
+use crate::revocation::{RevocationList, Revocations};
 
 /// File names in a CA directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -43,8 +47,11 @@ pub const KEY_FILE: &str = "key.pem";
 pub const CA_COMMON_NAME: &str = "vnet-te cluster CA";
 /// Validity of the CA certificate.
 pub const CA_VALIDITY_DAYS: i64 = 3650;
-/// Validity of agent and controller certificates (re-issue them from the CA when they expire).
-pub const LEAF_VALIDITY_DAYS: i64 = 1825;
+/// Validity of an agent's certificate (`vnet-te node reissue` replaces it).
+pub const AGENT_VALIDITY_DAYS: i64 = 365;
+/// Validity of the controller's certificate: it is root on every node, so it is short-lived
+/// (`vnet-te cluster rotate` replaces it, also once it has expired).
+pub const CONTROLLER_VALIDITY_DAYS: i64 = 90;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{doing}: {message}")]
@@ -125,8 +132,7 @@ impl ClusterCa {
         let tag: String = key.public_key_raw().iter().rev().take(6).map(|b| format!("{b:02x}")).collect();
         params.distinguished_name = dn(&format!("{CA_COMMON_NAME} {tag}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         validity(&mut params, CA_VALIDITY_DAYS);
         let cert = params.self_signed(&key).map_err(fail(doing))?;
         Self::from_pem(&cert.pem(), &key.serialize_pem())
@@ -189,13 +195,10 @@ impl ClusterCa {
         }
         params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
         if params.subject_alt_names.is_empty() {
-            return Err(TlsError {
-                doing,
-                message: format!("{node_name:?} is not a DNS name and no other name or address was given"),
-            });
+            return Err(TlsError { doing, message: format!("{node_name:?} is not a DNS name and no other name or address was given") });
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.issue(params, &doing)
+        self.issue(params, &doing, AGENT_VALIDITY_DAYS)
     }
 
     /// A client certificate for the controller (clientAuth EKU, no SAN).
@@ -204,14 +207,14 @@ impl ClusterCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params, &doing)
+        self.issue(params, &doing, CONTROLLER_VALIDITY_DAYS)
     }
 
-    fn issue(&self, mut params: CertificateParams, doing: &str) -> TlsResult<IssuedCert> {
+    fn issue(&self, mut params: CertificateParams, doing: &str, days: i64) -> TlsResult<IssuedCert> {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
-        validity(&mut params, LEAF_VALIDITY_DAYS);
+        validity(&mut params, days);
         let key = KeyPair::generate().map_err(fail(doing))?;
         let cert = params.signed_by(&key, &self.issuer).map_err(fail(doing))?;
         Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem(), ca_pem: self.cert_pem.clone() })
@@ -229,11 +232,7 @@ impl IssuedCert {
 
     /// Loads `cert.pem`, `key.pem` and `ca.pem` from `dir`.
     pub fn load(dir: &Path) -> TlsResult<Self> {
-        Ok(IssuedCert {
-            cert_pem: read(&dir.join(CERT_FILE))?,
-            key_pem: read(&dir.join(KEY_FILE))?,
-            ca_pem: read(&dir.join(CA_CERT_FILE))?,
-        })
+        Ok(IssuedCert { cert_pem: read(&dir.join(CERT_FILE))?, key_pem: read(&dir.join(KEY_FILE))?, ca_pem: read(&dir.join(CA_CERT_FILE))? })
     }
 
     /// The files `load` needs that are missing from `dir`.
@@ -242,9 +241,7 @@ impl IssuedCert {
     }
 
     fn chain(&self) -> TlsResult<Vec<CertificateDer<'static>>> {
-        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail("reading the certificate"))?;
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(fail("reading the certificate"))?;
         if chain.is_empty() {
             return Err(TlsError { doing: "reading the certificate".into(), message: "no PEM certificate found".into() });
         }
@@ -273,10 +270,14 @@ impl IssuedCert {
 /// The agent's rustls configuration: presents `id` and REQUIRES a client certificate that
 /// chains to the cluster CA (`id.ca_pem`) and allows client authentication.
 pub fn server_config(id: &IssuedCert) -> TlsResult<Arc<ServerConfig>> {
+    server_config_with(id, Arc::new(Revocations::Fixed(RevocationList::default())))
+}
+
+/// [`server_config`], refusing every client certificate on `revoked` at the handshake.
+pub fn server_config_with(id: &IssuedCert, revoked: Arc<Revocations>) -> TlsResult<Arc<ServerConfig>> {
     let doing = "building the agent TLS configuration";
-    let verifier = WebPkiClientVerifier::builder_with_provider(id.roots()?, provider())
-        .build()
-        .map_err(fail(doing))?;
+    let inner = WebPkiClientVerifier::builder_with_provider(id.roots()?, provider()).build().map_err(fail(doing))?;
+    let verifier = Arc::new(UnrevokedClient { inner, revoked });
     let config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(fail(doing))?
@@ -289,13 +290,102 @@ pub fn server_config(id: &IssuedCert) -> TlsResult<Arc<ServerConfig>> {
 /// The controller's rustls configuration: trusts only the cluster CA (`id.ca_pem`) and
 /// presents `id` as its client certificate.
 pub fn client_config(id: &IssuedCert) -> TlsResult<ClientConfig> {
+    client_config_with(id, RevocationList::default())
+}
+
+/// [`client_config`], refusing every agent whose certificate is on `revoked`.
+pub fn client_config_with(id: &IssuedCert, revoked: RevocationList) -> TlsResult<ClientConfig> {
     let doing = "building the controller TLS configuration";
+    let inner = WebPkiServerVerifier::builder_with_provider(id.roots()?, provider()).build().map_err(fail(doing))?;
+    let verifier = Arc::new(UnrevokedServer { inner, revoked: Revocations::Fixed(revoked) });
     ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(fail(doing))?
-        .with_root_certificates(id.roots()?)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(id.chain()?, id.key()?)
         .map_err(fail(doing))
+}
+
+/// The refusal of a revoked certificate: the peer gets a `certificate_revoked` alert.
+fn revoked_error(reason: String) -> rustls::Error {
+    if reason.contains(" is revoked ") {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+    } else {
+        rustls::Error::General(reason)
+    }
+}
+
+/// The cluster CA's client verification, then the revocation list.
+#[derive(Debug)]
+struct UnrevokedClient {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: Arc<Revocations>,
+}
+
+impl ClientCertVerifier for UnrevokedClient {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        if let Err(reason) = self.revoked.check(end_entity) {
+            tracing::warn!("client certificate refused: {reason}");
+            return Err(revoked_error(reason));
+        }
+        Ok(verified)
+    }
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The cluster CA's server verification, then the revocation list.
+#[derive(Debug)]
+struct UnrevokedServer {
+    inner: Arc<WebPkiServerVerifier>,
+    revoked: Revocations,
+}
+
+impl ServerCertVerifier for UnrevokedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        self.revoked.check(end_entity).map_err(revoked_error)?;
+        Ok(verified)
+    }
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 fn read(path: &Path) -> TlsResult<String> {
@@ -309,13 +399,7 @@ fn create_dir(dir: &Path) -> TlsResult<()> {
 /// Writes `content` with `mode`, also when the file already existed with another mode.
 fn write(path: &Path, content: &str, mode: u32) -> TlsResult<()> {
     let doing = format!("writing {}", path.display());
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(fail(&doing))?;
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(fail(&doing))?;
     f.set_permissions(fs::Permissions::from_mode(mode)).map_err(fail(&doing))?;
     f.write_all(content.as_bytes()).map_err(fail(&doing))?;
     f.sync_all().map_err(fail(&doing))

@@ -24,6 +24,7 @@ use vnet_te_agent::node::{
 };
 use vnet_te_agent::request::{self, Request};
 use support::{remote, start, start_on, Pki};
+use vnet_te_agent::revocation::{RevocationList, Revocations, REVOKED_FILE};
 use vnet_te_agent::tls::{self, IssuedCert};
 
 // ---------------------------------------------------------------- fake node
@@ -1067,4 +1068,145 @@ async fn idle_connections_never_keep_the_controller_out() {
     let health = health.unwrap_or_else(|_| panic!("no health answer within 2 s beside {IDLE} idle connections"));
     assert_eq!(health.unwrap().node, "n1");
     eprintln!("health beside {IDLE} idle connections: {} ms", took.as_millis());
+}
+
+// ---------------------------------------------------------------- revocation
+
+/// An agent in this process whose revocation list is the file `revoked.txt` in `dir`.
+async fn start_with_revocations(cert: &IssuedCert, node: Arc<dyn Node>, dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let revoked = Revocations::file(&dir.join(REVOKED_FILE)).unwrap();
+    let config = tls::server_config_with(cert, Arc::new(revoked)).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        vnet_te_agent::server::serve(listener, config, node, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, stop)
+}
+
+/// Writes the list the way the controller's copy lands: a whole file renamed into place.
+fn write_list(dir: &std::path::Path, list: &RevocationList) {
+    let tmp = dir.join("revoked.txt.tmp");
+    std::fs::write(&tmp, list.render()).unwrap();
+    std::fs::rename(&tmp, dir.join(REVOKED_FILE)).unwrap();
+}
+
+#[tokio::test]
+async fn faults_revoked_controller_certificate_is_refused_and_a_fresh_one_accepted() {
+    let pki = Pki::new();
+    let fake = Fake::new("n1");
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start_with_revocations(&pki.agent("n1"), fake.clone(), dir.path()).await;
+    assert_eq!(remote("n1", addr, &pki.controller).health().await.unwrap().node, "n1");
+
+    // Revoked while the agent runs: the next handshake reads the changed list.
+    let mut list = RevocationList::default();
+    list.revoke_pem(&pki.controller.cert_pem, "controller, replaced").unwrap();
+    write_list(dir.path(), &list);
+    let calls = fake.calls();
+    let (_, message) = failed(remote("n1", addr, &pki.controller).taken_subnets().await.unwrap_err());
+    assert!(message.contains("received fatal alert: CertificateRevoked"), "{message}");
+    assert!(!message.contains("attempts"), "TLS refusals are not retried: {message}");
+    assert_eq!(fake.calls(), calls, "nothing reached the node");
+
+    // A fresh certificate of the same CA is accepted.
+    let fresh = pki.ca.issue_controller("vnet-te controller").unwrap();
+    assert_eq!(remote("n1", addr, &fresh).taken_subnets().await.unwrap().len(), 2);
+
+    // A list that cannot be read refuses every certificate rather than none.
+    std::fs::write(dir.path().join(REVOKED_FILE), "not a fingerprint\n").unwrap();
+    let (_, message) = failed(remote("n1", addr, &fresh).health().await.unwrap_err());
+    assert!(message.contains("received fatal alert"), "{message}");
+    write_list(dir.path(), &list);
+    assert_eq!(remote("n1", addr, &fresh).health().await.unwrap().node, "n1");
+}
+
+#[tokio::test]
+async fn faults_controller_refuses_an_agent_with_a_revoked_certificate() {
+    let pki = Pki::new();
+    let fake = Fake::new("n1");
+    let old = pki.agent("n1");
+    let agent = start(&old, fake.clone()).await;
+    let mut list = RevocationList::default();
+    list.revoke_pem(&old.cert_pem, "agent n1, reissued").unwrap();
+    let client = tls::client_config_with(&pki.controller, list.clone()).unwrap();
+    let n1 = vnet_te_agent::remote::RemoteNode::new("n1", agent.addr, &client).unwrap();
+    let (_, message) = failed(n1.taken_subnets().await.unwrap_err());
+    assert!(message.contains("invalid peer certificate: Revoked"), "{message}");
+    assert_eq!(fake.calls(), 0);
+    // The reissued certificate is trusted by the same client.
+    let reissued = start(&pki.agent("n1"), fake.clone()).await;
+    let n1 = vnet_te_agent::remote::RemoteNode::new("n1", reissued.addr, &client).unwrap();
+    assert_eq!(n1.taken_subnets().await.unwrap().len(), 2);
+}
+
+/// The `vnet-te-agent` binary itself, serving this machine's engine, and its log.
+struct AgentProcess {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn faults_real_agent_refuses_a_revoked_controller_certificate_and_logs_why() {
+    const TEST: &str = "mtls::faults_real_agent_refuses_a_revoked_controller_certificate_and_logs_why";
+    if vnet_te_agent::docker::LocalNode::connect("n1").await.is_err() {
+        return skip::skip_or_fail(TEST, skip::Requirement::Docker, "no Docker engine answers (the agent serves one)");
+    }
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("agent");
+    pki.agent("n1").save(&certs).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let log = dir.path().join("agent.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vnet-te-agent"))
+        .args(["--node-name", "n1", "--listen", &addr.to_string(), "--cert-dir"])
+        .arg(&certs)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let agent = AgentProcess { child, log };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match remote("n1", addr, &pki.controller).health().await {
+            Ok(h) => {
+                assert_eq!(h.node, "n1");
+                break;
+            }
+            Err(e) if Instant::now() > deadline => panic!("the agent did not answer within 20 s: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+
+    let mut list = RevocationList::default();
+    let fp = list.revoke_pem(&pki.controller.cert_pem, "controller vnet-te controller, rotated").unwrap();
+    write_list(&certs, &list);
+    let (_, message) = failed(remote("n1", addr, &pki.controller).health().await.unwrap_err());
+    assert!(message.contains("received fatal alert: CertificateRevoked"), "{message}");
+    let fresh = pki.ca.issue_controller("vnet-te controller").unwrap();
+    assert_eq!(remote("n1", addr, &fresh).health().await.unwrap().node, "n1");
+
+    // The agent says which certificate it refused and why.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        if text.contains(&format!("client certificate refused: certificate {fp} is revoked (controller vnet-te controller, rotated)")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal with its reason in the agent's log:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

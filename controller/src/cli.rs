@@ -43,6 +43,19 @@ pub enum ClusterCommand {
     Init(ClusterInitArgs),
     /// Every node: swarm state, agent reachability (mutual TLS), labelled containers.
     Status(StatusArgs),
+    /// Replace the controller's certificate: the old one is revoked on every agent (the
+    /// revocation list goes to each node over SSH) and every agent is reached with the new one.
+    Rotate(SshLoginArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SshLoginArgs {
+    /// Private key to log in to the nodes with (default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa).
+    #[arg(long, short = 'i')]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file (default ~/.ssh/known_hosts); unknown or changed host keys are refused.
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -65,8 +78,18 @@ pub enum NodeCommand {
     Add(NodeAddArgs),
     /// The cluster's nodes (same as `cluster status`).
     List(StatusArgs),
-    /// Stop a node's agent, make it leave the swarm and forget it.
+    /// Stop a node's agent, remove its key and certificates from the node, revoke its
+    /// certificate, make it leave the swarm and forget it.
     Remove(NodeRemoveArgs),
+    /// Give a node's agent a fresh key and certificate (over SSH) and revoke the old one.
+    Reissue(NodeReissueArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeReissueArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub ssh: SshLoginArgs,
 }
 
 #[derive(Args, Debug)]
@@ -455,6 +478,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => {
             runtime()?.block_on(cluster::status(a.output.into()))
         }
+        Command::Cluster(ClusterCommand::Rotate(a)) => runtime()?.block_on(cluster::rotate(a.into())),
+        Command::Node(NodeCommand::Reissue(a)) => runtime()?.block_on(cluster::reissue(&a.name, a.ssh.into())),
         Command::Node(NodeCommand::Add(a)) => runtime()?.block_on(cluster::add(cluster::AddArgs {
             target: a.target,
             name: a.name,
@@ -495,5 +520,11 @@ impl From<Output> for commands::Output {
             Output::Table => commands::Output::Table,
             Output::Json => commands::Output::Json,
         }
+    }
+}
+
+impl From<SshLoginArgs> for crate::exec::cluster::SshArgs {
+    fn from(a: SshLoginArgs) -> Self {
+        crate::exec::cluster::SshArgs { identity: a.identity, known_hosts: a.known_hosts }
     }
 }

@@ -10,7 +10,8 @@ use serde::Serialize;
 use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::labels;
 use vnet_te_agent::remote::RemoteNode;
-use vnet_te_agent::tls::ClusterCa;
+use vnet_te_agent::revocation::REVOKED_FILE;
+use vnet_te_agent::tls::{self, ClusterCa};
 
 use super::*;
 use crate::core::kinds::{vyos_image, Kind};
@@ -43,14 +44,12 @@ pub async fn init(a: InitArgs) -> anyhow::Result<()> {
         addr
     } else {
         let Some(addr) = a.advertise_addr else {
-            return Err(BadInput(
-                "this engine is not in a swarm: pass --advertise-addr <IP of this machine that the other nodes reach>"
-                    .into(),
-            )
-            .into());
+            return Err(BadInput("this engine is not in a swarm: pass --advertise-addr <IP of this machine that the other nodes reach>".into()).into());
         };
+        // The swarm's listeners (2377, and 7946 follows) on the advertised address only,
+        // not on every interface of the machine.
         let req = bollard::models::SwarmInitRequest {
-            listen_addr: Some("0.0.0.0:2377".into()),
+            listen_addr: Some(SocketAddr::new(addr, SWARM_PORT).to_string()),
             advertise_addr: Some(addr.to_string()),
             ..Default::default()
         };
@@ -91,10 +90,7 @@ pub async fn init(a: InitArgs) -> anyhow::Result<()> {
 }
 
 fn require_state(home: &Path) -> anyhow::Result<ClusterState> {
-    load_state(home)?.ok_or_else(|| {
-        BadInput(format!("no cluster here ({} is missing): run `vnet-te cluster init` first", state_file(home).display()))
-            .into()
-    })
+    load_state(home)?.ok_or_else(|| BadInput(format!("no cluster here ({} is missing): run `vnet-te cluster init` first", state_file(home).display())).into())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -225,15 +221,13 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     let policy = if a.accept_new_host_key { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
     let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::exec::ssh::default_known_hosts);
     let t0 = Instant::now();
-    let ssh = Session::connect(&target, a.identity.as_deref(), &known_hosts, policy)
-        .await
-        .with_context(|| format!("connecting to {}", a.target))?;
+    let ssh = Session::connect(&target, a.identity.as_deref(), &known_hosts, policy).await.with_context(|| format!("connecting to {}", a.target))?;
     eprintln!("ssh: connected to {} (host key checked against {})", a.target, known_hosts.display());
 
     // Docker.
-    let api = run(&ssh, "checking Docker", "docker version --format '{{.Server.APIVersion}}'").await.context(
-        "Docker is not usable on the node: install the engine (e.g. `apt-get install docker.io`) and start it",
-    )?;
+    let api = run(&ssh, "checking Docker", "docker version --format '{{.Server.APIVersion}}'")
+        .await
+        .context("Docker is not usable on the node: install the engine (e.g. `apt-get install docker.io`) and start it")?;
     let hostname = run(&ssh, "reading the node's name", "docker info --format '{{.Name}}'").await?;
     let name = a.name.clone().unwrap_or(hostname);
     if let Some(problem) = crate::core::spec::name_problem(&name) {
@@ -248,8 +242,7 @@ pub async fn add(a: AddArgs) -> anyhow::Result<()> {
     let docker = local.docker().clone();
     join_swarm(&ssh, &state, &docker, &name).await?;
     let addr_txt = run(&ssh, "reading the node's swarm address", "docker info --format '{{.Swarm.NodeAddr}}'").await?;
-    let address: IpAddr =
-        addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
+    let address: IpAddr = addr_txt.parse().with_context(|| format!("node {name} advertises '{addr_txt}', not an IP address"))?;
     load_images(&ssh, &docker, &name).await?;
     start_agent(&ssh, &home, &name, address, SocketAddr::new(a.agent_listen.unwrap_or(address), a.agent_port)).await?;
     ssh.close().await;
@@ -273,22 +266,42 @@ async fn join_swarm(ssh: &Session, state: &ClusterState, docker: &bollard::Docke
         let cluster = run(ssh, "reading swarm state", "docker info --format '{{.Swarm.Cluster.ID}}'").await.unwrap_or_default();
         // Workers do not see the cluster ID; compare the manager list instead.
         let managers = run(ssh, "reading swarm state", "docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}'").await?;
-        let ours = managers.split_whitespace().any(|m| m.starts_with(&format!("{}:", state.advertise_addr)))
-            || (!cluster.is_empty() && cluster == swarm_id);
+        let ours = managers.split_whitespace().any(|m| m.starts_with(&format!("{}:", state.advertise_addr))) || (!cluster.is_empty() && cluster == swarm_id);
         if !ours {
             bail!("node {name} is in another swarm (managers: {managers}); run `docker swarm leave --force` on it first");
         }
         eprintln!("swarm: {name} is already a member");
     } else {
-        let token = swarm
-            .join_tokens
-            .and_then(|t| t.worker)
-            .context("the swarm has no worker join token")?;
-        let cmd = format!("docker swarm join --token {} {}", quote(&token), quote(&format!("{}:2377", state.advertise_addr)));
+        let token = swarm.join_tokens.and_then(|t| t.worker).context("the swarm has no worker join token")?;
+        // The node's address towards the manager is what it advertises and the only one its
+        // swarm listeners bind.
+        let route = run(ssh, "finding the node's address", &format!("ip -o route get {}", quote(&state.advertise_addr.to_string()))).await?;
+        let own = route_source(&route).with_context(|| format!("node {name}: no source address in `ip route get {}`: {route}", state.advertise_addr))?;
+        let cmd = format!(
+            "docker swarm join --token {} --listen-addr {} --advertise-addr {} {}",
+            quote(&token),
+            quote(&SocketAddr::new(own, SWARM_PORT).to_string()),
+            quote(&own.to_string()),
+            quote(&SocketAddr::new(state.advertise_addr, SWARM_PORT).to_string())
+        );
         run(ssh, "joining the swarm", &cmd).await?;
-        eprintln!("swarm: {name} joined");
+        eprintln!("swarm: {name} joined, listening on {own}");
     }
     Ok(())
+}
+
+/// The swarm's management port.
+const SWARM_PORT: u16 = 2377;
+
+/// The `src` address of `ip -o route get` output.
+fn route_source(text: &str) -> Option<IpAddr> {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "src" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// Streams `docker save` from the manager into `docker load` on the node, for every image
@@ -301,9 +314,7 @@ async fn load_images(ssh: &Session, docker: &bollard::Docker, name: &str) -> any
             .with_context(|| format!("image {image} is missing on the manager: run `vnet-te images build`"))?
             .id
             .unwrap_or_default();
-        let remote_id = ssh
-            .exec(&format!("docker image inspect --format '{{{{.Id}}}}' {}", quote(&image)))
-            .await?;
+        let remote_id = ssh.exec(&format!("docker image inspect --format '{{{{.Id}}}}' {}", quote(&image))).await?;
         if remote_id.success() && remote_id.stdout_lossy().trim() == local_id {
             eprintln!("images: {image} already on {name}");
             continue;
@@ -325,19 +336,7 @@ async fn load_images(ssh: &Session, docker: &bollard::Docker, name: &str) -> any
 /// The agent listens on `listen`: by default the node's swarm address only (not every
 /// interface of the node, as it shares the node's network namespace).
 async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, listen: SocketAddr) -> anyhow::Result<()> {
-    let pki = pki_dir(home);
-    let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
-    let issued = ca.issue_agent(name, &[name.to_string()], &[address]).context("issuing the agent certificate")?;
-    run(ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
-    for (file, content, mode) in [
-        ("ca.pem", ca.cert_pem(), 0o644),
-        ("cert.pem", issued.cert_pem.as_str(), 0o644),
-        ("key.pem", issued.key_pem.as_str(), 0o600),
-    ] {
-        ssh.write_file(&format!("{AGENT_CERT_DIR}/{file}"), content.as_bytes(), mode)
-            .await
-            .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
-    }
+    issue_and_write_agent_files(ssh, home, name, address).await?;
     // Host PID namespace and NET_ADMIN: veth links are made by naming the two containers'
     // init PIDs in one netlink request. SYS_PTRACE: FRR's sockets in a router are read
     // through /proc/<pid>/root (no exec). SYS_ADMIN: setns(2) into a router's network
@@ -360,6 +359,115 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, li
     run(ssh, "starting the agent", &run_agent).await?;
 
     Ok(())
+}
+
+/// A certificate for the node's agent, written to the node with the CA and the revocation
+/// list; the certificate it replaces (the one the controller keeps, else the node's own) is
+/// revoked first.
+async fn issue_and_write_agent_files(ssh: &Session, home: &Path, name: &str, address: IpAddr) -> anyhow::Result<()> {
+    let pki = pki_dir(home);
+    let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
+    let issued = ca.issue_agent(name, &[name.to_string()], &[address]).context("issuing the agent certificate")?;
+    if let Some(old) = current_agent_cert(home, name, Some(ssh)).await {
+        if old != issued.cert_pem {
+            let fp = revoke(home, &old, &format!("agent of node {name}, replaced"))?;
+            eprintln!("pki: revoked the previous agent certificate of {name} ({fp})");
+        }
+    }
+    let list = load_revocations(home)?.render();
+    run(ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
+    for (file, content, mode) in [
+        (tls::CA_CERT_FILE, ca.cert_pem(), 0o644),
+        (tls::CERT_FILE, issued.cert_pem.as_str(), 0o644),
+        (tls::KEY_FILE, issued.key_pem.as_str(), 0o600),
+        (REVOKED_FILE, list.as_str(), 0o644),
+    ] {
+        ssh.write_file(&format!("{AGENT_CERT_DIR}/{file}"), content.as_bytes(), mode)
+            .await
+            .with_context(|| format!("writing {AGENT_CERT_DIR}/{file} on {name}"))?;
+    }
+    let kept = issued_agent_file(home, name);
+    if let Some(dir) = kept.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&kept, &issued.cert_pem).with_context(|| format!("writing {}", kept.display()))?;
+    Ok(())
+}
+
+/// The agent certificate of `name` the controller keeps, else the one on the node (read over
+/// `ssh`), else none.
+async fn current_agent_cert(home: &Path, name: &str, ssh: Option<&Session>) -> Option<String> {
+    if let Ok(pem) = std::fs::read_to_string(issued_agent_file(home, name)) {
+        return Some(pem);
+    }
+    let ssh = ssh?;
+    let pem = run(ssh, "reading the agent's certificate", &format!("cat {}", quote(&format!("{AGENT_CERT_DIR}/{}", tls::CERT_FILE)))).await.ok()?;
+    pem.contains("BEGIN CERTIFICATE").then_some(pem)
+}
+
+/// Adds a certificate to the CA's revocation list (saved at once); its fingerprint.
+fn revoke(home: &Path, cert_pem: &str, note: &str) -> anyhow::Result<String> {
+    let mut list = load_revocations(home)?;
+    let fp = list.revoke_pem(cert_pem, note).map_err(|e| anyhow::anyhow!("revoking a certificate: {e}"))?;
+    write_public(&revoked_file(home), &list.render())?;
+    Ok(fp)
+}
+
+/// Writes a file that holds nothing secret whole (temporary file, rename).
+fn write_public(path: &Path, content: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// How the controller logs in to nodes for commands that reach them over SSH.
+#[derive(Debug, Clone, Default)]
+pub struct SshArgs {
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl SshArgs {
+    async fn connect(&self, entry: &NodeEntry) -> anyhow::Result<Session> {
+        let target: SshTarget = entry.ssh.parse().map_err(|e| BadInput(format!("{}: {e}", entry.ssh)))?;
+        let known_hosts = self.known_hosts.clone().unwrap_or_else(crate::exec::ssh::default_known_hosts);
+        Session::connect(&target, self.identity.as_deref(), &known_hosts, HostKeyPolicy::Strict)
+            .await
+            .with_context(|| format!("connecting to {} (node {})", entry.ssh, entry.name))
+    }
+}
+
+/// Copies the CA's revocation list to the agent of every node in `to`, over SSH; the
+/// agents re-read it at their next handshake. The nodes it could not reach, with why.
+async fn push_revocations(home: &Path, to: &[NodeEntry], ssh: &SshArgs) -> anyhow::Result<Vec<(String, anyhow::Error)>> {
+    let list = load_revocations(home)?;
+    let text = list.render();
+    let mut failed = Vec::new();
+    for entry in to {
+        let result = async {
+            let session = ssh.connect(entry).await?;
+            let written = session.write_file(&format!("{AGENT_CERT_DIR}/{REVOKED_FILE}"), text.as_bytes(), 0o644).await;
+            session.close().await;
+            written.with_context(|| format!("writing {AGENT_CERT_DIR}/{REVOKED_FILE} on {}", entry.name))
+        }
+        .await;
+        match result {
+            Ok(()) => eprintln!("pki: revocation list ({} entries) on {}", list.len(), entry.name),
+            Err(e) => failed.push((entry.name.clone(), e)),
+        }
+    }
+    Ok(failed)
+}
+
+fn report_unreached(failed: Vec<(String, anyhow::Error)>, again: &str) -> anyhow::Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = failed.iter().map(|(n, e)| format!("{n}: {e:#}")).collect();
+    bail!("the revocation list did not reach {} node(s) ({}); run `{again}` once they answer", failed.len(), list.join("; "))
 }
 
 /// Waits until the new agent answers over mutual TLS.
@@ -408,13 +516,9 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
                 let mut paths: Vec<&String> = c.iter().filter_map(|f| f.labels.get(labels::PATH)).collect();
                 paths.sort();
                 paths.dedup();
-                return Err(BadInput(format!(
-                    "node {} runs {} containers of paths {:?}; delete those paths first or pass --force",
-                    a.name,
-                    c.len(),
-                    paths
-                ))
-                .into());
+                return Err(
+                    BadInput(format!("node {} runs {} containers of paths {:?}; delete those paths first or pass --force", a.name, c.len(), paths)).into()
+                );
             }
             Ok(c) => {
                 for f in c {
@@ -427,9 +531,16 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     }
     let target: SshTarget = entry.ssh.parse().map_err(|e| BadInput(format!("{}: {e}", entry.ssh)))?;
     let known_hosts = a.known_hosts.clone().unwrap_or_else(crate::exec::ssh::default_known_hosts);
+    let mut agent_cert = current_agent_cert(&home, &a.name, None).await;
     match Session::connect(&target, a.identity.as_deref(), &known_hosts, HostKeyPolicy::Strict).await {
         Ok(ssh) => {
+            if agent_cert.is_none() {
+                agent_cert = current_agent_cert(&home, &a.name, Some(&ssh)).await;
+            }
             run(&ssh, "stopping the agent", &format!("docker rm -f {AGENT_CONTAINER} >/dev/null 2>&1 || true")).await?;
+            // The agent's key is a credential of the cluster's CA: it does not stay behind.
+            run(&ssh, "removing the agent's key and certificates", &format!("rm -rf -- {d} && test ! -e {d}", d = quote(AGENT_CERT_DIR))).await?;
+            eprintln!("node {}: agent stopped, {AGENT_CERT_DIR} removed", a.name);
             run(&ssh, "leaving the swarm", "docker swarm leave --force >/dev/null 2>&1 || true").await?;
             ssh.close().await;
         }
@@ -449,7 +560,71 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     }
     state.nodes.retain(|n| n.name != a.name);
     save_state(&home, &state)?;
+    match agent_cert {
+        Some(pem) => {
+            let fp = revoke(&home, &pem, &format!("agent of node {}, removed", a.name))?;
+            eprintln!("pki: revoked the agent certificate of {} ({fp})", a.name);
+        }
+        None => eprintln!("warning: no agent certificate of {} is known here; nothing revoked", a.name),
+    }
+    let _ = std::fs::remove_file(issued_agent_file(&home, &a.name));
+    let ssh = SshArgs { identity: a.identity.clone(), known_hosts: a.known_hosts.clone() };
+    for (node, e) in push_revocations(&home, &state.nodes, &ssh).await? {
+        eprintln!("warning: the revocation list did not reach {node}: {e:#}");
+    }
     eprintln!("node {} removed", a.name);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// node reissue, cluster rotate
+
+/// A fresh key and certificate for a node's agent, the old certificate revoked: written over
+/// SSH, the agent restarted (same settings), reached with the new certificate, and the list
+/// copied to the other agents.
+pub async fn reissue(name: &str, ssh: SshArgs) -> anyhow::Result<()> {
+    let home = home();
+    let state = require_state(&home)?;
+    let Some(entry) = state.nodes.iter().find(|n| n.name == name).cloned() else {
+        if name == state.manager {
+            return Err(BadInput(format!("'{name}' is the manager; its engine is driven in-process and has no agent certificate")).into());
+        }
+        return Err(BadInput(format!("no node named '{name}' (see `vnet-te node list`)")).into());
+    };
+    let t0 = Instant::now();
+    let session = ssh.connect(&entry).await?;
+    issue_and_write_agent_files(&session, &home, name, entry.agent.ip()).await?;
+    run(&session, "restarting the agent", &format!("docker restart {AGENT_CONTAINER} >/dev/null")).await?;
+    session.close().await;
+    // The controller refuses the revoked certificate: an answer comes from the new one.
+    wait_for_agent(&home, name, entry.agent).await?;
+    eprintln!("node {name}: agent answers with its reissued certificate ({:.1} s)", t0.elapsed().as_secs_f64());
+    let others: Vec<NodeEntry> = state.nodes.iter().filter(|n| n.name != name).cloned().collect();
+    report_unreached(push_revocations(&home, &others, &ssh).await?, &format!("vnet-te node reissue {name}"))
+}
+
+/// A fresh controller certificate; the one it replaces is revoked on every agent, and every
+/// agent is reached with the new one. Works with an expired or lost certificate too (the
+/// list travels over SSH).
+pub async fn rotate(ssh: SshArgs) -> anyhow::Result<()> {
+    let home = home();
+    let state = require_state(&home)?;
+    let pki = pki_dir(&home);
+    let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
+    let dir = controller_dir(&home);
+    let old = tls::IssuedCert::load(&dir).ok();
+    let fresh = ca.issue_controller("vnet-te-controller").context("issuing the controller certificate")?;
+    if let Some(old) = &old {
+        let fp = revoke(&home, &old.cert_pem, "controller certificate, replaced by cluster rotate")?;
+        eprintln!("pki: revoked the controller certificate {fp}");
+    }
+    fresh.save(&dir).with_context(|| format!("saving the controller certificate to {}", dir.display()))?;
+    eprintln!("pki: controller certificate replaced in {}", dir.display());
+    report_unreached(push_revocations(&home, &state.nodes, &ssh).await?, "vnet-te cluster rotate")?;
+    for n in &state.nodes {
+        wait_for_agent(&home, &n.name, n.agent).await?;
+    }
+    eprintln!("cluster: every agent ({}) answers the new controller certificate", state.nodes.len());
     Ok(())
 }
 
@@ -469,6 +644,15 @@ mod tests {
             "joining the swarm: `docker swarm join --token SWMTKN-<redacted> '10.0.0.1:2377'` exited 1: \
              Error response from daemon: rejected SWMTKN-<redacted>"
         );
+    }
+
+    #[test]
+    fn the_source_address_of_a_route() {
+        let out = "10.196.251.2 dev eth0 src 10.196.251.3 uid 0 \\    cache ";
+        assert_eq!(route_source(out), Some("10.196.251.3".parse().unwrap()));
+        assert_eq!(route_source("local 10.0.0.1 dev lo table local src 10.0.0.1 uid 0"), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(route_source("unreachable 10.0.0.9"), None);
+        assert_eq!(route_source("10.0.0.9 dev eth0 src"), None);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The cluster: what the controller on the swarm manager knows about its nodes, and the
-//! commands that change it (`cluster init|status`, `node add|list|remove`).
+//! commands that change it (`cluster init|status|rotate`, `node add|list|remove|reissue`).
 //!
 //! State lives in one directory on the manager (`$VNET_TE_HOME`, default `~/.vnet-te`):
 //!
 //! ```text
 //! cluster.json              manager name and address, the nodes and their agent addresses
 //! pki/ca.pem ca-key.pem     the cluster CA (made at `cluster init`; the key never leaves)
+//! pki/revoked.txt           certificates the CA no longer vouches for (copied to every agent)
+//! pki/agents/NODE.pem       each agent's current certificate (to revoke it)
 //! controller/{ca,cert,key}.pem   the controller's client certificate for the agents
 //! paths/NAME.json           the plan each running path was made from (`exec::state`)
 //! ```
@@ -25,10 +27,11 @@ use serde::{Deserialize, Serialize};
 use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::Node;
 use vnet_te_agent::remote::RemoteNode;
+use vnet_te_agent::revocation::{RevocationList, REVOKED_FILE};
 use vnet_te_agent::tls;
 
-use crate::exec::nodes::Nodes;
 use crate::core::plan::LOCAL_NODE;
+use crate::exec::nodes::Nodes;
 
 /// The agent's TCP port unless `node add --agent-port` says otherwise.
 pub const DEFAULT_AGENT_PORT: u16 = 7443;
@@ -88,8 +91,7 @@ pub fn load_state(home: &Path) -> anyhow::Result<Option<ClusterState>> {
     let f = state_file(home);
     match std::fs::read_to_string(&f) {
         Ok(text) => {
-            let s: ClusterState =
-                serde_json::from_str(&text).with_context(|| format!("reading cluster state {}", f.display()))?;
+            let s: ClusterState = serde_json::from_str(&text).with_context(|| format!("reading cluster state {}", f.display()))?;
             if s.version != STATE_VERSION {
                 bail!("{} has version {}, this vnet-te reads version {STATE_VERSION}", f.display(), s.version);
             }
@@ -110,12 +112,27 @@ pub fn save_state(home: &Path, s: &ClusterState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The controller's TLS client configuration: its certificate, trusting only the cluster CA.
+/// The controller's TLS client configuration: its certificate, trusting only the cluster CA
+/// and refusing agents whose certificates the CA's revocation list names.
 fn controller_tls(home: &Path) -> anyhow::Result<rustls::ClientConfig> {
     let dir = controller_dir(home);
-    let id = tls::IssuedCert::load(&dir)
-        .with_context(|| format!("loading the controller certificate from {} (run `vnet-te cluster init`)", dir.display()))?;
-    Ok(tls::client_config(&id)?)
+    let id = tls::IssuedCert::load(&dir).with_context(|| format!("loading the controller certificate from {} (run `vnet-te cluster init`)", dir.display()))?;
+    Ok(tls::client_config_with(&id, load_revocations(home)?)?)
+}
+
+/// The CA's revocation list (`pki/revoked.txt`; none yet: empty).
+fn load_revocations(home: &Path) -> anyhow::Result<RevocationList> {
+    RevocationList::load(&revoked_file(home)).map_err(|e| anyhow::anyhow!("the cluster's revocation list: {e}"))
+}
+
+fn revoked_file(home: &Path) -> PathBuf {
+    pki_dir(home).join(REVOKED_FILE)
+}
+
+/// Where the controller keeps each agent's current certificate (public), so that `node
+/// remove` and `node reissue` can revoke it without asking the node.
+fn issued_agent_file(home: &Path, node: &str) -> PathBuf {
+    pki_dir(home).join("agents").join(format!("{node}.pem"))
 }
 
 /// Where the running paths' plans are kept (`exec::state`).
@@ -135,9 +152,8 @@ fn controller_dir(home: &Path) -> PathBuf {
 pub async fn nodes() -> anyhow::Result<Nodes> {
     let home = home();
     let Some(state) = load_state(&home)? else {
-        let node = LocalNode::connect(LOCAL_NODE).await.context(
-            "no Docker engine answered; start one (`bash deploy/ensure-docker.sh` installs and starts it)",
-        )?;
+        let node =
+            LocalNode::connect(LOCAL_NODE).await.context("no Docker engine answered; start one (`bash deploy/ensure-docker.sh` installs and starts it)")?;
         return Ok(Nodes::single(Arc::new(node), paths_dir(&home)));
     };
     let manager = Arc::new(connect_manager(&state).await?);
@@ -146,9 +162,7 @@ pub async fn nodes() -> anyhow::Result<Nodes> {
 
 /// The manager's own engine, driven in-process.
 async fn connect_manager(state: &ClusterState) -> anyhow::Result<LocalNode> {
-    LocalNode::connect(&state.manager)
-        .await
-        .context("the manager's Docker engine does not answer (is dockerd running?)")
+    LocalNode::connect(&state.manager).await.context("the manager's Docker engine does not answer (is dockerd running?)")
 }
 
 /// The cluster's nodes around an already connected manager: the others through their agents.
@@ -158,8 +172,7 @@ fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> 
     let mut by_name: BTreeMap<String, Arc<dyn Node>> = BTreeMap::new();
     by_name.insert(state.manager.clone(), manager.clone());
     for n in &state.nodes {
-        let remote = RemoteNode::new(&n.name, n.agent, &client)
-            .with_context(|| format!("setting up the client for node {}", n.name))?;
+        let remote = RemoteNode::new(&n.name, n.agent, &client).with_context(|| format!("setting up the client for node {}", n.name))?;
         by_name.insert(n.name.clone(), Arc::new(remote));
     }
     // Each node's own address carries the VXLAN links between nodes.
@@ -180,4 +193,4 @@ fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> 
 
 mod bootstrap;
 
-pub use bootstrap::{add, init, print_status, remove, status, AddArgs, InitArgs, NodeStatus, RemoveArgs};
+pub use bootstrap::{add, init, print_status, reissue, remove, rotate, status, AddArgs, InitArgs, NodeStatus, RemoveArgs, SshArgs};
