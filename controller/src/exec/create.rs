@@ -461,7 +461,7 @@ pub async fn roll_back(plan: &Plan, nodes: &Nodes, run: &Run, e: DeployError) ->
         }
         _ => {}
     }
-    let undo = match teardown::delete_selected(nodes, Select::Run(run.id())).await {
+    let undo = match roll_back_patiently(nodes, run).await {
         Ok(r) if r.unreached.is_empty() => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
         Ok(r) => format!(
             "rolled back on the nodes that answer: removed {} containers and {} networks; {}; once {} answer{} again, \
@@ -482,6 +482,27 @@ pub async fn roll_back(plan: &Plan, nodes: &Nodes, run: &Run, e: DeployError) ->
         "fix the cause and run the same command again"
     };
     anyhow::Error::new(e).context(format!("creating path '{}' failed; {undo}; {next}", plan.name))
+}
+
+/// How long a rollback keeps trying a node that does not answer: an agent or engine that
+/// restarts answers again within it.
+#[cfg(not(test))]
+const ROLLBACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Short for the unit tests, whose fake nodes answer (or not) at once.
+#[cfg(test)]
+const ROLLBACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Removes the run's objects; a node that did not answer is tried again (every 2 s, for up to
+/// `ROLLBACK_PATIENCE`) before it is reported.
+async fn roll_back_patiently(nodes: &Nodes, run: &Run) -> Result<teardown::Removed, DeployError> {
+    let deadline = std::time::Instant::now() + ROLLBACK_PATIENCE;
+    let mut done = teardown::delete_selected(nodes, Select::Run(run.id())).await?;
+    while !done.unreached.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let again = teardown::delete_selected(nodes, Select::Run(run.id())).await?;
+        done = teardown::Removed { containers: done.containers + again.containers, networks: done.networks + again.networks, unreached: again.unreached };
+    }
+    Ok(done)
 }
 
 /// What of `plan` may be left on the nodes that did not answer: "node n3 did not answer

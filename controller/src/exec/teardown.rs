@@ -70,9 +70,15 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
 
 /// Finds what `select` names on every node that answers, and the nodes that do not.
 pub async fn find_reachable(nodes: &Nodes, select: Select<'_>) -> (Existing, Vec<Unreached>) {
+    find_skipping(nodes, select, &[]).await
+}
+
+/// As `find_reachable`, leaving out nodes already known not to answer.
+async fn find_skipping(nodes: &Nodes, select: Select<'_>, skip: &[Unreached]) -> (Existing, Vec<Unreached>) {
     let (label, value) = select.label();
     let mut ex = Existing::default();
-    let all: Vec<(String, Arc<dyn Node>)> = nodes.by_name.iter().map(|(n, node)| (n.clone(), node.clone())).collect();
+    let all: Vec<(String, Arc<dyn Node>)> =
+        nodes.by_name.iter().filter(|(n, _)| !skip.iter().any(|u| u.node == **n)).map(|(n, node)| (n.clone(), node.clone())).collect();
     let found = stream::iter(all)
         .map(|(name, node)| async move {
             let c = node.find_containers(label, value).await;
@@ -160,7 +166,8 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
     // Two sweeps: a create interrupted mid-request can land one more object just after
     // the first listing.
     for _sweep in 0..2 {
-        let (ex, unreached) = find_reachable(nodes, select).await;
+        // A node that did not answer the first sweep is not asked again (its retries take a while).
+        let (ex, unreached) = find_skipping(nodes, select, &removed.unreached).await;
         for u in unreached {
             if !removed.unreached.iter().any(|r| r.node == u.node) {
                 removed.unreached.push(u);

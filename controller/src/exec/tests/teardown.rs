@@ -172,6 +172,28 @@ async fn a_node_lost_during_a_create_is_named_and_the_others_are_rolled_back() {
     assert!(removed.unreached.is_empty() && labelled(&fakes, "p").is_empty(), "{removed:?}");
 }
 
+/// A node that stops answering only for a moment (its agent restarting) is tried again: the
+/// rollback is complete once it answers.
+#[tokio::test]
+async fn a_rollback_waits_for_a_node_that_answers_again_shortly() {
+    use crate::exec::create::{roll_back, Run};
+    let nodes = ["n1", "n2"];
+    let p = chain("p", 4, &nodes, Wiring::Direct);
+    let fakes = Fakes::new(&nodes);
+    let run = Run::new();
+    create(&p, &fakes.nodes(), &run, &NoProgress).await.unwrap();
+    fakes.node("n2").set_lost(true);
+    let back = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        fakes.node("n2").set_lost(false);
+    };
+    let deployment = fakes.nodes();
+    let (message, ()) = futures_util::join!(roll_back(&p, &deployment, &run, DeployError::Interrupted("SIGINT")), back);
+    let message = format!("{message:#}");
+    assert!(message.contains("rolled back: removed 6 containers"), "{message}");
+    assert!(labelled(&fakes, "p").is_empty(), "{}", fakes.journal.dump());
+}
+
 /// A delete of one path while another path's create makes its bridges never leaves the
 /// second without the forwarding rule, whatever the interleaving.
 #[tokio::test]
