@@ -163,7 +163,7 @@ async fn a_node_lost_during_a_create_is_named_and_the_others_are_rolled_back() {
         .chain(p.hosts.iter().filter(|h| h.node == "n3").map(|h| h.name.as_str()))
         .collect();
     assert!(message.contains("rolled back on the nodes that answer"), "{message}");
-    assert!(message.contains(&format!("node n3 did not answer (")) && message.contains(&format!("{} may be left there", there.join(", "))), "{message}");
+    assert!(message.contains("node n3 did not answer (") && message.contains(&format!("{} may be left there", there.join(", "))), "{message}");
     assert!(message.contains("`vnet-te path delete p`") && message.contains("`vnet-te path delete --force p`"), "{message}");
     assert!(fakes.node("n1").containers().is_empty() && fakes.node("n2").containers().is_empty(), "{}", fakes.journal.dump());
     assert!(!fakes.node("n3").containers().is_empty());
