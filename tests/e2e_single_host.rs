@@ -7,6 +7,10 @@
 
 #[path = "common/skip.rs"]
 mod skip;
+#[path = "common/leftovers.rs"]
+mod leftovers;
+
+use leftovers::{assert_nothing_left, container_ids, Engine};
 
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -241,7 +245,7 @@ fn two_paths_side_by_side_and_a_name_clash() {
 }
 
 #[test]
-fn failure_half_way_rolls_back_everything_it_created() {
+fn faults_failure_half_way_rolls_back_everything_it_created() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_ready("failure_half_way") {
         return;
@@ -259,7 +263,7 @@ fn failure_half_way_rolls_back_everything_it_created() {
     assert!(err.contains("rolled back"), "{err}");
     assert!(err.contains("vte-e2efail-r3"), "{err}");
     assert_eq!(err.matches("is already in use").count(), 1, "Docker's message once, not once per layer: {err}");
-    assert_eq!(labelled("e2efail"), (0, 0), "rollback left labelled objects");
+    assert_nothing_left(Engine::Local, "e2efail", &[]);
 }
 
 /// `vnet-te path create ARGS` started in the background, its stderr collected line by line.
@@ -314,7 +318,7 @@ fn finish(mut child: std::process::Child, rx: &std::sync::mpsc::Receiver<String>
 /// SIGINT, SIGTERM and SIGHUP half-way through a create roll it back and say so; after the
 /// path exists, a signal during verification ends the command at once and leaves the path.
 #[test]
-fn signals_during_create_roll_back_and_during_verify_end_the_command() {
+fn faults_signals_during_create_roll_back_and_during_verify_end_the_command() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_ready("signals_during_create") {
         return;
@@ -330,11 +334,12 @@ fn signals_during_create_roll_back_and_during_verify_end_the_command() {
             assert!(std::time::Instant::now() < deadline, "no container of {name} appeared");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let ids = container_ids(Engine::Local, name);
         signal(&child, sig);
         let (code, err) = finish(child, &rx, std::time::Duration::from_secs(30));
         assert_eq!(code, Some(3), "SIG{sig}: {err}");
         assert!(err.contains(&format!("interrupted by SIG{sig}")) && err.contains("rolled back"), "SIG{sig}: {err}");
-        assert_eq!(labelled(name), (0, 0), "SIG{sig} left labelled objects");
+        assert_nothing_left(Engine::Local, name, &ids);
     }
     // Verification of a 2 s round trip takes seconds: interrupted there, the path stays.
     let (child, rx) = spawn_create(&["--hops", "3", "--name", name, "--delay", "1s"]);
@@ -350,14 +355,54 @@ fn signals_during_create_roll_back_and_during_verify_end_the_command() {
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("interrupted by SIGINT") && err.contains("was created but not verified"), "{err}");
     assert_eq!(labelled(name).0, 5, "the created path stays");
+    let ids = container_ids(Engine::Local, name);
     assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
+    assert_nothing_left(Engine::Local, name, &ids);
+}
+
+/// Every object a create makes carries its run's label, and a rollback takes only its own
+/// run's objects: a container of the same path made by another run (here by hand, labelled
+/// as one) stays until `path delete`, which goes by the path's label.
+#[test]
+fn faults_a_rollback_takes_only_its_own_runs_objects() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("faults_a_rollback_takes_only_its_own_runs_objects") {
+        return;
+    }
+    let name = "e2erun";
+    let _c = Cleanup(name);
+    let _ = vnet(&["path", "delete", name]);
+    let (child, rx) = spawn_create(&["--hops", "12", "--name", name]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while labelled(name).0 < 3 {
+        assert!(std::time::Instant::now() < deadline, "no container of {name} appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let f = format!("label=vnet-te.path={name}");
+    let runs = docker(&["ps", "-a", "--filter", &f, "--format", "{{.Label \"vnet-te.run\"}}"]);
+    let runs: std::collections::BTreeSet<&str> = runs.lines().collect();
+    assert_eq!(runs.len(), 1, "one run label on every container: {runs:?}");
+    assert!(!runs.iter().next().unwrap().is_empty(), "the run label is set");
+    let other = format!("vte-{name}-other");
+    docker(&[
+        "create", "--name", &other, "--network", "none", "--label", &format!("vnet-te.path={name}"), "--label", "vnet-te.run=another-run",
+        &format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION")),
+    ]);
+    let ids = container_ids(Engine::Local, name);
+    signal(&child, "TERM");
+    let (code, err) = finish(child, &rx, std::time::Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("rolled back: removed"), "{err}");
+    let left = docker(&["ps", "-a", "--filter", &f, "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), other, "only the other run's container stays");
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_nothing_left(Engine::Local, name, &ids);
 }
 
 /// Two creates of one name at once: exactly one makes and verifies the path, the other is
 /// refused (exit 2) before touching anything, and the path is whole.
 #[test]
-fn two_creates_of_one_name_at_once_one_wins_the_other_is_refused() {
+fn faults_two_creates_of_one_name_at_once_one_wins_the_other_is_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_ready("two_creates_of_one_name") {
         return;
@@ -376,8 +421,9 @@ fn two_creates_of_one_name_at_once_one_wins_the_other_is_refused() {
     assert!(loser.contains(&format!("path '{name}' is being changed by another vnet-te run")) || loser.contains("already exists"), "{loser}");
     assert_eq!(labelled(name).0, 8, "the winner's path is whole");
     assert_eq!(vnet(&["path", "verify", name]).status.code(), Some(0));
+    let ids = container_ids(Engine::Local, name);
     assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
+    assert_nothing_left(Engine::Local, name, &ids);
 }
 
 /// The plan of a running path is kept by the controller (`$VNET_TE_HOME/paths`, 0600), not in
@@ -417,9 +463,10 @@ fn faults_a_plan_written_into_a_host_has_no_effect() {
     let hops = report["hops"].as_array().expect("hops");
     assert_eq!(hops.len(), 3);
     assert!(!report.to_string().contains("vte-elsewhere"), "{report}");
+    let ids = container_ids(Engine::Local, name);
     assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
     assert!(!stored.exists(), "delete removes the stored plan");
-    assert_eq!(labelled(name), (0, 0));
+    assert_nothing_left(Engine::Local, name, &ids);
 }
 
 /// A router restarted by hand (its links and delay lines gone with its namespace), another
@@ -463,8 +510,9 @@ fn faults_restarted_stopped_and_removed_containers_are_repaired_in_place() {
     let again = vnet(&["path", "repair", name, "--no-verify"]);
     assert_eq!(again.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&again.stderr).contains("every container, link and delay line is in place"));
+    let ids = container_ids(Engine::Local, name);
     assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
+    assert_nothing_left(Engine::Local, name, &ids);
     let lines = std::fs::read_dir("/run/vnet-te/delay")
         .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(&format!("vte-{name}-"))).count())
         .unwrap_or(0);
@@ -519,4 +567,41 @@ fn single_host_docker_wiring_builds_one_network_per_link() {
     assert_eq!(vnet(&["path", "update", name, "--hops", "4", "--name", name]).status.code(), Some(0));
     assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
     assert_eq!(labelled(name), (0, 0));
+}
+
+/// Why routers get SYS_ADMIN: FRR's zebra and bgpd ask for it at start and exit without it,
+/// while staticd and the devices the setup script makes (VXLAN, bridge) do not need it. On
+/// the real router image, once with a router's capabilities and once without SYS_ADMIN.
+#[test]
+fn router_caps_frr_zebra_and_bgpd_need_sys_admin_and_nothing_else_does() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("router_caps_frr_zebra_and_bgpd_need_sys_admin") {
+        return;
+    }
+    let script = "install -d -o frr -g frr -m 755 /var/run/frr; printf 'hostname r1\\n' > /tmp/z.conf; \
+                  printf 'router bgp 65001\\n bgp router-id 10.0.0.1\\n' > /tmp/f.conf; chown frr /tmp/z.conf /tmp/f.conf; \
+                  for d in zebra bgpd staticd; do f=/tmp/f.conf; [ $d = zebra ] && f=/tmp/z.conf; \
+                  /usr/lib/frr/$d -d -F datacenter -A 127.0.0.1 --limit-fds 1024 -f $f 2>&1 | grep -o 'cap_set_proc failed' | sed \"s/^/$d: /\"; done; \
+                  sleep 1; for d in zebra bgpd staticd; do pgrep -x $d >/dev/null && echo \"$d runs\"; done; \
+                  ip link add vx1 type vxlan id 5 local 10.0.0.1 dstport 4789 nolearning && echo 'vxlan made'; \
+                  ip link add br1 type bridge && echo 'bridge made'; true";
+    let run = |caps: &[&str]| {
+        let mut args = vec!["run".to_string(), "--rm".into(), "--network".into(), "none".into(), "--label".into(), "vnet-te.object=caps-probe".into()];
+        for c in caps {
+            args.extend(["--cap-add".to_string(), c.to_string()]);
+        }
+        args.extend([format!("vnet-te/router:{}", env!("CARGO_PKG_VERSION")), "bash".into(), "-c".into(), script.into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(&args)
+    };
+    let with = run(&["NET_ADMIN", "NET_RAW", "SYS_ADMIN"]);
+    for want in ["zebra runs", "bgpd runs", "staticd runs", "vxlan made", "bridge made"] {
+        assert!(with.contains(want), "with SYS_ADMIN: {want}:\n{with}");
+    }
+    assert!(!with.contains("cap_set_proc failed"), "{with}");
+    let without = run(&["NET_ADMIN", "NET_RAW"]);
+    for want in ["zebra: cap_set_proc failed", "bgpd: cap_set_proc failed", "staticd runs", "vxlan made", "bridge made"] {
+        assert!(without.contains(want), "without SYS_ADMIN: {want}:\n{without}");
+    }
+    assert!(!without.contains("zebra runs") && !without.contains("bgpd runs"), "{without}");
 }

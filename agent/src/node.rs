@@ -24,6 +24,9 @@ pub mod labels {
     /// On experiment hosts attached to a LAN of their node: the node's interface their
     /// macvlan sits on. A delete takes such a host's macvlans away before the host.
     pub const ATTACH: &str = "vnet-te.attach";
+    /// The run (one `path create` or `path repair`) that made the object: a rollback removes
+    /// only its own run's objects.
+    pub const RUN: &str = "vnet-te.run";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

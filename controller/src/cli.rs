@@ -298,6 +298,10 @@ pub struct DeleteTarget {
 pub struct DeleteArgs {
     #[command(flatten)]
     pub target: DeleteTarget,
+    /// When a node does not answer: forget its share of the path (and the controller's
+    /// state) instead of failing; a later delete while it answers removes what is left there.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -451,7 +455,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Path(PathCommand::Show(a)) => runtime()?.block_on(path::show(&a.name, a.output.into())),
         Command::Path(PathCommand::Delete(a)) => {
             let target = if a.target.all { None } else { a.target.name };
-            runtime()?.block_on(path::delete(target.as_deref()))
+            runtime()?.block_on(path::delete(target.as_deref(), a.force))
         }
         Command::Path(PathCommand::Update(a)) => runtime()?.block_on(path::update(path::UpdateOptions {
             path: a.path,

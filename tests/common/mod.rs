@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod lan;
+pub mod leftovers;
 pub mod skip;
 
 use std::path::{Path, PathBuf};

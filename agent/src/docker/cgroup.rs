@@ -34,7 +34,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Docker's cgroup driver, as `docker info` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Driver {
+pub(super) enum Driver {
     Cgroupfs,
     Systemd,
     /// Not reported, or one vnet-te does not know.
@@ -43,7 +43,7 @@ enum Driver {
 
 /// The cgroup hierarchy, as `docker info` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hierarchy {
+pub(super) enum Hierarchy {
     V1,
     V2,
 }
@@ -96,6 +96,34 @@ fn prepare_at(
     }
 }
 
+/// Removes vnet-te's group under the cgroup tree at `root` once nothing is in it: the last
+/// container of every path on the machine gone (the tree may be shared, as the nodes of a
+/// local cluster share the machine's). A group with a child group (a container's, whichever
+/// engine made it) stays; the kernel also refuses to remove one that still has processes.
+/// Returns whether a group was removed. Under systemd's driver the slice is systemd's.
+fn release_at(root: &Path, driver: Driver, hierarchy: Hierarchy) -> bool {
+    let groups: Vec<std::path::PathBuf> = match (driver, hierarchy) {
+        (Driver::Cgroupfs, Hierarchy::V2) => vec![root.join(CGROUP)],
+        // Docker makes the parent under every controller it uses, not only cpu.
+        (Driver::Cgroupfs, Hierarchy::V1) => {
+            std::fs::read_dir(root).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join(CGROUP)).filter(|p| p.is_dir()).collect()).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    let mut removed = false;
+    for g in groups {
+        let in_use = std::fs::read_dir(&g).map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().is_dir())).unwrap_or(true);
+        if in_use {
+            continue;
+        }
+        match std::fs::remove_dir(&g) {
+            Ok(()) => removed = true,
+            Err(e) => tracing::debug!(group = %g.display(), error = %e, "vnet-te's cgroup stays"),
+        }
+    }
+    removed
+}
+
 /// `systemctl set-property --runtime SLICE CPUWeight=W`: for this boot only, like the
 /// containers under it.
 fn systemctl_slice_weight(slice: &str, weight: u32) -> Result<(), String> {
@@ -110,9 +138,9 @@ fn systemctl_slice_weight(slice: &str, weight: u32) -> Result<(), String> {
     }
 }
 
-/// See the module documentation. `VNET_TE_CGROUP=off` leaves the containers where Docker puts
-/// them (to compare with and without the group).
-async fn prepare_cgroup(docker: &Docker) -> Option<String> {
+/// The engine's cgroup driver and hierarchy (None with `VNET_TE_CGROUP=off`, which leaves the
+/// containers where Docker puts them, to compare with and without the group).
+async fn layout(docker: &Docker) -> Option<(Driver, Hierarchy)> {
     if std::env::var("VNET_TE_CGROUP").is_ok_and(|v| v == "off") {
         return None;
     }
@@ -124,6 +152,11 @@ async fn prepare_cgroup(docker: &Docker) -> Option<String> {
     };
     let hierarchy =
         if info.cgroup_version == Some(SystemInfoCgroupVersionEnum::_2) { Hierarchy::V2 } else { Hierarchy::V1 };
+    Some((driver, hierarchy))
+}
+
+/// See the module documentation: made (again, when the last path took it away) and weighted.
+fn prepare_cgroup(driver: Driver, hierarchy: Hierarchy) -> Option<String> {
     match prepare_at(Path::new(CGROUP_ROOT), driver, hierarchy, &systemctl_slice_weight) {
         Ok(parent) => {
             tracing::debug!(parent, ?driver, ?hierarchy, "containers run in vnet-te's weighted cgroup");
@@ -137,9 +170,20 @@ async fn prepare_cgroup(docker: &Docker) -> Option<String> {
 }
 
 impl LocalNode {
-    /// See `prepare_cgroup`; prepared once per process.
+    /// See `prepare_cgroup`: the engine is asked once per process, the group made (or found)
+    /// for every container, as the last path's delete may have removed it.
     pub(super) async fn cgroup_parent(&self) -> Option<String> {
-        self.cgroup_parent.get_or_init(|| prepare_cgroup(&self.docker)).await.clone()
+        let (driver, hierarchy) = (*self.cgroup_layout.get_or_init(|| layout(&self.docker)).await)?;
+        prepare_cgroup(driver, hierarchy)
+    }
+
+    /// After a container went: removes vnet-te's group when nothing is left in it.
+    pub(super) async fn release_cgroup(&self) {
+        if let Some((driver, hierarchy)) = *self.cgroup_layout.get_or_init(|| layout(&self.docker)).await {
+            if release_at(Path::new(CGROUP_ROOT), driver, hierarchy) {
+                tracing::debug!("vnet-te's cgroup removed with the last container in it");
+            }
+        }
     }
 }
 
@@ -177,6 +221,30 @@ mod tests {
 
     fn no_systemctl(_: &str, _: u32) -> Result<(), String> {
         panic!("systemctl is not for the cgroupfs driver")
+    }
+
+    #[test]
+    fn the_group_goes_only_once_no_container_group_is_left_in_it() {
+        let t = FakeRoot::new("release");
+        for (hierarchy, groups) in [(Hierarchy::V2, vec!["vnet-te"]), (Hierarchy::V1, vec!["cpu/vnet-te", "memory/vnet-te", "pids/vnet-te"])] {
+            for g in &groups {
+                std::fs::create_dir_all(t.0.join(g).join("c1")).unwrap();
+            }
+            // Another engine's (or path's) container still in the group: it stays.
+            assert!(!release_at(&t.0, Driver::Cgroupfs, hierarchy));
+            assert!(groups.iter().all(|g| t.0.join(g).is_dir()), "{hierarchy:?}");
+            for g in &groups {
+                std::fs::remove_dir(t.0.join(g).join("c1")).unwrap();
+            }
+            assert!(release_at(&t.0, Driver::Cgroupfs, hierarchy), "{hierarchy:?}");
+            assert!(groups.iter().all(|g| !t.0.join(g).exists()), "{hierarchy:?}");
+            // Nothing to remove: nothing happens.
+            assert!(!release_at(&t.0, Driver::Cgroupfs, hierarchy));
+        }
+        // systemd's slice is systemd's.
+        std::fs::create_dir_all(t.0.join("vnet-te")).unwrap();
+        assert!(!release_at(&t.0, Driver::Systemd, Hierarchy::V2));
+        assert!(t.0.join("vnet-te").is_dir());
     }
 
     #[test]

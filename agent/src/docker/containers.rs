@@ -360,6 +360,8 @@ pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
     }
     // Its delay lines end with it; their sockets and logs go now.
     super::delay::forget(name);
+    // With the last container of every path, vnet-te's weighted group goes too.
+    node.release_cgroup().await;
     Ok(())
 }
 

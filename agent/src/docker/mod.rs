@@ -51,8 +51,9 @@ pub fn pack_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
 pub struct LocalNode {
     name: String,
     docker: Docker,
-    /// The cgroup parent of vnet-te's containers, once prepared (`cgroup_parent`).
-    cgroup_parent: tokio::sync::OnceCell<Option<String>>,
+    /// The engine's cgroup driver and hierarchy, once asked (`cgroup_parent`); None: no
+    /// group of vnet-te's own.
+    cgroup_layout: tokio::sync::OnceCell<Option<(cgroup::Driver, cgroup::Hierarchy)>>,
     /// Networks of created containers that are connected only once they run
     /// (`containers::connect_after_start`), by container name.
     after_start: std::sync::Mutex<std::collections::HashMap<String, Vec<crate::node::Attachment>>>,
@@ -70,7 +71,7 @@ impl LocalNode {
         Ok(LocalNode {
             name: name.to_string(),
             docker,
-            cgroup_parent: tokio::sync::OnceCell::new(),
+            cgroup_layout: tokio::sync::OnceCell::new(),
             after_start: Default::default(),
         })
     }

@@ -76,6 +76,15 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     let started = Instant::now();
     if a.replace {
         let removed = teardown::delete(&nodes, Some(&spec.name)).await?;
+        if !removed.unreached.is_empty() {
+            let stored = state::stored_plan(&nodes.state_dir, &spec.name);
+            bail!(
+                "cannot replace path '{}': {}; nothing was created (once the node answers, run this again, or `vnet-te path delete --force {}` and then create it)",
+                spec.name,
+                unreached_text(stored.as_ref(), &removed.unreached),
+                spec.name
+            );
+        }
         if removed.containers + removed.networks > 0 {
             eprintln!("replaced: removed {} containers and {} networks of path {}", removed.containers, removed.networks, spec.name);
         }
@@ -89,13 +98,14 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
     underlay(&mut plan, &nodes).await;
 
     let progress = Bar::new();
+    let run = exec_create::Run::new();
     let result = tokio::select! {
-        r = exec_create::create(&plan, &nodes, &progress) => r,
+        r = exec_create::create(&plan, &nodes, &run, &progress) => r,
         signal = super::interrupted() => Err(DeployError::Interrupted(signal)),
     };
     progress.done();
     if let Err(e) = result.and_then(|()| Ok(state::save_new(&nodes.state_dir, &plan)?)) {
-        return Err(exec_create::roll_back(&plan, &nodes, e).await);
+        return Err(exec_create::roll_back(&plan, &nodes, &run, e).await);
     }
     // The path exists from here on: a signal ends the command, not the path.
     let name = plan.name.clone();
@@ -564,16 +574,53 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Deletes one path, or every path with `None`.
-pub async fn delete(target: Option<&str>) -> anyhow::Result<i32> {
+/// What may be left on nodes that did not answer, from the stored plan where there is one.
+fn unreached_text(stored: Option<&plan::Plan>, unreached: &[teardown::Unreached]) -> String {
+    match stored {
+        Some(p) => exec_create::left_on(p, unreached),
+        None => unreached
+            .iter()
+            .map(|u| format!("node {} did not answer ({}): what the path has there may be left", u.node, u.error))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Deletes one path, or every path with `None`. A node that does not answer keeps its share
+/// (exit 3, naming it) and the others are done; with `force` its share is forgotten with the
+/// controller-side state, and a later delete once it answers removes what is left there.
+pub async fn delete(target: Option<&str>, force: bool) -> anyhow::Result<i32> {
     let _lock = target.map(super::lock_path).transpose()?;
     let nodes = cluster::nodes().await?;
     let started = Instant::now();
+    let stored = target.and_then(|t| state::stored_plan(&nodes.state_dir, t));
     let removed = teardown::delete(&nodes, target).await?;
     let what = match target {
         None => "all paths".to_string(),
         Some(name) => format!("path {name}"),
     };
+    if !removed.unreached.is_empty() {
+        let again = target.map_or("--all".to_string(), str::to_string);
+        eprintln!(
+            "deleted what the nodes that answer hold of {what}: {} containers, {} networks in {:.1} s",
+            removed.containers,
+            removed.networks,
+            started.elapsed().as_secs_f64()
+        );
+        eprintln!("left: {}", unreached_text(stored.as_ref(), &removed.unreached));
+        if !force {
+            eprintln!(
+                "run `vnet-te path delete {again}` again once the node answers, or `vnet-te path delete --force {again}` to forget its share"
+            );
+            return Ok(exit::FAILED);
+        }
+        teardown::forget_state(&nodes, target)?;
+        eprintln!(
+            "--force: forgot {what} (the controller's state too); what is left on {} stays until `vnet-te path delete {again}` runs while it answers (labels find it)",
+            removed.unreached.iter().map(|u| u.node.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(exit::OK);
+    }
     if removed.containers + removed.networks == 0 {
         eprintln!("{what}: nothing to delete");
     } else {

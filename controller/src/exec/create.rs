@@ -14,7 +14,7 @@ use vnet_te_agent::node::{ContainerSpec, Node, NodeError};
 
 use super::nodes::{DeployError, Nodes, Progress, Step, PARALLELISM};
 use super::pool::RankedPool;
-use super::teardown::{self, find};
+use super::teardown::{self, find, Select};
 use crate::core::objects::{container_specs, direct_links, impairments, network_specs, vyos_image, DirectLink, Impairment};
 use crate::core::plan::sessions::{routers_waiting_for_bgp, start_after};
 use crate::core::plan::{Driver, Plan};
@@ -32,14 +32,46 @@ const BGPD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 /// then names a router whose BGP never came up).
 pub(super) const BGPD_WAIT_SECS: u32 = 15;
 
-/// Creates every network and container of the plan and starts them. On any error the
-/// caller rolls back (`roll_back`: labels find everything this created).
-pub async fn create(plan: &Plan, nodes: &Nodes, progress: &dyn Progress) -> Result<(), DeployError> {
+/// One create (or repair) run: its id labels every object it makes (`labels::RUN`), so its
+/// rollback removes what this run made and nothing another run made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run(String);
+
+impl Run {
+    /// An id no other run on this controller has: the clock in ns and the process id.
+    pub fn new() -> Self {
+        let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Run(format!("{:x}-{:x}", ns, std::process::id()))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.0
+    }
+
+    /// Puts the run's label on a container or network's labels.
+    pub fn label(&self, labels: &mut BTreeMap<String, String>) {
+        labels.insert(vnet_te_agent::node::labels::RUN.to_string(), self.0.clone());
+    }
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Creates every network and container of the plan and starts them, each labelled with
+/// `run`. On any error the caller rolls back (`roll_back`: the run's label finds everything
+/// this created).
+pub async fn create(plan: &Plan, nodes: &Nodes, run: &Run, progress: &dyn Progress) -> Result<(), DeployError> {
     let files = render::render(plan)?;
-    let containers = container_specs(plan, &files);
+    let mut containers = container_specs(plan, &files);
+    for (_, c) in &mut containers {
+        run.label(&mut c.labels);
+    }
     preflight(plan, nodes, &containers, progress).await?;
     let t0 = std::time::Instant::now();
-    make_networks(plan, nodes, &containers, progress).await?;
+    make_networks(plan, nodes, run, &containers, progress).await?;
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
     let waiting = routers_waiting_for_bgp(plan);
     let links = direct_links(plan, &nodes.underlay, &waiting)?;
@@ -108,14 +140,23 @@ async fn preflight(plan: &Plan, nodes: &Nodes, containers: &[(String, ContainerS
 
 /// The plan's Docker networks (overlays on the manager), and the forwarding rule on nodes
 /// with bridges.
-async fn make_networks(plan: &Plan, nodes: &Nodes, containers: &[(String, ContainerSpec)], progress: &dyn Progress) -> Result<(), DeployError> {
+async fn make_networks(plan: &Plan, nodes: &Nodes, run: &Run, containers: &[(String, ContainerSpec)], progress: &dyn Progress) -> Result<(), DeployError> {
     let used_nodes: BTreeSet<&String> = containers.iter().map(|(n, _)| n).collect();
+    // Until the bridges exist, a delete of another path must not withdraw the rule they need.
+    let _rule = if plan.networks.iter().any(|n| n.driver == Driver::Bridge) {
+        Some(super::lock::forwarding(&nodes.state_dir).await?)
+    } else {
+        None
+    };
     for node in &used_nodes {
         if plan.networks.iter().any(|n| n.driver == Driver::Bridge && n.nodes.contains(node)) {
             nodes.get(node)?.bridge_forwarding(true).await.map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
         }
     }
-    let networks = network_specs(plan);
+    let mut networks = network_specs(plan);
+    for (_, spec) in &mut networks {
+        run.label(&mut spec.labels);
+    }
     progress.step(Step::Networks, networks.len());
     let mut net_jobs = Vec::new();
     for (on, spec) in &networks {
@@ -349,20 +390,73 @@ pub(super) async fn make_link(link: &DirectLink, node: &dyn Node) -> Result<(), 
     }
 }
 
-/// After a create failed or was interrupted: removes what it made (labels find everything)
-/// and returns the error with what happened and what to run next. A create refused before
-/// it made anything (the path exists, an image is missing) removes nothing.
-pub async fn roll_back(plan: &Plan, nodes: &Nodes, e: DeployError) -> anyhow::Error {
+/// After a create failed or was interrupted: removes what this run made (its run label finds
+/// everything, and nothing another run made) on every node that answers, and returns the
+/// error with what happened, what is left where and what to run next. A create refused
+/// before it made anything (the path exists, an image is missing) removes nothing.
+pub async fn roll_back(plan: &Plan, nodes: &Nodes, run: &Run, e: DeployError) -> anyhow::Error {
     match e {
         DeployError::Exists(_) => return anyhow::Error::new(e).context(BadInput(format!("cannot create path '{}'", plan.name))),
         DeployError::ImageMissing { .. } => return anyhow::Error::new(e).context(format!("cannot create path '{}' (nothing was created)", plan.name)),
         _ => {}
     }
-    let undo = match teardown::delete(nodes, Some(&plan.name)).await {
-        Ok(r) => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
+    let undo = match roll_back_patiently(nodes, run).await {
+        Ok(r) if r.unreached.is_empty() => format!("rolled back: removed {} containers and {} networks", r.containers, r.networks),
+        Ok(r) => format!(
+            "rolled back on the nodes that answer: removed {} containers and {} networks; {}; once {} answer{} again, \
+             remove what is left with `vnet-te path delete {}` (or forget it with `vnet-te path delete --force {}`)",
+            r.containers,
+            r.networks,
+            left_on(plan, &r.unreached),
+            r.unreached.iter().map(|u| u.node.as_str()).collect::<Vec<_>>().join(", "),
+            if r.unreached.len() == 1 { "s" } else { "" },
+            plan.name,
+            plan.name
+        ),
         Err(re) => format!("rollback failed too ({re}); remove the rest with `vnet-te path delete {}`", plan.name),
     };
     let next =
         if matches!(e, DeployError::Interrupted(_)) { "run the same command again to create it" } else { "fix the cause and run the same command again" };
     anyhow::Error::new(e).context(format!("creating path '{}' failed; {undo}; {next}", plan.name))
+}
+
+/// How long a rollback keeps trying a node that does not answer: an agent or engine that
+/// restarts answers again within it.
+#[cfg(not(test))]
+const ROLLBACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Short for the unit tests, whose fake nodes answer (or not) at once.
+#[cfg(test)]
+const ROLLBACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Removes the run's objects; a node that did not answer is tried again (every 2 s, for up to
+/// `ROLLBACK_PATIENCE`) before it is reported.
+async fn roll_back_patiently(nodes: &Nodes, run: &Run) -> Result<teardown::Removed, DeployError> {
+    let deadline = std::time::Instant::now() + ROLLBACK_PATIENCE;
+    let mut done = teardown::delete_selected(nodes, Select::Run(run.id())).await?;
+    while !done.unreached.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let again = teardown::delete_selected(nodes, Select::Run(run.id())).await?;
+        done = teardown::Removed { containers: done.containers + again.containers, networks: done.networks + again.networks, unreached: again.unreached };
+    }
+    Ok(done)
+}
+
+/// What of `plan` may be left on the nodes that did not answer: "node n3 did not answer
+/// (why): r3, r6, dst may be left there".
+pub fn left_on(plan: &Plan, unreached: &[teardown::Unreached]) -> String {
+    unreached
+        .iter()
+        .map(|u| {
+            let there: Vec<&str> = plan
+                .routers
+                .iter()
+                .filter(|r| r.node == u.node)
+                .map(|r| r.name.as_str())
+                .chain(plan.hosts.iter().filter(|h| h.node == u.node).map(|h| h.name.as_str()))
+                .collect();
+            let what = if there.is_empty() { "its networks of the path".to_string() } else { there.join(", ") };
+            format!("node {} did not answer ({}): {what} may be left there", u.node, u.error)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

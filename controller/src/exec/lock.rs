@@ -89,6 +89,35 @@ impl PathLock {
     }
 }
 
+/// Held while a create enables the bridge forwarding rule and makes its bridges, and while a
+/// delete decides whether any bridge still needs the rule: so a delete never withdraws the
+/// rule between another path's enabling it and its bridges appearing. A blocking lock on
+/// `<dir>/forwarding.lock` in the controller's state directory (not a path's name: those
+/// files end in `.json`), released when the value drops or the process ends.
+#[derive(Debug)]
+pub struct ForwardingLock {
+    _file: File,
+}
+
+/// Waits for the forwarding rule's lock (see [`ForwardingLock`]).
+pub async fn forwarding(dir: &std::path::Path) -> Result<ForwardingLock, super::DeployError> {
+    let path = dir.join("forwarding.lock");
+    let p = path.clone();
+    let taken = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p.parent().unwrap_or(std::path::Path::new("/")))?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&p)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    match taken {
+        Ok(file) => Ok(ForwardingLock { _file: file }),
+        Err(source) => Err(super::DeployError::Lock { file: path.display().to_string(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

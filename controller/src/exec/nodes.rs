@@ -98,6 +98,12 @@ pub enum DeployError {
     Render(#[from] render::RenderError),
     #[error(transparent)]
     State(#[from] super::state::StateError),
+    #[error("taking the lock of the bridge forwarding rule ({file}): {source}")]
+    Lock {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What one step of a create is about; reported on failure.

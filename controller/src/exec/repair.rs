@@ -66,7 +66,12 @@ fn step(step: Step) -> impl Fn(NodeError) -> DeployError {
 pub async fn repair(plan: &Plan, nodes: &Nodes) -> Result<Repaired, DeployError> {
     let mut done = Repaired::default();
     let files = render::render(plan)?;
-    let specs = container_specs(plan, &files);
+    let mut specs = container_specs(plan, &files);
+    // A container made again belongs to this repair's run.
+    let run = super::create::Run::new();
+    for (_, c) in &mut specs {
+        run.label(&mut c.labels);
+    }
 
     // Containers: what runs, what is stopped, what is gone.
     let mut present: BTreeMap<String, bool> = BTreeMap::new();

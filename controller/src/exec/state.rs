@@ -80,6 +80,12 @@ pub fn forget(dir: &Path, name: &str) -> Result<(), StateError> {
     }
 }
 
+/// The stored plan of path `name`, whatever runs (None when there is none or it cannot be
+/// read): for saying what a node that does not answer may still hold.
+pub fn stored_plan(dir: &Path, name: &str) -> Option<Plan> {
+    read(dir, name).ok().flatten().map(|s| s.plan)
+}
+
 /// The names of the paths with a state file.
 pub fn stored_names(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };

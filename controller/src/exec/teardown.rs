@@ -1,5 +1,6 @@
 //! Finding and removing a path's objects by their labels: containers first, then networks,
-//! on every node.
+//! on every node. A node that does not answer keeps neither the listing nor the removal on
+//! the others: each node is done on its own, and what could not be reached is reported.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,15 +27,65 @@ impl Existing {
     }
 }
 
-/// Finds everything labelled with `path` (or every path, with None) on every node.
+/// Which labelled objects a find or delete is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select<'a> {
+    /// Everything of one path (every path with None).
+    Path(Option<&'a str>),
+    /// What one create run made (`labels::RUN`): a rollback takes only its own objects.
+    Run(&'a str),
+}
+
+impl Select<'_> {
+    fn label(&self) -> (&'static str, Option<&str>) {
+        match *self {
+            Select::Path(p) => (labels::PATH, p),
+            Select::Run(r) => (labels::RUN, Some(r)),
+        }
+    }
+}
+
+/// A node that did not answer: nothing of it was listed or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreached {
+    pub node: String,
+    pub error: String,
+}
+
+/// Finds everything labelled with `path` (or every path, with None) on every node; fails when
+/// any node does not answer.
 pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployError> {
+    let (ex, mut unreached) = find_reachable(nodes, Select::Path(path)).await;
+    match unreached.is_empty() {
+        true => Ok(ex),
+        false => {
+            let u = unreached.remove(0);
+            Err(DeployError::Step {
+                step: "listing labelled objects",
+                source: NodeError::Failed { doing: "finding the path's objects".into(), message: u.error },
+            })
+        }
+    }
+}
+
+/// Finds what `select` names on every node that answers, and the nodes that do not.
+pub async fn find_reachable(nodes: &Nodes, select: Select<'_>) -> (Existing, Vec<Unreached>) {
+    find_skipping(nodes, select, &[]).await
+}
+
+/// As `find_reachable`, leaving out nodes already known not to answer.
+async fn find_skipping(nodes: &Nodes, select: Select<'_>, skip: &[Unreached]) -> (Existing, Vec<Unreached>) {
+    let (label, value) = select.label();
     let mut ex = Existing::default();
     let all: Vec<(String, Arc<dyn Node>)> =
-        nodes.by_name.iter().map(|(n, node)| (n.clone(), node.clone())).collect();
+        nodes.by_name.iter().filter(|(n, _)| !skip.iter().any(|u| u.node == **n)).map(|(n, node)| (n.clone(), node.clone())).collect();
     let found = stream::iter(all)
         .map(|(name, node)| async move {
-            let c = node.find_containers(labels::PATH, path).await;
-            let n = node.find_networks(labels::PATH, path).await;
+            let c = node.find_containers(label, value).await;
+            let n = match c {
+                Ok(_) => node.find_networks(label, value).await,
+                Err(_) => Ok(Vec::new()),
+            };
             (name, c, n)
         })
         .buffer_unordered(PARALLELISM)
@@ -44,17 +95,24 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
     // manager can remove it.
     let manager = nodes.manager.name().to_string();
     let mut found = found;
-    found.sort_by_key(|(name, _, _)| *name != manager);
+    found.sort_by_key(|(name, _, _)| (*name != manager, name.clone()));
     let mut seen_nets = BTreeSet::new();
+    let mut unreached = Vec::new();
     for (node, c, n) in found {
-        let step = "listing labelled objects";
-        for f in c.map_err(|source| DeployError::Step { step, source })? {
+        let (c, n) = match (c, n) {
+            (Ok(c), Ok(n)) => (c, n),
+            (Err(e), _) | (_, Err(e)) => {
+                unreached.push(Unreached { node, error: e.to_string() });
+                continue;
+            }
+        };
+        for f in c {
             if f.running && f.labels.contains_key(labels::ATTACH) {
                 ex.attached.push((node.clone(), f.name.clone()));
             }
             ex.containers.push((node.clone(), f.name, f.running));
         }
-        for f in n.map_err(|source| DeployError::Step { step, source })? {
+        for f in n {
             // Overlays show up on every node that uses them; remove each once.
             if seen_nets.insert(f.name.clone()) {
                 ex.networks.push((node.clone(), f.name));
@@ -64,26 +122,57 @@ pub async fn find(nodes: &Nodes, path: Option<&str>) -> Result<Existing, DeployE
     ex.containers.sort();
     ex.networks.sort();
     ex.attached.sort();
-    Ok(ex)
+    (ex, unreached)
 }
 
-/// What a delete removed.
+/// What a delete removed, and the nodes it could not reach (their share may be left).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub containers: usize,
     pub networks: usize,
+    pub unreached: Vec<Unreached>,
 }
 
-/// Removes everything labelled with the path (every path, with None) on every node:
-/// the macvlans of hosts attached to a LAN (so none is left on the LAN's interface while the
-/// kernel frees a removed container's namespace), containers, then networks. Idempotent. Withdraws the bridge forwarding rule from
-/// nodes where no vnet-te network is left.
+/// Removes everything labelled with the path (every path, with None) on every node that
+/// answers; see [`delete_selected`]. The controller-side state goes only when every node
+/// answered (a node that comes back still holds its share, and a later delete removes it).
 pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, DeployError> {
+    let removed = delete_selected(nodes, Select::Path(path)).await?;
+    if removed.unreached.is_empty() {
+        forget_state(nodes, path)?;
+    }
+    Ok(removed)
+}
+
+/// Forgets the controller-side state of the path (every path with None).
+pub fn forget_state(nodes: &Nodes, path: Option<&str>) -> Result<(), DeployError> {
+    let names = match path {
+        Some(name) => vec![name.to_string()],
+        None => super::state::stored_names(&nodes.state_dir),
+    };
+    for name in names {
+        super::state::forget(&nodes.state_dir, &name)?;
+    }
+    Ok(())
+}
+
+/// Removes what `select` names on every node that answers: the macvlans of hosts attached to
+/// a LAN (so none is left on the LAN's interface while the kernel frees a removed container's
+/// namespace), containers, then networks. Idempotent. A node that does not answer is left as
+/// it is and named in the result; the others are done all the same. Withdraws the bridge
+/// forwarding rule from the nodes that answer where no vnet-te network is left.
+pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Removed, DeployError> {
     let mut removed = Removed::default();
     // Two sweeps: a create interrupted mid-request can land one more object just after
     // the first listing.
     for _sweep in 0..2 {
-        let ex = find(nodes, path).await?;
+        // A node that did not answer the first sweep is not asked again (its retries take a while).
+        let (ex, unreached) = find_skipping(nodes, select, &removed.unreached).await;
+        for u in unreached {
+            if !removed.unreached.iter().any(|r| r.node == u.node) {
+                removed.unreached.push(u);
+            }
+        }
         if ex.is_empty() {
             break;
         }
@@ -97,24 +186,25 @@ pub async fn delete(nodes: &Nodes, path: Option<&str>) -> Result<Removed, Deploy
         removed.networks += networks.len();
         remove_each(nodes, networks, "removing networks", |node, n| async move { node.remove_network(&n).await }).await?;
     }
-    for node in nodes.by_name.values() {
-        let left = node
-            .find_networks(labels::PATH, None)
-            .await
-            .map_err(|source| DeployError::Step { step: "listing networks", source })?;
+    // A create about to make bridges on a node enables the rule and makes them under the
+    // same lock: it is never withdrawn between the two.
+    let _rule = super::lock::forwarding(&nodes.state_dir).await?;
+    for (name, node) in &nodes.by_name {
+        if removed.unreached.iter().any(|u| u.node == *name) {
+            continue;
+        }
+        let left = match node.find_networks(labels::PATH, None).await {
+            Ok(left) => left,
+            Err(e) => {
+                removed.unreached.push(Unreached { node: name.clone(), error: e.to_string() });
+                continue;
+            }
+        };
         if left.is_empty() {
-            node.bridge_forwarding(false)
-                .await
-                .map_err(|source| DeployError::Step { step: "withdrawing the forwarding rule", source })?;
+            node.bridge_forwarding(false).await.map_err(|source| DeployError::Step { step: "withdrawing the forwarding rule", source })?;
         }
     }
-    let names = match path {
-        Some(name) => vec![name.to_string()],
-        None => super::state::stored_names(&nodes.state_dir),
-    };
-    for name in names {
-        super::state::forget(&nodes.state_dir, &name)?;
-    }
+    removed.unreached.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(removed)
 }
 
@@ -125,22 +215,15 @@ where
     F: Fn(Arc<dyn Node>, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), NodeError>>,
 {
-    let jobs = objects
-        .into_iter()
-        .map(|(n, o)| Ok(f(nodes.get(n)?.clone(), o.clone())))
-        .collect::<Result<Vec<_>, DeployError>>()?;
-    let mut failed: Vec<NodeError> =
-        stream::iter(jobs).buffer_unordered(PARALLELISM * 2).filter_map(|r| async move { r.err() }).collect().await;
+    let jobs = objects.into_iter().map(|(n, o)| Ok(f(nodes.get(n)?.clone(), o.clone()))).collect::<Result<Vec<_>, DeployError>>()?;
+    let mut failed: Vec<NodeError> = stream::iter(jobs).buffer_unordered(PARALLELISM * 2).filter_map(|r| async move { r.err() }).collect().await;
     failed.sort_by_key(|e| e.to_string());
     match failed.len() {
         0 => Ok(()),
         1 => Err(DeployError::Step { step, source: failed.remove(0) }),
         n => Err(DeployError::Step {
             step,
-            source: NodeError::Failed {
-                doing: format!("{n} removals"),
-                message: failed.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
-            },
+            source: NodeError::Failed { doing: format!("{n} removals"), message: failed.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ") },
         }),
     }
 }

@@ -8,7 +8,7 @@ use super::{plan_on, spec_file};
 use crate::core::compare::ATTACH_PING;
 use crate::core::plan::Plan;
 use crate::core::spec::Wiring;
-use crate::exec::create::{create, roll_back};
+use crate::exec::create::{create, roll_back, Run};
 use crate::exec::fake::{Call, Fakes};
 use crate::exec::observe::{verify, Quiet};
 use crate::exec::teardown::delete;
@@ -27,7 +27,8 @@ async fn the_macvlan_is_made_once_the_host_runs_and_goes_before_it() {
         let plan = attached(wiring);
         let src = plan.host("src").unwrap();
         let fakes = Fakes::new(&["local"]);
-        create(&plan, &fakes.nodes(), &NoProgress).await.unwrap();
+        let run = Run::new();
+        create(&plan, &fakes.nodes(), &run, &NoProgress).await.unwrap();
         let node = fakes.node("local");
         assert_eq!(node.macvlans_on("eth1"), [(src.container.clone(), "eth1".to_string())], "{wiring:?}");
         let j = &fakes.journal;
@@ -54,8 +55,9 @@ async fn a_failed_attachment_is_rolled_back_with_everything_else() {
     let plan = attached(Wiring::Direct);
     let fakes = Fakes::new(&["local"]);
     fakes.fail_on(|c| matches!(c, Call::ConnectMacvlan(_)));
-    let e = create(&plan, &fakes.nodes(), &NoProgress).await.unwrap_err();
-    let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), e).await);
+    let run = Run::new();
+    let e = create(&plan, &fakes.nodes(), &run, &NoProgress).await.unwrap_err();
+    let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), &run, e).await);
     assert!(message.contains("rolled back") && message.contains("macvlan"), "{message}");
     assert!(fakes.containers().is_empty() && fakes.networks().is_empty(), "{}", fakes.journal.dump());
 }
@@ -66,7 +68,8 @@ async fn verify_pings_the_attached_address_from_the_far_host() {
     let (src, dst) = (plan.host("src").unwrap(), plan.host("dst").unwrap());
     let target = src.attach.as_ref().unwrap().address;
     let fakes = Fakes::new(&["local"]);
-    create(&plan, &fakes.nodes(), &NoProgress).await.unwrap();
+    let run = Run::new();
+    create(&plan, &fakes.nodes(), &run, &NoProgress).await.unwrap();
     fakes.answer_from(&plan);
     let report = verify(&plan, &fakes.nodes(), Duration::from_secs(2), &Quiet).await;
     assert!(report.verified, "{report:#?}");

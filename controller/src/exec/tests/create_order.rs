@@ -53,7 +53,20 @@ fn sorted(calls: Vec<(String, Call)>) -> Vec<(String, String, Call)> {
 /// The creates, starts and links the nodes were asked for.
 fn made(fakes: &Fakes) -> Vec<(String, String, Call)> {
     let kinds = ["create_network", "create_container", "start_container", "connect_veth", "connect_vxlan", "connect_macvlan"];
-    sorted(fakes.journal.find(|e| kinds.contains(&e.call.kind())).into_iter().map(|e| (e.node, e.call)).collect())
+    // Each object carries its run's label, which the plan cannot know: compared without it,
+    // after checking that every object has one.
+    let unlabelled = |call: Call| match call {
+        Call::CreateContainer(mut c) => {
+            assert!(c.labels.remove(vnet_te_agent::node::labels::RUN).is_some(), "{} has no run label", c.name);
+            Call::CreateContainer(c)
+        }
+        Call::CreateNetwork(mut n) => {
+            assert!(n.labels.remove(vnet_te_agent::node::labels::RUN).is_some(), "{} has no run label", n.name);
+            Call::CreateNetwork(n)
+        }
+        other => other,
+    };
+    sorted(fakes.journal.find(|e| kinds.contains(&e.call.kind())).into_iter().map(|e| (e.node, unlabelled(e.call))).collect())
 }
 
 fn only(fakes: &Fakes, kind: &str, container: &str) -> Entry {

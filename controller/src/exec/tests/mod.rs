@@ -38,7 +38,7 @@ fn plan_on(s: &PathSpec, nodes: &[&str]) -> Plan {
 async fn created(plan: &Plan) -> Fakes {
     let names: Vec<&str> = plan.nodes.iter().map(String::as_str).collect();
     let fakes = Fakes::new(&names);
-    create::create(plan, &fakes.nodes(), &NoProgress).await.unwrap_or_else(|e| panic!("create: {e}\n{}", fakes.journal.dump()));
+    create::create(plan, &fakes.nodes(), &create::Run::default(), &NoProgress).await.unwrap_or_else(|e| panic!("create: {e}\n{}", fakes.journal.dump()));
     // As `path create` does once the create succeeded.
     crate::exec::state::save_new(&fakes.state_dir, plan).unwrap();
     fakes

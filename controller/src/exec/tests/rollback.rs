@@ -5,7 +5,7 @@ use vnet_te_agent::node::labels;
 use super::chain;
 use crate::core::kinds::Kind;
 use crate::core::spec::Wiring;
-use crate::exec::create::{create, roll_back};
+use crate::exec::create::{create, roll_back, Run};
 use crate::exec::fake::{Call, Fakes};
 use crate::exec::{DeployError, NoProgress, Step};
 
@@ -25,13 +25,15 @@ async fn a_failure_at_any_step_is_rolled_back_completely() {
     for (nodes, wiring) in cases {
         let plan = chain("p", 4, nodes, wiring);
         let clean = Fakes::new(nodes);
-        create(&plan, &clean.nodes(), &NoProgress).await.unwrap();
+        let run = Run::new();
+        create(&plan, &clean.nodes(), &run, &NoProgress).await.unwrap();
         let steps = clean.journal.find(|e| e.call.is_mutating()).len();
         assert!(steps > 12, "{steps}");
         for k in 0..steps {
             let fakes = Fakes::new(nodes);
             fakes.fail_nth_mutating(k);
-            let e = match create(&plan, &fakes.nodes(), &NoProgress).await {
+            let run = Run::new();
+            let e = match create(&plan, &fakes.nodes(), &run, &NoProgress).await {
                 Ok(()) => panic!("{wiring:?}: create went through with mutating call {k} failing"),
                 Err(e) => e,
             };
@@ -39,7 +41,7 @@ async fn a_failure_at_any_step_is_rolled_back_completely() {
             assert_eq!(failed.len(), 1, "{}", fakes.journal.dump());
             let step = step_of(&failed[0].call).describe();
             assert!(matches!(e, DeployError::Step { step: s, .. } if s == step), "{wiring:?} {k} ({}): {e}", failed[0].call);
-            let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), e).await);
+            let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), &run, e).await);
             assert!(message.contains("rolled back") && message.contains(step), "{message}");
             assert!(message.contains(&failed[0].call.to_string()), "the failed call is named: {message}");
             let left = (fakes.containers(), fakes.networks());
@@ -54,9 +56,10 @@ async fn an_existing_path_is_refused_with_nothing_made_or_removed() {
     let plan = chain("p", 4, &["n1", "n2"], Wiring::Docker);
     let fakes = Fakes::new(&["n1", "n2"]);
     fakes.node("n2").add_container("vte-p-r2", &[(labels::PATH, "p")]);
-    let e = create(&plan, &fakes.nodes(), &NoProgress).await.unwrap_err();
+    let run = Run::new();
+    let e = create(&plan, &fakes.nodes(), &run, &NoProgress).await.unwrap_err();
     assert!(matches!(&e, DeployError::Exists(p) if p == "p"), "{e}");
-    let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), e).await);
+    let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), &run, e).await);
     assert!(!message.contains("rolled back"), "{message}");
     assert!(fakes.journal.find(|e| e.call.is_mutating()).is_empty(), "{}", fakes.journal.dump());
     assert_eq!(fakes.containers().len(), 1);
@@ -67,9 +70,10 @@ async fn a_missing_image_is_refused_with_nothing_made_or_removed() {
     let plan = chain("p", 4, &["n1", "n2"], Wiring::Docker);
     let fakes = Fakes::new(&["n1", "n2"]);
     fakes.node("n2").remove_image(&Kind::Frr.image());
-    let e = create(&plan, &fakes.nodes(), &NoProgress).await.unwrap_err();
+    let run = Run::new();
+    let e = create(&plan, &fakes.nodes(), &run, &NoProgress).await.unwrap_err();
     assert!(matches!(&e, DeployError::ImageMissing { image, node, .. } if *image == Kind::Frr.image() && node == "n2"), "{e}");
-    let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), e).await);
+    let message = format!("{:#}", roll_back(&plan, &fakes.nodes(), &run, e).await);
     assert!(message.contains("nothing was created"), "{message}");
     assert!(fakes.journal.find(|e| e.call.is_mutating()).is_empty(), "{}", fakes.journal.dump());
     assert!(fakes.containers().is_empty() && fakes.networks().is_empty());

@@ -7,7 +7,7 @@ use vnet_te_agent::node::labels;
 use super::{chain, plan_on};
 use crate::core::plan::{self, Inventory};
 use crate::core::spec::{self, Wiring};
-use crate::exec::create::create;
+use crate::exec::create::{create, Run};
 use crate::exec::fake::{Call, Fakes};
 use crate::exec::teardown::{delete, Removed};
 use crate::exec::{DeployError, NoProgress};
@@ -32,14 +32,14 @@ async fn delete_removes_the_path_on_every_node_and_nothing_else() {
     let nodes = ["n1", "n2"];
     let p = chain("p", 4, &nodes, Wiring::Docker);
     let fakes = Fakes::new(&nodes);
-    create(&p, &fakes.nodes(), &NoProgress).await.unwrap();
+    create(&p, &fakes.nodes(), &Run::default(), &NoProgress).await.unwrap();
     // Another path beside it (planned around p's subnets, as `path create` does), and
     // objects that are not vnet-te's at all.
     let mut q = spec::chain("q", 3).unwrap();
     q.wiring = Some(Wiring::Docker);
     let taken = fakes.nodes().taken_subnets().await.unwrap();
     let q = plan::build(&q, &Inventory { nodes: nodes.map(String::from).to_vec(), taken, interfaces: None }).unwrap();
-    create(&q, &fakes.nodes(), &NoProgress).await.unwrap();
+    create(&q, &fakes.nodes(), &Run::default(), &NoProgress).await.unwrap();
     fakes.node("n1").add_container("postgres", &[]);
     fakes.node("n2").add_container("vte-p-lookalike", &[("com.example.app", "p")]);
     fakes.node("n2").add_network("vte-p-othernet", "192.168.7.0/24", &[]);
@@ -51,7 +51,7 @@ async fn delete_removes_the_path_on_every_node_and_nothing_else() {
 
     let p_containers = 4 + 2;
     let p_networks = p.networks.len();
-    assert_eq!(removed, Removed { containers: p_containers, networks: p_networks });
+    assert_eq!(removed, Removed { containers: p_containers, networks: p_networks, unreached: vec![] });
     assert_eq!(ours.len(), p_containers + p_networks);
     let left = names(&fakes);
     assert_eq!(left, before.difference(&ours).cloned().collect(), "{}", fakes.journal.dump());
@@ -71,24 +71,154 @@ async fn delete_removes_the_path_on_every_node_and_nothing_else() {
     assert_eq!(delete(&fakes.nodes(), Some("p")).await.unwrap(), Removed::default());
 }
 
-/// Today a delete lists every node first and stops at the first node that does not
-/// answer: nothing is removed anywhere, not even on the nodes that answer.
+/// A node that does not answer keeps neither the listing nor the removal on the others: the
+/// rest goes, the node is named, and the controller's state stays until a delete reaches it.
 #[tokio::test]
-async fn delete_with_a_lost_node_stops_before_removing_anything_anywhere() {
+async fn delete_with_a_lost_node_removes_the_rest_names_the_node_and_a_later_delete_clears_it() {
     let plan = plan_on(&spec::chain("p", 4).unwrap(), &["n1", "n2"]);
-    let fakes = Fakes::new(&["n1", "n2"]);
-    create(&plan, &fakes.nodes(), &NoProgress).await.unwrap();
-    let before = fakes.containers();
+    let fakes = super::created(&plan).await;
+    let on_n2: BTreeSet<String> = fakes.node("n2").containers().into_keys().collect();
+    assert!(!on_n2.is_empty() && !fakes.node("n1").containers().is_empty());
     fakes.node("n2").set_lost(true);
-    fakes.journal.clear();
 
-    let e = delete(&fakes.nodes(), Some("p")).await.unwrap_err();
+    let removed = delete(&fakes.nodes(), Some("p")).await.unwrap();
 
-    assert!(matches!(e, DeployError::Step { step: "listing labelled objects", .. }), "{e}");
-    assert!(e.to_string().contains("node n2"), "{e}");
-    assert!(fakes.journal.find(|e| e.call.is_mutating()).is_empty(), "{}", fakes.journal.dump());
-    assert_eq!(fakes.containers(), before);
-    assert!(fakes.node("n1").containers().len() >= 2, "n1 holds part of the path");
+    assert_eq!(removed.unreached.len(), 1, "{removed:?}");
+    assert_eq!(removed.unreached[0].node, "n2");
+    assert!(removed.unreached[0].error.contains("connection refused"), "{removed:?}");
+    assert!(fakes.node("n1").containers().is_empty(), "{}", fakes.journal.dump());
+    assert_eq!(fakes.node("n2").containers().into_keys().collect::<BTreeSet<_>>(), on_n2);
+    assert!(crate::exec::state::file(&fakes.state_dir, "p").exists(), "the state stays while a node holds a share");
+    let left = crate::exec::create::left_on(&plan, &removed.unreached);
+    let there: Vec<&str> = plan
+        .routers
+        .iter()
+        .filter(|r| r.node == "n2")
+        .map(|r| r.name.as_str())
+        .chain(plan.hosts.iter().filter(|h| h.node == "n2").map(|h| h.name.as_str()))
+        .collect();
+    assert!(left.starts_with("node n2 did not answer (") && left.ends_with(&format!("{} may be left there", there.join(", "))), "{left}");
+
+    // Back again: labels find its share.
+    fakes.node("n2").set_lost(false);
+    let removed = delete(&fakes.nodes(), Some("p")).await.unwrap();
+    assert_eq!((removed.containers, removed.unreached.len()), (on_n2.len(), 0));
+    assert!(labelled(&fakes, "p").is_empty());
+    assert!(!crate::exec::state::file(&fakes.state_dir, "p").exists());
+}
+
+/// A rollback takes only what its own run made: an object of the same path made by another
+/// run stays.
+#[tokio::test]
+async fn a_rollback_removes_its_own_runs_objects_only() {
+    use crate::exec::create::{roll_back, Run};
+    let nodes = ["n1", "n2"];
+    let p = chain("p", 4, &nodes, Wiring::Docker);
+    let fakes = Fakes::new(&nodes);
+    let mine = Run::new();
+    create(&p, &fakes.nodes(), &mine, &NoProgress).await.unwrap();
+    let made = labelled(&fakes, "p");
+    assert!(fakes.containers().iter().all(|(n, c)| fakes.node(n).containers()[c].spec.labels.get(labels::RUN).map(String::as_str) == Some(mine.id())));
+    assert!(fakes.nodes.iter().all(|n| n.networks().values().all(|s| s.labels.get(labels::RUN).map(String::as_str) == Some(mine.id()))));
+    fakes.node("n2").add_container("vte-p-r9", &[(labels::PATH, "p"), (labels::RUN, "another-run")]);
+    fakes.node("n1").add_network("vte-p-n9", "192.168.9.0/24", &[(labels::PATH, "p"), (labels::RUN, "another-run")]);
+
+    let message = format!("{:#}", roll_back(&p, &fakes.nodes(), &mine, DeployError::Interrupted("SIGTERM")).await);
+
+    assert!(message.contains(&format!("rolled back: removed 6 containers and {} networks", p.networks.len())), "{message}");
+    assert_eq!(labelled(&fakes, "p"), BTreeSet::from(["vte-p-r9".to_string(), "vte-p-n9".to_string()]), "{}", fakes.journal.dump());
+    assert!(made.iter().all(|o| !labelled(&fakes, "p").contains(o)));
+    // The other run's bridge still needs the forwarding rule on n1.
+    assert!(fakes.node("n1").forwarding());
+}
+
+/// A node lost while a create runs: the create fails, what it made on the others is rolled
+/// back, and the message names the node, what may be left there and what to run.
+#[tokio::test]
+async fn a_node_lost_during_a_create_is_named_and_the_others_are_rolled_back() {
+    use crate::exec::create::{roll_back, Run};
+    let nodes = ["n1", "n2", "n3"];
+    let p = chain("p", 6, &nodes, Wiring::Direct);
+    let fakes = Fakes::new(&nodes);
+    let run = Run::new();
+    let lose = async {
+        // n3 goes away once its first container started.
+        while fakes.journal.find(|e| e.node == "n3" && e.call.kind() == "start_container" && e.ok == Some(true)).is_empty() {
+            tokio::task::yield_now().await;
+        }
+        fakes.node("n3").set_lost(true);
+    };
+    let deployment = fakes.nodes();
+    let (r, ()) = futures_util::join!(create(&p, &deployment, &run, &NoProgress), lose);
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("node n3"), "{e}");
+
+    let message = format!("{:#}", roll_back(&p, &fakes.nodes(), &run, e).await);
+
+    let there: Vec<&str> = p
+        .routers
+        .iter()
+        .filter(|r| r.node == "n3")
+        .map(|r| r.name.as_str())
+        .chain(p.hosts.iter().filter(|h| h.node == "n3").map(|h| h.name.as_str()))
+        .collect();
+    assert!(message.contains("rolled back on the nodes that answer"), "{message}");
+    assert!(message.contains("node n3 did not answer (") && message.contains(&format!("{} may be left there", there.join(", "))), "{message}");
+    assert!(message.contains("`vnet-te path delete p`") && message.contains("`vnet-te path delete --force p`"), "{message}");
+    assert!(fakes.node("n1").containers().is_empty() && fakes.node("n2").containers().is_empty(), "{}", fakes.journal.dump());
+    assert!(!fakes.node("n3").containers().is_empty());
+    fakes.node("n3").set_lost(false);
+    let removed = delete(&fakes.nodes(), Some("p")).await.unwrap();
+    assert!(removed.unreached.is_empty() && labelled(&fakes, "p").is_empty(), "{removed:?}");
+}
+
+/// A node that stops answering only for a moment (its agent restarting) is tried again: the
+/// rollback is complete once it answers.
+#[tokio::test]
+async fn a_rollback_waits_for_a_node_that_answers_again_shortly() {
+    use crate::exec::create::{roll_back, Run};
+    let nodes = ["n1", "n2"];
+    let p = chain("p", 4, &nodes, Wiring::Direct);
+    let fakes = Fakes::new(&nodes);
+    let run = Run::new();
+    create(&p, &fakes.nodes(), &run, &NoProgress).await.unwrap();
+    fakes.node("n2").set_lost(true);
+    let back = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        fakes.node("n2").set_lost(false);
+    };
+    let deployment = fakes.nodes();
+    let (message, ()) = futures_util::join!(roll_back(&p, &deployment, &run, DeployError::Interrupted("SIGINT")), back);
+    let message = format!("{message:#}");
+    assert!(message.contains("rolled back: removed 6 containers"), "{message}");
+    assert!(labelled(&fakes, "p").is_empty(), "{}", fakes.journal.dump());
+}
+
+/// A delete of one path while another path's create makes its bridges never leaves the
+/// second without the forwarding rule, whatever the interleaving.
+#[tokio::test]
+async fn a_delete_never_withdraws_the_rule_another_paths_bridges_need() {
+    let nodes = ["local"];
+    for head_start in 0..40 {
+        let fakes = Fakes::new(&nodes);
+        let p = chain("p", 2, &nodes, Wiring::Docker);
+        create(&p, &fakes.nodes(), &Run::default(), &NoProgress).await.unwrap();
+        let mut q = spec::chain("q", 2).unwrap();
+        q.wiring = Some(Wiring::Docker);
+        let taken = fakes.nodes().taken_subnets().await.unwrap();
+        let q = plan::build(&q, &Inventory { nodes: vec!["local".into()], taken, interfaces: None }).unwrap();
+        let later = async {
+            for _ in 0..head_start {
+                tokio::task::yield_now().await;
+            }
+            create(&q, &fakes.nodes(), &Run::default(), &NoProgress).await
+        };
+        let deployment = fakes.nodes();
+        let (d, c) = futures_util::join!(delete(&deployment, Some("p")), later);
+        d.unwrap();
+        c.unwrap();
+        assert!(fakes.node("local").forwarding(), "head start {head_start}: q's bridges lost the rule\n{}", fakes.journal.dump());
+    }
 }
 
 /// A network that cannot be removed (a swarm task still holds it past the agent's deadline)
@@ -99,7 +229,7 @@ async fn delete_removes_every_other_object_when_one_network_stays_and_names_it()
     let nodes = ["n1", "n2"];
     let p = chain("p", 4, &nodes, Wiring::Docker);
     let fakes = Fakes::new(&nodes);
-    create(&p, &fakes.nodes(), &NoProgress).await.unwrap();
+    create(&p, &fakes.nodes(), &Run::default(), &NoProgress).await.unwrap();
     let stuck = p.networks[0].name.clone();
     let s = stuck.clone();
     fakes.fail_on(move |c| matches!(c, Call::RemoveNetwork(n) if *n == s));

@@ -39,7 +39,7 @@ async fn every_pair_of_nodes_is_measured_once_all_at_once_and_the_lines_hold_the
     assert_eq!(ok[&("n1".to_string(), "n2".to_string())], Underlay { rtt_us: 100, one_way_us: 50 });
     let mut plan = plan;
     assert!(plan::distance::set_underlay(&mut plan, &ok).is_empty());
-    create::create(&plan, &fakes.nodes(), &NoProgress).await.unwrap_or_else(|e| panic!("create: {e}\n{}", fakes.journal.dump()));
+    create::create(&plan, &fakes.nodes(), &create::Run::default(), &NoProgress).await.unwrap_or_else(|e| panic!("create: {e}\n{}", fakes.journal.dump()));
     // r2 (n2) holds what arrives from r1 (n1) and from r3 (n3).
     let lines: Vec<(String, u64)> = fakes
         .journal

@@ -1,0 +1,253 @@
+//! Faults on a local 3-node cluster of its own (`VNET_TE_CLUSTER=faults`: containers
+//! vnet-te-faults-n1..3, network vnet-te-cluster-faults, beside any other local cluster):
+//! a node lost while a create runs and while a delete runs, a worker's agent restarted while a
+//! create runs, and a node's dockerd restarted under a running path. Every case ends with
+//! nothing of its path left on any node (`common::leftovers`). One cluster bring-up for all
+//! of them; it is torn down (deploy/cluster-down.sh) in every outcome, unless
+//! VNET_TE_KEEP_CLUSTER=1.
+//!
+//! Needs what `e2e_cluster` needs; without it the test reports a skip, or fails when
+//! VNET_TE_REQUIRE_CLUSTER=1 (tests/common/skip.rs).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::leftovers::{assert_nothing_left, container_ids, Engine};
+use common::skip::{skip_or_fail, Requirement};
+use common::{root, show};
+
+const CLUSTER: &str = "faults";
+const SUBNET: &str = "10.196.252.0/24";
+const MANAGER: &str = "vnet-te-faults-n1";
+const NODES: [&str; 3] = ["vnet-te-faults-n1", "vnet-te-faults-n2", "vnet-te-faults-n3"];
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
+}
+
+fn on_manager(args: &[&str]) -> Output {
+    let out = Command::new("docker").args(["exec", MANAGER, "vnet-te"]).args(args).output().expect("docker exec");
+    show(&format!("[n1] vnet-te {}", args.join(" ")), &out);
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn docker(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The path's containers on a node (names).
+fn containers_on(node: &str, path: &str) -> Vec<String> {
+    let mut v: Vec<String> =
+        Engine::Node(node).sh(&format!("docker ps -a --format '{{{{.Names}}}}' --filter label=vnet-te.path={path}")).lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+fn ids_everywhere(path: &str) -> Vec<(&'static str, Vec<String>)> {
+    NODES.iter().map(|n| (*n, container_ids(Engine::Node(n), path))).collect()
+}
+
+fn nothing_left_anywhere(path: &str, ids: &[(&str, Vec<String>)]) {
+    for (n, ids) in ids {
+        assert_nothing_left(Engine::Node(n), path, ids);
+    }
+}
+
+/// The container ids whose cgroups are checked, without those on `node`, whose engine was
+/// stopped under them: runc leaves the cgroups of containers killed with their engine behind
+/// (empty), in the node's cgroup parent, where no operation of vnet-te's reaches (the agent
+/// does not mount the cgroup tree). Everything else of theirs is checked.
+fn killed_engine(ids: Vec<(&'static str, Vec<String>)>, node: &str) -> Vec<(&'static str, Vec<String>)> {
+    ids.into_iter().map(|(n, i)| (n, if n == node { Vec::new() } else { i })).collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn every_agent_answers() {
+    wait_until("every agent answers", Duration::from_secs(120), || {
+        Command::new("docker").args(["exec", MANAGER, "vnet-te", "cluster", "status"]).output().map(|o| o.status.success()).unwrap_or(false)
+    });
+}
+
+struct Teardown;
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if std::env::var("VNET_TE_KEEP_CLUSTER").is_ok_and(|v| v == "1") {
+            eprintln!("VNET_TE_KEEP_CLUSTER=1: leaving the cluster up (VNET_TE_CLUSTER={CLUSTER} deploy/cluster-down.sh removes it)");
+            return;
+        }
+        let out = Command::new(root().join("deploy/cluster-down.sh")).env("VNET_TE_CLUSTER", CLUSTER).output();
+        if let Ok(o) = out {
+            show("deploy/cluster-down.sh", &o);
+        }
+    }
+}
+
+fn cluster_up(test: &str) -> Option<Teardown> {
+    let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
+    let bins = bin_dir().join("vnet-te-agent").exists();
+    let tools = Command::new("sh").args(["-c", "command -v debootstrap && command -v ssh-keygen"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let reason = if !engine {
+        "no Docker engine answers"
+    } else if !bins {
+        "vnet-te-agent is not built next to vnet-te (cargo build --release)"
+    } else if !tools {
+        "debootstrap or ssh-keygen missing (deploy/ensure-docker.sh installs them)"
+    } else {
+        ""
+    };
+    if !reason.is_empty() {
+        skip_or_fail(test, Requirement::Cluster, reason);
+        return None;
+    }
+    let _ = Command::new(root().join("deploy/cluster-down.sh")).env("VNET_TE_CLUSTER", CLUSTER).output();
+    let teardown = Teardown;
+    let t = Instant::now();
+    let up = Command::new(root().join("deploy/cluster-up.sh"))
+        .arg("3")
+        .env("VNET_TE_CLUSTER", CLUSTER)
+        .env("VNET_TE_CLUSTER_SUBNET", SUBNET)
+        .env("VNET_TE_BIN_DIR", bin_dir())
+        .env_remove("VNET_TE_NODE_IMAGE")
+        .env_remove("VNET_TE_DEBIAN_SUITE")
+        .output()
+        .expect("running cluster-up.sh");
+    show("deploy/cluster-up.sh 3", &up);
+    assert!(up.status.success(), "cluster-up failed");
+    eprintln!("cluster {CLUSTER} up in {:.1} s", t.elapsed().as_secs_f64());
+    Some(teardown)
+}
+
+/// `vnet-te path create ARGS` on the manager, running in the background.
+fn spawn_on_manager(args: &[&str]) -> std::process::Child {
+    Command::new("docker")
+        .args(["exec", MANAGER, "vnet-te", "path", "create"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker exec")
+}
+
+fn finish(child: std::process::Child, what: &str) -> Output {
+    let out = child.wait_with_output().expect("waiting for the create");
+    show(what, &out);
+    out
+}
+
+#[test]
+fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dockerd_restarted_then_repaired() {
+    let test = "faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dockerd_restarted_then_repaired";
+    let Some(_teardown) = cluster_up(test) else { return };
+
+    // 1. n3 stopped while a create runs: the create fails, what it made on n1 and n2 goes,
+    //    and the message names n3 and what to run; once n3 is back a delete leaves nothing.
+    let child = spawn_on_manager(&["--hops", "24", "--name", "fa"]);
+    wait_until("a container of fa on n3", Duration::from_secs(120), || !containers_on(NODES[2], "fa").is_empty());
+    docker(&["stop", "-t", "2", NODES[2]]);
+    let out = finish(child, "[n1] vnet-te path create --hops 24 --name fa (n3 stopped)");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "the create fails with n3 lost");
+    assert!(err.contains("rolled back on the nodes that answer") && err.contains("node n3 did not answer"), "{err}");
+    assert!(err.contains("`vnet-te path delete fa`") && err.contains("may be left there"), "{err}");
+    for n in &NODES[..2] {
+        assert_nothing_left(Engine::Node(n), "fa", &[]);
+    }
+    docker(&["start", NODES[2]]);
+    every_agent_answers();
+    let ids = killed_engine(ids_everywhere("fa"), NODES[2]);
+    let out = on_manager(&["path", "delete", "fa"]);
+    assert_eq!(out.status.code(), Some(0), "n3's leftovers go once it answers");
+    nothing_left_anywhere("fa", &ids);
+
+    // 2. n3 down at delete: the rest goes, n3 is named (exit 3); --force forgets its share and
+    //    the state; once n3 is back a delete removes what is left there.
+    let out = on_manager(&["path", "create", "--hops", "9", "--name", "fb"]);
+    assert_eq!(out.status.code(), Some(0), "fb created and verified");
+    let on_n3 = containers_on(NODES[2], "fb");
+    assert_eq!(on_n3.len(), 4, "r3, r6, r9 and dst on n3: {on_n3:?}");
+    let ids = killed_engine(ids_everywhere("fb"), NODES[2]);
+    docker(&["stop", "-t", "2", NODES[2]]);
+    let out = on_manager(&["path", "delete", "fb"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "a delete with a node lost says so");
+    assert!(err.contains("node n3 did not answer") && err.contains("r3, r6, r9, dst may be left there"), "{err}");
+    assert!(err.contains("`vnet-te path delete --force fb`"), "{err}");
+    for n in &NODES[..2] {
+        assert_nothing_left(Engine::Node(n), "fb", &[]);
+    }
+    let out = on_manager(&["path", "delete", "--force", "fb"]);
+    assert_eq!(out.status.code(), Some(0), "--force forgets n3's share");
+    assert!(stderr(&out).contains("--force: forgot path fb"), "{}", stderr(&out));
+    let state = Command::new("docker").args(["exec", MANAGER, "test", "-e", "/root/.vnet-te/paths/fb.json"]).status().unwrap();
+    assert!(!state.success(), "the controller's state of fb is gone");
+    docker(&["start", NODES[2]]);
+    every_agent_answers();
+    assert_eq!(containers_on(NODES[2], "fb"), on_n3, "n3 still holds its share");
+    let out = on_manager(&["path", "delete", "fb"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("deleted path fb: 4 containers"), "{}", stderr(&out));
+    nothing_left_anywhere("fb", &ids);
+
+    // 3. n2's agent restarted while a create runs: the create either fails and rolls back
+    //    completely, or completes and verifies; never half.
+    let child = spawn_on_manager(&["--hops", "24", "--name", "fc"]);
+    wait_until("a container of fc on n2", Duration::from_secs(120), || !containers_on(NODES[1], "fc").is_empty());
+    docker(&["exec", NODES[1], "docker", "restart", "-t", "1", "vnet-te-agent"]);
+    let out = finish(child, "[n1] vnet-te path create --hops 24 --name fc (n2's agent restarted)");
+    match out.status.code() {
+        Some(0) => {
+            eprintln!("fc: the create rode over the agent's restart and verified");
+            let ids = ids_everywhere("fc");
+            assert_eq!(ids.iter().map(|(_, i)| i.len()).sum::<usize>(), 26);
+            assert_eq!(on_manager(&["path", "delete", "fc"]).status.code(), Some(0));
+            nothing_left_anywhere("fc", &ids);
+        }
+        Some(3) => {
+            let err = stderr(&out);
+            assert!(err.contains("rolled back: removed"), "a complete rollback: {err}");
+            every_agent_answers();
+            nothing_left_anywhere("fc", &[]);
+        }
+        other => panic!("the create ended with {other:?}: neither verified nor rolled back"),
+    }
+    every_agent_answers();
+
+    // 4. dockerd restarted on n2 under a running path. On these nodes dockerd is the node
+    //    container's main process (images/build-rootfs.sh: the boot script execs it), so it
+    //    is killed, which ends the node's container, and started again as the image does
+    //    (`docker start` runs the boot script). The path's containers there come back
+    //    stopped and without their links: `path repair` brings them back with the same names.
+    let out = on_manager(&["path", "create", "--hops", "6", "--name", "fd"]);
+    assert_eq!(out.status.code(), Some(0), "fd created and verified");
+    let before: Vec<Vec<String>> = NODES.iter().map(|n| containers_on(n, "fd")).collect();
+    docker(&["exec", NODES[1], "sh", "-c", "kill -TERM $(pidof dockerd)"]);
+    wait_until("n2 stopped with its dockerd", Duration::from_secs(60), || {
+        Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", NODES[1]]).output().map(|o| o.stdout.starts_with(b"false")).unwrap_or(false)
+    });
+    docker(&["start", NODES[1]]);
+    every_agent_answers();
+    let out = on_manager(&["path", "verify", "fd", "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(1), "fd does not verify with n2's routers stopped");
+    let out = on_manager(&["path", "repair", "fd"]);
+    assert_eq!(out.status.code(), Some(0), "fd repaired and verified");
+    let after: Vec<Vec<String>> = NODES.iter().map(|n| containers_on(n, "fd")).collect();
+    assert_eq!(after, before, "the same containers by name on every node");
+    let ids = ids_everywhere("fd");
+    assert_eq!(on_manager(&["path", "delete", "fd"]).status.code(), Some(0));
+    nothing_left_anywhere("fd", &ids);
+}
