@@ -232,7 +232,14 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     //    is killed, which ends the node's container, and started again as the image does
     //    (`docker start` runs the boot script). The path's containers there come back
     //    stopped and without their links: `path repair` brings them back with the same names.
-    let out = on_manager(&["path", "create", "--hops", "6", "--name", "fd"]);
+    //    Its links come from a pool of their own: a VXLAN link's identifier follows from its
+    //    subnet, and the rolled-back path's VXLAN devices go only when the kernel has removed
+    //    its routers' namespaces, which on a busy machine takes a while ("File exists").
+    let spec = "name: fd\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: r4 }, { name: r5 }, { name: r6 }]\npools: { links: 10.198.1.0/24 }\n";
+    let mut put = Command::new("docker").args(["exec", "-i", MANAGER, "sh", "-c", "cat > /tmp/fd.yaml"]).stdin(Stdio::piped()).spawn().expect("docker exec");
+    std::io::Write::write_all(&mut put.stdin.take().unwrap(), spec.as_bytes()).unwrap();
+    assert!(put.wait().unwrap().success(), "writing the spec of fd");
+    let out = on_manager(&["path", "create", "-f", "/tmp/fd.yaml"]);
     assert_eq!(out.status.code(), Some(0), "fd created and verified");
     let before: Vec<Vec<String>> = NODES.iter().map(|n| containers_on(n, "fd")).collect();
     docker(&["exec", NODES[1], "sh", "-c", "kill -TERM $(pidof dockerd)"]);
