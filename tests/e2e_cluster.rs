@@ -13,9 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::skip::{skip_or_fail, Requirement};
+use common::cluster::{Cluster, Teardown};
 use common::{json, root, show};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -25,10 +23,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const MANAGER: &str = "vnet-te-n1";
 const NODES: [&str; 3] = ["vnet-te-n1", "vnet-te-n2", "vnet-te-n3"];
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
-}
 
 /// `vnet-te ARGS` on the manager node, as an operator would run it there.
 fn on_manager(args: &[&str]) -> Output {
@@ -49,38 +43,6 @@ fn labelled_on(node: &str, path: &str) -> (usize, usize) {
     let c = node_docker(node, &["ps", "-aq", "--filter", &f]).lines().count();
     let n = node_docker(node, &["network", "ls", "-q", "--filter", &f]).lines().count();
     (c, n)
-}
-
-fn ready(test: &str) -> bool {
-    let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
-    let bins = bin_dir().join("vnet-te-agent").exists();
-    let tools = Command::new("sh").args(["-c", "command -v debootstrap && command -v ssh-keygen"]).output().map(|o| o.status.success()).unwrap_or(false);
-    let reason = if !engine {
-        "no Docker engine answers"
-    } else if !bins {
-        "vnet-te-agent is not built next to vnet-te (cargo build --release)"
-    } else if !tools {
-        "debootstrap or ssh-keygen missing (deploy/ensure-docker.sh installs them)"
-    } else {
-        return true;
-    };
-    skip_or_fail(test, Requirement::Cluster, reason);
-    false
-}
-
-/// Tears the cluster down on drop (every outcome).
-struct Teardown;
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if std::env::var("VNET_TE_KEEP_CLUSTER").is_ok_and(|v| v == "1") {
-            eprintln!("VNET_TE_KEEP_CLUSTER=1: leaving the cluster up (deploy/cluster-down.sh removes it)");
-            return;
-        }
-        let out = Command::new(root().join("deploy/cluster-down.sh")).output();
-        if let Ok(o) = out {
-            show("deploy/cluster-down.sh", &o);
-        }
-    }
 }
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
@@ -120,23 +82,7 @@ impl Nodes {
 /// Brings up a fresh 3-node local cluster from `nodes` (None: skipped); torn down when the
 /// guard drops.
 fn cluster_up(test: &str, nodes: Nodes) -> Option<Teardown> {
-    if !ready(test) {
-        return None;
-    }
-    // A cluster left by an earlier run would hide what this one does.
-    let _ = Command::new(root().join("deploy/cluster-down.sh")).output();
-    let teardown = Teardown;
-    let t = Instant::now();
-    let up = Command::new(root().join("deploy/cluster-up.sh"))
-        .arg("3")
-        .env("VNET_TE_BIN_DIR", bin_dir())
-        .env("VNET_TE_DEBIAN_SUITE", nodes.suite())
-        .env_remove("VNET_TE_NODE_IMAGE")
-        .output()
-        .expect("running cluster-up.sh");
-    show("deploy/cluster-up.sh 3", &up);
-    assert!(up.status.success(), "cluster-up failed");
-    eprintln!("cluster up in {:.1} s", t.elapsed().as_secs_f64());
+    let teardown = Cluster { name: None, subnet: None }.up(test, nodes.suite())?;
     for n in NODES {
         let version = node_docker(n, &["version", "--format", "{{.Server.Version}}"]);
         assert!(version.starts_with(&format!("{}.", nodes.docker_major())), "{n} runs Docker {version} from {nodes:?}");

@@ -11,22 +11,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::{Cluster, Teardown};
 use common::leftovers::{assert_nothing_left, container_ids, Engine};
-use common::skip::{skip_or_fail, Requirement};
-use common::{root, show};
+use common::show;
 
 const CLUSTER: &str = "faults";
 const SUBNET: &str = "10.196.252.0/24";
 const MANAGER: &str = "vnet-te-faults-n1";
 const NODES: [&str; 3] = ["vnet-te-faults-n1", "vnet-te-faults-n2", "vnet-te-faults-n3"];
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
-}
 
 fn on_manager(args: &[&str]) -> Output {
     let out = Command::new("docker").args(["exec", MANAGER, "vnet-te"]).args(args).output().expect("docker exec");
@@ -83,53 +78,8 @@ fn every_agent_answers() {
     });
 }
 
-struct Teardown;
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if std::env::var("VNET_TE_KEEP_CLUSTER").is_ok_and(|v| v == "1") {
-            eprintln!("VNET_TE_KEEP_CLUSTER=1: leaving the cluster up (VNET_TE_CLUSTER={CLUSTER} deploy/cluster-down.sh removes it)");
-            return;
-        }
-        let out = Command::new(root().join("deploy/cluster-down.sh")).env("VNET_TE_CLUSTER", CLUSTER).output();
-        if let Ok(o) = out {
-            show("deploy/cluster-down.sh", &o);
-        }
-    }
-}
-
 fn cluster_up(test: &str) -> Option<Teardown> {
-    let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
-    let bins = bin_dir().join("vnet-te-agent").exists();
-    let tools = Command::new("sh").args(["-c", "command -v debootstrap && command -v ssh-keygen"]).output().map(|o| o.status.success()).unwrap_or(false);
-    let reason = if !engine {
-        "no Docker engine answers"
-    } else if !bins {
-        "vnet-te-agent is not built next to vnet-te (cargo build --release)"
-    } else if !tools {
-        "debootstrap or ssh-keygen missing (deploy/ensure-docker.sh installs them)"
-    } else {
-        ""
-    };
-    if !reason.is_empty() {
-        skip_or_fail(test, Requirement::Cluster, reason);
-        return None;
-    }
-    let _ = Command::new(root().join("deploy/cluster-down.sh")).env("VNET_TE_CLUSTER", CLUSTER).output();
-    let teardown = Teardown;
-    let t = Instant::now();
-    let up = Command::new(root().join("deploy/cluster-up.sh"))
-        .arg("3")
-        .env("VNET_TE_CLUSTER", CLUSTER)
-        .env("VNET_TE_CLUSTER_SUBNET", SUBNET)
-        .env("VNET_TE_BIN_DIR", bin_dir())
-        .env_remove("VNET_TE_NODE_IMAGE")
-        .env_remove("VNET_TE_DEBIAN_SUITE")
-        .output()
-        .expect("running cluster-up.sh");
-    show("deploy/cluster-up.sh 3", &up);
-    assert!(up.status.success(), "cluster-up failed");
-    eprintln!("cluster {CLUSTER} up in {:.1} s", t.elapsed().as_secs_f64());
-    Some(teardown)
+    Cluster { name: Some(CLUSTER), subnet: Some(SUBNET) }.up(test, "bookworm")
 }
 
 /// `vnet-te path create ARGS` on the manager, running in the background.

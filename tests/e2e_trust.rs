@@ -12,12 +12,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::skip::{skip_or_fail, Requirement};
-use common::{json, root, show};
+use common::cluster::{Cluster, Teardown};
+use common::{json, show};
 use vnet_te_agent::revocation::fingerprint_pem;
 
 const CLUSTER: &str = "trust";
@@ -26,10 +25,6 @@ const MANAGER: &str = "vnet-te-trust-n1";
 const NODES: [&str; 3] = ["vnet-te-trust-n1", "vnet-te-trust-n2", "vnet-te-trust-n3"];
 const HOME: &str = "/root/.vnet-te";
 const AGENT_DIR: &str = "/etc/vnet-te/agent";
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_vnet-te")).parent().expect("bin dir").to_path_buf()
-}
 
 /// `vnet-te ARGS` on the manager node with `env`, as an operator would run it there.
 fn on_manager_with(env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -72,62 +67,8 @@ fn put(node: &str, path: &str, content: &str) {
     assert!(child.wait().unwrap().success(), "writing {path} on {node}");
 }
 
-fn ready(test: &str) -> bool {
-    let engine = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
-    let bins = bin_dir().join("vnet-te-agent").exists();
-    let tools = Command::new("sh").args(["-c", "command -v debootstrap && command -v ssh-keygen"]).output().map(|o| o.status.success()).unwrap_or(false);
-    let reason = if !engine {
-        "no Docker engine answers"
-    } else if !bins {
-        "vnet-te-agent is not built next to vnet-te (cargo build --release)"
-    } else if !tools {
-        "debootstrap or ssh-keygen missing (deploy/ensure-docker.sh installs them)"
-    } else {
-        return true;
-    };
-    skip_or_fail(test, Requirement::Cluster, reason);
-    false
-}
-
-fn cluster_down() -> Option<Output> {
-    Command::new(root().join("deploy/cluster-down.sh")).env("VNET_TE_CLUSTER", CLUSTER).output().ok()
-}
-
-/// Tears this test's cluster down on drop (every outcome).
-struct Teardown;
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if std::env::var("VNET_TE_KEEP_CLUSTER").is_ok_and(|v| v == "1") {
-            eprintln!("VNET_TE_KEEP_CLUSTER=1: leaving the cluster up (VNET_TE_CLUSTER={CLUSTER} deploy/cluster-down.sh removes it)");
-            return;
-        }
-        if let Some(o) = cluster_down() {
-            show("VNET_TE_CLUSTER=trust deploy/cluster-down.sh", &o);
-        }
-    }
-}
-
 fn cluster_up(test: &str) -> Option<Teardown> {
-    if !ready(test) {
-        return None;
-    }
-    // A cluster of this name left by an earlier run would hide what this one does.
-    let _ = cluster_down();
-    let teardown = Teardown;
-    let t = Instant::now();
-    let up = Command::new(root().join("deploy/cluster-up.sh"))
-        .arg("3")
-        .env("VNET_TE_BIN_DIR", bin_dir())
-        .env("VNET_TE_CLUSTER", CLUSTER)
-        .env("VNET_TE_CLUSTER_SUBNET", SUBNET)
-        .env_remove("VNET_TE_NODE_IMAGE")
-        .env_remove("VNET_TE_DEBIAN_SUITE")
-        .output()
-        .expect("running cluster-up.sh");
-    show("VNET_TE_CLUSTER=trust deploy/cluster-up.sh 3", &up);
-    assert!(up.status.success(), "cluster-up failed");
-    eprintln!("cluster up in {:.1} s", t.elapsed().as_secs_f64());
-    Some(teardown)
+    Cluster { name: Some(CLUSTER), subnet: Some(SUBNET) }.up(test, "bookworm")
 }
 
 fn address_of(node: &str) -> String {

@@ -3,6 +3,7 @@
 //! cleaning up by label whatever the outcome.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod cluster;
 pub mod lan;
 pub mod leftovers;
 pub mod skip;
