@@ -128,7 +128,7 @@ impl RevocationList {
 #[derive(Debug)]
 pub enum Revocations {
     /// A list fixed for the configuration's life (the controller: one command).
-    Fixed(RevocationList),
+    Fixed(Arc<RevocationList>),
     /// A file re-read whenever it changes (the agent: the controller replaces it). A file
     /// that cannot be read or parsed refuses every certificate until it is fixed: a deny
     /// list that silently stops applying would let a revoked key back in.
@@ -162,7 +162,7 @@ impl Revocations {
     /// The list as it stands now.
     pub fn current(&self) -> Result<Arc<RevocationList>, String> {
         match self {
-            Revocations::Fixed(l) => Ok(Arc::new(l.clone())),
+            Revocations::Fixed(l) => Ok(l.clone()),
             Revocations::File { path, cached } => {
                 let mut c = cached.lock().unwrap_or_else(|e| e.into_inner());
                 let now = stamp(path).map_err(|e| format!("reading {}: {e}", path.display()));

@@ -270,7 +270,7 @@ impl IssuedCert {
 /// The agent's rustls configuration: presents `id` and REQUIRES a client certificate that
 /// chains to the cluster CA (`id.ca_pem`) and allows client authentication.
 pub fn server_config(id: &IssuedCert) -> TlsResult<Arc<ServerConfig>> {
-    server_config_with(id, Arc::new(Revocations::Fixed(RevocationList::default())))
+    server_config_with(id, Arc::new(Revocations::Fixed(Arc::default())))
 }
 
 /// [`server_config`], refusing every client certificate on `revoked` at the handshake.
@@ -297,7 +297,7 @@ pub fn client_config(id: &IssuedCert) -> TlsResult<ClientConfig> {
 pub fn client_config_with(id: &IssuedCert, revoked: RevocationList) -> TlsResult<ClientConfig> {
     let doing = "building the controller TLS configuration";
     let inner = WebPkiServerVerifier::builder_with_provider(id.roots()?, provider()).build().map_err(fail(doing))?;
-    let verifier = Arc::new(UnrevokedServer { inner, revoked: Revocations::Fixed(revoked) });
+    let verifier = Arc::new(UnrevokedServer { inner, revoked: Revocations::Fixed(Arc::new(revoked)) });
     ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(fail(doing))?
