@@ -305,9 +305,10 @@ fn distance_detour_and_evpn(test: &str, nodes: Nodes) {
     assert_eq!(out.status.code(), Some(0), "update repairs the policy and verifies");
     let short = std::fs::read_to_string(root().join("paths/ring-detour.yaml")).unwrap().replace("path: [r1, r2, r3, r4, r5, r6]", "path: [r1, r6]");
     assert!(short.contains("path: [r1, r6]"), "the ring spec's path line changed");
-    let tmp = std::env::temp_dir().join("vnet-te-ring-short.yaml");
-    std::fs::write(&tmp, short).unwrap();
-    let cp = Command::new("docker").args(["cp", &tmp.to_string_lossy(), &format!("{MANAGER}:/tmp/ring-short.yaml")]).output().unwrap();
+    // A temporary file of the test's own, removed when dropped.
+    let tmp = tempfile::Builder::new().prefix("vnet-te-ring-short").suffix(".yaml").tempfile().unwrap();
+    std::fs::write(tmp.path(), short).unwrap();
+    let cp = Command::new("docker").args(["cp", &tmp.path().to_string_lossy(), &format!("{MANAGER}:/tmp/ring-short.yaml")]).output().unwrap();
     assert!(cp.status.success());
     let out = on_manager(&["path", "update", "ring", "-f", "/tmp/ring-short.yaml", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "re-pointed to r1 → r6 and verified");

@@ -3,7 +3,11 @@
 vnet-te plan on a multi-node swarm: overlay networks on the manager, then on every node (in
 parallel, one script per node) bridge LANs, `docker create` with the static addresses,
 `docker network connect` for the other links, `docker cp` of the rendered configs, and
-`docker start`. Used only by tests/bench/cluster-vs-cli.sh.
+`docker start`. Engines from Docker 25 (API 1.44) refuse to start a container on a worker whose
+later overlays are attached before its first one is known there ("could not find a network
+matching network mode"): on those the scripts connect the later networks after the start, one
+after another (a job per container at once made the manager miss its 20 s attach deadline
+for several of them). Used only by tests/bench/cluster-vs-cli.sh.
 
 usage: cli-from-plan.py PLAN.json RENDER_DIR OUT_DIR NODE_DIR
 RENDER_DIR is `vnet-te path render` output (flat, one folder per container); writes
@@ -39,8 +43,14 @@ manager = ["#!/bin/sh", "set -e"]
 per_node = {}
 
 
+late = {}  # node -> one shell line per container: its later connects, run after the start
+
+
 def node_script(node):
     return per_node.setdefault(node, ["#!/bin/sh", "set -e",
+                                      # 1 on engines that check the network mode at start (API 1.44 on)
+                                      "LATE=$(docker version -f '{{.Server.APIVersion}}' | "
+                                      "awk -F. '{ print ($1 > 1 || $2 >= 44) ? 1 : 0 }')",
                                       "iptables -C DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT 2>/dev/null ||"
                                       " iptables -I DOCKER-USER -i vte+ -o vte+ -m physdev --physdev-is-bridged -j ACCEPT"])
 
@@ -67,8 +77,10 @@ for r in plan["routers"]:
     s.append(f"docker create --name {q(name)} --hostname {q(r['name'])} {ROUTER_RUN} "
              f"--network {q(PREFIX + first['network'])} --ip {q(first['address'])} "
              f"vnet-te/router:0.1.0 /bin/bash /etc/vnet-te/boot.sh >/dev/null")
-    for i in rest:
-        s.append(f"docker network connect --ip {q(i['address'])} {q(PREFIX + i['network'])} {q(name)}")
+    connects = [f"docker network connect --ip {q(i['address'])} {q(PREFIX + i['network'])} {q(name)}" for i in rest]
+    if connects:
+        s.append(f"if [ \"$LATE\" = 0 ]; then {'; '.join(connects)}; fi")
+        late.setdefault(r["node"], []).extend(connects)
     s.append(f"docker cp {q(render + '/' + r['name'] + '/.')} {q(name + ':/')}")
 for h in plan["hosts"]:
     s = node_script(h["node"])
@@ -79,6 +91,10 @@ for h in plan["hosts"]:
     s.append(f"docker cp {q(render + '/' + h['name'] + '/.')} {q(name + ':/')}")
 for node, s in per_node.items():
     s.append("docker ps -aq --filter label=bench=cli --filter status=created | xargs -r docker start >/dev/null")
+    if late.get(node):
+        s.append('if [ "$LATE" = 1 ]; then')
+        s.extend("    " + line for line in late[node])
+        s.append("fi")
 
 os.makedirs(out_dir, exist_ok=True)
 with open(os.path.join(out_dir, "manager.sh"), "w") as f:

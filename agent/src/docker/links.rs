@@ -14,6 +14,12 @@ use crate::delay::units::check_ifname;
 /// retry, never the link.
 const LISTENER_ADDRESS_WAIT: Duration = Duration::from_secs(3);
 
+/// How long a VXLAN link waits for its identifier to be free. A path removed moments ago
+/// keeps its tunnels (and their VNIs on the node's UDP port) until the kernel has torn down
+/// the containers' namespaces, which on a busy node takes seconds after the containers are
+/// gone; a path that reuses the subnets, and so the VNIs, would otherwise fail with EEXIST.
+const VNI_FREE_WAIT: Duration = Duration::from_secs(20);
+
 /// Sends one RTM_NEWLINK from this process's network namespace.
 async fn netlink_add(msg: rtnetlink::packet_route::link::LinkMessage, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<()> {
     netns::here(|handle| async move { handle.link().add(msg).execute().await.map_err(std::io::Error::other) }).await.map_err(|e| {
@@ -94,17 +100,38 @@ pub(super) async fn vxlan(node: &LocalNode, link: &VxlanSpec) -> NodeResult<()> 
     let pid = node.pid_of(&link.container, &doing).await?;
     // Created from this (the node's) namespace, whose network carries the UDP, and
     // placed straight into the container's.
-    let mut msg = LinkVxlan::new(&link.ifname, link.vni)
-        .local(link.local)
-        .remote(link.remote)
-        .port(link.port)
-        .learning(false)
-        .setns_by_pid(pid);
-    if let Some(mtu) = link.mtu {
-        msg = msg.mtu(mtu);
+    let message = || {
+        let mut msg = LinkVxlan::new(&link.ifname, link.vni).local(link.local).remote(link.remote).port(link.port).learning(false).setns_by_pid(pid);
+        if let Some(mtu) = link.mtu {
+            msg = msg.mtu(mtu);
+        }
+        msg.build()
+    };
+    let deadline = tokio::time::Instant::now() + VNI_FREE_WAIT;
+    loop {
+        match netlink_add(message(), &doing).await {
+            Err(NodeError::Failed { message: m, .. }) if exists(&m) && tokio::time::Instant::now() >= deadline => {
+                let why = format!(
+                    "{m}: VXLAN identifier {} on UDP port {} stayed taken for {} s (a tunnel of another path on this node, \
+                     or one the kernel has not yet freed), or {} already has an interface {}",
+                    link.vni,
+                    link.port,
+                    VNI_FREE_WAIT.as_secs(),
+                    link.container,
+                    link.ifname
+                );
+                return Err(NodeError::Failed { doing: doing(), message: why });
+            }
+            Err(NodeError::Failed { message: m, .. }) if exists(&m) => tokio::time::sleep(Duration::from_millis(200)).await,
+            r => break r?,
+        }
     }
-    netlink_add(msg.build(), &doing).await?;
     link_end(pid, &link.ifname, link.address, &doing).await
+}
+
+/// Whether a netlink error is EEXIST, as rtnetlink words it.
+fn exists(message: &str) -> bool {
+    message.contains("File exists") || message.contains("EEXIST")
 }
 
 /// The node's own interface names.
@@ -203,6 +230,13 @@ pub(super) async fn veth(node: &LocalNode, link: &VethSpec) -> NodeResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_eexist_makes_a_vxlan_link_wait() {
+        assert!(exists("Received a netlink error message File exists (os error 17)"));
+        assert!(!exists("Received a netlink error message Operation not permitted (os error 1)"));
+        assert!(!exists("Received a netlink error message No such device (os error 19)"));
+    }
 
     #[test]
     fn an_interface_counts_as_addressed_only_with_an_ipv4_address_in_zebras_list() {
