@@ -86,7 +86,10 @@ fn ipsec_host_to_host_verifies_with_esp_on_every_hop_a_wrong_psk_is_named_and_de
     // responder refuses it, and verify names the tunnel.
     let wrong = "0sd3JvbmcgcHJlLXNoYXJlZCBrZXkgb2Ygb25lIHNpZGUgb25seQ==";
     let sh = |c: &str, script: &str| docker_out(&["exec", "-e", "STRONGSWAN_CONF=/etc/vnet-te/strongswan.conf", c, "sh", "-c", script]);
-    let rewrite = sh(&dst, &format!("sed -i 's|secret = 0s.*|secret = {wrong}|' /etc/vnet-te/swanctl.conf && swanctl --load-all --noprompt --file /etc/vnet-te/swanctl.conf"));
+    let rewrite = sh(
+        &dst,
+        &format!("sed -i 's|secret = 0s.*|secret = {wrong}|' /etc/vnet-te/swanctl.conf && swanctl --load-all --noprompt --file /etc/vnet-te/swanctl.conf"),
+    );
     assert!(rewrite.status.success(), "{rewrite:?}");
     let _ = sh(&src, "swanctl --terminate --ike vte");
     let again = sh(&src, "swanctl --initiate --child vte --timeout 10");

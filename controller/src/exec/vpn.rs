@@ -54,10 +54,8 @@ pub async fn setup(plan: &mut Plan, nodes: &Nodes, psk: &str) -> Result<(), Depl
     let files = crate::core::vpn_render::render(plan, &vpn, psk);
     for end in vpn.ends.iter().rev() {
         let n = node(nodes, &end.node)?;
-        let specs: Vec<FileSpec> = files[&end.name]
-            .iter()
-            .map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() })
-            .collect();
+        let specs: Vec<FileSpec> =
+            files[&end.name].iter().map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() }).collect();
         n.write_files(&end.container, &specs).await.map_err(|source| DeployError::Step { step: "writing the IPsec configuration", source })?;
         let started = n.vpn(&end.container, &VpnOp::Start {}).await.map_err(|source| DeployError::Step { step: "starting strongSwan", source })?;
         if !started.success {
@@ -85,6 +83,9 @@ fn established(vpn: &VpnPlan, text: &Result<String, String>) -> bool {
     ike.iter().any(|s| s.name == vpn.name && s.state == "ESTABLISHED") && child.iter().any(|s| s.name == vpn.name && s.state == "INSTALLED")
 }
 
+/// A transit router: its name, its container, and its node when that answers from here.
+type Transit = (String, String, Option<std::sync::Arc<dyn Node>>);
+
 /// What `compare::vpn` judges: the SAs (polled until both ends have them, or `SA_WAIT`), then
 /// a burst of pings from the first host to the second with the transit routers counting.
 pub async fn observe(plan: &Plan, nodes: &Nodes) -> VpnObserved {
@@ -101,12 +102,8 @@ pub async fn observe(plan: &Plan, nodes: &Nodes) -> VpnObserved {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return obs };
-    let transit: Vec<(String, String, Option<std::sync::Arc<dyn Node>>)> = vpn
-        .transit
-        .iter()
-        .filter_map(|r| plan.router(r))
-        .map(|r| (r.name.clone(), r.container.clone(), nodes.by_name.get(&r.node).cloned()))
-        .collect();
+    let transit: Vec<Transit> =
+        vpn.transit.iter().filter_map(|r| plan.router(r)).map(|r| (r.name.clone(), r.container.clone(), nodes.by_name.get(&r.node).cloned())).collect();
     let count = |op: VpnOp| {
         let transit = &transit;
         async move {

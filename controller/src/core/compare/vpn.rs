@@ -89,14 +89,12 @@ pub fn compare(plan: &Plan, vpn: &VpnPlan, obs: &VpnObserved) -> Vec<ProbeReport
             }
         };
         let esp_problem = problem.clone().or_else(|| {
-            (esp < u64::from(replies.max(1))).then(|| {
-                format!("{tunnel}: {esp} ESP/NAT-T packets on {r} during {sent} pings: the outer packets did not all cross it")
-            })
+            (esp < u64::from(replies.max(1)))
+                .then(|| format!("{tunnel}: {esp} ESP/NAT-T packets on {r} during {sent} pings: the outer packets did not all cross it"))
         });
         out.push(report(IPSEC_ESP, r, &b.name, b.address, esp_problem, format!("{esp} ESP/NAT-T packets")));
-        let plain_problem = problem.or_else(|| {
-            (plain > 0).then(|| format!("{tunnel}: {plain} plaintext ICMP packets between {} and {} on {r}", a.address, b.address))
-        });
+        let plain_problem =
+            problem.or_else(|| (plain > 0).then(|| format!("{tunnel}: {plain} plaintext ICMP packets between {} and {} on {r}", a.address, b.address)));
         out.push(report(IPSEC_PLAIN, r, &b.name, b.address, plain_problem, format!("{plain} plaintext ICMP packets")));
     }
     out
