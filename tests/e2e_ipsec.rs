@@ -137,3 +137,23 @@ fn ipsec_site_to_site_verifies_with_esp_between_the_edge_routers() {
     assert_eq!(labelled(name), (0, 0));
     drop(cleanup);
 }
+
+#[test]
+fn ipsec_bad_vpn_spec_exits_2_with_every_location_and_creates_nothing() {
+    let _serial = serial();
+    if !docker_ready("ipsec_bad_vpn_spec") {
+        return;
+    }
+    let name = "e2e-ipsec-bad";
+    let cleanup = Cleanup::new(name);
+    let spec = cleanup
+        .spec("bad.yaml", "name: x\nrouters: [{ name: r1, kind: vyos }, { name: r2 }]\nwiring: docker\nverify: control-plane\nvpn: { mode: site-to-site }\n");
+    let out = vnet(&["path", "create", "-f", &spec]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in ["vpn: needs `verify: full`", "vpn.mode: site-to-site needs a path of at least 3 hops", "path[0]: 'r1' is a VyOS router"] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    assert_eq!(labelled(name), (0, 0));
+    drop(cleanup);
+}

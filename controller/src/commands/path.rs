@@ -525,6 +525,10 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                     plan::ms(c.line_delay_us.1),
                 );
             }
+            if let Some(v) = &plan.vpn {
+                let engine = v.engine.map_or("not probed".to_string(), |e| e.to_string());
+                println!("{}: {} ⇄ {} (strongSwan IKEv2, {}), ESP engine: {engine}", v.label(), v.ends[0].outer, v.ends[1].outer, v.auth);
+            }
             if let Some(e) = elapsed {
                 println!("schedule: +{:.1} s since it started", e as f64 / 1000.0);
                 for s in &schedule_now {
