@@ -3,14 +3,15 @@
 #
 #   images/build-rootfs.sh [--force] [--no-cache] KIND TAG
 #
-#   KIND   router  FRR + iproute2, iputils-ping, traceroute, tcpdump, iperf3, procps
-#          host    iproute2, iputils-ping, traceroute, iperf3, tcpdump, procps
+#   KIND   router  FRR + iproute2, iputils-ping, traceroute, tcpdump, iperf3, procps, strongSwan
+#          host    iproute2, iputils-ping, traceroute, iperf3, tcpdump, procps, strongSwan
 #          node    a "hypervisor" node for the local multi-node cluster (deploy/cluster-up.sh):
 #                  docker.io (+ docker-cli from Debian 13 on), openssh-server, iptables
 #                  (runs its own dockerd and sshd)
 #   TAG    image reference to create, e.g. vnet-te/router:0.1.0
 #
-#   --force     rebuild even if TAG already exists
+#   --force     rebuild even if TAG already exists (without it, a TAG whose recipe label
+#               differs from this script's recipe is rebuilt too)
 #   --no-cache  do not use the shared .deb cache (/var/cache/vnet-te/debootstrap)
 #
 # How: `debootstrap --variant=minbase --include=<packages> SUITE DIR MIRROR`, where SUITE is
@@ -39,6 +40,9 @@ OS_RELEASE="${VNET_TE_OS_RELEASE:-/etc/os-release}"
 CACHE_DIR="${VNET_TE_DEBOOTSTRAP_CACHE:-/var/cache/vnet-te/debootstrap}"
 CACHE_MAX_AGE_DAYS=30
 COMMON_PACKAGES="iproute2,iputils-ping,traceroute,tcpdump,iperf3,procps,iptables"
+# IPsec VPNs (swanctl + charon; kernel-libipsec, the userspace ESP for kernels without it, is
+# in the extra plugins).
+IPSEC_PACKAGES="strongswan-swanctl,charon-systemd,libcharon-extra-plugins"
 # PID 1 of every container: idle, but exit at once on SIGTERM/SIGINT so `docker stop` does
 # not wait for its 10 s timeout (a bare `sleep infinity` as PID 1 ignores SIGTERM).
 CMD_JSON='["/bin/sh","-c","trap \"exit 0\" TERM INT; sleep infinity & wait"]'
@@ -67,9 +71,10 @@ done
 KIND="${ARGS[0]}"
 TAG="${ARGS[1]}"
 
+NODE_BOOT=""
 case "$KIND" in
-    router) PACKAGES="frr,$COMMON_PACKAGES" ;;
-    host) PACKAGES="$COMMON_PACKAGES" ;;
+    router) PACKAGES="frr,$COMMON_PACKAGES,$IPSEC_PACKAGES" ;;
+    host) PACKAGES="$COMMON_PACKAGES,$IPSEC_PACKAGES" ;;
     node)
         PACKAGES="docker.io,openssh-server,iptables,iproute2,iputils-ping,procps,ca-certificates,kmod"
         # From Debian 13 on, docker.io holds the engine only; the `docker` CLI is docker-cli.
@@ -78,6 +83,24 @@ case "$KIND" in
             *) PACKAGES="$PACKAGES,docker-cli" ;;
         esac
         CMD_JSON='["/usr/local/sbin/vnet-te-node-boot"]'
+        NODE_BOOT="$(cat <<'BOOT'
+#!/bin/sh
+# PID 1 of a local-cluster node: sshd (host keys made on first boot), then dockerd.
+# VNET_TE_AUTHORIZED_KEY: the public key the cluster manager logs in with.
+set -eu
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd /root/.ssh
+chmod 700 /root/.ssh
+if [ -n "${VNET_TE_AUTHORIZED_KEY:-}" ]; then
+    printf '%s\n' "$VNET_TE_AUTHORIZED_KEY" >/root/.ssh/authorized_keys
+    chmod 600 /root/.ssh/authorized_keys
+fi
+/usr/sbin/sshd -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password
+# Containers of the inner engine get their own cgroup subtree named after the node.
+exec dockerd --cgroup-parent "/$(hostname)" >/var/log/dockerd.log 2>&1
+BOOT
+)"
+        NODE_BOOT+=$'\n'
         ;;
     *) die "KIND must be 'router', 'host' or 'node', not '$KIND'" ;;
 esac
@@ -154,12 +177,24 @@ suite_mirror() {
     [[ -n "$own" && "$own" != "$1" ]] && apt_mirror "$own"
 }
 
+# --- the recipe's hash ---------------------------------------------------------------------
+# Everything that decides an image's content (kind, suite, packages, command, added files), so
+# a tag built from an older recipe is rebuilt instead of skipped. The trim below is part of the
+# recipe too: bump RECIPE_REVISION when it changes.
+RECIPE_REVISION=1
+RECIPE_HASH="$(printf 'revision=%s\nkind=%s\nsuite=%s\npackages=%s\ncmd=%s\nnode-boot=%s\n' \
+    "$RECIPE_REVISION" "$KIND" "$SUITE" "$PACKAGES" "$CMD_JSON" "$NODE_BOOT" | sha256sum | cut -c1-16)"
+
 # --- preconditions ------------------------------------------------------------------------
 docker info >/dev/null 2>&1 || die "no Docker engine answers: run deploy/ensure-docker.sh"
 # An image that exists needs neither root nor debootstrap (a cluster node has neither tool).
 if ((FORCE == 0)) && docker image inspect "$TAG" >/dev/null 2>&1; then
-    log "$TAG already exists ($(docker image inspect -f '{{.Id}}' "$TAG" | cut -c1-19)); skipping (use --force to rebuild)"
-    exit 0
+    HAVE_HASH="$(docker image inspect -f '{{index .Config.Labels "vnet-te.recipe"}}' "$TAG" 2>/dev/null || true)"
+    if [[ "$HAVE_HASH" == "$RECIPE_HASH" ]]; then
+        log "$TAG already exists ($(docker image inspect -f '{{.Id}}' "$TAG" | cut -c1-19), recipe $RECIPE_HASH); skipping (use --force to rebuild)"
+        exit 0
+    fi
+    log "$TAG exists but was built from another recipe (${HAVE_HASH:-none} ≠ $RECIPE_HASH): rebuilding"
 fi
 ((EUID == 0)) || die "must run as root (debootstrap needs it)"
 command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found: run deploy/ensure-docker.sh"
@@ -239,22 +274,7 @@ if [[ "$KIND" == node ]]; then
     # No host keys in the image: every node makes its own at first boot, as a real machine
     # would, so that known_hosts checks mean something.
     rm -f "$ROOTFS"/etc/ssh/ssh_host_*
-    cat >"$ROOTFS/usr/local/sbin/vnet-te-node-boot" <<'BOOT'
-#!/bin/sh
-# PID 1 of a local-cluster node: sshd (host keys made on first boot), then dockerd.
-# VNET_TE_AUTHORIZED_KEY: the public key the cluster manager logs in with.
-set -eu
-ssh-keygen -A >/dev/null
-mkdir -p /run/sshd /root/.ssh
-chmod 700 /root/.ssh
-if [ -n "${VNET_TE_AUTHORIZED_KEY:-}" ]; then
-    printf '%s\n' "$VNET_TE_AUTHORIZED_KEY" >/root/.ssh/authorized_keys
-    chmod 600 /root/.ssh/authorized_keys
-fi
-/usr/sbin/sshd -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password
-# Containers of the inner engine get their own cgroup subtree named after the node.
-exec dockerd --cgroup-parent "/$(hostname)" >/var/log/dockerd.log 2>&1
-BOOT
+    printf '%s' "$NODE_BOOT" >"$ROOTFS/usr/local/sbin/vnet-te-node-boot"
     chmod 0755 "$ROOTFS/usr/local/sbin/vnet-te-node-boot"
 fi
 ROOTFS_MB="$(du -sm --one-file-system "$ROOTFS" | cut -f1)"
@@ -265,6 +285,7 @@ CHANGES=(
     -c "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     -c "LABEL vnet-te.image=$KIND"
     -c "LABEL vnet-te.debian-suite=$SUITE"
+    -c "LABEL vnet-te.recipe=$RECIPE_HASH"
 )
 [[ -n "$FRR_VERSION" ]] && CHANGES+=(-c "LABEL vnet-te.frr-version=$FRR_VERSION")
 OLD_ID="$(docker image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)"

@@ -106,10 +106,16 @@ fn golden_plans_and_rendered_files() {
         let table_path = dir.join("plan.txt");
         failures.extend(check(&table_path, &p.to_string()));
         expected_files.insert(table_path);
-        let rendered = render::render(&p).unwrap();
+        let mut rendered = render::render(&p).unwrap();
         let objects_path = dir.join("objects.json");
         failures.extend(check(&objects_path, &objects_digest(&p, &rendered)));
         expected_files.insert(objects_path);
+        // The tunnel's files as `path render` writes them (the PSK a placeholder).
+        if let Some(v) = &p.vpn {
+            for (object, files) in vnet_te::core::vpn_render::render(&p, v, vnet_te::core::vpn_render::PSK_PLACEHOLDER) {
+                rendered.entry(object).or_default().extend(files);
+            }
+        }
         for (object, files) in rendered {
             for f in files {
                 let path = dir.join(&object).join(&f.name);

@@ -9,6 +9,7 @@
 //! - `frr`, `probe`: tolerant parsers of FRR's `show ... json` and of traceroute output,
 //!   shared by both binaries and tested against outputs captured from real FRR 8.4.
 //! - `delay`: the delay line (NFQUEUE) that gives links delay, jitter and loss without netem.
+//! - `vpn`: strongSwan operations on a VPN end or transit router and readers of their output.
 //! - `vty`: `show` commands straight to an FRR daemon's socket in a router (no exec).
 
 pub mod delay;
@@ -24,3 +25,4 @@ pub mod netns;
 pub mod scope;
 pub mod tls;
 pub mod vty;
+pub mod vpn;

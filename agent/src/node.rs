@@ -75,6 +75,10 @@ pub struct ContainerSpec {
     /// the keys in [`ALLOWED_SYSCTLS`] are accepted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// Host devices the container gets (only those in `vpn::ALLOWED_DEVICES`: the TUN device
+    /// of a VPN end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 /// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays,
@@ -347,6 +351,9 @@ pub trait Node: Send + Sync {
     /// another node's underlay address: each reply's round trip in µs, in arrival order
     /// (empty: none came back within a second of the last echo).
     async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>>;
+    /// One IPsec operation (`vpn::VpnOp`) in a running vnet-te container: success and what it
+    /// printed.
+    async fn vpn(&self, container: &str, op: &crate::vpn::VpnOp) -> NodeResult<Probe>;
 }
 
 /// The most echoes one `Node::underlay_rtts` sends.

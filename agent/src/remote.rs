@@ -411,4 +411,12 @@ impl Node for RemoteNode {
         let req = Request::UnderlayRtts { target, count };
         self.call(req, &format!("pinging {target} from the node"), Retry::Yes, READ_TIMEOUT).await
     }
+
+    async fn vpn(&self, container: &str, op: &crate::vpn::VpnOp) -> NodeResult<Probe> {
+        let doing = op.doing(container);
+        // Reads may be retried; starting charon and the counting rules are not blind repeats.
+        let retry = if matches!(op, crate::vpn::VpnOp::ListSas {} | crate::vpn::VpnOp::CountRead {}) { Retry::Yes } else { Retry::No };
+        let req = Request::Vpn { container: container.to_string(), vpn: op.clone() };
+        self.call(req, &doing, retry, LONG_TIMEOUT).await
+    }
 }

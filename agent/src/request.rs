@@ -75,6 +75,7 @@ pub enum Request {
     DelayLines { container: String },
     SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
     UnderlayRtts { target: Ipv4Addr, count: u32 },
+    Vpn { container: String, vpn: crate::vpn::VpnOp },
 }
 
 impl Request {
@@ -117,6 +118,7 @@ impl Request {
             Request::DelayLines { .. } => "delay_lines",
             Request::SetLinkRate { .. } => "set_link_rate",
             Request::UnderlayRtts { .. } => "underlay_rtts",
+            Request::Vpn { .. } => "vpn",
         }
     }
 
@@ -264,6 +266,7 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
             answer(op, node.set_link_rate(&container, &ifname, rate_bps).await)
         }
         Request::UnderlayRtts { target, count } => answer(op, node.underlay_rtts(target, count).await),
+        Request::Vpn { container, vpn } => answer(op, node.vpn(&container, &vpn).await),
     }
 }
 

@@ -136,7 +136,18 @@ pub fn check_container_spec(spec: &ContainerSpec) -> Result<(), String> {
     }
     check_files(&spec.files, FILE_PREFIXES)?;
     check_env(&spec.env)?;
+    check_devices(&spec.devices)?;
     crate::node::check_sysctls(&spec.sysctls)
+}
+
+/// Only the devices a VPN end needs (the TUN device), nothing else of the node's.
+pub fn check_devices(devices: &[String]) -> Result<(), String> {
+    for d in devices {
+        if !crate::vpn::ALLOWED_DEVICES.contains(&d.as_str()) {
+            return Err(format!("device {d:?} is not allowed (allowed: {})", crate::vpn::ALLOWED_DEVICES.join(", ")));
+        }
+    }
+    Ok(())
 }
 
 /// Only the unpacking prologue's variables, their paths under [`FILE_PREFIXES`].
@@ -196,6 +207,7 @@ mod tests {
             cmd: vec!["/bin/bash".into()],
             labels: BTreeMap::from([(labels::PATH.into(), "p".into()), (labels::ROLE.into(), "router".into())]),
             sysctls: BTreeMap::new(),
+            devices: Vec::new(),
         }
     }
 

@@ -247,6 +247,11 @@ impl Node for Fake {
         // A node that answers from the second echo on, each a microsecond slower.
         Ok((1..count).map(|i| u64::from(target.octets()[3]) * 100 + u64::from(i)).collect())
     }
+
+    async fn vpn(&self, container: &str, op: &vnet_te_agent::vpn::VpnOp) -> NodeResult<Probe> {
+        self.hit();
+        Ok(Probe { success: true, output: format!("{container} {op:?}") })
+    }
 }
 
 fn fixture_delay_lines() -> Vec<DelayLineStatus> {
@@ -444,6 +449,11 @@ impl Node for Recorder {
         self.record(Request::UnderlayRtts { target, count });
         Ok(vec![52, 48])
     }
+
+    async fn vpn(&self, container: &str, op: &vnet_te_agent::vpn::VpnOp) -> NodeResult<Probe> {
+        self.record(Request::Vpn { container: container.into(), vpn: op.clone() });
+        Ok(Probe { success: true, output: String::new() })
+    }
 }
 
 /// One request of each operation, every argument set to something its neighbours do not
@@ -546,6 +556,10 @@ fn samples() -> Vec<Request> {
         Request::DelayLines { container: "vte-p1-r14".into() },
         Request::SetLinkRate { container: "vte-p1-r15".into(), ifname: "eth5".into(), rate_bps: Some(10_000_000) },
         Request::UnderlayRtts { target: Ipv4Addr::new(192, 0, 2, 16), count: 17 },
+        Request::Vpn {
+            container: "vte-p1-r16".into(),
+            vpn: vnet_te_agent::vpn::VpnOp::CountStart { a: "10.210.0.3".parse().unwrap(), b: "10.210.1.3".parse().unwrap() },
+        },
     ]
 }
 
@@ -563,6 +577,7 @@ fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
         cmd: vec!["/usr/lib/frr/frrinit.sh".into(), "start".into()],
         labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "10".into())]),
+        devices: Vec::new(),
     }
 }
 

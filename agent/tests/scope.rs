@@ -73,6 +73,7 @@ fn host_spec(name: &str, path: &str) -> ContainerSpec {
         cmd: vec!["sleep".into(), "600".into()],
         labels: BTreeMap::from([(labels::PATH.into(), path.into()), (labels::ROLE.into(), "host".into())]),
         sysctls: BTreeMap::new(),
+        devices: Vec::new(),
     }
 }
 
@@ -90,6 +91,7 @@ async fn a_container_without_vnet_tes_labels_is_refused_every_operation() {
     refused("write_files", node.write_files(&name, std::slice::from_ref(&file)).await, "no vnet-te.path label");
     refused("interface_counters", node.interface_counters(&name).await, "no vnet-te.path label");
     refused("set_link_rate", node.set_link_rate(&name, "eth0", Some(1_000_000)).await, "no vnet-te.path label");
+    refused("vpn", node.vpn(&name, &vnet_te_agent::vpn::VpnOp::CountStop {}).await, "no vnet-te.path label");
     refused("remove", node.remove_container(&name).await, "no vnet-te.path label");
     assert!(exists(&name), "a refused removal leaves the container");
 
@@ -108,6 +110,14 @@ async fn a_container_without_vnet_tes_labels_is_refused_every_operation() {
     let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
     assert_eq!(body["kind"], "refused", "{body}");
     assert!(exists(&name));
+
+    // A device beyond the TUN one, asked for on the wire: 403, nothing made.
+    let mut spec = host_spec(&format!("{name}-dev"), &format!("hd-scope-{}", std::process::id()));
+    spec.devices = vec!["/dev/sda".into()];
+    let body = serde_json::json!({ "op": "create_container", "spec": spec });
+    let answer = client.post(format!("https://{addr}/v1/op")).body(body.to_string()).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(!exists(&spec.name));
 }
 
 #[tokio::test]
@@ -138,14 +148,20 @@ async fn containers_of_other_images_or_network_modes_are_never_created() {
         ("no path label", with(&|s| drop(s.labels.remove(labels::PATH))), "no vnet-te.path label"),
         ("file outside", with(&|s| s.files[0].path = "/root/.bashrc".into()), "outside vnet-te's paths"),
         ("env outside", with(&|s| s.env = vec!["VNET_TE_F0_PATH=/usr/sbin/ip".into()]), "outside vnet-te's paths"),
+        ("a disk", with(&|s| s.devices = vec!["/dev/sda".into()]), "device \"/dev/sda\" is not allowed"),
+        ("memory", with(&|s| s.devices = vec!["/dev/net/tun".into(), "/dev/mem".into()]), "device \"/dev/mem\" is not allowed"),
+        ("TUN by another name", with(&|s| s.devices = vec!["/dev/net/../net/tun".into()]), "is not allowed"),
     ];
     for (what, spec, want) in cases {
         refused(what, node.create_container(&spec).await, want);
         assert!(!exists(&name), "{what}: nothing is created");
     }
     // The spec as planned is made: the refusals above are the departures, not the request.
-    node.create_container(&host_spec(&name, &path)).await.unwrap();
+    // A VPN end's is planned with the TUN device.
+    node.create_container(&with(&|s| s.devices = vec!["/dev/net/tun".into()])).await.unwrap();
     assert!(exists(&name));
+    let devices = docker(&["inspect", "-f", "{{json .HostConfig.Devices}}", &name]);
+    assert!(devices.contains(r#""PathOnHost":"/dev/net/tun""#) && !devices.contains("sda"), "{devices}");
     node.remove_container(&name).await.unwrap();
     assert!(!exists(&name));
 }

@@ -189,6 +189,17 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
         host_config: Some(HostConfig {
             cap_add: Some(caps.iter().map(|c| c.to_string()).collect()),
             sysctls: Some(sysctls),
+            // Checked by `create` (`scope::check_devices`): the TUN device of a VPN end only.
+            devices: (!spec.devices.is_empty()).then(|| {
+                spec.devices
+                    .iter()
+                    .map(|d| bollard::models::DeviceMapping {
+                        path_on_host: Some(d.clone()),
+                        path_in_container: Some(d.clone()),
+                        cgroup_permissions: Some("rwm".to_string()),
+                    })
+                    .collect()
+            }),
             network_mode: Some(first.map_or_else(|| "none".to_string(), |f| f.network.clone())),
             init: Some(false),
             cgroup_parent,
@@ -449,6 +460,7 @@ mod tests {
             cmd: Vec::new(),
             labels: BTreeMap::new(),
             sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".to_string(), "10".to_string())]),
+            devices: Vec::new(),
         };
         let sysctls = create_body(&spec, None).host_config.unwrap().sysctls.unwrap();
         assert_eq!(sysctls.get("net.ipv4.tcp_syn_retries").map(String::as_str), Some("10"));

@@ -32,6 +32,7 @@ mod frr;
 mod links;
 mod networks;
 mod probes;
+mod vpn;
 
 /// A tar archive of (relative path, content, mode) entries, as Docker's archive upload and
 /// image build take them (mtime 0: the same files give the same bytes).
@@ -283,5 +284,9 @@ impl Node for LocalNode {
 
     async fn underlay_rtts(&self, target: Ipv4Addr, count: u32) -> NodeResult<Vec<u64>> {
         probes::underlay_rtts(target, count).await
+    }
+
+    async fn vpn(&self, container: &str, op: &crate::vpn::VpnOp) -> NodeResult<Probe> {
+        vpn::run(self, container, op).await
     }
 }

@@ -16,7 +16,7 @@ use crate::core::render;
 use crate::core::replan;
 use crate::error::{exit, BadInput};
 use crate::core::spec::Converge;
-use crate::exec::{apply, cluster, create as exec_create, distance, observe, repair, state, teardown, DeployError, Nodes};
+use crate::exec::{apply, cluster, create as exec_create, distance, observe, repair, state, teardown, vpn, DeployError, Nodes};
 
 pub struct CreateOptions {
     pub spec: SpecInput,
@@ -99,12 +99,20 @@ pub async fn create(a: CreateOptions) -> anyhow::Result<i32> {
 
     let progress = Bar::new();
     let run = exec_create::Run::new();
+    // The tunnel's key: kept in the path state and the two ends' swanctl.conf only.
+    let psk = plan.vpn.is_some().then(vpn::new_psk);
     let result = tokio::select! {
-        r = exec_create::create(&plan, &nodes, &run, &progress) => r,
+        r = async {
+            exec_create::create(&plan, &nodes, &run, &progress).await?;
+            match &psk {
+                Some(k) => vpn::setup(&mut plan, &nodes, k).await,
+                None => Ok(()),
+            }
+        } => r,
         signal = super::interrupted() => Err(DeployError::Interrupted(signal)),
     };
     progress.done();
-    if let Err(e) = result.and_then(|()| Ok(state::save_new(&nodes.state_dir, &plan)?)) {
+    if let Err(e) = result.and_then(|()| Ok(state::save_new_with_psk(&nodes.state_dir, &plan, psk.as_deref())?)) {
         return Err(exec_create::roll_back(&plan, &nodes, &run, e).await);
     }
     // The path exists from here on: a signal ends the command, not the path.
@@ -517,6 +525,10 @@ pub async fn show(name: &str, output: Output) -> anyhow::Result<i32> {
                     plan::ms(c.line_delay_us.1),
                 );
             }
+            if let Some(v) = &plan.vpn {
+                let engine = v.engine.map_or("not probed".to_string(), |e| e.to_string());
+                println!("{}: {} ⇄ {} (strongSwan IKEv2, {}), ESP engine: {engine}", v.label(), v.ends[0].outer, v.ends[1].outer, v.auth);
+            }
             if let Some(e) = elapsed {
                 println!("schedule: +{:.1} s since it started", e as f64 / 1000.0);
                 for s in &schedule_now {
@@ -735,7 +747,14 @@ pub fn cross_host_summary(plan: &plan::Plan) -> String {
 
 /// Writes `<out>/<container>/<file>` for every rendered file; returns how many.
 pub fn write_rendered(plan: &plan::Plan, out: &Path) -> anyhow::Result<usize> {
-    let files: Vec<(String, Vec<render::RenderedFile>)> = render::render(plan)?.into_iter().collect();
+    let mut rendered = render::render(plan)?;
+    // The tunnel's key exists only once the path is made: a placeholder stands in for it.
+    if let Some(v) = &plan.vpn {
+        for (object, files) in crate::core::vpn_render::render(plan, v, crate::core::vpn_render::PSK_PLACEHOLDER) {
+            rendered.entry(object).or_default().extend(files);
+        }
+    }
+    let files: Vec<(String, Vec<render::RenderedFile>)> = rendered.into_iter().collect();
     // Thousands of small files: creating them dominates, so spread it over the cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let chunk = files.len().div_ceil(threads).max(64);

@@ -8,3 +8,4 @@ pub mod plan;
 pub mod render;
 pub mod replan;
 pub mod spec;
+pub mod vpn_render;

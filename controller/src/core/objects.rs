@@ -226,6 +226,15 @@ fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPla
         cmd,
         labels: l,
         sysctls: tcp_sysctls(r),
+        devices: vpn_devices(plan, &r.container),
+    }
+}
+
+/// A VPN end gets the TUN device (libipsec's `ipsec0`; unused where the kernel does ESP).
+fn vpn_devices(plan: &Plan, container: &str) -> Vec<String> {
+    match &plan.vpn {
+        Some(v) if v.is_end(container) => vnet_te_agent::vpn::ALLOWED_DEVICES.iter().map(|d| d.to_string()).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -274,6 +283,7 @@ fn host_spec(
         cmd: Kind::Host.boot_cmd(),
         labels: l,
         sysctls,
+        devices: vpn_devices(plan, &h.container),
     }
 }
 

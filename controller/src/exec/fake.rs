@@ -30,6 +30,7 @@ use vnet_te_agent::node::{
     MacvlanSpec, NodeResult, Probe, VethSpec, VxlanSpec,
 };
 use vnet_te_agent::probe::InterfaceCounters;
+use vnet_te_agent::vpn::VpnOp;
 
 use super::nodes::Nodes;
 use crate::core::plan::{NetworkRole, Plan, RouterPlan, TE_LOCAL_PREF};
@@ -73,6 +74,7 @@ pub enum Call {
     DelayLines(String),
     SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
     UnderlayRtts { target: Ipv4Addr, count: u32 },
+    Vpn { container: String, op: VpnOp },
 }
 
 impl Call {
@@ -115,6 +117,7 @@ impl Call {
             Call::DelayLines(_) => "delay_lines",
             Call::SetLinkRate { .. } => "set_link_rate",
             Call::UnderlayRtts { .. } => "underlay_rtts",
+            Call::Vpn { .. } => "vpn",
         }
     }
 
@@ -162,6 +165,7 @@ impl Call {
                 format!("{container}:{ifname}")
             }
             Call::UnderlayRtts { target, .. } => target.to_string(),
+            Call::Vpn { container, .. } => container.clone(),
         }
     }
 
@@ -184,6 +188,7 @@ impl Call {
                 | Call::StartDelayLine(_)
                 | Call::SetDelayLine { .. }
                 | Call::SetLinkRate { .. }
+                | Call::Vpn { op: VpnOp::Start {} | VpnOp::CountStart { .. } | VpnOp::CountStop {}, .. }
         )
     }
 
@@ -196,7 +201,7 @@ impl Call {
             Call::ConnectVxlan(v) => vec![&v.container],
             Call::ConnectMacvlan(m) => vec![&m.container],
             Call::ApplyFrrConfig { router, .. } => vec![router],
-            Call::WriteFiles { container, .. } => vec![container],
+            Call::WriteFiles { container, .. } | Call::Vpn { container, .. } => vec![container],
             Call::StartDelayLine(d) => vec![&d.container],
             Call::SetDelayLine { container, .. } | Call::SetLinkRate { container, .. } | Call::DelayLines(container) => {
                 vec![container]
@@ -448,6 +453,7 @@ impl FakeNode {
             cmd: Vec::new(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             sysctls: BTreeMap::new(),
+            devices: Vec::new(),
         };
         self.state()
             .containers
@@ -855,7 +861,9 @@ impl Node for FakeNode {
     async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, _wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::PingBurst { host: host.into(), target, count }, |s, _| {
             running(s, host)?;
-            let received = if s.answers.as_deref().and_then(|p| trace_for(p, host, target)).is_some() { count } else { 0 };
+            // A planned host answers (a tunnelled path plans no trace to it).
+            let answers = s.answers.as_deref().is_some_and(|p| trace_for(p, host, target).is_some() || p.hosts.iter().any(|h| h.address == target));
+            let received = if answers { count } else { 0 };
             let output = format!("{count} packets transmitted, {received} received, 0% packet loss, time 1ms\n");
             Ok(Probe { success: received > 0, output })
         })
@@ -948,6 +956,22 @@ impl Node for FakeNode {
             }
             let rtts = s.underlay.get(&target).cloned().unwrap_or_else(|| UNDERLAY_RTTS.to_vec());
             Ok(rtts.into_iter().take(count as usize).collect())
+        })
+        .await
+    }
+
+    /// No kernel ESP; an end lists one established tunnel; transit routers count 100
+    /// NAT-T packets and no plaintext ICMP.
+    async fn vpn(&self, container: &str, op: &VpnOp) -> NodeResult<Probe> {
+        self.op(Call::Vpn { container: container.into(), op: op.clone() }, |s, _| {
+            running(s, container)?;
+            let (success, output) = match op {
+                VpnOp::ProbeEsp {} => (false, "kernel ESP: no (Requested type not found)".to_string()),
+                VpnOp::ListSas {} => (true, "vte: #1, ESTABLISHED, IKEv2, 1_i* 2_r\n  vte: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_CBC-128\n".into()),
+                VpnOp::CountRead {} => (true, "  100 1 17 -- * * 0/0 0/0 /* nat-t */\n    0 0 1 -- * * 0/0 0/0 /* plain-ab */\n".into()),
+                _ => (true, String::new()),
+            };
+            Ok(Probe { success, output })
         })
         .await
     }

@@ -14,5 +14,6 @@ pub mod repair;
 pub mod ssh;
 pub mod state;
 pub mod teardown;
+pub mod vpn;
 
 pub use nodes::{DeployError, Nodes, NoProgress, Progress, Step, PARALLELISM};

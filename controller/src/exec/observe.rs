@@ -263,8 +263,23 @@ async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
 }
 
 /// Polls until the path matches the plan or `timeout` passes; then explains each failing
-/// hop (session states) and returns the report.
+/// hop (session states) and returns the report. A path with an IPsec tunnel whose routes are
+/// right is then held to the tunnel's evidence too (`exec::vpn::observe`).
 pub async fn verify(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dyn VerifyProgress) -> Report {
+    let mut report = verify_routing(plan, nodes, timeout, progress).await;
+    if let Some(v) = plan.vpn.as_ref().filter(|_| report.control_plane_ok) {
+        let start = Instant::now();
+        progress.update(report.hops.len(), plan.path.len(), "IPsec: SAs, and ESP counters during a ping burst");
+        let obs = super::vpn::observe(plan, nodes).await;
+        let probes = crate::core::compare::vpn::compare(plan, v, &obs);
+        report.verified &= probes.iter().all(|p| p.ok);
+        report.probes.extend(probes);
+        report.elapsed_ms += start.elapsed().as_millis() as u64;
+    }
+    report
+}
+
+async fn verify_routing(plan: &Plan, nodes: &Nodes, timeout: Duration, progress: &dyn VerifyProgress) -> Report {
     let start = Instant::now();
     let deadline = start + timeout;
     let total = plan.path.len();

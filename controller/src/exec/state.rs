@@ -47,6 +47,10 @@ struct Stored {
     /// plan's own hash, not the labels).
     created_hash: String,
     plan: Plan,
+    /// The pre-shared key of the path's IPsec tunnel (base64), generated at create: only
+    /// here and in the two ends' swanctl.conf (mode 0600), never in the plan or a label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vpn_psk: Option<String>,
 }
 
 /// The state file of path `name` (names are checked before any command gets here: letters,
@@ -58,17 +62,28 @@ pub fn file(dir: &Path, name: &str) -> PathBuf {
 /// Writes the state of a path about to be created (replacing any file of an earlier path of
 /// that name).
 pub fn save_new(dir: &Path, plan: &Plan) -> Result<(), StateError> {
-    write(dir, &Stored { version: STATE_VERSION, created_hash: plan.hash.clone(), plan: plan.clone() })
+    write(dir, &Stored { version: STATE_VERSION, created_hash: plan.hash.clone(), plan: plan.clone(), vpn_psk: None })
+}
+
+/// Writes the state of a path about to be created with its tunnel's pre-shared key.
+pub fn save_new_with_psk(dir: &Path, plan: &Plan, psk: Option<&str>) -> Result<(), StateError> {
+    let stored = Stored { version: STATE_VERSION, created_hash: plan.hash.clone(), plan: plan.clone(), vpn_psk: psk.map(str::to_string) };
+    write(dir, &stored)
+}
+
+/// The pre-shared key of path `name`'s tunnel, if it has one.
+pub fn vpn_psk(dir: &Path, name: &str) -> Option<String> {
+    read(dir, name).ok().flatten().and_then(|s| s.vpn_psk)
 }
 
 /// Replaces the stored plan of a running path (after an update, an impairment, a schedule's
 /// start), keeping the hash its containers carry.
 pub fn store_plan(plan: &Plan, nodes: &Nodes) -> Result<(), StateError> {
-    let created_hash = match read(&nodes.state_dir, &plan.name)? {
-        Some(s) => s.created_hash,
-        None => plan.hash.clone(),
+    let (created_hash, vpn_psk) = match read(&nodes.state_dir, &plan.name)? {
+        Some(s) => (s.created_hash, s.vpn_psk),
+        None => (plan.hash.clone(), None),
     };
-    write(&nodes.state_dir, &Stored { version: STATE_VERSION, created_hash, plan: plan.clone() })
+    write(&nodes.state_dir, &Stored { version: STATE_VERSION, created_hash, plan: plan.clone(), vpn_psk })
 }
 
 /// Removes the state of path `name` (none is no error).

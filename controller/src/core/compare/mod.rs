@@ -23,6 +23,7 @@ pub mod distance;
 mod evpn;
 mod report;
 mod schedule;
+pub mod vpn;
 
 pub use evpn::evpn_edges;
 pub use schedule::{down_by_schedule, schedule_note};

@@ -152,6 +152,7 @@ impl fmt::Display for Report {
                 L2_PING_DF => writeln!(f, "l2 ping DF {} → {} ({}): {}", p.from, p.to, p.target, status)?,
                 VXLAN_PATH => writeln!(f, "vxlan {} → {} on the planned links: {}", p.from, p.to, status)?,
                 ATTACH_PING => writeln!(f, "ping {} → {}'s attached LAN ({}): {}", p.from, p.to, p.target, status)?,
+                k if k.starts_with("ipsec") => writeln!(f, "{k} {} → {}: {}", p.from, p.to, status)?,
                 _ => writeln!(f, "ping {} → {} ({}): {}", p.from, p.to, p.target, status)?,
             }
         }

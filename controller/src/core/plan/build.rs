@@ -131,8 +131,15 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         schedule,
         verify: spec.verify,
         announce: spec.announce,
+        vpn: None,
         expectations,
     };
+    if let Some(v) = &spec.vpn {
+        plan.vpn = super::vpn::plan(v, &plan);
+        if let Some(v) = &plan.vpn {
+            plan.expectations.traceroutes = super::vpn::plain_traceroutes(&plan, v);
+        }
+    }
     if plan.distance.is_some() {
         distance::recompute(&mut plan);
     }

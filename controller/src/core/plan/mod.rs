@@ -23,6 +23,7 @@ pub mod neighbours;
 pub mod schedule;
 pub mod sessions;
 pub mod timeouts;
+pub mod vpn;
 
 pub use build::build;
 pub use schedule::SchedulePlan;
@@ -92,6 +93,9 @@ pub struct Plan {
     pub verify: VerifyMode,
     #[serde(skip_serializing_if = "Announce::is_ends", default)]
     pub announce: Announce,
+    /// The IPsec tunnel between the path's ends, if the spec asks for one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vpn: Option<vpn::VpnPlan>,
     pub expectations: Expectations,
 }
 

@@ -81,6 +81,9 @@ pub struct PathSpec {
     pub contact_plan: Option<ContactPlanSpec>,
     #[serde(default)]
     pub announce: Announce,
+    /// An IPsec tunnel between the path's ends (host-to-host or site-to-site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<VpnSpec>,
 }
 
 /// Which prefixes the routers announce into BGP.
@@ -520,6 +523,7 @@ pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<Pat
         schedule: None,
         contact_plan: None,
         announce: Announce::Ends,
+        vpn: None,
     };
     if problems.is_empty() {
         problems = validate(&spec);
@@ -652,11 +656,13 @@ pub mod distance;
 mod problem;
 pub mod schedule;
 mod validate;
+pub mod vpn;
 
 pub use distance::{Converge, ImpairSpec, LatencySpec, Quantity, ToleranceSpec};
 pub use problem::{Problem, SpecError};
 pub use schedule::{ContactPlanSpec, ScheduleEntrySpec};
 pub use validate::validate;
+pub use vpn::{VpnAuth, VpnMode, VpnSpec};
 pub(crate) use validate::lan_count;
 
 #[cfg(test)]

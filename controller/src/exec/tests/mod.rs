@@ -17,6 +17,7 @@ mod schedule;
 mod state;
 mod teardown;
 mod underlay;
+mod vpn;
 
 fn spec_file(name: &str) -> PathSpec {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../paths").join(name);
