@@ -55,6 +55,7 @@ fn spec(name: &str) -> ContainerSpec {
             ("vnet-te.test".into(), "delay-node".into()),
         ]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "9".into())]),
+        limits: Default::default(),
     }
 }
 

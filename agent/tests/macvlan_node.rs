@@ -64,6 +64,7 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
             ("vnet-te.test".into(), "macvlan-node".into()),
         ]),
         sysctls: BTreeMap::new(),
+        limits: Default::default(),
     };
     node.create_container(&spec).await.unwrap();
     node.start_container(&c.0).await.unwrap();

@@ -563,6 +563,7 @@ fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
         cmd: vec!["/usr/lib/frr/frrinit.sh".into(), "start".into()],
         labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "10".into())]),
+        limits: Default::default(),
     }
 }
 

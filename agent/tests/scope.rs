@@ -73,6 +73,7 @@ fn host_spec(name: &str, path: &str) -> ContainerSpec {
         cmd: vec!["sleep".into(), "600".into()],
         labels: BTreeMap::from([(labels::PATH.into(), path.into()), (labels::ROLE.into(), "host".into())]),
         sysctls: BTreeMap::new(),
+        limits: Default::default(),
     }
 }
 

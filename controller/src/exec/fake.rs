@@ -448,6 +448,7 @@ impl FakeNode {
             cmd: Vec::new(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             sysctls: BTreeMap::new(),
+            limits: Default::default(),
         };
         self.state()
             .containers

@@ -18,6 +18,7 @@ fn container(name: &str) -> ContainerSpec {
         cmd: Vec::new(),
         labels: [(labels::PATH.to_string(), "p".to_string()), (labels::ROLE.to_string(), "router".to_string())].into(),
         sysctls: Default::default(),
+        limits: Default::default(),
     }
 }
 
