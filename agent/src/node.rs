@@ -325,6 +325,9 @@ pub trait Node: Send + Sync {
     /// Lets routed traffic cross the path's internal bridges (Docker's isolation rules drop
     /// transit traffic on internal bridges); `false` withdraws it.
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()>;
+    /// Lets the node take link VXLAN (UDP 4790) from the `allow`ed addresses only (the
+    /// cluster's nodes) and drops it from anyone else; `None` takes the filter away.
+    async fn vxlan_filter(&self, allow: Option<&[Ipv4Addr]>) -> NodeResult<()>;
     /// `show bgp l2vpn evpn json` in a router container.
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<crate::frr::EvpnRoutes>;
     /// `show evpn vni json` in a router container.

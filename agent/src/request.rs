@@ -16,10 +16,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::{
-    ContainerSpec, DelayLineSpec, DelaySettings, FileSpec, MacvlanSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec,
-    VxlanSpec,
-};
+use crate::node::{ContainerSpec, DelayLineSpec, DelaySettings, FileSpec, MacvlanSpec, NetworkSpec, Node, NodeError, NodeResult, VethSpec, VxlanSpec};
 
 /// Largest request body accepted: container specs carry whole config files, a host's the
 /// plan (about 1.2 KiB a hop in JSON), so a path of thousands of hops fits.
@@ -30,19 +27,44 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    ImagesPresent { refs: Vec<String> },
+    ImagesPresent {
+        refs: Vec<String>,
+    },
     // A struct variant, not a unit one: serde ignores extra fields beside a unit variant's tag.
     TakenSubnets {},
-    FindContainers { label: String, value: Option<String> },
-    FindNetworks { label: String, value: Option<String> },
-    CreateNetwork { spec: NetworkSpec },
-    RemoveNetwork { name: String },
-    CreateContainer { spec: ContainerSpec },
-    StartContainer { name: String },
-    RemoveContainer { name: String },
-    ReadFile { container: String, path: String },
-    BgpTable { router: String },
-    BgpSummary { router: String },
+    FindContainers {
+        label: String,
+        value: Option<String>,
+    },
+    FindNetworks {
+        label: String,
+        value: Option<String>,
+    },
+    CreateNetwork {
+        spec: NetworkSpec,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+    CreateContainer {
+        spec: ContainerSpec,
+    },
+    StartContainer {
+        name: String,
+    },
+    RemoveContainer {
+        name: String,
+    },
+    ReadFile {
+        container: String,
+        path: String,
+    },
+    BgpTable {
+        router: String,
+    },
+    BgpSummary {
+        router: String,
+    },
     Traceroute {
         host: String,
         target: Ipv4Addr,
@@ -52,29 +74,98 @@ pub enum Request {
         #[serde(default)]
         one_at_a_time: bool,
     },
-    Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32 },
-    BridgeForwarding { enable: bool },
-    BgpEvpnRoutes { router: String },
-    EvpnVnis { router: String },
-    InterfaceCounters { container: String },
-    ApplyFrrConfig { router: String, config: String, remove: String },
-    WriteFiles { container: String, files: Vec<FileSpec> },
-    ConnectVeth { link: VethSpec },
-    ConnectVxlan { link: VxlanSpec },
+    Ping {
+        host: String,
+        target: Ipv4Addr,
+        size: Option<u32>,
+        dont_fragment: bool,
+        wait_ms: u32,
+    },
+    BridgeForwarding {
+        enable: bool,
+    },
+    VxlanFilter {
+        allow: Option<Vec<Ipv4Addr>>,
+    },
+    BgpEvpnRoutes {
+        router: String,
+    },
+    EvpnVnis {
+        router: String,
+    },
+    InterfaceCounters {
+        container: String,
+    },
+    ApplyFrrConfig {
+        router: String,
+        config: String,
+        remove: String,
+    },
+    WriteFiles {
+        container: String,
+        files: Vec<FileSpec>,
+    },
+    ConnectVeth {
+        link: VethSpec,
+    },
+    ConnectVxlan {
+        link: VxlanSpec,
+    },
     OwnInterfaces {},
-    ConnectMacvlan { link: MacvlanSpec },
-    RemoveMacvlans { container: String },
-    WaitBgpd { router: String, within_secs: u32 },
-    PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
-    PingBurst { host: String, target: Ipv4Addr, count: u32, wait_ms: u32 },
-    PingEach { host: String, targets: Vec<Ipv4Addr>, wait_ms: u32 },
-    IperfServer { host: String },
-    IperfClient { host: String, target: Ipv4Addr, seconds: u32 },
-    StartDelayLine { spec: DelayLineSpec },
-    SetDelayLine { container: String, ifname: String, settings: DelaySettings },
-    DelayLines { container: String },
-    SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
-    UnderlayRtts { target: Ipv4Addr, count: u32 },
+    ConnectMacvlan {
+        link: MacvlanSpec,
+    },
+    RemoveMacvlans {
+        container: String,
+    },
+    WaitBgpd {
+        router: String,
+        within_secs: u32,
+    },
+    PingUntil {
+        host: String,
+        target: Ipv4Addr,
+        within_secs: u32,
+    },
+    PingBurst {
+        host: String,
+        target: Ipv4Addr,
+        count: u32,
+        wait_ms: u32,
+    },
+    PingEach {
+        host: String,
+        targets: Vec<Ipv4Addr>,
+        wait_ms: u32,
+    },
+    IperfServer {
+        host: String,
+    },
+    IperfClient {
+        host: String,
+        target: Ipv4Addr,
+        seconds: u32,
+    },
+    StartDelayLine {
+        spec: DelayLineSpec,
+    },
+    SetDelayLine {
+        container: String,
+        ifname: String,
+        settings: DelaySettings,
+    },
+    DelayLines {
+        container: String,
+    },
+    SetLinkRate {
+        container: String,
+        ifname: String,
+        rate_bps: Option<u64>,
+    },
+    UnderlayRtts {
+        target: Ipv4Addr,
+        count: u32,
+    },
 }
 
 impl Request {
@@ -96,6 +187,7 @@ impl Request {
             Request::Traceroute { .. } => "traceroute",
             Request::Ping { .. } => "ping",
             Request::BridgeForwarding { .. } => "bridge_forwarding",
+            Request::VxlanFilter { .. } => "vxlan_filter",
             Request::BgpEvpnRoutes { .. } => "bgp_evpn_routes",
             Request::EvpnVnis { .. } => "evpn_vnis",
             Request::InterfaceCounters { .. } => "interface_counters",
@@ -229,16 +321,13 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::Traceroute { host, target, max_hops, wait_ms, one_at_a_time } => {
             answer(op, node.traceroute(&host, target, max_hops, wait_ms, one_at_a_time).await)
         }
-        Request::Ping { host, target, size, dont_fragment, wait_ms } => {
-            answer(op, node.ping(&host, target, size, dont_fragment, wait_ms).await)
-        }
+        Request::Ping { host, target, size, dont_fragment, wait_ms } => answer(op, node.ping(&host, target, size, dont_fragment, wait_ms).await),
         Request::BridgeForwarding { enable } => answer(op, node.bridge_forwarding(enable).await),
+        Request::VxlanFilter { allow } => answer(op, node.vxlan_filter(allow.as_deref()).await),
         Request::BgpEvpnRoutes { router } => answer(op, node.bgp_evpn_routes(&router).await),
         Request::EvpnVnis { router } => answer(op, node.evpn_vnis(&router).await),
         Request::InterfaceCounters { container } => answer(op, node.interface_counters(&container).await),
-        Request::ApplyFrrConfig { router, config, remove } => {
-            answer(op, node.apply_frr_config(&router, &config, &remove).await)
-        }
+        Request::ApplyFrrConfig { router, config, remove } => answer(op, node.apply_frr_config(&router, &config, &remove).await),
         Request::WriteFiles { container, files } => answer(op, node.write_files(&container, &files).await),
         Request::ConnectVeth { link } => answer(op, node.connect_veth(&link).await),
         Request::ConnectVxlan { link } => answer(op, node.connect_vxlan(&link).await),
@@ -248,29 +337,20 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         Request::WaitBgpd { router, within_secs } => answer(op, node.wait_bgpd(&router, within_secs).await),
         Request::IperfServer { host } => answer(op, node.iperf_server(&host).await),
         Request::IperfClient { host, target, seconds } => answer(op, node.iperf_client(&host, target, seconds).await),
-        Request::PingBurst { host, target, count, wait_ms } => {
-            answer(op, node.ping_burst(&host, target, count, wait_ms).await)
-        }
+        Request::PingBurst { host, target, count, wait_ms } => answer(op, node.ping_burst(&host, target, count, wait_ms).await),
         Request::PingEach { host, targets, wait_ms } => answer(op, node.ping_each(&host, &targets, wait_ms).await),
-        Request::PingUntil { host, target, within_secs } => {
-            answer(op, node.ping_until(&host, target, within_secs).await)
-        }
+        Request::PingUntil { host, target, within_secs } => answer(op, node.ping_until(&host, target, within_secs).await),
         Request::StartDelayLine { spec } => answer(op, node.start_delay_line(&spec).await),
-        Request::SetDelayLine { container, ifname, settings } => {
-            answer(op, node.set_delay_line(&container, &ifname, settings).await)
-        }
+        Request::SetDelayLine { container, ifname, settings } => answer(op, node.set_delay_line(&container, &ifname, settings).await),
         Request::DelayLines { container } => answer(op, node.delay_lines(&container).await),
-        Request::SetLinkRate { container, ifname, rate_bps } => {
-            answer(op, node.set_link_rate(&container, &ifname, rate_bps).await)
-        }
+        Request::SetLinkRate { container, ifname, rate_bps } => answer(op, node.set_link_rate(&container, &ifname, rate_bps).await),
         Request::UnderlayRtts { target, count } => answer(op, node.underlay_rtts(target, count).await),
     }
 }
 
 fn answer<R: Serialize>(op: &str, result: NodeResult<R>) -> NodeResult<serde_json::Value> {
     let r = result?;
-    serde_json::to_value(r)
-        .map_err(|e| NodeError::Failed { doing: format!("encoding the answer to {op}"), message: e.to_string() })
+    serde_json::to_value(r).map_err(|e| NodeError::Failed { doing: format!("encoding the answer to {op}"), message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -292,29 +372,17 @@ mod tests {
             Ok(Request::FindContainers { label: "vnet-te.path".into(), value: Some("p1".into()) })
         );
         // A null optional argument is None, wherever `op` comes.
-        assert_eq!(
-            parse(br#"{"value":null,"label":"x","op":"find_networks"}"#),
-            Ok(Request::FindNetworks { label: "x".into(), value: None })
-        );
+        assert_eq!(parse(br#"{"value":null,"label":"x","op":"find_networks"}"#), Ok(Request::FindNetworks { label: "x".into(), value: None }));
         assert_eq!(
             parse(br#"{"op":"ping","host":"h","target":"10.0.0.1","dont_fragment":true,"wait_ms":1000}"#),
-            Ok(Request::Ping {
-                host: "h".into(),
-                target: Ipv4Addr::new(10, 0, 0, 1),
-                size: None,
-                dont_fragment: true,
-                wait_ms: 1000
-            })
+            Ok(Request::Ping { host: "h".into(), target: Ipv4Addr::new(10, 0, 0, 1), size: None, dont_fragment: true, wait_ms: 1000 })
         );
     }
 
     #[test]
     fn serializes_tagged_by_op_with_the_arguments_beside_it() {
         let req = Request::ReadFile { container: "r1".into(), path: "/etc/frr/frr.conf".into() };
-        assert_eq!(
-            serde_json::to_value(&req).unwrap(),
-            serde_json::json!({"op": "read_file", "container": "r1", "path": "/etc/frr/frr.conf"})
-        );
+        assert_eq!(serde_json::to_value(&req).unwrap(), serde_json::json!({"op": "read_file", "container": "r1", "path": "/etc/frr/frr.conf"}));
         assert_eq!(serde_json::to_string(&Request::TakenSubnets {}).unwrap(), r#"{"op":"taken_subnets"}"#);
     }
 
