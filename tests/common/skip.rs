@@ -40,8 +40,14 @@ pub enum Requirement {
 
 impl Requirement {
     /// Every requirement the suite knows (`deploy/test.sh` exports each one's switch).
-    pub const ALL: [Requirement; 6] =
-        [Requirement::Docker, Requirement::Frr, Requirement::Ssh, Requirement::Cluster, Requirement::Delay, Requirement::VyosCheck];
+    pub const ALL: [Requirement; 6] = [
+        Requirement::Docker,
+        Requirement::Frr,
+        Requirement::Ssh,
+        Requirement::Cluster,
+        Requirement::Delay,
+        Requirement::VyosCheck,
+    ];
 
     /// The environment variable that turns a skip for want of this into a failure.
     pub fn env_var(self) -> &'static str {
@@ -119,7 +125,10 @@ mod tests {
     #[test]
     fn a_skip_is_a_failure_when_its_switch_is_1() {
         let env = env_with(&[("VNET_TE_REQUIRE_DELAY", "1")]);
-        assert_eq!(outcome(&env, "t", Requirement::Delay, "no delay here"), Err("t: no delay here, and VNET_TE_REQUIRE_DELAY=1 requires it".to_string()));
+        assert_eq!(
+            outcome(&env, "t", Requirement::Delay, "no delay here"),
+            Err("t: no delay here, and VNET_TE_REQUIRE_DELAY=1 requires it".to_string())
+        );
     }
 
     #[test]
