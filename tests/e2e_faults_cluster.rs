@@ -1,7 +1,8 @@
 //! Faults on a local 3-node cluster of its own (`VNET_TE_CLUSTER=faults`: containers
 //! vnet-te-faults-n1..3, network vnet-te-cluster-faults, beside any other local cluster):
-//! a node lost while a create runs and while a delete runs, a worker's agent restarted while a
-//! create runs, and a node's dockerd restarted under a running path. Every case ends with
+//! a node lost while a create runs, before a delete and while a delete runs, a worker's agent
+//! restarted while a create runs, a node's dockerd restarted under a running path, and link
+//! VXLAN from an address that is no node's dropped. Every case ends with
 //! nothing of its path left on any node (`common::leftovers`). One cluster bring-up for all
 //! of them; it is torn down (deploy/cluster-down.sh) in every outcome, unless
 //! VNET_TE_KEEP_CLUSTER=1.
@@ -207,4 +208,99 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     let ids = ids_everywhere("fd");
     assert_eq!(on_manager(&["path", "delete", "fd"]).status.code(), Some(0));
     nothing_left_anywhere("fd", &ids);
+    for n in NODES {
+        assert_eq!(vxlan_chain(n), None, "{n}: the VXLAN filter went with the last path");
+    }
+
+    // 5. Link VXLAN (UDP 4790) from anyone but the cluster's nodes is dropped on every node
+    //    with VXLAN links, while the path between the nodes verifies; the filter goes with
+    //    the last path.
+    let out = on_manager(&["path", "create", "--hops", "6", "--name", "ff"]);
+    assert_eq!(out.status.code(), Some(0), "ff created and verified through the filter");
+    let addrs: Vec<String> = NODES.iter().map(|n| node_address(n)).collect();
+    let mut want: Vec<String> = addrs.iter().map(|a| format!("-A VNET-TE-VXLAN -s {a}/32 -j RETURN")).collect();
+    want.sort_by_key(|r| r.split(['.', '/']).filter_map(|x| x.parse::<u32>().ok()).collect::<Vec<_>>());
+    for n in NODES {
+        let chain = vxlan_chain(n).unwrap_or_else(|| panic!("{n}: no VXLAN filter"));
+        let rules: Vec<&str> = chain.lines().filter(|l| l.starts_with("-A")).collect();
+        let mut expected: Vec<&str> = want.iter().map(String::as_str).collect();
+        expected.push("-A VNET-TE-VXLAN -j DROP");
+        assert_eq!(rules, expected, "{n}");
+    }
+    let dropped_before = vxlan_dropped(NODES[1]);
+    let stranger = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "vnet-te-faults-stranger",
+            "--network",
+            "vnet-te-cluster-faults",
+            &format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION")),
+        ])
+        .args(["bash", "-c", &format!("for i in 1 2 3 4 5; do echo frame > /dev/udp/{}/4790; done", addrs[1])])
+        .output()
+        .expect("docker run");
+    show("a stranger on the cluster network sends 5 frames to n2:4790", &stranger);
+    assert!(stranger.status.success());
+    let dropped = vxlan_dropped(NODES[1]) - dropped_before;
+    assert!(dropped >= 5, "n2 dropped {dropped} of the stranger's 5 frames");
+    let out = on_manager(&["path", "verify", "ff", "--timeout", "30"]);
+    assert_eq!(out.status.code(), Some(0), "ff still verifies");
+    let ids = ids_everywhere("ff");
+    assert_eq!(on_manager(&["path", "delete", "ff"]).status.code(), Some(0));
+    nothing_left_anywhere("ff", &ids);
+    for n in NODES {
+        assert_eq!(vxlan_chain(n), None, "{n}: the VXLAN filter went with the last path");
+        let hooks = Engine::Node(n).sh("iptables -w -S INPUT");
+        assert!(!hooks.contains("VNET-TE-VXLAN"), "{n}: {hooks}");
+    }
+
+    // 6. n3 killed while a delete runs (its removals start after n1's and n2's): the delete
+    //    removes the rest, names n3 with what may be left there and what to run (exit 3);
+    //    once n3 is back a delete leaves nothing.
+    let out = on_manager(&["path", "create", "--hops", "60", "--name", "fe", "--timeout", "300"]);
+    assert_eq!(out.status.code(), Some(0), "fe created and verified");
+    let on_n1 = containers_on(NODES[0], "fe").len();
+    let ids = killed_engine(ids_everywhere("fe"), NODES[2]);
+    let child = Command::new("docker")
+        .args(["exec", MANAGER, "vnet-te", "path", "delete", "fe"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker exec");
+    wait_until("the delete removing fe's containers on n1", Duration::from_secs(60), || containers_on(NODES[0], "fe").len() < on_n1);
+    docker(&["kill", NODES[2]]);
+    let out = finish(child, "[n1] vnet-te path delete fe (n3 killed while it ran)");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "the delete says n3 is lost");
+    assert!(err.contains("node n3 did not answer") && err.contains("may be left there"), "{err}");
+    assert!(err.contains("`vnet-te path delete --force fe`"), "{err}");
+    for n in &NODES[..2] {
+        assert_nothing_left(Engine::Node(n), "fe", &[]);
+    }
+    docker(&["start", NODES[2]]);
+    every_agent_answers();
+    let out = on_manager(&["path", "delete", "fe"]);
+    assert_eq!(out.status.code(), Some(0), "what n3 held goes once it answers");
+    nothing_left_anywhere("fe", &ids);
+}
+
+/// The node's address on the cluster network.
+fn node_address(node: &str) -> String {
+    let out =
+        Command::new("docker").args(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", node]).output().expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `iptables -S VNET-TE-VXLAN` on a node, or None when there is no such chain.
+fn vxlan_chain(node: &str) -> Option<String> {
+    let out = Command::new("docker").args(["exec", node, "iptables", "-w", "-S", "VNET-TE-VXLAN"]).output().expect("docker exec");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// Packets the VXLAN filter's drop rule has counted on a node.
+fn vxlan_dropped(node: &str) -> u64 {
+    let out = Engine::Node(node).sh("iptables -w -L VNET-TE-VXLAN -v -x -n");
+    out.lines().find(|l| l.contains("DROP")).and_then(|l| l.split_whitespace().next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{node}: {out}"))
 }

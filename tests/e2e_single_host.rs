@@ -5,10 +5,10 @@
 //! test removes what it created, whatever the outcome (a guard deletes by label on drop).
 //! They run one at a time: concurrent creates on one engine race for subnets.
 
-#[path = "common/skip.rs"]
-mod skip;
 #[path = "common/leftovers.rs"]
 mod leftovers;
+#[path = "common/skip.rs"]
+mod skip;
 
 use leftovers::{assert_nothing_left, container_ids, Engine};
 
@@ -23,13 +23,7 @@ fn bin() -> &'static str {
 
 fn vnet(args: &[&str]) -> Output {
     let out = Command::new(bin()).args(args).output().expect("running vnet-te");
-    eprintln!(
-        "$ vnet-te {}\n(exit {:?})\n{}{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eprintln!("$ vnet-te {}\n(exit {:?})\n{}{}", args.join(" "), out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -123,8 +117,7 @@ fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
         .block_on(vnet_te_agent::vty::show(pid, vnet_te_agent::vty::Daemon::Bgpd, "show bgp summary json"))
         .expect("bgpd's vty socket answers from the node");
     let direct: serde_json::Value = serde_json::from_str(&direct).unwrap();
-    let via_vtysh: serde_json::Value =
-        serde_json::from_str(&docker(&["exec", "vte-e2e24-r5", "vtysh", "-c", "show bgp summary json"])).unwrap();
+    let via_vtysh: serde_json::Value = serde_json::from_str(&docker(&["exec", "vte-e2e24-r5", "vtysh", "-c", "show bgp summary json"])).unwrap();
     assert_eq!(direct["ipv4Unicast"]["routerId"], via_vtysh["ipv4Unicast"]["routerId"]);
     assert_eq!(direct["ipv4Unicast"]["peerCount"], 2, "{direct}");
 
@@ -158,6 +151,12 @@ fn single_host_24_hops_verified_then_a_stopped_router_is_named_then_deleted() {
     } else {
         let reason = format!("Docker's cgroup driver is {}, which vnet-te makes no group for", driver.trim());
         skip::skip("part of single_host_24_hops", &reason);
+    }
+
+    // Bounded by default: 256 MiB (no swap beyond it) and 512 tasks.
+    for c in ["vte-e2e24-r5", "vte-e2e24-src"] {
+        let limits = docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", c]);
+        assert_eq!(limits.trim(), "268435456 512", "{c}");
     }
 
     // Every object carries the labels the lifecycle relies on.
@@ -385,7 +384,15 @@ fn faults_a_rollback_takes_only_its_own_runs_objects() {
     assert!(!runs.iter().next().unwrap().is_empty(), "the run label is set");
     let other = format!("vte-{name}-other");
     docker(&[
-        "create", "--name", &other, "--network", "none", "--label", &format!("vnet-te.path={name}"), "--label", "vnet-te.run=another-run",
+        "create",
+        "--name",
+        &other,
+        "--network",
+        "none",
+        "--label",
+        &format!("vnet-te.path={name}"),
+        "--label",
+        "vnet-te.run=another-run",
         &format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION")),
     ]);
     let ids = container_ids(Engine::Local, name);
@@ -437,9 +444,9 @@ fn faults_a_plan_written_into_a_host_has_no_effect() {
     }
     let name = "e2etamper";
     let _c = Cleanup(name);
-    let home = std::env::var("VNET_TE_HOME").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".vnet-te")
-    });
+    let home = std::env::var("VNET_TE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".vnet-te"));
     let stored = home.join("paths").join(format!("{name}.json"));
     assert_eq!(vnet(&["path", "create", "--hops", "3", "--name", name]).status.code(), Some(0));
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&stored).expect("the stored plan").permissions());
@@ -543,6 +550,46 @@ fn single_host_70_hops_pings_and_traceroutes_cross_more_than_64_routers() {
     let out = vnet(&["path", "delete", "e2e70"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(labelled("e2e70"), (0, 0));
+}
+
+/// `limits:` at the top and on a router reach Docker, and the kernel holds a container to
+/// them: a fork storm in an experiment host stops at its pids limit.
+#[test]
+fn single_host_limits_from_the_spec_bind_every_container() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_ready("single_host_limits") {
+        return;
+    }
+    let name = "e2elim";
+    let _cleanup = Cleanup(name);
+    let dir = std::env::temp_dir().join(format!("vnet-te-e2e-lim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("limits.yaml");
+    let spec = "name: e2elim\nlimits: { memory: 96MiB, pids: 64 }\nrouters:\n  - { name: r1 }\n  - { name: r2, limits: { memory: 48MiB, pids: 128 } }\n  - { name: r3 }\n";
+    std::fs::write(&f, spec).unwrap();
+    let out = vnet(&["path", "create", "-f", f.to_str().unwrap(), "--output", "json"]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    for (c, want) in [("r1", "100663296 64"), ("r2", "50331648 128"), ("r3", "100663296 64"), ("src", "100663296 64"), ("dst", "100663296 64")] {
+        let got = docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", &format!("vte-e2elim-{c}")]);
+        assert_eq!(got.trim(), want, "{c}");
+    }
+    // What a verified router uses, against its limits (docs/security.md quotes these).
+    let stats = docker(&["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "vte-e2elim-r1", "vte-e2elim-r2", "vte-e2elim-src"]);
+    eprintln!("usage:\n{stats}");
+    // 100 sleeps in a host bounded at 64 tasks: the kernel refuses the forks past it.
+    let storm = Command::new("docker").args(["exec", "vte-e2elim-src", "sh", "-c", "for i in $(seq 100); do sleep 30 & done"]).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&storm.stdout), String::from_utf8_lossy(&storm.stderr));
+    assert!(said.contains("fork") || said.contains("Resource temporarily unavailable"), "no fork was refused: {said}");
+    let running = docker(&["stats", "--no-stream", "--format", "{{.PIDs}}", "vte-e2elim-src"]);
+    let running: usize = running.trim().parse().unwrap_or(usize::MAX);
+    assert!((50..=64).contains(&running), "{running} tasks in a host bounded at 64: {said}");
+    // Limits cannot change in place.
+    let out = vnet(&["path", "update", name, "--hops", "3", "--name", name]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits memory 48 MiB, pids 128 → memory 256 MiB, pids 512"), "update named the limits");
+    assert_eq!(vnet(&["path", "delete", name]).status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
 }
 
 /// `--wiring docker`: one internal Docker bridge network per link and per LAN, verified

@@ -2,9 +2,11 @@
 //! containers vnet-te-trust-n1..3 on 10.196.251.0/24, made by deploy/cluster-up.sh through the
 //! real `cluster init` + `node add` over SSH): swarm listeners on the advertised address only,
 //! `cluster rotate` (the old controller certificate refused by every agent, the new one
-//! answered), `node reissue` and `node remove` (the agent's key directory gone from the node,
+//! answered), `cluster rotate --ca` (past a node it cannot reach, then to the end), `node
+//! reissue` and `node remove` (the agent's key directory gone from the node,
 //! its certificate revoked: refused as a client by the other agents and as a server by the
-//! controller).
+//! controller; with `--force` and no SSH, the key left there named with the command that
+//! removes it).
 //!
 //! One cluster for every case, torn down (deploy/cluster-down.sh with VNET_TE_CLUSTER=trust)
 //! in every outcome; VNET_TE_KEEP_CLUSTER=1 keeps it. Without an engine it reports a skip, or
@@ -203,6 +205,58 @@ fn faults_removed_node_key_is_gone_and_its_certificate_reaches_nothing() {
     assert_eq!(rows.len(), 2);
 }
 
+/// `cluster rotate --ca`: with n3 unreachable over SSH it stops with both CAs trusted (the
+/// cluster answers as before), names n3 and says to run it again; run again, every node and
+/// the controller hold certificates of the new CA only, and the old controller identity
+/// reaches no agent.
+fn faults_rotated_ca_keeps_every_node() {
+    copy_home("/tmp/old-ca");
+    let old_ca = sh_ok(MANAGER, &format!("cat {HOME}/pki/ca.pem"));
+    sh_ok(NODES[2], "kill $(cat /run/sshd.pid)");
+    let out = on_manager(&["cluster", "rotate", "--ca"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_ne!(out.status.code(), Some(0), "n3 could not be reached");
+    assert!(err.contains("CA rotation stopped half-way: 1 node(s) not reached (n3: "), "{err}");
+    assert!(err.contains("run `vnet-te cluster rotate --ca` again once they answer"), "{err}");
+    let (code, rows) = status_with(HOME);
+    assert_eq!(code, Some(0), "every agent answers while both CAs are trusted: {rows:?}");
+    sh_ok(NODES[2], "/usr/sbin/sshd -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password");
+    let t = Instant::now();
+    let out = on_manager(&["cluster", "rotate", "--ca"]);
+    assert_eq!(out.status.code(), Some(0), "cluster rotate --ca goes on");
+    eprintln!("cluster rotate --ca (second run, 2 agents) in {:.1} s", t.elapsed().as_secs_f64());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("going on with its new CA"));
+    let new_ca = sh_ok(MANAGER, &format!("cat {HOME}/pki/ca.pem"));
+    assert_ne!(new_ca, old_ca, "a new CA");
+    assert_eq!(sh_ok(MANAGER, &format!("cat {HOME}/controller/ca.pem")), new_ca, "the controller trusts the new CA only");
+    for node in &NODES[1..] {
+        assert_eq!(sh_ok(node, &format!("cat {AGENT_DIR}/ca.pem")), new_ca, "[{node}] trusts the new CA only");
+    }
+    assert!(!sh(MANAGER, &format!("test -e {HOME}/pki/next")).0, "no rotation left under way");
+    let (code, rows) = status_with(HOME);
+    assert_eq!(code, Some(0), "{rows:?}");
+    let (code, rows) = status_with("/tmp/old-ca");
+    assert_eq!(code, Some(1), "the old CA's controller certificate reaches no agent: {rows:?}");
+    assert!(rows.iter().filter(|(n, _)| n != "n1").all(|(_, a)| a != "ok"), "{rows:?}");
+}
+
+/// `node remove --force` of a node it cannot reach over SSH: it says the agent's key stays
+/// there and gives the command that removes it, which does.
+fn faults_forced_remove_of_an_unreachable_node_names_the_key_left_and_the_command() {
+    let node = NODES[2];
+    sh_ok(node, "kill $(cat /run/sshd.pid)");
+    let out = on_manager(&["node", "remove", "n3", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "node remove --force n3");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains(&format!("node n3's agent and its key ({AGENT_DIR}) are still on that machine")), "{err}");
+    let cmd = err.lines().skip_while(|l| !l.contains("are still on that machine")).nth(1).expect("the command on the next line").trim().to_string();
+    assert_eq!(cmd, format!("docker rm -f vnet-te-agent; rm -rf -- {AGENT_DIR}; docker swarm leave --force"));
+    assert!(sh(node, &format!("test -e {AGENT_DIR}/key.pem")).0, "the key is still on n3, as said");
+    sh(node, &cmd);
+    assert!(!sh(node, &format!("test -e {AGENT_DIR}")).0, "the command removed {AGENT_DIR}");
+    assert_eq!(sh(node, "docker ps -aq --filter name=vnet-te-agent").1.trim(), "", "and the agent");
+}
+
 #[test]
 fn faults_trust_rotation_reissue_remove_and_swarm_listeners() {
     const TEST: &str = "e2e_trust::faults_trust_rotation_reissue_remove_and_swarm_listeners";
@@ -210,5 +264,7 @@ fn faults_trust_rotation_reissue_remove_and_swarm_listeners() {
     swarm_listens_on_the_advertised_address_only();
     faults_rotated_controller_certificate_is_refused_by_every_agent();
     faults_reissued_agent_certificate_is_revoked();
+    faults_rotated_ca_keeps_every_node();
     faults_removed_node_key_is_gone_and_its_certificate_reaches_nothing();
+    faults_forced_remove_of_an_unreachable_node_names_the_key_left_and_the_command();
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use vnet_te::core::plan::{self, Inventory};
 use vnet_te::commands;
+use vnet_te::core::plan::{self, Inventory};
 use vnet_te::core::{objects, render, spec};
 
 fn root() -> PathBuf {
@@ -57,12 +57,8 @@ fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
 /// cluster placements.
 fn cases() -> Vec<(String, spec::PathSpec, Inventory)> {
     let mut cases = Vec::new();
-    let mut entries: Vec<PathBuf> = fs::read_dir(root().join("paths"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+    let mut entries: Vec<PathBuf> =
+        fs::read_dir(root().join("paths")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
     entries.sort();
     assert!(entries.len() >= 4, "expected the example specs under paths/");
     for p in entries {
@@ -135,7 +131,7 @@ fn golden_plans_and_rendered_files() {
 }
 
 /// What the executor makes of a plan (`core::objects`): every container with its node,
-/// image, command, labels, attachments, and its files and environment by path or name and
+/// image, command, labels, attachments, limits, and its files and environment by path or name and
 /// size (their contents are the rendered goldens); every Docker network; every direct link.
 /// Nodes get documentation addresses (192.0.2.0/24) as underlay.
 fn objects_digest(p: &plan::Plan, rendered: &render::Rendered) -> String {
@@ -154,22 +150,16 @@ fn objects_digest(p: &plan::Plan, rendered: &render::Rendered) -> String {
                     _ => e.clone(),
                 })
                 .collect();
-            let cmd: Vec<String> =
-                c.cmd.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { a.clone() }).collect();
+            let cmd: Vec<String> = c.cmd.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { a.clone() }).collect();
             json!({
                 "node": node, "name": c.name, "hostname": c.hostname, "image": c.image, "role": c.role,
-                "cmd": cmd, "env": env, "labels": c.labels, "attachments": c.attachments, "sysctls": c.sysctls,
+                "cmd": cmd, "env": env, "labels": c.labels, "attachments": c.attachments, "sysctls": c.sysctls, "limits": c.limits,
                 "files": c.files.iter().map(|f| format!("{} {:o} <{} bytes>", f.path, f.mode, f.content.len())).collect::<Vec<_>>(),
             })
         })
         .collect();
-    let networks: Vec<_> =
-        objects::network_specs(p).into_iter().map(|(nodes, n)| json!({ "nodes": nodes, "network": n })).collect();
-    let links: Vec<_> = objects::direct_links(p, &underlay, &waiting)
-        .unwrap()
-        .into_iter()
-        .map(|(node, l)| json!({ "node": node, "link": l }))
-        .collect();
+    let networks: Vec<_> = objects::network_specs(p).into_iter().map(|(nodes, n)| json!({ "nodes": nodes, "network": n })).collect();
+    let links: Vec<_> = objects::direct_links(p, &underlay, &waiting).unwrap().into_iter().map(|(node, l)| json!({ "node": node, "link": l })).collect();
     let all = json!({ "containers": containers, "networks": networks, "links": links });
     serde_json::to_string_pretty(&all).unwrap() + "\n"
 }
@@ -178,12 +168,7 @@ fn objects_digest(p: &plan::Plan, rendered: &render::Rendered) -> String {
 #[test]
 fn golden_errors() {
     let dir = root().join("tests/errors");
-    let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+    let mut cases: Vec<PathBuf> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
     cases.sort();
     assert!(cases.len() >= 5, "expected bad specs under tests/errors/");
     let mut failures = Vec::new();

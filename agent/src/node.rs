@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+pub use crate::delay::schedule::{LineSchedule, LineStep};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-pub use crate::delay::schedule::{LineSchedule, LineStep};
 
 /// Label keys on every Docker object vnet-te creates. Labels are the source of truth for
 /// what belongs to a path.
@@ -79,12 +79,60 @@ pub struct ContainerSpec {
     /// of a VPN end).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// Memory and process limits of the container; absent: the defaults. Never unlimited.
+    #[serde(default)]
+    pub limits: Limits,
 }
+
+/// A container's memory limit (bytes, swap included) and its most processes and threads.
+/// An FRR router uses 15–25 MiB and a few dozen tasks, so the defaults are generous, yet a
+/// runaway daemon or a fork loop in an experiment host stops at them instead of taking the
+/// node's memory or process table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub memory: u64,
+    pub pids: u32,
+}
+
+impl Limits {
+    pub const DEFAULT_MEMORY: u64 = 256 * MIB;
+    pub const DEFAULT_PIDS: u32 = 512;
+    /// Below this FRR does not start (its daemons alone take about 20 MiB).
+    pub const MIN_MEMORY: u64 = 32 * MIB;
+    pub const MAX_MEMORY: u64 = 16 * 1024 * MIB;
+    /// Below this FRR's daemons and their threads do not all start.
+    pub const MIN_PIDS: u32 = 32;
+    pub const MAX_PIDS: u32 = 32768;
+
+    pub fn is_default(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// Refuses limits outside the bounds above: a caller cannot lift them (0 would be
+    /// unlimited to Docker) nor set them too low for the container to start.
+    pub fn check(&self) -> Result<(), String> {
+        if !(Self::MIN_MEMORY..=Self::MAX_MEMORY).contains(&self.memory) {
+            return Err(format!("memory limit {} bytes is outside {}..={} MiB", self.memory, Self::MIN_MEMORY / MIB, Self::MAX_MEMORY / MIB));
+        }
+        if !(Self::MIN_PIDS..=Self::MAX_PIDS).contains(&self.pids) {
+            return Err(format!("pids limit {} is outside {}..={}", self.pids, Self::MIN_PIDS, Self::MAX_PIDS));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory: Self::DEFAULT_MEMORY, pids: Self::DEFAULT_PIDS }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
 
 /// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays,
 /// and forwarding, for an experiment host between a LAN of its node and the path.
-pub const ALLOWED_SYSCTLS: &[&str] =
-    &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2", "net.ipv4.ip_forward"];
+pub const ALLOWED_SYSCTLS: &[&str] = &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2", "net.ipv4.ip_forward"];
 
 /// Refuses a sysctl outside [`ALLOWED_SYSCTLS`], naming it; the values must be plain numbers.
 pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), String> {
@@ -281,6 +329,9 @@ pub trait Node: Send + Sync {
     /// Lets routed traffic cross the path's internal bridges (Docker's isolation rules drop
     /// transit traffic on internal bridges); `false` withdraws it.
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()>;
+    /// Lets the node take link VXLAN (UDP 4790) from the `allow`ed addresses only (the
+    /// cluster's nodes) and drops it from anyone else; `None` takes the filter away.
+    async fn vxlan_filter(&self, allow: Option<&[Ipv4Addr]>) -> NodeResult<()>;
     /// `show bgp l2vpn evpn json` in a router container.
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<crate::frr::EvpnRoutes>;
     /// `show evpn vni json` in a router container.
@@ -383,6 +434,23 @@ mod tests {
             let e = check_sysctls(&set("net.ipv4.tcp_retries2", bad)).unwrap_err();
             assert!(e.contains("is not a number"), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn limits_stay_within_bounds_and_default_when_absent() {
+        assert_eq!(Limits::default().check(), Ok(()));
+        for bad in [
+            Limits { memory: 0, pids: 512 },
+            Limits { memory: 256 << 20, pids: 0 },
+            Limits { memory: u64::MAX, pids: 512 },
+            Limits { memory: 256 << 20, pids: u32::MAX },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+        let e = Limits { memory: 1 << 20, pids: 512 }.check().unwrap_err();
+        assert_eq!(e, "memory limit 1048576 bytes is outside 32..=16384 MiB");
+        let json = r#"{"name":"vte-p-h1","hostname":"h1","image":"i","role":"host","attachments":[],"files":[],"cmd":[],"labels":{}}"#;
+        assert_eq!(serde_json::from_str::<ContainerSpec>(json).unwrap().limits, Limits::default());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! - Timeouts: 3 s to connect; 30 s for reads, more for creations and network removal.
 //! - Connection-level failures (refused, reset, connect timeout; not TLS refusals) are retried
 //!   with backoff for idempotent operations only: reads, finds, probes, removals,
-//!   `bridge_forwarding`, `write_files`, `set_link_rate`, `set_delay_line` (all set a state)
+//!   `bridge_forwarding`, `vxlan_filter`, `write_files`, `set_link_rate`, `set_delay_line` (all set a state)
 //!   and `start_delay_line` (a second start sets the settings). Creations, start and
 //!   `apply_frr_config` are sent once.
 //! - Every error names the node and its address: `node n2 (10.0.0.2:7443): ...`.
@@ -291,6 +291,11 @@ impl Node for RemoteNode {
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
         let doing = "updating the forwarding rule for vte* bridges";
         self.call(Request::BridgeForwarding { enable }, doing, Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn vxlan_filter(&self, allow: Option<&[Ipv4Addr]>) -> NodeResult<()> {
+        let doing = "updating the filter of link VXLAN (UDP 4790)";
+        self.call(Request::VxlanFilter { allow: allow.map(<[Ipv4Addr]>::to_vec) }, doing, Retry::Yes, READ_TIMEOUT).await
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {

@@ -47,9 +47,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     let plain = |r: &str| r.len() <= 200 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     match rest {
         Some(r) if plain(r) => Ok(()),
-        _ => Err(format!(
-            "{what} {name:?} is not vnet-te's (names start with {NAME_PREFIX:?}, then letters, digits, '-', '_', '.')"
-        )),
+        _ => Err(format!("{what} {name:?} is not vnet-te's (names start with {NAME_PREFIX:?}, then letters, digits, '-', '_', '.')")),
     }
 }
 
@@ -118,12 +116,7 @@ pub fn check_container_spec(spec: &ContainerSpec) -> Result<(), String> {
     check_name("container", &spec.name)?;
     let images = images_for(spec.role);
     if !images.contains(&spec.image) {
-        return Err(format!(
-            "image {:?} is not vnet-te's {} image (allowed: {})",
-            spec.image,
-            role_label(spec.role),
-            images.join(", ")
-        ));
+        return Err(format!("image {:?} is not vnet-te's {} image (allowed: {})", spec.image, role_label(spec.role), images.join(", ")));
     }
     let labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     check_labels("container", &spec.name, Some(&labels))?;
@@ -137,7 +130,8 @@ pub fn check_container_spec(spec: &ContainerSpec) -> Result<(), String> {
     check_files(&spec.files, FILE_PREFIXES)?;
     check_env(&spec.env)?;
     check_devices(&spec.devices)?;
-    crate::node::check_sysctls(&spec.sysctls)
+    crate::node::check_sysctls(&spec.sysctls)?;
+    spec.limits.check()
 }
 
 /// Only the devices a VPN end needs (the TUN device), nothing else of the node's.
@@ -208,6 +202,7 @@ mod tests {
             labels: BTreeMap::from([(labels::PATH.into(), "p".into()), (labels::ROLE.into(), "router".into())]),
             sysctls: BTreeMap::new(),
             devices: Vec::new(),
+            limits: Default::default(),
         }
     }
 
@@ -233,6 +228,9 @@ mod tests {
         refused(|s| s.env[0] = "VNET_TE_F0_PATH=/usr/bin/ip".into(), "outside vnet-te's paths");
         refused(|s| s.env[1] = "VNET_TE_F0_MODE=4755; rm".into(), "VNET_TE_F0_MODE");
         refused(|s| drop(s.sysctls.insert("kernel.core_pattern".into(), "1".into())), "not allowed");
+        refused(|s| s.limits.memory = 0, "memory limit 0 bytes is outside");
+        refused(|s| s.limits.pids = 0, "pids limit 0 is outside");
+        refused(|s| s.limits.pids = u32::MAX, "is outside 32..=32768");
     }
 
     #[test]

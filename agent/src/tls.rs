@@ -109,6 +109,14 @@ impl std::fmt::Debug for IssuedCert {
     }
 }
 
+/// When the (first) certificate in `cert_pem` expires, in seconds since the Unix epoch.
+pub fn not_after_unix(cert_pem: &str) -> TlsResult<i64> {
+    let doing = "reading a certificate's validity";
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(fail(doing))?;
+    let cert = pem.parse_x509().map_err(fail(doing))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 fn validity(params: &mut CertificateParams, days: i64) {
     let now = OffsetDateTime::now_utc();
     // An hour back: tolerate clocks of the cluster's machines that lag a little.

@@ -56,6 +56,7 @@ fn spec(name: &str) -> ContainerSpec {
         ]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "9".into())]),
         devices: Vec::new(),
+        limits: Default::default(),
     }
 }
 

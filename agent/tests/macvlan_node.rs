@@ -65,6 +65,7 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
         ]),
         sysctls: BTreeMap::new(),
         devices: Vec::new(),
+        limits: Default::default(),
     };
     node.create_container(&spec).await.unwrap();
     node.start_container(&c.0).await.unwrap();

@@ -149,6 +149,10 @@ impl Node for Fake {
         self.hit();
         Ok(())
     }
+    async fn vxlan_filter(&self, _allow: Option<&[Ipv4Addr]>) -> NodeResult<()> {
+        self.hit();
+        Ok(())
+    }
     async fn bgp_evpn_routes(&self, _router: &str) -> NodeResult<EvpnRoutes> {
         self.hit();
         Ok(fixture_evpn())
@@ -365,6 +369,10 @@ impl Node for Recorder {
         self.record(Request::BridgeForwarding { enable });
         Ok(())
     }
+    async fn vxlan_filter(&self, allow: Option<&[Ipv4Addr]>) -> NodeResult<()> {
+        self.record(Request::VxlanFilter { allow: allow.map(<[Ipv4Addr]>::to_vec) });
+        Ok(())
+    }
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
         self.record(Request::BgpEvpnRoutes { router: router.into() });
         Ok(fixture_evpn())
@@ -492,6 +500,7 @@ fn samples() -> Vec<Request> {
         Request::Traceroute { host: "src".into(), target, max_hops: 24, wait_ms: 2500, one_at_a_time: true },
         Request::Ping { host: "dst".into(), target, size: Some(1400), dont_fragment: true, wait_ms: 3100 },
         Request::BridgeForwarding { enable: true },
+        Request::VxlanFilter { allow: Some(vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)]) },
         Request::BgpEvpnRoutes { router: "r7".into() },
         Request::EvpnVnis { router: "r8".into() },
         Request::InterfaceCounters { container: "h1".into() },
@@ -578,6 +587,7 @@ fn container_spec(name: &str, frr_conf: String) -> ContainerSpec {
         labels: BTreeMap::from([("vnet-te.path".into(), "p1".into())]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "10".into())]),
         devices: Vec::new(),
+        limits: Default::default(),
     }
 }
 

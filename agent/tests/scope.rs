@@ -74,6 +74,7 @@ fn host_spec(name: &str, path: &str) -> ContainerSpec {
         labels: BTreeMap::from([(labels::PATH.into(), path.into()), (labels::ROLE.into(), "host".into())]),
         sysctls: BTreeMap::new(),
         devices: Vec::new(),
+        limits: Default::default(),
     }
 }
 

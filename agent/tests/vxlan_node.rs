@@ -66,6 +66,8 @@ async fn a_vxlan_link_waits_for_its_identifier_to_be_freed() {
             ("vnet-te.test".into(), "vxlan-node".into()),
         ]),
         sysctls: BTreeMap::new(),
+        devices: Vec::new(),
+        limits: Default::default(),
     };
     node.create_container(&spec).await.unwrap();
     node.start_container(&guard.container).await.unwrap();

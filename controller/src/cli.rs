@@ -45,7 +45,19 @@ pub enum ClusterCommand {
     Status(StatusArgs),
     /// Replace the controller's certificate: the old one is revoked on every agent (the
     /// revocation list goes to each node over SSH) and every agent is reached with the new one.
-    Rotate(SshLoginArgs),
+    /// With --ca, replace the cluster CA itself and every certificate it signed.
+    Rotate(RotateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// Replace the CA: agents trust the old and the new CA while each gets a certificate of
+    /// the new one, then the controller's, then the old CA is dropped everywhere. Run it again
+    /// to go on after a node that did not answer.
+    #[arg(long)]
+    pub ca: bool,
+    #[command(flatten)]
+    pub ssh: SshLoginArgs,
 }
 
 #[derive(Args, Debug)]
@@ -421,8 +433,7 @@ pub fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -437,20 +448,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             timeout: a.verdict.timeout.map(Duration::from_secs),
             output: a.verdict.output.into(),
         })),
-        Command::Path(PathCommand::Repair(a)) => runtime()?.block_on(path::repair(
+        Command::Path(PathCommand::Repair(a)) => {
+            runtime()?.block_on(path::repair(&a.name, !a.no_verify, a.verdict.timeout.map(Duration::from_secs), a.verdict.output.into()))
+        }
+        Command::Path(PathCommand::Verify(a)) => runtime()?.block_on(path::verify(
             &a.name,
-            !a.no_verify,
             a.verdict.timeout.map(Duration::from_secs),
             a.verdict.output.into(),
+            a.measure.contains(&MeasureArg::Rate),
         )),
-        Command::Path(PathCommand::Verify(a)) => {
-            runtime()?.block_on(path::verify(
-                &a.name,
-                a.verdict.timeout.map(Duration::from_secs),
-                a.verdict.output.into(),
-                a.measure.contains(&MeasureArg::Rate),
-            ))
-        }
         Command::Path(PathCommand::List(a)) => runtime()?.block_on(path::list(a.output.into())),
         Command::Path(PathCommand::Show(a)) => runtime()?.block_on(path::show(&a.name, a.output.into())),
         Command::Path(PathCommand::Delete(a)) => {
@@ -476,13 +482,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             up: a.up,
         })),
         Command::Images(ImagesCommand::Build(a)) => runtime()?.block_on(images::build(a.force)),
-        Command::Cluster(ClusterCommand::Init(a)) => {
-            runtime()?.block_on(cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr }))
-        }
-        Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => {
-            runtime()?.block_on(cluster::status(a.output.into()))
-        }
-        Command::Cluster(ClusterCommand::Rotate(a)) => runtime()?.block_on(cluster::rotate(a.into())),
+        Command::Cluster(ClusterCommand::Init(a)) => runtime()?.block_on(cluster::init(cluster::InitArgs { advertise_addr: a.advertise_addr })),
+        Command::Cluster(ClusterCommand::Status(a)) | Command::Node(NodeCommand::List(a)) => runtime()?.block_on(cluster::status(a.output.into())),
+        Command::Cluster(ClusterCommand::Rotate(a)) if a.ca => runtime()?.block_on(cluster::rotate_ca(a.ssh.into())),
+        Command::Cluster(ClusterCommand::Rotate(a)) => runtime()?.block_on(cluster::rotate(a.ssh.into())),
         Command::Node(NodeCommand::Reissue(a)) => runtime()?.block_on(cluster::reissue(&a.name, a.ssh.into())),
         Command::Node(NodeCommand::Add(a)) => runtime()?.block_on(cluster::add(cluster::AddArgs {
             target: a.target,
@@ -493,12 +496,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             agent_port: a.agent_port,
             agent_listen: a.agent_listen,
         })),
-        Command::Node(NodeCommand::Remove(a)) => runtime()?.block_on(cluster::remove(cluster::RemoveArgs {
-            name: a.name,
-            force: a.force,
-            identity: a.identity,
-            known_hosts: a.known_hosts,
-        })),
+        Command::Node(NodeCommand::Remove(a)) => {
+            runtime()?.block_on(cluster::remove(cluster::RemoveArgs { name: a.name, force: a.force, identity: a.identity, known_hosts: a.known_hosts }))
+        }
     }
 }
 
@@ -514,7 +514,15 @@ impl From<SpecArgs> for SpecInput {
             // clap's group makes one of them required.
             (None, None) => unreachable!("--hops or -f is required"),
         };
-        SpecInput { source, name: a.name, nodes: a.nodes, wiring: a.wiring.map(Into::into), delay: a.delay, verify: a.verify.map(Into::into), announce: a.announce.map(Into::into) }
+        SpecInput {
+            source,
+            name: a.name,
+            nodes: a.nodes,
+            wiring: a.wiring.map(Into::into),
+            delay: a.delay,
+            verify: a.verify.map(Into::into),
+            announce: a.announce.map(Into::into),
+        }
     }
 }
 

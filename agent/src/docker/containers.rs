@@ -203,6 +203,11 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
             network_mode: Some(first.map_or_else(|| "none".to_string(), |f| f.network.clone())),
             init: Some(false),
             cgroup_parent,
+            // Checked by `create` (`Limits::check`): never unlimited. Swap is no way past
+            // the memory limit.
+            memory: Some(spec.limits.memory as i64),
+            memory_swap: Some(spec.limits.memory as i64),
+            pids_limit: Some(i64::from(spec.limits.pids)),
             ..Default::default()
         }),
         networking_config: first.map(|f| NetworkingConfig { endpoints_config: Some(HashMap::from([(f.network.clone(), endpoint(f))])) }),
@@ -461,6 +466,7 @@ mod tests {
             labels: BTreeMap::new(),
             sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".to_string(), "10".to_string())]),
             devices: Vec::new(),
+            limits: Default::default(),
         };
         let sysctls = create_body(&spec, None).host_config.unwrap().sysctls.unwrap();
         assert_eq!(sysctls.get("net.ipv4.tcp_syn_retries").map(String::as_str), Some("10"));

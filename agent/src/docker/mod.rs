@@ -19,8 +19,8 @@ use bollard::Docker;
 
 use crate::frr::{BgpSummary, BgpTable, EvpnRoutes, EvpnVnis};
 use crate::node::{
-    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError, NodeResult,
-    MacvlanSpec, Probe, VethSpec, VxlanSpec,
+    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, MacvlanSpec, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec,
+    VxlanSpec,
 };
 use crate::probe::InterfaceCounters;
 use crate::scope;
@@ -69,12 +69,7 @@ impl LocalNode {
             .negotiate_version()
             .await
             .map_err(docker_err("negotiating the Docker API version (is dockerd running?)"))?;
-        Ok(LocalNode {
-            name: name.to_string(),
-            docker,
-            cgroup_layout: tokio::sync::OnceCell::new(),
-            after_start: Default::default(),
-        })
+        Ok(LocalNode { name: name.to_string(), docker, cgroup_layout: tokio::sync::OnceCell::new(), after_start: Default::default() })
     }
 
     pub fn docker(&self) -> &Docker {
@@ -86,11 +81,7 @@ impl LocalNode {
     async fn ours(&self, container: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<ContainerInspectResponse> {
         let refuse = |message| NodeError::Refused { doing: doing(), message };
         scope::check_name("container", container).map_err(refuse)?;
-        let info = self
-            .docker
-            .inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>)
-            .await
-            .map_err(docker_err(doing()))?;
+        let info = self.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await.map_err(docker_err(doing()))?;
         scope::check_labels("container", container, info.config.as_ref().and_then(|c| c.labels.as_ref())).map_err(refuse)?;
         Ok(info)
     }
@@ -99,11 +90,7 @@ impl LocalNode {
     async fn our_network(&self, network: &str, doing: &(dyn Fn() -> String + Sync)) -> NodeResult<NetworkInspect> {
         let refuse = |message| NodeError::Refused { doing: doing(), message };
         scope::check_name("network", network).map_err(refuse)?;
-        let info = self
-            .docker
-            .inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>)
-            .await
-            .map_err(docker_err(doing()))?;
+        let info = self.docker.inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>).await.map_err(docker_err(doing()))?;
         scope::check_labels("network", network, info.labels.as_ref()).map_err(refuse)?;
         Ok(info)
     }
@@ -118,10 +105,7 @@ impl LocalNode {
         };
         // Unknown when the namespace cannot be read: then neither can the operation enter it.
         if matches!(crate::netns::same_net_namespace(pid, std::process::id()), Ok(true)) {
-            return Err(NodeError::Refused {
-                doing: doing(),
-                message: format!("container {container} shares the node's own network namespace"),
-            });
+            return Err(NodeError::Refused { doing: doing(), message: format!("container {container} shares the node's own network namespace") });
         }
         Ok(pid)
     }
@@ -244,6 +228,10 @@ impl Node for LocalNode {
 
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
         networks::bridge_forwarding(self, enable).await
+    }
+
+    async fn vxlan_filter(&self, allow: Option<&[Ipv4Addr]>) -> NodeResult<()> {
+        networks::vxlan_filter(allow).await
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {

@@ -1,7 +1,9 @@
-//! Docker networks: listing, creating and removing them, and the forwarding rule that lets
-//! routers' traffic cross the `vte*` bridges.
+//! Docker networks: listing, creating and removing them, the forwarding rule that lets
+//! routers' traffic cross the `vte*` bridges, and the filter that keeps link VXLAN to the
+//! cluster's nodes.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
@@ -172,6 +174,72 @@ pub(super) async fn bridge_forwarding(node: &LocalNode, enable: bool) -> NodeRes
     forwarding_in_container(node, mode).await
 }
 
+/// The chain that filters link VXLAN on a node, hooked from INPUT for UDP 4790 only.
+pub const VXLAN_CHAIN: &str = "VNET-TE-VXLAN";
+
+/// The rules of [`VXLAN_CHAIN`] for `allow`, as `iptables -S` lists them: each node address
+/// returns to INPUT (where the operator's own rules still apply), anything else is dropped.
+pub fn vxlan_rules(allow: &[Ipv4Addr]) -> Vec<String> {
+    let mut rules = vec![format!("-N {VXLAN_CHAIN}")];
+    let mut sorted = allow.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    rules.extend(sorted.iter().map(|a| format!("-A {VXLAN_CHAIN} -s {a}/32 -j RETURN")));
+    rules.push(format!("-A {VXLAN_CHAIN} -j DROP"));
+    rules
+}
+
+const VXLAN_HOOK: [&str; 8] = ["INPUT", "-p", "udp", "-m", "udp", "--dport", "4790", "-j"];
+
+async fn iptables(args: &[&str]) -> Result<std::process::Output, String> {
+    tokio::process::Command::new("iptables").arg("-w").args(args).output().await.map_err(|e| format!("running iptables: {e}"))
+}
+
+async fn iptables_ok(args: &[&str]) -> Result<(), String> {
+    let out = iptables(args).await?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("iptables {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Keeps [`VXLAN_CHAIN`] as `allow` asks (rebuilt only when it differs) and hooked from
+/// INPUT, or with `None` unhooks and deletes it. Idempotent.
+pub(super) async fn vxlan_filter(allow: Option<&[Ipv4Addr]>) -> NodeResult<()> {
+    let doing = "updating the filter of link VXLAN (UDP 4790)";
+    let fail = |message: String| NodeError::Failed { doing: doing.to_string(), message };
+    let hook = |op: &'static str| -> Vec<&str> { std::iter::once(op).chain(VXLAN_HOOK).chain([VXLAN_CHAIN]).collect() };
+    let Some(allow) = allow else {
+        while iptables(&hook("-C")).await.map_err(fail)?.status.success() {
+            iptables_ok(&hook("-D")).await.map_err(fail)?;
+        }
+        if iptables(&["-S", VXLAN_CHAIN]).await.map_err(fail)?.status.success() {
+            iptables_ok(&["-F", VXLAN_CHAIN]).await.map_err(fail)?;
+            iptables_ok(&["-X", VXLAN_CHAIN]).await.map_err(fail)?;
+        }
+        return Ok(());
+    };
+    let want = vxlan_rules(allow);
+    let listed = iptables(&["-S", VXLAN_CHAIN]).await.map_err(fail)?;
+    let have: Vec<String> = String::from_utf8_lossy(&listed.stdout).lines().map(str::to_string).collect();
+    if have != want {
+        if !listed.status.success() {
+            iptables_ok(&["-N", VXLAN_CHAIN]).await.map_err(fail)?;
+        }
+        // The drop goes in last: while the chain is rebuilt, nodes' traffic is never dropped.
+        iptables_ok(&["-F", VXLAN_CHAIN]).await.map_err(fail)?;
+        for a in want.iter().skip(1) {
+            let args: Vec<&str> = a.split(' ').collect();
+            iptables_ok(&args).await.map_err(fail)?;
+        }
+    }
+    if !iptables(&hook("-C")).await.map_err(fail)?.status.success() {
+        iptables_ok(&hook("-I")).await.map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// The image of the forwarding container (it has iptables).
 fn helper_image() -> String {
     format!("vnet-te/host:{}", env!("CARGO_PKG_VERSION"))
@@ -225,6 +293,16 @@ async fn forwarding_in_container(node: &LocalNode, mode: &str) -> NodeResult<()>
 #[cfg(test)]
 mod tests {
     use super::holding_task;
+
+    #[test]
+    fn the_vxlan_chain_returns_each_node_once_then_drops_the_rest() {
+        let a = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+        let rules = super::vxlan_rules(&[a("10.0.0.3"), a("10.0.0.2"), a("10.0.0.3")]);
+        assert_eq!(
+            rules,
+            ["-N VNET-TE-VXLAN", "-A VNET-TE-VXLAN -s 10.0.0.2/32 -j RETURN", "-A VNET-TE-VXLAN -s 10.0.0.3/32 -j RETURN", "-A VNET-TE-VXLAN -j DROP"]
+        );
+    }
 
     #[test]
     fn the_task_holding_an_overlay_is_read_from_the_managers_answer() {

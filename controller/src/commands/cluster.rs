@@ -26,6 +26,10 @@ pub async fn rotate(ssh: SshArgs) -> anyhow::Result<i32> {
     cluster::rotate(ssh).await.map(|()| exit::OK)
 }
 
+pub async fn rotate_ca(ssh: SshArgs) -> anyhow::Result<i32> {
+    cluster::rotate_ca(ssh).await.map(|()| exit::OK)
+}
+
 /// `cluster status` / `node list`: exit 0 when every node answers, 1 otherwise.
 pub async fn status(output: Output) -> anyhow::Result<i32> {
     let (_, rows) = cluster::status().await?;

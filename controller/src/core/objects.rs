@@ -7,8 +7,7 @@ use std::net::Ipv4Addr;
 
 use vnet_te_agent::delay::units::queue_len_for;
 use vnet_te_agent::node::{
-    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, LineSchedule, LineStep, MacvlanSpec, NetworkSpec, VethEnd, VethSpec,
-    VxlanSpec,
+    labels, Attachment, ContainerSpec, DelayLineSpec, FileSpec, LineSchedule, LineStep, MacvlanSpec, NetworkSpec, VethEnd, VethSpec, VxlanSpec,
 };
 
 pub use crate::core::kinds::vyos_image;
@@ -38,10 +37,13 @@ pub fn network_specs(plan: &Plan) -> Vec<(Vec<String>, NetworkSpec)> {
         .iter()
         .filter(|n| n.driver.is_docker())
         .map(|n| {
-            let mut l = base_labels(plan, match n.role {
-                NetworkRole::Link => "link",
-                NetworkRole::Lan => "lan",
-            });
+            let mut l = base_labels(
+                plan,
+                match n.role {
+                    NetworkRole::Link => "link",
+                    NetworkRole::Lan => "lan",
+                },
+            );
             l.insert(labels::OBJECT.into(), n.name.clone());
             let spec = NetworkSpec {
                 name: n.name.clone(),
@@ -93,15 +95,10 @@ impl DirectLink {
     }
 }
 
-
 /// Every direct link of a plan with the node it is made on: one veth pair per same-node
 /// link or LAN, one VXLAN end on each side of a link between nodes, and a macvlan per host
 /// attached to a LAN of its node (in either wiring).
-pub fn direct_links(
-    plan: &Plan,
-    underlay: &BTreeMap<String, Ipv4Addr>,
-    zebra_first: &BTreeSet<&str>,
-) -> Result<Vec<(String, DirectLink)>, NoUnderlay> {
+pub fn direct_links(plan: &Plan, underlay: &BTreeMap<String, Ipv4Addr>, zebra_first: &BTreeSet<&str>) -> Result<Vec<(String, DirectLink)>, NoUnderlay> {
     // (container, node, interface name, vnet-te addresses it) of a link's end. A router whose
     // zebra runs when its links arrive (`routers_waiting_for_bgp`) has zebra address them
     // (zebra.conf).
@@ -124,8 +121,7 @@ pub fn direct_links(
             // The listening end of a session goes in as `b` (made first: see `b_listens`)
             // when its zebra addresses it.
             let listens = |e: &Endpoint, zebra_addresses: bool| {
-                zebra_addresses
-                    && plan.router(&e.name).is_some_and(|r| r.neighbors.iter().any(|nb| nb.network == n.name && nb.passive))
+                zebra_addresses && plan.router(&e.name).is_some_and(|r| r.neighbors.iter().any(|nb| nb.network == n.name && nb.passive))
             };
             let (a_listens, b_listens) = (listens(ea, !a.3), listens(eb, !b.3));
             let node = a.1.clone();
@@ -189,13 +185,8 @@ fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPla
     if let Some(h) = r.hop {
         l.insert(labels::HOP.into(), h.to_string());
     }
-    let direct_subnets: Vec<String> = r
-        .interfaces
-        .iter()
-        .filter_map(|i| network.get(i.network.as_str()))
-        .filter(|n| !n.driver.is_docker())
-        .map(|n| n.subnet.to_string())
-        .collect();
+    let direct_subnets: Vec<String> =
+        r.interfaces.iter().filter_map(|i| network.get(i.network.as_str())).filter(|n| !n.driver.is_docker()).map(|n| n.subnet.to_string()).collect();
     if !direct_subnets.is_empty() {
         l.insert(labels::SUBNETS.into(), direct_subnets.join(","));
     }
@@ -215,18 +206,14 @@ fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPla
         hostname: r.name.clone(),
         image: kind.image(),
         role: kind.role(),
-        attachments: r
-            .interfaces
-            .iter()
-            .filter(|i| docker_net(&i.network))
-            .map(|i| Attachment { network: i.network.clone(), address: i.address })
-            .collect(),
+        attachments: r.interfaces.iter().filter(|i| docker_net(&i.network)).map(|i| Attachment { network: i.network.clone(), address: i.address }).collect(),
         files,
         env,
         cmd,
         labels: l,
         sysctls: tcp_sysctls(r),
         devices: vpn_devices(plan, &r.container),
+        limits: r.limits,
     }
 }
 
@@ -248,12 +235,7 @@ fn tcp_sysctls(r: &RouterPlan) -> BTreeMap<String, String> {
     ])
 }
 
-fn host_spec(
-    plan: &Plan,
-    h: &HostPlan,
-    network: &BTreeMap<&str, &NetworkPlan>,
-    files: &Rendered,
-) -> ContainerSpec {
+fn host_spec(plan: &Plan, h: &HostPlan, network: &BTreeMap<&str, &NetworkPlan>, files: &Rendered) -> ContainerSpec {
     let mut l = base_labels(plan, "host");
     l.insert(labels::OBJECT.into(), h.name.clone());
     l.insert(labels::NODE.into(), h.node.clone());
@@ -273,17 +255,14 @@ fn host_spec(
         hostname: h.name.clone(),
         image: Kind::Host.image(),
         role: Kind::Host.role(),
-        attachments: if docker_net {
-            vec![Attachment { network: h.network.clone(), address: h.address }]
-        } else {
-            Vec::new()
-        },
+        attachments: if docker_net { vec![Attachment { network: h.network.clone(), address: h.address }] } else { Vec::new() },
         files: f,
         env: Vec::new(),
         cmd: Kind::Host.boot_cmd(),
         labels: l,
         sysctls,
         devices: vpn_devices(plan, &h.container),
+        limits: h.limits,
     }
 }
 
@@ -308,13 +287,7 @@ pub fn files_in_env(files: &[FileSpec], cmd: &[String]) -> Option<(Vec<String>, 
     let env = files
         .iter()
         .enumerate()
-        .flat_map(|(i, f)| {
-            [
-                format!("VNET_TE_F{i}_PATH={}", f.path),
-                format!("VNET_TE_F{i}_MODE={:o}", f.mode),
-                format!("VNET_TE_F{i}={}", f.content),
-            ]
-        })
+        .flat_map(|(i, f)| [format!("VNET_TE_F{i}_PATH={}", f.path), format!("VNET_TE_F{i}_MODE={:o}", f.mode), format!("VNET_TE_F{i}={}", f.content)])
         .collect();
     let mut full = vec!["/bin/bash".to_string(), "-c".to_string(), UNPACK_ENV.to_string(), "vnet-te-unpack".to_string()];
     full.extend(cmd.iter().cloned());
@@ -322,13 +295,7 @@ pub fn files_in_env(files: &[FileSpec], cmd: &[String]) -> Option<(Vec<String>, 
 }
 
 fn file_specs(files: Option<&Vec<render::RenderedFile>>) -> Vec<FileSpec> {
-    files
-        .map(|v| {
-            v.iter()
-                .map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() })
-                .collect()
-        })
-        .unwrap_or_default()
+    files.map(|v| v.iter().map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() }).collect()).unwrap_or_default()
 }
 
 /// One end of a link with distance: the router (or host) container and its interface
@@ -428,8 +395,9 @@ pub fn link_directions(plan: &Plan) -> Vec<Impairment> {
                 scheduled: !timelines.is_empty(),
                 queue_max_len: timelines.iter().find(|d| d.from == names.0.name).and_then(|d| {
                     let w = schedule::worst(d);
-                    (w.delay_us + w.jitter_us > impair.delay_us + impair.jitter_us)
-                        .then(|| queue_len_for(vnet_te_agent::delay::units::DEFAULT_LINE_RATE_BPS, std::time::Duration::from_micros(w.delay_us + w.jitter_us), 1500))
+                    (w.delay_us + w.jitter_us > impair.delay_us + impair.jitter_us).then(|| {
+                        queue_len_for(vnet_te_agent::delay::units::DEFAULT_LINE_RATE_BPS, std::time::Duration::from_micros(w.delay_us + w.jitter_us), 1500)
+                    })
                 }),
             });
         }
@@ -466,11 +434,8 @@ mod tests {
 
     #[test]
     fn a_scheduled_delay_on_a_link_between_nodes_leaves_out_the_underlays_share() {
-        let s = crate::core::spec::parse_yaml(
-            "s.yaml",
-            "name: s\nrouters: [{ name: r1 }, { name: r2 }]\nschedule: [{ at: 5s, link: r1-r2, delay: 100ms }]\n",
-        )
-        .unwrap();
+        let s = crate::core::spec::parse_yaml("s.yaml", "name: s\nrouters: [{ name: r1 }, { name: r2 }]\nschedule: [{ at: 5s, link: r1-r2, delay: 100ms }]\n")
+            .unwrap();
         let inv = Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces: None };
         let mut plan = crate::core::plan::build(&s, &inv).unwrap();
         let u = crate::core::plan::Underlay { rtt_us: 600, one_way_us: 300 };

@@ -45,11 +45,8 @@ pub fn inventory_for_update(old: &Plan, spec: &PathSpec) -> Inventory {
 
 /// The parts of `pool` not covered by `ours`, as few CIDR blocks as possible.
 fn complement(pool: Ipv4Net, ours: &[Ipv4Net]) -> Vec<Ipv4Net> {
-    let mut inside: Vec<(u64, u64)> = ours
-        .iter()
-        .filter(|n| pool.contains(*n))
-        .map(|n| (u64::from(u32::from(n.network())), u64::from(u32::from(n.broadcast()))))
-        .collect();
+    let mut inside: Vec<(u64, u64)> =
+        ours.iter().filter(|n| pool.contains(*n)).map(|n| (u64::from(u32::from(n.network())), u64::from(u32::from(n.broadcast())))).collect();
     inside.sort();
     let mut out = Vec::new();
     let mut next = u64::from(u32::from(pool.network()));
@@ -191,9 +188,7 @@ fn router_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             what.push(format!("node {} → {}", o.node, n.node));
         }
         if o.interfaces != n.interfaces {
-            let show = |r: &RouterPlan| {
-                r.interfaces.iter().map(|i| format!("{}→{}", i.address, i.peer)).collect::<Vec<_>>().join(" ")
-            };
+            let show = |r: &RouterPlan| r.interfaces.iter().map(|i| format!("{}→{}", i.address, i.peer)).collect::<Vec<_>>().join(" ");
             what.push(format!("interfaces [{}] → [{}]", show(o), show(n)));
         }
         // A change of `announce` is named once, not per router.
@@ -202,6 +197,9 @@ fn router_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
         }
         if o.container != n.container {
             what.push(format!("container {} → {}", o.container, n.container));
+        }
+        if o.limits != n.limits {
+            what.push(format!("limits {} → {}", show_limits(&o.limits), show_limits(&n.limits)));
         }
         if !what.is_empty() {
             c.push(format!("router {}: {}", o.name, what.join(", ")));
@@ -218,7 +216,9 @@ fn host_and_network_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
             None => "not attached".to_string(),
         };
         for (o, n) in old.hosts.iter().zip(&new.hosts) {
-            if o.attach != n.attach {
+            if o.limits != n.limits {
+                c.push(format!("host {}: limits {} → {}", o.name, show_limits(&o.limits), show_limits(&n.limits)));
+            } else if o.attach != n.attach {
                 c.push(format!("host {}: {} → {}", o.name, attached(o), attached(n)));
             } else if o != n {
                 c.push(format!(
@@ -245,6 +245,11 @@ fn host_and_network_conflicts(old: &Plan, new: &Plan) -> Vec<String> {
     c
 }
 
+/// `memory 256 MiB, pids 512`.
+fn show_limits(l: &crate::core::spec::Limits) -> String {
+    format!("memory {} MiB, pids {}", l.memory >> 20, l.pids)
+}
+
 fn or_none(v: &[String]) -> String {
     if v.is_empty() {
         "none".into()
@@ -269,13 +274,7 @@ pub fn changes(old: &Plan, new: &Plan) -> Result<Vec<RouterChange>, render::Rend
         .iter()
         .map(|n| {
             let remove = old.router(&n.name).map(|o| render::render_removal(o, n)).transpose()?.unwrap_or_default();
-            Ok(RouterChange {
-                router: n.name.clone(),
-                container: n.container.clone(),
-                node: n.node.clone(),
-                config: render::render_frr_conf(new, n)?,
-                remove,
-            })
+            Ok(RouterChange { router: n.name.clone(), container: n.container.clone(), node: n.node.clone(), config: render::render_frr_conf(new, n)?, remove })
         })
         .collect()
 }
@@ -293,11 +292,7 @@ mod tests {
 
     fn inv_with_others() -> Inventory {
         // Other paths hold the first subnets of each pool.
-        Inventory {
-            nodes: vec!["local".into()],
-            taken: vec!["10.199.0.0/27".parse().unwrap(), "10.210.0.0/23".parse().unwrap()],
-            interfaces: None,
-        }
+        Inventory { nodes: vec!["local".into()], taken: vec!["10.199.0.0/27".parse().unwrap(), "10.210.0.0/23".parse().unwrap()], interfaces: None }
     }
 
     #[test]

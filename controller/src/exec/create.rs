@@ -71,10 +71,11 @@ pub async fn create(plan: &Plan, nodes: &Nodes, run: &Run, progress: &dyn Progre
     }
     preflight(plan, nodes, &containers, progress).await?;
     let t0 = std::time::Instant::now();
-    make_networks(plan, nodes, run, &containers, progress).await?;
-    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
     let waiting = routers_waiting_for_bgp(plan);
     let links = direct_links(plan, &nodes.underlay, &waiting)?;
+    let vxlan_nodes: BTreeSet<&String> = links.iter().filter(|(_, l)| matches!(l, DirectLink::Vxlan(_))).map(|(n, _)| n).collect();
+    make_networks(plan, nodes, run, &containers, &vxlan_nodes, progress).await?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "networks created");
     // With `converge: with-delay` the delays are there before the links: BGP forms across them.
     let with_delay = plan.distance.as_ref().is_some_and(|d| d.converge == Converge::WithDelay);
     let impaired = if with_delay { impairments(plan) } else { Vec::new() };
@@ -138,12 +139,20 @@ async fn preflight(plan: &Plan, nodes: &Nodes, containers: &[(String, ContainerS
     Ok(())
 }
 
-/// The plan's Docker networks (overlays on the manager), and the forwarding rule on nodes
-/// with bridges.
-async fn make_networks(plan: &Plan, nodes: &Nodes, run: &Run, containers: &[(String, ContainerSpec)], progress: &dyn Progress) -> Result<(), DeployError> {
+/// The plan's Docker networks (overlays on the manager), the forwarding rule on nodes
+/// with bridges, and the VXLAN filter on nodes with VXLAN links.
+async fn make_networks(
+    plan: &Plan,
+    nodes: &Nodes,
+    run: &Run,
+    containers: &[(String, ContainerSpec)],
+    vxlan_nodes: &BTreeSet<&String>,
+    progress: &dyn Progress,
+) -> Result<(), DeployError> {
     let used_nodes: BTreeSet<&String> = containers.iter().map(|(n, _)| n).collect();
-    // Until the bridges exist, a delete of another path must not withdraw the rule they need.
-    let _rule = if plan.networks.iter().any(|n| n.driver == Driver::Bridge) {
+    // Until the bridges (or the containers with VXLAN links) exist, a delete of another path
+    // must not withdraw the rule (or the filter) they need.
+    let _rule = if plan.networks.iter().any(|n| n.driver == Driver::Bridge) || !vxlan_nodes.is_empty() {
         Some(super::lock::forwarding(&nodes.state_dir).await?)
     } else {
         None
@@ -152,6 +161,12 @@ async fn make_networks(plan: &Plan, nodes: &Nodes, run: &Run, containers: &[(Str
         if plan.networks.iter().any(|n| n.driver == Driver::Bridge && n.nodes.contains(node)) {
             nodes.get(node)?.bridge_forwarding(true).await.map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
         }
+    }
+    // Link VXLAN is taken from the cluster's nodes only (every node, so that a path made
+    // later between other nodes needs no change here).
+    let allow: Vec<std::net::Ipv4Addr> = nodes.underlay.values().copied().collect();
+    for node in vxlan_nodes {
+        nodes.get(node)?.vxlan_filter(Some(&allow)).await.map_err(|source| DeployError::Step { step: Step::Networks.describe(), source })?;
     }
     let mut networks = network_specs(plan);
     for (_, spec) in &mut networks {

@@ -53,6 +53,7 @@ pub enum Call {
     Traceroute { host: String, target: Ipv4Addr, wait_ms: u32 },
     Ping { host: String, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32 },
     BridgeForwarding(bool),
+    VxlanFilter(Option<Vec<Ipv4Addr>>),
     BgpEvpnRoutes(String),
     EvpnVnis(String),
     InterfaceCounters(String),
@@ -96,6 +97,7 @@ impl Call {
             Call::Traceroute { .. } => "traceroute",
             Call::Ping { .. } => "ping",
             Call::BridgeForwarding(_) => "bridge_forwarding",
+            Call::VxlanFilter(_) => "vxlan_filter",
             Call::BgpEvpnRoutes(_) => "bgp_evpn_routes",
             Call::EvpnVnis(_) => "evpn_vnis",
             Call::InterfaceCounters(_) => "interface_counters",
@@ -155,6 +157,7 @@ impl Call {
                 format!("{host} {target}")
             }
             Call::BridgeForwarding(on) => on.to_string(),
+            Call::VxlanFilter(allow) => format!("{allow:?}"),
             Call::ApplyFrrConfig { router, .. } => router.clone(),
             Call::WriteFiles { container, .. } => container.clone(),
             Call::ConnectVeth(v) => format!("{} {}", v.a.container, v.b.container),
@@ -179,6 +182,7 @@ impl Call {
                 | Call::StartContainer(_)
                 | Call::RemoveContainer(_)
                 | Call::BridgeForwarding(_)
+                | Call::VxlanFilter(_)
                 | Call::ApplyFrrConfig { .. }
                 | Call::WriteFiles { .. }
                 | Call::ConnectVeth(_)
@@ -340,6 +344,7 @@ struct State {
     container_ops: usize,
     peak_container_ops: usize,
     forwarding: bool,
+    vxlan_filter: Option<Vec<Ipv4Addr>>,
     answers: Option<Arc<Plan>>,
     tables: BTreeMap<String, BgpTable>,
     /// What `underlay_rtts` answers per target (µs); others get [`UNDERLAY_RTTS`].
@@ -454,6 +459,7 @@ impl FakeNode {
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             sysctls: BTreeMap::new(),
             devices: Vec::new(),
+            limits: Default::default(),
         };
         self.state()
             .containers
@@ -490,6 +496,11 @@ impl FakeNode {
 
     pub fn forwarding(&self) -> bool {
         self.state().forwarding
+    }
+
+    /// The node addresses the VXLAN filter lets in, if one is in place.
+    pub fn vxlan_filter(&self) -> Option<Vec<Ipv4Addr>> {
+        self.state().vxlan_filter.clone()
     }
 
     /// Records the call, applies the failure rules, lets other tasks run as a real
@@ -736,6 +747,14 @@ impl Node for FakeNode {
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
         self.op(Call::BridgeForwarding(enable), |s, _| {
             s.forwarding = enable;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn vxlan_filter(&self, allow: Option<&[Ipv4Addr]>) -> NodeResult<()> {
+        self.op(Call::VxlanFilter(allow.map(<[Ipv4Addr]>::to_vec)), |s, _| {
+            s.vxlan_filter = allow.map(<[Ipv4Addr]>::to_vec);
             Ok(())
         })
         .await

@@ -17,7 +17,6 @@ use crate::core::plan::sessions::routers_waiting_for_bgp;
 use crate::core::plan::Plan;
 use crate::core::render;
 
-
 /// How long a veth end whose peer's namespace is gone may take to go too.
 const LONE_END_WITHIN: Duration = Duration::from_secs(10);
 
@@ -133,6 +132,15 @@ pub async fn repair(plan: &Plan, nodes: &Nodes) -> Result<Repaired, DeployError>
         }
     }
 
+    // The VXLAN filter comes back with the links (a node restarted has lost it).
+    let vxlan_nodes: BTreeSet<&String> = links.iter().filter(|(_, l)| matches!(l, DirectLink::Vxlan(_))).map(|(n, _)| n).collect();
+    if !vxlan_nodes.is_empty() {
+        let _filter = super::lock::forwarding(&nodes.state_dir).await?;
+        let allow: Vec<std::net::Ipv4Addr> = nodes.underlay.values().copied().collect();
+        for node in vxlan_nodes {
+            nodes.get(node)?.vxlan_filter(Some(&allow)).await.map_err(step(Step::Links))?;
+        }
+    }
     // A router that lost a link waits for its bgpd (a restart runs it again) before the link
     // comes back, as at create.
     let relinked: BTreeSet<&str> = broken.iter().flat_map(|(_, l)| l.ends().into_iter().map(|(c, _)| c)).collect();

@@ -160,7 +160,8 @@ pub fn forget_state(nodes: &Nodes, path: Option<&str>) -> Result<(), DeployError
 /// a LAN (so none is left on the LAN's interface while the kernel frees a removed container's
 /// namespace), containers, then networks. Idempotent. A node that does not answer is left as
 /// it is and named in the result; the others are done all the same. Withdraws the bridge
-/// forwarding rule from the nodes that answer where no vnet-te network is left.
+/// forwarding rule from the nodes that answer where no vnet-te network is left, and the VXLAN
+/// filter where no vnet-te container is.
 pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Removed, DeployError> {
     let mut removed = Removed::default();
     // Two sweeps: a create interrupted mid-request can land one more object just after
@@ -177,14 +178,15 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
             break;
         }
         let attached: Vec<(&String, &String)> = ex.attached.iter().map(|(n, c)| (n, c)).collect();
-        remove_each(nodes, attached, "removing macvlans", |node, c| async move { node.remove_macvlans(&c).await }).await?;
+        remove_each(nodes, select, &mut removed.unreached, attached, "removing macvlans", |node, c| async move { node.remove_macvlans(&c).await }).await?;
         let containers: Vec<(&String, &String)> = ex.containers.iter().map(|(n, c, _)| (n, c)).collect();
-        removed.containers += containers.len();
-        remove_each(nodes, containers, "removing containers", |node, c| async move { node.remove_container(&c).await }).await?;
+        removed.containers +=
+            remove_each(nodes, select, &mut removed.unreached, containers, "removing containers", |node, c| async move { node.remove_container(&c).await })
+                .await?;
         tracing::info!("containers removed");
         let networks: Vec<(&String, &String)> = ex.networks.iter().map(|(n, c)| (n, c)).collect();
-        removed.networks += networks.len();
-        remove_each(nodes, networks, "removing networks", |node, n| async move { node.remove_network(&n).await }).await?;
+        removed.networks +=
+            remove_each(nodes, select, &mut removed.unreached, networks, "removing networks", |node, n| async move { node.remove_network(&n).await }).await?;
     }
     // A create about to make bridges on a node enables the rule and makes them under the
     // same lock: it is never withdrawn between the two.
@@ -203,23 +205,67 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
         if left.is_empty() {
             node.bridge_forwarding(false).await.map_err(|source| DeployError::Step { step: "withdrawing the forwarding rule", source })?;
         }
+        // The VXLAN filter stays while any path has a container on the node (only nodes of
+        // a cluster have VXLAN links).
+        if nodes.underlay.is_empty() {
+            continue;
+        }
+        match node.find_containers(labels::PATH, None).await {
+            Ok(left) if left.is_empty() => {
+                node.vxlan_filter(None).await.map_err(|source| DeployError::Step { step: "withdrawing the VXLAN filter", source })?;
+            }
+            Ok(_) => {}
+            Err(e) => removed.unreached.push(Unreached { node: name.clone(), error: e.to_string() }),
+        }
     }
     removed.unreached.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(removed)
 }
 
-/// Runs one removal per (node, object), concurrently. Every removal is tried, also after one
-/// fails (a network a swarm still holds must not keep the others); every failure is reported.
-async fn remove_each<F, Fut>(nodes: &Nodes, objects: Vec<(&String, &String)>, step: &'static str, f: F) -> Result<(), DeployError>
+/// Runs one removal per (node, object), concurrently, skipping nodes in `unreached`, and
+/// returns how many succeeded. Every removal is tried, also after one fails (a network a swarm
+/// still holds must not keep the others). A node whose removals fail and that then does not
+/// answer a listing either (stopped while the delete ran) joins `unreached`, and the others
+/// go on; every other failure is reported.
+async fn remove_each<F, Fut>(
+    nodes: &Nodes,
+    select: Select<'_>,
+    unreached: &mut Vec<Unreached>,
+    objects: Vec<(&String, &String)>,
+    step: &'static str,
+    f: F,
+) -> Result<usize, DeployError>
 where
     F: Fn(Arc<dyn Node>, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), NodeError>>,
 {
-    let jobs = objects.into_iter().map(|(n, o)| Ok(f(nodes.get(n)?.clone(), o.clone()))).collect::<Result<Vec<_>, DeployError>>()?;
-    let mut failed: Vec<NodeError> = stream::iter(jobs).buffer_unordered(PARALLELISM * 2).filter_map(|r| async move { r.err() }).collect().await;
+    let jobs = objects
+        .into_iter()
+        .filter(|(n, _)| !unreached.iter().any(|u| u.node == **n))
+        .map(|(n, o)| {
+            let removal = f(nodes.get(n)?.clone(), o.clone());
+            let n = n.clone();
+            Ok(async move { (n, removal.await) })
+        })
+        .collect::<Result<Vec<_>, DeployError>>()?;
+    let total = jobs.len();
+    let failures: Vec<(String, NodeError)> =
+        stream::iter(jobs).buffer_unordered(PARALLELISM * 2).filter_map(|(n, r)| async move { r.err().map(|e| (n, e)) }).collect().await;
+    let done = total - failures.len();
+    let failed_nodes: BTreeSet<String> = failures.iter().map(|(n, _)| n.clone()).collect();
+    let (label, value) = select.label();
+    let mut gone = BTreeSet::new();
+    for n in failed_nodes {
+        if let Err(e) = nodes.get(&n)?.find_containers(label, value).await {
+            tracing::warn!(node = n, error = %e, "node stopped answering during the delete");
+            unreached.push(Unreached { node: n.clone(), error: e.to_string() });
+            gone.insert(n);
+        }
+    }
+    let mut failed: Vec<NodeError> = failures.into_iter().filter(|(n, _)| !gone.contains(n)).map(|(_, e)| e).collect();
     failed.sort_by_key(|e| e.to_string());
     match failed.len() {
-        0 => Ok(()),
+        0 => Ok(done),
         1 => Err(DeployError::Step { step, source: failed.remove(0) }),
         n => Err(DeployError::Step {
             step,

@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::{cidr, distance, schedule, sessions};
 use super::*;
+use super::{cidr, distance, schedule, sessions};
 use crate::core::spec::{self, L2vpnMode, PathSpec, Placement, Problem, Wiring};
 
 /// What every pass needs to know about the spec, resolved once.
@@ -44,6 +44,11 @@ impl<'a> Cx<'a> {
             hop_of,
             path,
         }
+    }
+
+    /// The top-level container limits (validated: a problem here cannot happen).
+    fn limits(&self) -> spec::Limits {
+        spec::limits::resolve("limits", self.spec.limits.as_ref(), spec::Limits::default(), &mut Vec::new())
     }
 
     fn first(&self) -> usize {
@@ -186,10 +191,7 @@ fn placement(cx: &Cx, inv: &Inventory) -> (Vec<String>, Vec<Problem>) {
     for (i, r) in spec.routers.iter().enumerate() {
         if let Some(n) = &r.node {
             if !known.contains(n.as_str()) {
-                problems.push(Problem::new(
-                    format!("routers[{i}].node"),
-                    format!("unknown node '{n}' (known: {})", inv.nodes.join(", ")),
-                ));
+                problems.push(Problem::new(format!("routers[{i}].node"), format!("unknown node '{n}' (known: {})", inv.nodes.join(", "))));
             }
             nodes[i] = n.clone();
         }
@@ -207,10 +209,7 @@ fn addressing(cx: &Cx, inv: &Inventory) -> (Subnets, Vec<Problem>) {
         match link_alloc.take() {
             Some(n) => links.push(n),
             None => {
-                problems.push(Problem::new(
-                    "pools.links",
-                    format!("{} has no free /29 left for {} links", spec.pools.links, cx.links.len()),
-                ));
+                problems.push(Problem::new("pools.links", format!("{} has no free /29 left for {} links", spec.pools.links, cx.links.len())));
                 break;
             }
         }
@@ -248,9 +247,7 @@ fn parents(cx: &Cx, inv: &Inventory, nodes: &[String]) -> Vec<Problem> {
 
 /// Loopbacks: .1, .2, ... of the pool in router order.
 fn loopbacks(spec: &PathSpec) -> Vec<Ipv4Net> {
-    (0..spec.routers.len())
-        .map(|i| Ipv4Net::new(host(spec.pools.loopbacks, i as u32 + 1), 32).expect("/32"))
-        .collect()
+    (0..spec.routers.len()).map(|i| Ipv4Net::new(host(spec.pools.loopbacks, i as u32 + 1), 32).expect("/32")).collect()
 }
 
 fn evpn_plan(cx: &Cx, asns: &[u32], subnets: &Subnets) -> Option<EvpnPlan> {
@@ -283,19 +280,14 @@ fn routers(cx: &Cx, asns: &[u32], nodes: &[String], loopbacks: &[Ipv4Net]) -> Ve
             vtep: None,
             tcp: None,
             statics: Vec::new(),
+            limits: spec::limits::resolve("", r.limits.as_ref(), cx.limits(), &mut Vec::new()),
         })
         .collect()
 }
 
 /// The two experiment LANs, each the first interface of its edge router, and their hosts.
 /// Both edge routers originate their LAN and their loopback.
-fn lans(
-    cx: &Cx,
-    routers: &mut [RouterPlan],
-    networks: &mut Vec<NetworkPlan>,
-    subnets: &Subnets,
-    evpn: Option<&EvpnPlan>,
-) -> Vec<HostPlan> {
+fn lans(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, subnets: &Subnets, evpn: Option<&EvpnPlan>) -> Vec<HostPlan> {
     let (first, last) = (cx.first(), cx.last());
     let mut hosts = Vec::new();
     let ends = [(&cx.spec.hosts.a, first, subnets.lans[0]), (&cx.spec.hosts.b, last, subnets.lans[1])];
@@ -319,10 +311,7 @@ fn lans(
             mtu: evpn.map(|e| e.mtu),
             nodes: vec![r.node.clone()],
             cross_host: false,
-            ends: vec![
-                Endpoint { name: r.name.clone(), address: raddr },
-                Endpoint { name: hname.clone(), address: haddr },
-            ],
+            ends: vec![Endpoint { name: r.name.clone(), address: raddr }, Endpoint { name: hname.clone(), address: haddr }],
             impair: None,
             underlay: None,
         });
@@ -338,17 +327,13 @@ fn lans(
             ifname: cx.direct.then(|| "eth0".to_string()),
             l2_address: evpn.map(|e| Ipv4Net::new(host(e.subnet, side as u32 + 1), 24).expect("/24")),
             attach: None,
+            limits: cx.limits(),
         });
         if let (Some(a), Some(lan)) = (&hspec.attach, subnets.attached[side]) {
             let r = &mut routers[ri];
             r.statics.push(StaticRoutePlan { prefix: lan, via: haddr });
             r.originate.push(lan);
-            hosts[side].attach = Some(AttachPlan {
-                parent: a.macvlan.clone(),
-                ifname: ATTACH_IFNAME.to_string(),
-                subnet: lan,
-                address: host(lan, 1),
-            });
+            hosts[side].attach = Some(AttachPlan { parent: a.macvlan.clone(), ifname: ATTACH_IFNAME.to_string(), subnet: lan, address: host(lan, 1) });
         }
     }
     for r in [first, last] {
@@ -386,10 +371,7 @@ fn links(cx: &Cx, routers: &mut [RouterPlan], networks: &mut Vec<NetworkPlan>, s
             mtu: (driver == Driver::Vxlan).then_some(UNDERLAY_MTU),
             nodes,
             cross_host: cross,
-            ends: vec![
-                Endpoint { name: l.a.clone(), address: aa },
-                Endpoint { name: l.b.clone(), address: ab },
-            ],
+            ends: vec![Endpoint { name: l.a.clone(), address: aa }, Endpoint { name: l.b.clone(), address: ab }],
             impair: None,
             underlay: None,
         });
@@ -482,25 +464,13 @@ fn vteps(cx: &Cx, routers: &mut [RouterPlan], e: &EvpnPlan, subnets: &Subnets) {
     let (first, last) = (cx.first(), cx.last());
     for (me, far, lan) in [(first, last, subnets.lans[0]), (last, first, subnets.lans[1])] {
         let remote = routers[far].loopback.addr();
-        routers[me].vtep = Some(VtepPlan {
-            vni: e.vni,
-            lan_address: Ipv4Net::new(host(lan, 2), 24).expect("/24"),
-            remote_vtep: remote,
-            mtu: e.mtu,
-        });
+        routers[me].vtep = Some(VtepPlan { vni: e.vni, lan_address: Ipv4Net::new(host(lan, 2), 24).expect("/24"), remote_vtep: remote, mtu: e.mtu });
     }
 }
 
 /// What verification checks: every path router's best route to each forced prefix (next
 /// hop and the hops left toward that end), and the reply address of every traceroute hop.
-fn expectations(
-    cx: &Cx,
-    routers: &[RouterPlan],
-    hosts: &[HostPlan],
-    subnets: &Subnets,
-    toward_a: &[Ipv4Net],
-    toward_b: &[Ipv4Net],
-) -> Expectations {
+fn expectations(cx: &Cx, routers: &[RouterPlan], hosts: &[HostPlan], subnets: &Subnets, toward_a: &[Ipv4Net], toward_b: &[Ipv4Net]) -> Expectations {
     let path = &cx.path;
     // The address of router `me` on its link to `peer`.
     let addr_on = |me: usize, peer: &str| -> Ipv4Addr {
@@ -519,15 +489,7 @@ fn expectations(
                 None => (None, None),
             };
             for prefix in prefixes {
-                routes.push(RouteExpectation {
-                    router: rname.clone(),
-                    hop: h,
-                    prefix: *prefix,
-                    toward,
-                    next_hop,
-                    via: via.clone(),
-                    origin: None,
-                });
+                routes.push(RouteExpectation { router: rname.clone(), hop: h, prefix: *prefix, toward, next_hop, via: via.clone(), origin: None });
             }
         }
     }

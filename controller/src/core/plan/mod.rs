@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::spec::distance::Impair;
-use crate::core::spec::{Announce, Converge, L2vpnMode, Problem, RouterKind, VerifyMode, Wiring};
+use crate::core::spec::{Announce, Converge, L2vpnMode, Limits, Problem, RouterKind, VerifyMode, Wiring};
 
 mod build;
 pub mod cidr;
@@ -129,6 +129,9 @@ pub struct RouterPlan {
     /// Static routes (an edge router's way to the LAN its host is attached to).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub statics: Vec<StaticRoutePlan>,
+    /// Memory and process limits of its container.
+    #[serde(skip_serializing_if = "Limits::is_default", default)]
+    pub limits: Limits,
 }
 
 /// The name of an attached host's macvlan inside it (its LAN toward the path is `eth0`).
@@ -213,6 +216,9 @@ pub struct HostPlan {
     /// The host's place on a LAN of its node, if it is attached to one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attach: Option<AttachPlan>,
+    /// Memory and process limits of its container.
+    #[serde(skip_serializing_if = "Limits::is_default", default)]
+    pub limits: Limits,
 }
 
 /// An experiment host on a LAN of its node: a macvlan (bridge mode) on the node's interface

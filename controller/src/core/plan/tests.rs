@@ -36,11 +36,7 @@ fn chain_addresses_and_expectations() {
 #[test]
 fn taken_subnets_are_skipped() {
     let s = spec::chain("p", 2).unwrap();
-    let inv = Inventory {
-        nodes: vec!["local".into()],
-        taken: vec!["10.199.0.0/29".parse().unwrap(), "10.210.0.0/24".parse().unwrap()],
-        interfaces: None,
-    };
+    let inv = Inventory { nodes: vec!["local".into()], taken: vec!["10.199.0.0/29".parse().unwrap(), "10.210.0.0/24".parse().unwrap()], interfaces: None };
     let p = build(&s, &inv).unwrap();
     let link = p.networks.iter().find(|n| n.role == NetworkRole::Link).unwrap();
     assert_eq!(link.subnet.to_string(), "10.199.0.8/29");
@@ -97,9 +93,7 @@ fn announce_all_expects_every_hop_prefix_along_the_path() {
     assert!(to(5).as_path(&p).is_empty() && to(5).next_hop.is_none());
     // r5's TE policy covers exactly the middle hops beyond each neighbour.
     let n = |peer: &str| p.router("r5").unwrap().neighbors.iter().find(|n| n.peer == peer).unwrap().clone();
-    let covered = |blocks: &[Ipv4Net]| -> Vec<u32> {
-        (1..=254u32).filter(|i| blocks.iter().any(|b| b.contains(&lo(*i).addr()))).collect()
-    };
+    let covered = |blocks: &[Ipv4Net]| -> Vec<u32> { (1..=254u32).filter(|i| blocks.iter().any(|b| b.contains(&lo(*i).addr()))).collect() };
     assert_eq!(covered(&n("r6").prefer_loopbacks), (6..=23).collect::<Vec<_>>());
     assert_eq!(covered(&n("r4").prefer_loopbacks), (2..=4).collect::<Vec<_>>());
     assert!(n("r6").prefer_loopbacks.len() <= 4, "{:?}", n("r6").prefer_loopbacks);
@@ -155,9 +149,7 @@ fn an_attachments_parent_must_be_an_interface_of_the_hosts_node() {
     let mut s = lan_attach();
     s.hosts.b.attach = Some(spec::AttachSpec { macvlan: "ens4".into() });
     s.routers[2].node = Some("n2".into());
-    let known = |pairs: &[(&str, &[&str])]| {
-        Some(pairs.iter().map(|(n, i)| (n.to_string(), i.iter().map(|x| x.to_string()).collect())).collect())
-    };
+    let known = |pairs: &[(&str, &[&str])]| Some(pairs.iter().map(|(n, i)| (n.to_string(), i.iter().map(|x| x.to_string()).collect())).collect());
     let inv = |interfaces| Inventory { nodes: vec!["n1".into(), "n2".into()], taken: vec![], interfaces };
     assert!(build(&s, &inv(known(&[("n1", &["lo", "eth1"]), ("n2", &["lo", "ens4"])]))).is_ok());
     // Not known: not checked (`path plan` without nodes to ask).
@@ -168,4 +160,22 @@ fn an_attachments_parent_must_be_an_interface_of_the_hosts_node() {
         "cannot plan path 'la': hosts.a.attach.macvlan: no interface 'eth1' on node 'n1' (the node of src, behind r1); \
          hosts.b.attach.macvlan: no interface 'ens4' on node 'n2' (the node of dst, behind r3)"
     );
+}
+
+#[test]
+fn limits_come_from_the_top_then_the_router_and_change_no_plan_without_them() {
+    let plain = build(&spec::chain("p", 2).unwrap(), &Inventory::default()).unwrap();
+    assert!(plain.routers.iter().all(|r| r.limits == spec::Limits::default()));
+    assert!(!serde_json::to_string(&plain).unwrap().contains("limits"), "default limits leave the plan (and its hash) as it was");
+    let mut s = spec::chain("p", 2).unwrap();
+    s.limits = Some(spec::LimitsSpec { memory: Some("128MiB".into()), pids: None });
+    s.routers[1].limits = Some(spec::LimitsSpec { memory: None, pids: Some("64".into()) });
+    let p = build(&s, &Inventory::default()).unwrap();
+    assert_eq!(p.router("r1").unwrap().limits, spec::Limits { memory: 128 << 20, pids: 512 });
+    assert_eq!(p.router("r2").unwrap().limits, spec::Limits { memory: 128 << 20, pids: 64 });
+    assert!(p.hosts.iter().all(|h| h.limits == spec::Limits { memory: 128 << 20, pids: 512 }));
+    assert_ne!(p.hash, plain.hash);
+    let c = crate::core::replan::conflicts(&plain, &p);
+    assert!(c.iter().any(|c| c == "router r2: limits memory 256 MiB, pids 512 → memory 128 MiB, pids 64"), "{c:?}");
+    assert!(c.iter().any(|c| c.starts_with("host src: limits")), "{c:?}");
 }

@@ -84,6 +84,9 @@ pub struct PathSpec {
     /// An IPsec tunnel between the path's ends (host-to-host or site-to-site).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpn: Option<VpnSpec>,
+    /// Memory and process limits of every router and host (default 256 MiB, 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
 }
 
 /// Which prefixes the routers announce into BGP.
@@ -146,6 +149,9 @@ pub struct RouterSpec {
     /// Pin this router to a node (required for every router with `placement: explicit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// This router's limits, over the top-level ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -503,7 +509,7 @@ pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<Pat
     let spec = PathSpec {
         name: name.to_string(),
         routers: (1..=hops.min(MAX_ROUTERS))
-            .map(|i| RouterSpec { name: format!("r{i}"), kind: RouterKind::Frr, asn: None, node: None })
+            .map(|i| RouterSpec { name: format!("r{i}"), kind: RouterKind::Frr, asn: None, node: None, limits: None })
             .collect(),
         links: None,
         path: None,
@@ -524,6 +530,7 @@ pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<Pat
         contact_plan: None,
         announce: Announce::Ends,
         vpn: None,
+        limits: None,
     };
     if problems.is_empty() {
         problems = validate(&spec);
@@ -653,12 +660,14 @@ pub fn warnings(spec: &PathSpec) -> Vec<String> {
 }
 
 pub mod distance;
+pub mod limits;
 mod problem;
 pub mod schedule;
 mod validate;
 pub mod vpn;
 
 pub use distance::{Converge, ImpairSpec, LatencySpec, Quantity, ToleranceSpec};
+pub use limits::{Limits, LimitsSpec};
 pub use problem::{Problem, SpecError};
 pub use schedule::{ContactPlanSpec, ScheduleEntrySpec};
 pub use validate::validate;

@@ -22,7 +22,16 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
     distance(spec, &pairs, &mut p);
     schedule::resolve(spec, &mut p);
     vpn::validate(spec, &mut p);
+    container_limits(spec, &mut p);
     p
+}
+
+/// Top-level and per-router limits within the agent's bounds.
+fn container_limits(spec: &PathSpec, p: &mut Vec<Problem>) {
+    let top = limits::resolve("limits", spec.limits.as_ref(), Limits::default(), p);
+    for (i, r) in spec.routers.iter().enumerate() {
+        limits::resolve(&format!("routers[{i}].limits"), r.limits.as_ref(), top, p);
+    }
 }
 
 /// Router and host names (one namespace: container names), explicit ASNs and nodes.
@@ -32,10 +41,7 @@ fn routers_and_hosts(spec: &PathSpec, p: &mut Vec<Problem>) -> usize {
         p.push(Problem::new("routers", "at least one router is required"));
     }
     if spec.routers.len() > MAX_ROUTERS {
-        p.push(Problem::new(
-            "routers",
-            format!("{} routers; at most {MAX_ROUTERS} allowed", spec.routers.len()),
-        ));
+        p.push(Problem::new("routers", format!("{} routers; at most {MAX_ROUTERS} allowed", spec.routers.len())));
     }
     let mut seen: BTreeMap<&str, String> = BTreeMap::new();
     let mut asns: BTreeMap<u32, usize> = BTreeMap::new();
@@ -44,10 +50,7 @@ fn routers_and_hosts(spec: &PathSpec, p: &mut Vec<Problem>) -> usize {
         if let Some(m) = name_problem(&r.name) {
             p.push(Problem::new(format!("{loc}.name"), m));
         } else if let Some(first) = seen.get(r.name.as_str()) {
-            p.push(Problem::new(
-                format!("{loc}.name"),
-                format!("duplicate name '{}' (first used at {first})", r.name),
-            ));
+            p.push(Problem::new(format!("{loc}.name"), format!("duplicate name '{}' (first used at {first})", r.name)));
         } else {
             seen.insert(&r.name, format!("{loc}.name"));
         }
@@ -55,10 +58,7 @@ fn routers_and_hosts(spec: &PathSpec, p: &mut Vec<Problem>) -> usize {
             if asn_reserved(asn) {
                 p.push(Problem::new(format!("{loc}.asn"), format!("{asn} is a reserved ASN")));
             } else if let Some(first) = asns.get(&asn) {
-                p.push(Problem::new(
-                    format!("{loc}.asn"),
-                    format!("duplicate ASN {asn} (also routers[{first}].asn)"),
-                ));
+                p.push(Problem::new(format!("{loc}.asn"), format!("duplicate ASN {asn} (also routers[{first}].asn)")));
             } else {
                 asns.insert(asn, i);
             }
@@ -69,10 +69,7 @@ fn routers_and_hosts(spec: &PathSpec, p: &mut Vec<Problem>) -> usize {
                     p.push(Problem::new(format!("{loc}.node"), m));
                 }
             }
-            (None, Placement::Explicit) => p.push(Problem::new(
-                format!("{loc}.node"),
-                "required with placement: explicit",
-            )),
+            (None, Placement::Explicit) => p.push(Problem::new(format!("{loc}.node"), "required with placement: explicit")),
             (None, _) => {}
         }
     }
@@ -94,10 +91,7 @@ fn asn_base(spec: &PathSpec, explicit: usize, p: &mut Vec<Problem>) {
     if asn_reserved(spec.asn_base) {
         p.push(Problem::new("asn_base", format!("{} is a reserved ASN", spec.asn_base)));
     } else if u64::from(spec.asn_base) + auto + explicit as u64 + 2 > u64::from(u32::MAX) {
-        p.push(Problem::new(
-            "asn_base",
-            format!("{} leaves too few ASNs for {auto} routers", spec.asn_base),
-        ));
+        p.push(Problem::new("asn_base", format!("{} leaves too few ASNs for {auto} routers", spec.asn_base)));
     }
 }
 
@@ -117,10 +111,7 @@ fn links(spec: &PathSpec, known: &BTreeSet<&str>, p: &mut Vec<Problem>) -> BTree
         for (end, name) in [("a", &l.a), ("b", &l.b)] {
             if !known.contains(name.as_str()) {
                 ok = false;
-                p.push(Problem::new(
-                    format!("{loc}.{end}"),
-                    format!("unknown router '{}' (known: {known_hint})", printable(name)),
-                ));
+                p.push(Problem::new(format!("{loc}.{end}"), format!("unknown router '{}' (known: {known_hint})", printable(name))));
             }
         }
         if ok && l.a == l.b {
@@ -130,10 +121,7 @@ fn links(spec: &PathSpec, known: &BTreeSet<&str>, p: &mut Vec<Problem>) -> BTree
         if ok {
             let key = ordered_pair(&l.a, &l.b);
             if let Some(first) = pairs.get(&key) {
-                p.push(Problem::new(
-                    loc.clone(),
-                    format!("duplicate link {}-{} (also links[{first}])", l.a, l.b),
-                ));
+                p.push(Problem::new(loc.clone(), format!("duplicate link {}-{} (also links[{first}])", l.a, l.b)));
             } else {
                 pairs.insert(key, i);
             }
@@ -169,26 +157,17 @@ fn path(spec: &PathSpec, known: &BTreeSet<&str>, pairs: &BTreeMap<(String, Strin
     for (i, hop) in path.iter().enumerate() {
         let loc = format!("path[{i}]");
         if !known.contains(hop.as_str()) {
-            p.push(Problem::new(
-                loc,
-                format!("unknown router '{}' (known: {known_hint})", printable(hop)),
-            ));
+            p.push(Problem::new(loc, format!("unknown router '{}' (known: {known_hint})", printable(hop))));
             continue;
         }
         if let Some(first) = on_path.get(hop.as_str()) {
-            p.push(Problem::new(
-                loc.clone(),
-                format!("'{hop}' is already hop path[{first}]: a path visits each router once"),
-            ));
+            p.push(Problem::new(loc.clone(), format!("'{hop}' is already hop path[{first}]: a path visits each router once")));
         } else {
             on_path.insert(hop, i);
         }
         if i > 0 {
             let prev = &path[i - 1];
-            if known.contains(prev.as_str())
-                && prev != hop
-                && !pairs.contains_key(&ordered_pair(prev, hop))
-            {
+            if known.contains(prev.as_str()) && prev != hop && !pairs.contains_key(&ordered_pair(prev, hop)) {
                 p.push(Problem::new(loc, format!("no link between '{prev}' and '{hop}'")));
             }
         }
@@ -198,18 +177,13 @@ fn path(spec: &PathSpec, known: &BTreeSet<&str>, pairs: &BTreeMap<(String, Strin
 fn l2vpn_and_wiring(spec: &PathSpec, p: &mut Vec<Problem>) {
     match (spec.l2vpn, spec.vni) {
         (L2vpnMode::None, Some(_)) => p.push(Problem::new("vni", "only used with l2vpn: evpn")),
-        (_, Some(v)) if v == 0 || v > 16_777_215 => {
-            p.push(Problem::new("vni", format!("{v} is not a VXLAN VNI (1..16777215)")))
-        }
+        (_, Some(v)) if v == 0 || v > 16_777_215 => p.push(Problem::new("vni", format!("{v} is not a VXLAN VNI (1..16777215)"))),
         _ => {}
     }
     if spec.wiring == Some(Wiring::Direct) {
         for (i, r) in spec.routers.iter().enumerate() {
             if r.kind == RouterKind::Vyos {
-                p.push(Problem::new(
-                    format!("routers[{i}].kind"),
-                    "VyOS routers configure their interfaces at boot and need `wiring: docker`",
-                ));
+                p.push(Problem::new(format!("routers[{i}].kind"), "VyOS routers configure their interfaces at boot and need `wiring: docker`"));
             }
         }
     }
@@ -254,10 +228,7 @@ fn pools(spec: &PathSpec, p: &mut Vec<Problem>) {
         // Loopbacks skip the network's .0; keep one spare.
         let have = if each == 32 { have.saturating_sub(1) } else { have };
         if have < need {
-            p.push(Problem::new(
-                loc,
-                format!("{net} holds {have} /{each} {what}; this path needs {need}"),
-            ));
+            p.push(Problem::new(loc, format!("{net} holds {have} /{each} {what}; this path needs {need}")));
         }
         if net.network() != net.addr() {
             p.push(Problem::new(loc, format!("{net} has host bits set (did you mean {}?)", net.trunc())));
@@ -283,8 +254,7 @@ fn distance(spec: &PathSpec, pairs: &BTreeMap<(String, String), usize>, p: &mut 
         any |= !d.is_empty();
     }
     let mut fixed_us = 0;
-    let on_path: BTreeSet<(String, String)> =
-        effective_path(spec).windows(2).map(|w| ordered_pair(&w[0], &w[1])).collect();
+    let on_path: BTreeSet<(String, String)> = effective_path(spec).windows(2).map(|w| ordered_pair(&w[0], &w[1])).collect();
     for (i, l) in spec.links.iter().flatten().enumerate() {
         let loc = format!("links[{i}]");
         let own = resolve(&loc, &l.impair(), p);
@@ -321,10 +291,7 @@ fn distance(spec: &PathSpec, pairs: &BTreeMap<(String, String), usize>, p: &mut 
     }
     any |= spec.schedule.is_some() || spec.contact_plan.is_some();
     if any && spec.wiring() == Wiring::Docker {
-        p.push(Problem::new(
-            "wiring",
-            "delays, loss and rates are applied on links vnet-te makes itself: they need `wiring: direct` (and FRR routers)",
-        ));
+        p.push(Problem::new("wiring", "delays, loss and rates are applied on links vnet-te makes itself: they need `wiring: direct` (and FRR routers)"));
     }
 }
 
@@ -334,10 +301,7 @@ fn bgp(b: &BgpSpec, p: &mut Vec<Problem>) {
         p.push(Problem::new("bgp.hold", format!("{} s: must be 0 or at least 3", b.hold)));
     }
     if b.keepalive == 0 || (b.hold != 0 && b.keepalive > b.hold / 3) {
-        p.push(Problem::new(
-            "bgp.keepalive",
-            format!("{} s: must be at least 1 and at most a third of hold ({} s)", b.keepalive, b.hold),
-        ));
+        p.push(Problem::new("bgp.keepalive", format!("{} s: must be at least 1 and at most a third of hold ({} s)", b.keepalive, b.hold)));
     }
     if b.connect_retry == 0 {
         p.push(Problem::new("bgp.connect_retry", "must be at least 1 second"));
@@ -359,12 +323,10 @@ fn ordered_pair(a: &str, b: &str) -> (String, String) {
 
 fn known_list(routers: &[RouterSpec]) -> String {
     let mut seen = BTreeSet::new();
-    let names: Vec<&str> =
-        routers.iter().map(|r| r.name.as_str()).filter(|n| seen.insert(*n)).collect();
+    let names: Vec<&str> = routers.iter().map(|r| r.name.as_str()).filter(|n| seen.insert(*n)).collect();
     if names.len() <= 6 {
         names.join(", ")
     } else {
         format!("{}, ... {} ({} routers)", names[..3].join(", "), names[names.len() - 1], names.len())
     }
 }
-

@@ -367,6 +367,11 @@ async fn start_agent(ssh: &Session, home: &Path, name: &str, address: IpAddr, li
 async fn issue_and_write_agent_files(ssh: &Session, home: &Path, name: &str, address: IpAddr) -> anyhow::Result<()> {
     let pki = pki_dir(home);
     let ca = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
+    issue_and_write_agent_files_of(ssh, home, name, address, &ca, ca.cert_pem()).await
+}
+
+/// As `issue_and_write_agent_files`, by `ca`, the agent trusting the CA certificates `trust`.
+async fn issue_and_write_agent_files_of(ssh: &Session, home: &Path, name: &str, address: IpAddr, ca: &ClusterCa, trust: &str) -> anyhow::Result<()> {
     let issued = ca.issue_agent(name, &[name.to_string()], &[address]).context("issuing the agent certificate")?;
     if let Some(old) = current_agent_cert(home, name, Some(ssh)).await {
         if old != issued.cert_pem {
@@ -377,7 +382,7 @@ async fn issue_and_write_agent_files(ssh: &Session, home: &Path, name: &str, add
     let list = load_revocations(home)?.render();
     run(ssh, "preparing the certificate directory", &format!("mkdir -p {}", quote(AGENT_CERT_DIR))).await?;
     for (file, content, mode) in [
-        (tls::CA_CERT_FILE, ca.cert_pem(), 0o644),
+        (tls::CA_CERT_FILE, trust, 0o644),
         (tls::CERT_FILE, issued.cert_pem.as_str(), 0o644),
         (tls::KEY_FILE, issued.key_pem.as_str(), 0o600),
         (REVOKED_FILE, list.as_str(), 0o644),
@@ -544,7 +549,16 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
             run(&ssh, "leaving the swarm", "docker swarm leave --force >/dev/null 2>&1 || true").await?;
             ssh.close().await;
         }
-        Err(e) if a.force => eprintln!("warning: cannot reach {} over SSH ({e}); forgetting it anyway", entry.ssh),
+        Err(e) if a.force => {
+            eprintln!("warning: cannot reach {} over SSH ({e}); forgetting it anyway", entry.ssh);
+            // Its certificate is revoked below, yet the key is a credential of the cluster's
+            // CA until someone removes it there.
+            eprintln!(
+                "warning: node {}'s agent and its key ({AGENT_CERT_DIR}) are still on that machine; run there, as root:\n  {}",
+                a.name,
+                leftover_cleanup()
+            );
+        }
         Err(e) => return Err(anyhow::Error::from(e).context(format!("reaching {} (pass --force to forget it anyway)", entry.ssh))),
     }
     let docker = local.docker();
@@ -574,6 +588,11 @@ pub async fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     }
     eprintln!("node {} removed", a.name);
     Ok(())
+}
+
+/// What `node remove` does on a node over SSH, as one command for an operator to run there.
+fn leftover_cleanup() -> String {
+    format!("docker rm -f {AGENT_CONTAINER}; rm -rf -- {}; docker swarm leave --force", quote(AGENT_CERT_DIR))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -625,6 +644,113 @@ pub async fn rotate(ssh: SshArgs) -> anyhow::Result<()> {
         wait_for_agent(&home, &n.name, n.agent).await?;
     }
     eprintln!("cluster: every agent ({}) answers the new controller certificate", state.nodes.len());
+    Ok(())
+}
+
+/// The new CA of a rotation under way (`cluster rotate --ca`), beside the cluster's CA until
+/// every node has a certificate of it.
+fn next_ca_dir(home: &Path) -> PathBuf {
+    pki_dir(home).join("next")
+}
+
+/// Replaces the cluster CA without losing a node: a new CA; the controller and every agent
+/// trust both while each agent gets a certificate of the new one (restarted, reached again);
+/// then the controller's certificate; then the old CA is dropped everywhere. A node it cannot
+/// reach over SSH stops the rotation with both CAs trusted (the cluster works as before) and
+/// names the node: the same command, once it answers, goes on with the same new CA.
+pub async fn rotate_ca(ssh: SshArgs) -> anyhow::Result<()> {
+    let home = home();
+    let state = require_state(&home)?;
+    let pki = pki_dir(&home);
+    let old = ClusterCa::load(&pki).with_context(|| format!("loading the cluster CA from {}", pki.display()))?;
+    let next_dir = next_ca_dir(&home);
+    let next = if next_dir.join(tls::CA_CERT_FILE).exists() {
+        eprintln!("pki: a CA rotation is under way ({}): going on with its new CA", next_dir.display());
+        ClusterCa::load(&next_dir).with_context(|| format!("loading the new CA from {}", next_dir.display()))?
+    } else {
+        let next = ClusterCa::generate().context("generating the new CA")?;
+        next.save(&next_dir).with_context(|| format!("saving the new CA to {}", next_dir.display()))?;
+        eprintln!("pki: new CA in {}", next_dir.display());
+        next
+    };
+    let both = format!("{}\n{}", old.cert_pem().trim_end(), next.cert_pem());
+    let dir = controller_dir(&home);
+    let mut mine = tls::IssuedCert::load(&dir).with_context(|| format!("loading the controller certificate from {}", dir.display()))?;
+    mine.ca_pem = both.clone();
+    mine.save(&dir).with_context(|| format!("saving {}", dir.display()))?;
+    eprintln!("pki: the controller trusts the old and the new CA");
+    let mut unreached = Vec::new();
+    for n in &state.nodes {
+        let t0 = Instant::now();
+        let result = async {
+            let session = ssh.connect(n).await?;
+            let written = issue_and_write_agent_files_of(&session, &home, &n.name, n.agent.ip(), &next, &both).await;
+            let restarted = match written {
+                Ok(()) => run(&session, "restarting the agent", &format!("docker restart {AGENT_CONTAINER} >/dev/null")).await.map(drop),
+                Err(e) => Err(e),
+            };
+            session.close().await;
+            restarted?;
+            wait_for_agent(&home, &n.name, n.agent).await
+        }
+        .await;
+        match result {
+            Ok(()) => eprintln!("node {}: agent answers with a certificate of the new CA, trusting both ({:.1} s)", n.name, t0.elapsed().as_secs_f64()),
+            Err(e) => unreached.push((n.name.clone(), e)),
+        }
+    }
+    if !unreached.is_empty() {
+        let list: Vec<String> = unreached.iter().map(|(n, e)| format!("{n}: {e:#}")).collect();
+        bail!(
+            "CA rotation stopped half-way: {} node(s) not reached ({}); every node reached trusts the old and the new CA and the cluster works as before; \
+             run `vnet-te cluster rotate --ca` again once they answer over SSH (it goes on with the same new CA)",
+            unreached.len(),
+            list.join("; ")
+        );
+    }
+    let mut fresh = next.issue_controller("vnet-te-controller").context("issuing the controller certificate")?;
+    fresh.ca_pem = both.clone();
+    let replaced = mine.cert_pem.clone();
+    fresh.save(&dir).with_context(|| format!("saving the controller certificate to {}", dir.display()))?;
+    let fp = revoke(&home, &replaced, "controller certificate, replaced by cluster rotate --ca")?;
+    eprintln!("pki: controller certificate of the new CA; the old one revoked ({fp})");
+    // The old CA goes: each agent trusts the new one only.
+    let mut dropped = Vec::new();
+    for n in &state.nodes {
+        let result = async {
+            let session = ssh.connect(n).await?;
+            let written = session.write_file(&format!("{AGENT_CERT_DIR}/{}", tls::CA_CERT_FILE), next.cert_pem().as_bytes(), 0o644).await;
+            let restarted = match written {
+                Ok(()) => run(&session, "restarting the agent", &format!("docker restart {AGENT_CONTAINER} >/dev/null")).await.map(drop),
+                Err(e) => Err(anyhow::Error::from(e)),
+            };
+            session.close().await;
+            restarted?;
+            wait_for_agent(&home, &n.name, n.agent).await
+        }
+        .await;
+        if let Err(e) = result {
+            dropped.push((n.name.clone(), e));
+        }
+    }
+    if !dropped.is_empty() {
+        let list: Vec<String> = dropped.iter().map(|(n, e)| format!("{n}: {e:#}")).collect();
+        bail!(
+            "CA rotation: every certificate is of the new CA, but {} node(s) still trust the old one too ({}); \
+             run `vnet-te cluster rotate --ca` again once they answer over SSH",
+            dropped.len(),
+            list.join("; ")
+        );
+    }
+    fresh.ca_pem = next.cert_pem().to_string();
+    fresh.save(&dir).with_context(|| format!("saving {}", dir.display()))?;
+    write_public(&pki.join("ca-retired.pem"), old.cert_pem())?;
+    next.save(&pki).with_context(|| format!("saving the new CA to {}", pki.display()))?;
+    std::fs::remove_dir_all(&next_dir).with_context(|| format!("removing {}", next_dir.display()))?;
+    for n in &state.nodes {
+        wait_for_agent(&home, &n.name, n.agent).await?;
+    }
+    eprintln!("cluster: CA replaced; the old CA is trusted nowhere; every agent ({}) answers", state.nodes.len());
     Ok(())
 }
 

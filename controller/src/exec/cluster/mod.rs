@@ -165,8 +165,58 @@ async fn connect_manager(state: &ClusterState) -> anyhow::Result<LocalNode> {
     LocalNode::connect(&state.manager).await.context("the manager's Docker engine does not answer (is dockerd running?)")
 }
 
+/// How long before a certificate expires its warning begins.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// One warning per certificate of the cluster that expires within [`EXPIRY_WARNING_DAYS`] of
+/// `now` (or has), with the command that replaces it. `certs`: (what, PEM, command).
+pub fn expiry_warnings(certs: &[(String, String, String)], now: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, pem, fix) in certs {
+        let Ok(end) = tls::not_after_unix(pem) else {
+            out.push(format!("warning: the {what} cannot be read; `{fix}` replaces it"));
+            continue;
+        };
+        let days = (end - now).div_euclid(86_400);
+        if end <= now {
+            out.push(format!("warning: the {what} has expired; run `{fix}`"));
+        } else if days < EXPIRY_WARNING_DAYS {
+            out.push(format!("warning: the {what} expires in {days} day(s); run `{fix}`"));
+        }
+    }
+    out
+}
+
+/// The cluster's certificates the controller keeps: the CA, its own, each agent's.
+fn cluster_certs(home: &Path, state: &ClusterState) -> Vec<(String, String, String)> {
+    let mut certs = Vec::new();
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+    if let Some(pem) = read(pki_dir(home).join(tls::CA_CERT_FILE)) {
+        certs.push(("cluster CA".to_string(), pem, "vnet-te cluster rotate --ca".to_string()));
+    }
+    if let Some(pem) = read(controller_dir(home).join(tls::CERT_FILE)) {
+        certs.push(("controller certificate".to_string(), pem, "vnet-te cluster rotate".to_string()));
+    }
+    for n in &state.nodes {
+        if let Some(pem) = read(issued_agent_file(home, &n.name)) {
+            certs.push((format!("agent certificate of {}", n.name), pem, format!("vnet-te node reissue {}", n.name)));
+        }
+    }
+    certs
+}
+
+/// Says on stderr which of the cluster's certificates expire soon.
+fn warn_expiring(home: &Path, state: &ClusterState) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    for w in expiry_warnings(&cluster_certs(home, state), now) {
+        eprintln!("{w}");
+    }
+}
+
 /// The cluster's nodes around an already connected manager: the others through their agents.
+/// Every command that reaches the agents comes here, and hears of certificates about to expire.
 fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> anyhow::Result<Nodes> {
+    warn_expiring(home, state);
     let client = controller_tls(home)?;
     let manager: Arc<dyn Node> = manager;
     let mut by_name: BTreeMap<String, Arc<dyn Node>> = BTreeMap::new();
@@ -193,4 +243,38 @@ fn cluster_nodes(home: &Path, state: &ClusterState, manager: Arc<LocalNode>) -> 
 
 mod bootstrap;
 
-pub use bootstrap::{add, init, print_status, reissue, remove, rotate, status, AddArgs, InitArgs, NodeStatus, RemoveArgs, SshArgs};
+pub use bootstrap::{add, init, print_status, reissue, remove, rotate, rotate_ca, status, AddArgs, InitArgs, NodeStatus, RemoveArgs, SshArgs};
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn certificates_within_30_days_of_their_end_are_named_with_the_command_that_replaces_them() {
+        let ca = tls::ClusterCa::generate().unwrap();
+        let controller = ca.issue_controller("vnet-te-controller").unwrap().cert_pem;
+        let agent = ca.issue_agent("n2", &["n2".to_string()], &[]).unwrap().cert_pem;
+        let certs = vec![
+            ("cluster CA".to_string(), ca.cert_pem().to_string(), "vnet-te cluster rotate --ca".to_string()),
+            ("controller certificate".to_string(), controller, "vnet-te cluster rotate".to_string()),
+            ("agent certificate of n2".to_string(), agent, "vnet-te node reissue n2".to_string()),
+            ("agent certificate of n3".to_string(), "not a certificate".to_string(), "vnet-te node reissue n3".to_string()),
+        ];
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let day = 86_400;
+        assert_eq!(expiry_warnings(&certs[..3], now), Vec::<String>::new(), "fresh certificates");
+        // 80 days on, the controller's (90 days) has 9 or 10 left; the agents' (365) many.
+        let w = expiry_warnings(&certs, now + 80 * day);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("warning: the controller certificate expires in ") && w[0].ends_with("day(s); run `vnet-te cluster rotate`"), "{w:?}");
+        assert_eq!(w[1], "warning: the agent certificate of n3 cannot be read; `vnet-te node reissue n3` replaces it");
+        let w = expiry_warnings(&certs[..3], now + 400 * day);
+        assert_eq!(
+            w,
+            [
+                "warning: the controller certificate has expired; run `vnet-te cluster rotate`",
+                "warning: the agent certificate of n2 has expired; run `vnet-te node reissue n2`"
+            ]
+        );
+    }
+}

@@ -19,6 +19,7 @@ fn container(name: &str) -> ContainerSpec {
         labels: [(labels::PATH.to_string(), "p".to_string()), (labels::ROLE.to_string(), "router".to_string())].into(),
         sysctls: Default::default(),
         devices: Vec::new(),
+        limits: Default::default(),
     }
 }
 

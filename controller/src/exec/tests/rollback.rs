@@ -12,7 +12,7 @@ use crate::exec::{DeployError, NoProgress, Step};
 /// The step a create reports when this call fails.
 fn step_of(call: &Call) -> Step {
     match call {
-        Call::CreateNetwork(_) | Call::BridgeForwarding(_) => Step::Networks,
+        Call::CreateNetwork(_) | Call::BridgeForwarding(_) | Call::VxlanFilter(_) => Step::Networks,
         Call::CreateContainer(_) | Call::StartContainer(_) => Step::Containers,
         Call::ConnectVeth(_) | Call::ConnectVxlan(_) | Call::ConnectMacvlan(_) => Step::Links,
         other => panic!("a create does not {other}"),
@@ -47,6 +47,7 @@ async fn a_failure_at_any_step_is_rolled_back_completely() {
             let left = (fakes.containers(), fakes.networks());
             assert!(left.0.is_empty() && left.1.is_empty(), "{wiring:?} {k} ({}): left {left:?}", failed[0].call);
             assert!(fakes.nodes.iter().all(|n| !n.forwarding()), "the forwarding rule goes with the last network");
+            assert!(fakes.nodes.iter().all(|n| n.vxlan_filter().is_none()), "the VXLAN filter goes with the last container");
         }
     }
 }

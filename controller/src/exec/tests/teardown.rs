@@ -240,3 +240,61 @@ async fn delete_removes_every_other_object_when_one_network_stays_and_names_it()
     assert!(e.to_string().contains(&stuck), "{e}");
     assert_eq!(labelled(&fakes, "p"), BTreeSet::from([stuck]), "{}", fakes.journal.dump());
 }
+
+/// Nodes with VXLAN links take link VXLAN from the cluster's nodes only, from before the
+/// first link until no path has a container there; a node with veth links only gets no filter.
+#[tokio::test]
+async fn the_vxlan_filter_comes_with_the_first_cross_node_path_and_goes_with_the_last() {
+    let nodes = ["n1", "n2", "n3"];
+    let fakes = Fakes::new(&nodes);
+    let addrs: Vec<std::net::Ipv4Addr> = nodes.iter().map(|n| fakes.node(n).addr).collect();
+    let p = chain("p", 2, &["n1", "n2"], Wiring::Direct);
+    create(&p, &fakes.nodes(), &Run::default(), &NoProgress).await.unwrap();
+    assert_eq!(fakes.node("n1").vxlan_filter(), Some(addrs.clone()));
+    assert_eq!(fakes.node("n2").vxlan_filter(), Some(addrs.clone()));
+    assert_eq!(fakes.node("n3").vxlan_filter(), None);
+    // Before any VXLAN link on the node.
+    let calls = fakes.journal.find(|e| matches!(e.call, Call::VxlanFilter(_) | Call::ConnectVxlan(_)));
+    assert_eq!(calls.first().map(|e| e.call.kind()), Some("vxlan_filter"), "{}", fakes.journal.dump());
+    let taken = fakes.nodes().taken_subnets().await.unwrap();
+    let q = plan::build(&spec::chain("q", 2).unwrap(), &Inventory { nodes: vec!["n1".into(), "n2".into()], taken, interfaces: None }).unwrap();
+    create(&q, &fakes.nodes(), &Run::default(), &NoProgress).await.unwrap();
+    delete(&fakes.nodes(), Some("p")).await.unwrap();
+    assert_eq!(fakes.node("n1").vxlan_filter(), Some(addrs.clone()), "q still has containers on n1");
+    delete(&fakes.nodes(), Some("q")).await.unwrap();
+    assert!(nodes.iter().all(|n| fakes.node(n).vxlan_filter().is_none()), "{}", fakes.journal.dump());
+}
+
+/// A node that stops answering while the delete removes its containers: the other nodes'
+/// share goes all the same, the node is named (not an error of the whole delete), the state
+/// stays, and a delete once it answers again leaves nothing.
+#[tokio::test]
+async fn a_node_lost_while_the_delete_runs_is_named_and_the_rest_goes() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    let plan = plan_on(&spec::chain("p", 6).unwrap(), &["n1", "n2", "n3"]);
+    let fakes = super::created(&plan).await;
+    let on_n3: BTreeSet<String> = fakes.node("n3").containers().into_keys().collect();
+    // 0: answering until its first removal, which fails as its engine goes; 1: answers
+    // nothing; 2: back.
+    let phase = Arc::new(AtomicU8::new(0));
+    let p = phase.clone();
+    fakes.node("n3").fail_on(move |c| match c {
+        Call::RemoveContainer(_) if p.load(Ordering::SeqCst) == 0 => {
+            p.store(1, Ordering::SeqCst);
+            true
+        }
+        _ => p.load(Ordering::SeqCst) == 1,
+    });
+
+    let removed = delete(&fakes.nodes(), Some("p")).await.unwrap_or_else(|e| panic!("{e}\n{}", fakes.journal.dump()));
+
+    assert_eq!(removed.unreached.iter().map(|u| u.node.as_str()).collect::<Vec<_>>(), ["n3"], "{removed:?}");
+    assert!(fakes.node("n1").containers().is_empty() && fakes.node("n2").containers().is_empty(), "{}", fakes.journal.dump());
+    assert_eq!(fakes.node("n3").containers().into_keys().collect::<BTreeSet<_>>(), on_n3);
+    assert!(crate::exec::state::file(&fakes.state_dir, "p").exists());
+    phase.store(2, Ordering::SeqCst);
+    let removed = delete(&fakes.nodes(), Some("p")).await.unwrap();
+    assert_eq!((removed.containers, removed.unreached.len()), (on_n3.len(), 0));
+    assert!(labelled(&fakes, "p").is_empty());
+}
