@@ -132,7 +132,9 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         verify: spec.verify,
         announce: spec.announce,
         expectations,
+        ipv6: None,
     };
+    plan.ipv6 = super::ipv6::plan(spec, &plan);
     if plan.distance.is_some() {
         distance::recompute(&mut plan);
     }

@@ -21,6 +21,7 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
     bgp(&spec.bgp, &mut p);
     distance(spec, &pairs, &mut p);
     schedule::resolve(spec, &mut p);
+    ipv6::validate(spec, &mut p);
     p
 }
 
