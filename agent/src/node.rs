@@ -78,9 +78,30 @@ pub struct ContainerSpec {
 }
 
 /// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays,
-/// and forwarding, for an experiment host between a LAN of its node and the path.
-pub const ALLOWED_SYSCTLS: &[&str] =
-    &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2", "net.ipv4.ip_forward"];
+/// forwarding, for an experiment host between a LAN of its node and the path, and IPv6 for
+/// paths that carry it (on, without duplicate address detection, errors not rate-limited,
+/// routers forwarding).
+pub const ALLOWED_SYSCTLS: &[&str] = &[
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.ip_forward",
+    "net.ipv6.conf.all.disable_ipv6",
+    "net.ipv6.conf.default.disable_ipv6",
+    "net.ipv6.conf.all.accept_dad",
+    "net.ipv6.conf.default.accept_dad",
+    "net.ipv6.icmp.ratelimit",
+    "net.ipv6.conf.all.forwarding",
+];
+
+/// The IPv6 settings every container of an IPv6 path gets (routers also forward).
+pub const IPV6_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.disable_ipv6", "0"),
+    ("net.ipv6.conf.default.disable_ipv6", "0"),
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    ("net.ipv6.icmp.ratelimit", "0"),
+];
 
 /// Refuses a sysctl outside [`ALLOWED_SYSCTLS`], naming it; the values must be plain numbers.
 pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), String> {
