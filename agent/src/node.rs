@@ -337,6 +337,18 @@ pub trait Node: Send + Sync {
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool>;
     /// Pings from an experiment host several times a second until the first reply or
     /// `within_secs` (at most 3600): returns as soon as the target answers.
+    /// `show bgp ipv6 unicast json` in a router container.
+    async fn bgp_table6(&self, router: &str) -> NodeResult<crate::frr::BgpTable> {
+        Err(NodeError::Failed { doing: format!("reading the IPv6 BGP table of {router}"), message: "not supported by this node".into() })
+    }
+    /// `traceroute -6` from an experiment host, as [`Node::traceroute`].
+    async fn traceroute6(&self, host: &str, target: std::net::Ipv6Addr, _max_hops: u32, _wait_ms: u32) -> NodeResult<Probe> {
+        Err(NodeError::Failed { doing: format!("traceroute6 from {host} to {target}"), message: "not supported by this node".into() })
+    }
+    /// Three `ping -6` from an experiment host, each reply awaited `wait_ms`.
+    async fn ping6(&self, host: &str, target: std::net::Ipv6Addr, _wait_ms: u32) -> NodeResult<Probe> {
+        Err(NodeError::Failed { doing: format!("ping6 from {host} to {target}"), message: "not supported by this node".into() })
+    }
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
     /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
     /// share of them come back (loss along the path). At most 1000.

@@ -11,7 +11,7 @@
 //! both), one `Node` method and its implementations.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,9 @@ pub enum Request {
     DelayLines { container: String },
     SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
     UnderlayRtts { target: Ipv4Addr, count: u32 },
+    BgpTable6 { router: String },
+    Traceroute6 { host: String, target: Ipv6Addr, max_hops: u32, wait_ms: u32 },
+    Ping6 { host: String, target: Ipv6Addr, wait_ms: u32 },
 }
 
 impl Request {
@@ -117,6 +120,9 @@ impl Request {
             Request::DelayLines { .. } => "delay_lines",
             Request::SetLinkRate { .. } => "set_link_rate",
             Request::UnderlayRtts { .. } => "underlay_rtts",
+            Request::BgpTable6 { .. } => "bgp_table6",
+            Request::Traceroute6 { .. } => "traceroute6",
+            Request::Ping6 { .. } => "ping6",
         }
     }
 
@@ -264,6 +270,9 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
             answer(op, node.set_link_rate(&container, &ifname, rate_bps).await)
         }
         Request::UnderlayRtts { target, count } => answer(op, node.underlay_rtts(target, count).await),
+        Request::BgpTable6 { router } => answer(op, node.bgp_table6(&router).await),
+        Request::Traceroute6 { host, target, max_hops, wait_ms } => answer(op, node.traceroute6(&host, target, max_hops, wait_ms).await),
+        Request::Ping6 { host, target, wait_ms } => answer(op, node.ping6(&host, target, wait_ms).await),
     }
 }
 
