@@ -82,12 +82,7 @@ pub(crate) fn router(plan: &Plan, r: &RouterPlan, r6: &Router6) -> Router6Ctx {
         .neighbors
         .iter()
         .filter(|n| !(n.prefer.is_empty() && n.prefer_loopbacks.is_empty()))
-        .map(|n| Policy6Ctx {
-            route_map: route_map_name(&n.peer),
-            prefix_list: prefix_list_name(&n.peer),
-            local_pref: TE_LOCAL_PREF,
-            prefixes: entries(n),
-        })
+        .map(|n| Policy6Ctx { route_map: route_map_name(&n.peer), prefix_list: prefix_list_name(&n.peer), local_pref: TE_LOCAL_PREF, prefixes: entries(n) })
         .collect();
     Router6Ctx {
         loopback: r6.loopback,

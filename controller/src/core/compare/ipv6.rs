@@ -67,10 +67,7 @@ impl fmt::Display for Report6 {
 /// The global next hop of an IPv6 path (FRR lists the neighbour's link-local address beside
 /// it, which is what the kernel forwards to).
 pub fn next_hop6(p: &BgpPath) -> Option<Ipv6Addr> {
-    p.nexthops
-        .iter()
-        .filter_map(|n| n.ip.as_deref()?.parse::<Ipv6Addr>().ok())
-        .find(|ip| !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80)
+    p.nexthops.iter().filter_map(|n| n.ip.as_deref()?.parse::<Ipv6Addr>().ok()).find(|ip| !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80)
 }
 
 fn as_path(p: &BgpPath) -> Vec<Option<u32>> {
@@ -197,9 +194,17 @@ pub fn check_off_path(plan: &Plan, six: &Ipv6Plan, r: &RouterPlan, obs: &Observe
         };
         let shortest = paths.iter().filter(|p| p.valid).map(|p| p.as_path().len()).min().unwrap_or(0);
         if best.local_pref.is_some_and(|p| p != 100) {
-            bad(HopStatus::WrongPath, format!("IPv6: {key}{what}: best path has local-preference {:?}: a TE policy is applied to a router off the path", best.local_pref), rep);
+            bad(
+                HopStatus::WrongPath,
+                format!("IPv6: {key}{what}: best path has local-preference {:?}: a TE policy is applied to a router off the path", best.local_pref),
+                rep,
+            );
         } else if best.as_path().len() > shortest {
-            bad(HopStatus::WrongPath, format!("IPv6: {key}{what}: best path has {} ASes although one with {shortest} is offered: not plain eBGP", best.as_path().len()), rep);
+            bad(
+                HopStatus::WrongPath,
+                format!("IPv6: {key}{what}: best path has {} ASes although one with {shortest} is offered: not plain eBGP", best.as_path().len()),
+                rep,
+            );
         }
     }
 }
@@ -254,4 +259,98 @@ pub fn probes(plan: &Plan, six: &Ipv6Plan, obs: &Observed6) -> Vec<Probe6> {
 /// The family label of a plan carrying IPv6.
 pub fn family(six: &Ipv6Plan) -> String {
     if six.ipv4 { "ipv4, ipv6" } else { "ipv6" }.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use vnet_te_agent::frr::NextHop;
+
+    use super::*;
+    use crate::core::compare::{compare, Observed};
+    use crate::core::plan::{build, Inventory};
+    use crate::core::spec;
+
+    fn plan(families: &[spec::ipv6::Family]) -> Plan {
+        let mut s = spec::chain("t", 4).unwrap();
+        s.family = Some(families.to_vec());
+        build(&s, &Inventory::default()).unwrap()
+    }
+
+    /// Every path router's IPv6 table as planned: the mapped prefix, next hop (global, and
+    /// the link-local FRR lists beside it), AS path and the TE preference.
+    fn good6(p: &Plan) -> Observed6 {
+        let six = p.ipv6.as_ref().unwrap();
+        let mut o = Observed6::default();
+        for r in &p.path {
+            let mut t = BgpTable::default();
+            for e in p.routes_of(r) {
+                let nh = e.next_hop.and_then(|a| six.map_addr(p, a));
+                let hops = match nh {
+                    Some(nh) => vec![
+                        NextHop { ip: Some(nh.to_string()), hostname: None, used: false },
+                        NextHop { ip: Some("fe80::1".into()), hostname: None, used: true },
+                    ],
+                    None => vec![NextHop { ip: Some("::".into()), hostname: None, used: true }],
+                };
+                let path = e.as_path(p).iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+                let best = BgpPath { valid: true, bestpath: true, path, nexthops: hops, local_pref: nh.map(|_| TE_LOCAL_PREF), ..Default::default() };
+                t.routes.insert(six.map_prefix(p, e.prefix).unwrap().to_string(), vec![best]);
+            }
+            o.tables.insert(r.clone(), Ok(t));
+        }
+        for (from, to, _, hops) in traceroutes(p, six) {
+            o.traceroutes.insert((from.clone(), to.clone()), Ok(hops.iter().map(|a| Some(*a)).collect()));
+            o.pings.insert((from, to), Ok(true));
+        }
+        o
+    }
+
+    #[test]
+    fn an_ipv6_only_path_answered_as_planned_verifies_without_any_ipv4_reading() {
+        let p = plan(&[spec::ipv6::Family::Ipv6]);
+        let obs = Observed { ipv6: good6(&p), ..Default::default() };
+        let r = compare(&p, &obs);
+        assert!(r.verified, "{r}");
+        assert!(r.probes.is_empty(), "no IPv4 probe: {:?}", r.probes);
+        let six = r.ipv6.as_ref().unwrap();
+        assert_eq!(six.family, "ipv6");
+        assert_eq!(six.probes.len(), 4);
+        assert_eq!(r.hops[0].observed.as_ref().unwrap().len(), 3, "the IPv6 AS path is shown");
+    }
+
+    #[test]
+    fn a_missing_ipv6_preference_and_a_wrong_traceroute6_hop_are_named() {
+        let p = plan(&[spec::ipv6::Family::Ipv6]);
+        let mut o6 = good6(&p);
+        // r2 takes dst's LAN without the TE preference: its IPv6 policy toward r3 is gone.
+        let lan_b = p.ipv6.as_ref().unwrap().networks["vte-t-lan-b"].to_string();
+        if let Some(Ok(t)) = o6.tables.get_mut("r2") {
+            t.routes.get_mut(&lan_b).unwrap()[0].local_pref = None;
+        }
+        let key = ("src".to_string(), "dst".to_string());
+        if let Some(Ok(h)) = o6.traceroutes.get_mut(&key) {
+            h[2] = None;
+        }
+        let r = compare(&p, &Observed { ipv6: o6, ..Default::default() });
+        assert!(!r.verified && !r.control_plane_ok);
+        let r2 = r.hops.iter().find(|h| h.router == "r2").unwrap();
+        assert_eq!(r2.status, HopStatus::WrongPath);
+        assert!(r2.problems[0].contains("(LAN of dst): via r3 as planned, but with local-preference 100 (default)"), "{:?}", r2.problems);
+        assert!(r2.problems[0].contains("the IPv6 TE policy toward r3 is not in effect"), "{:?}", r2.problems);
+        assert!(r.hops.iter().filter(|h| h.router != "r2").all(|h| h.status == HopStatus::Ok));
+        let t = &r.ipv6.as_ref().unwrap().probes[0];
+        assert_eq!(t.problem.as_deref(), Some("hop 3: nobody replied, expected r3 (fd7e:7e00:0:2::3)"));
+    }
+
+    #[test]
+    fn dual_stack_needs_both_families_and_each_fails_on_its_own() {
+        let p = plan(&[spec::ipv6::Family::Ipv4, spec::ipv6::Family::Ipv6]);
+        // IPv4 unread: the hops are not verified although IPv6 is right.
+        let r = compare(&p, &Observed { ipv6: good6(&p), ..Default::default() });
+        assert!(!r.verified);
+        assert!(r.hops.iter().all(|h| h.status == HopStatus::Missing), "{r}");
+        // IPv6 unread: named as such.
+        let r = compare(&p, &Observed::default());
+        assert!(r.hops[0].problems.iter().any(|p| p == "IPv6 table not read"), "{:?}", r.hops[0].problems);
+    }
 }
