@@ -444,6 +444,18 @@ impl Node for Recorder {
         self.record(Request::UnderlayRtts { target, count });
         Ok(vec![52, 48])
     }
+    async fn bgp_table6(&self, router: &str) -> NodeResult<BgpTable> {
+        self.record(Request::BgpTable6 { router: router.into() });
+        Ok(fixture_table())
+    }
+    async fn traceroute6(&self, host: &str, target: std::net::Ipv6Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::Traceroute6 { host: host.into(), target, max_hops, wait_ms });
+        Ok(probe("traceroute6"))
+    }
+    async fn ping6(&self, host: &str, target: std::net::Ipv6Addr, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::Ping6 { host: host.into(), target, wait_ms });
+        Ok(probe("ping6"))
+    }
 }
 
 /// One request of each operation, every argument set to something its neighbours do not
@@ -546,6 +558,9 @@ fn samples() -> Vec<Request> {
         Request::DelayLines { container: "vte-p1-r14".into() },
         Request::SetLinkRate { container: "vte-p1-r15".into(), ifname: "eth5".into(), rate_bps: Some(10_000_000) },
         Request::UnderlayRtts { target: Ipv4Addr::new(192, 0, 2, 16), count: 17 },
+        Request::BgpTable6 { router: "r11".into() },
+        Request::Traceroute6 { host: "src".into(), target: "fd7e:7e00:0:101::2".parse().unwrap(), max_hops: 26, wait_ms: 1700 },
+        Request::Ping6 { host: "dst".into(), target: "fd7e:7e00:0:100::2".parse().unwrap(), wait_ms: 1900 },
     ]
 }
 
