@@ -131,8 +131,30 @@ impl Default for Limits {
 const MIB: u64 = 1024 * 1024;
 
 /// The sysctls a [`ContainerSpec`] may set: TCP's patience, for sessions across long delays,
-/// and forwarding, for an experiment host between a LAN of its node and the path.
-pub const ALLOWED_SYSCTLS: &[&str] = &["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_retries2", "net.ipv4.ip_forward"];
+/// forwarding, for an experiment host between a LAN of its node and the path, and IPv6 for
+/// paths that carry it (on, without duplicate address detection, errors not rate-limited,
+/// routers forwarding).
+pub const ALLOWED_SYSCTLS: &[&str] = &[
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.ip_forward",
+    "net.ipv6.conf.all.disable_ipv6",
+    "net.ipv6.conf.default.disable_ipv6",
+    "net.ipv6.conf.all.accept_dad",
+    "net.ipv6.conf.default.accept_dad",
+    "net.ipv6.icmp.ratelimit",
+    "net.ipv6.conf.all.forwarding",
+];
+
+/// The IPv6 settings every container of an IPv6 path gets (routers also forward).
+pub const IPV6_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.disable_ipv6", "0"),
+    ("net.ipv6.conf.default.disable_ipv6", "0"),
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    ("net.ipv6.icmp.ratelimit", "0"),
+];
 
 /// Refuses a sysctl outside [`ALLOWED_SYSCTLS`], naming it; the values must be plain numbers.
 pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), String> {
@@ -371,6 +393,18 @@ pub trait Node: Send + Sync {
     async fn wait_bgpd(&self, router: &str, within_secs: u32) -> NodeResult<bool>;
     /// Pings from an experiment host several times a second until the first reply or
     /// `within_secs` (at most 3600): returns as soon as the target answers.
+    /// `show bgp ipv6 unicast json` in a router container.
+    async fn bgp_table6(&self, router: &str) -> NodeResult<crate::frr::BgpTable> {
+        Err(NodeError::Failed { doing: format!("reading the IPv6 BGP table of {router}"), message: "not supported by this node".into() })
+    }
+    /// `traceroute -6` from an experiment host, as [`Node::traceroute`].
+    async fn traceroute6(&self, host: &str, target: std::net::Ipv6Addr, _max_hops: u32, _wait_ms: u32) -> NodeResult<Probe> {
+        Err(NodeError::Failed { doing: format!("traceroute6 from {host} to {target}"), message: "not supported by this node".into() })
+    }
+    /// Three `ping -6` from an experiment host, each reply awaited `wait_ms`.
+    async fn ping6(&self, host: &str, target: std::net::Ipv6Addr, _wait_ms: u32) -> NodeResult<Probe> {
+        Err(NodeError::Failed { doing: format!("ping6 from {host} to {target}"), message: "not supported by this node".into() })
+    }
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
     /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
     /// share of them come back (loss along the path). At most 1000.

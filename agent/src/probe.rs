@@ -18,6 +18,17 @@ pub fn parse_traceroute(text: &str) -> Vec<Option<Ipv4Addr>> {
         .collect()
 }
 
+/// `parse_traceroute` for `traceroute -6`: one IPv6 address per hop, `None` for `*`.
+pub fn parse_traceroute6(text: &str) -> Vec<Option<std::net::Ipv6Addr>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.next()?.parse::<u32>().ok()?;
+            Some(words.find_map(|w| w.parse().ok()))
+        })
+        .collect()
+}
+
 /// The fastest reply's round-trip time at each TTL in milliseconds, `None` where none came
 /// (`traceroute -n`: ` 3  10.199.0.11  10.412 ms  10.398 ms  *`).
 pub fn parse_traceroute_rtts(text: &str) -> Vec<Option<f64>> {

@@ -288,6 +288,23 @@ impl Node for RemoteNode {
         self.call(req, &format!("ping from {host} to {target}"), Retry::Yes, timeout).await
     }
 
+    async fn bgp_table6(&self, router: &str) -> NodeResult<BgpTable> {
+        let req = Request::BgpTable6 { router: router.to_string() };
+        self.call(req, &format!("reading the IPv6 BGP table of {router}"), Retry::Yes, READ_TIMEOUT).await
+    }
+
+    async fn traceroute6(&self, host: &str, target: std::net::Ipv6Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        let req = Request::Traceroute6 { host: host.to_string(), target, max_hops, wait_ms };
+        let timeout = READ_TIMEOUT + Duration::from_millis(2 * u64::from(max_hops) * u64::from(wait_ms));
+        self.call(req, &format!("traceroute6 from {host} to {target}"), Retry::Yes, timeout).await
+    }
+
+    async fn ping6(&self, host: &str, target: std::net::Ipv6Addr, wait_ms: u32) -> NodeResult<Probe> {
+        let req = Request::Ping6 { host: host.to_string(), target, wait_ms };
+        let timeout = READ_TIMEOUT + Duration::from_millis(wait_ms.into());
+        self.call(req, &format!("ping6 from {host} to {target}"), Retry::Yes, timeout).await
+    }
+
     async fn bridge_forwarding(&self, enable: bool) -> NodeResult<()> {
         let doing = "updating the forwarding rule for vte* bridges";
         self.call(Request::BridgeForwarding { enable }, doing, Retry::Yes, READ_TIMEOUT).await

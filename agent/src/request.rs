@@ -11,7 +11,7 @@
 //! both), one `Node` method and its implementations.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,9 @@ pub enum Request {
     SetLinkRate { container: String, ifname: String, rate_bps: Option<u64> },
     UnderlayRtts { target: Ipv4Addr, count: u32 },
     Vpn { container: String, vpn: crate::vpn::VpnOp },
+    BgpTable6 { router: String },
+    Traceroute6 { host: String, target: Ipv6Addr, max_hops: u32, wait_ms: u32 },
+    Ping6 { host: String, target: Ipv6Addr, wait_ms: u32 },
 }
 
 impl Request {
@@ -121,6 +124,9 @@ impl Request {
             Request::SetLinkRate { .. } => "set_link_rate",
             Request::UnderlayRtts { .. } => "underlay_rtts",
             Request::Vpn { .. } => "vpn",
+            Request::BgpTable6 { .. } => "bgp_table6",
+            Request::Traceroute6 { .. } => "traceroute6",
+            Request::Ping6 { .. } => "ping6",
         }
     }
 
@@ -270,6 +276,9 @@ pub async fn dispatch(node: &dyn Node, req: Request) -> NodeResult<serde_json::V
         }
         Request::UnderlayRtts { target, count } => answer(op, node.underlay_rtts(target, count).await),
         Request::Vpn { container, vpn } => answer(op, node.vpn(&container, &vpn).await),
+        Request::BgpTable6 { router } => answer(op, node.bgp_table6(&router).await),
+        Request::Traceroute6 { host, target, max_hops, wait_ms } => answer(op, node.traceroute6(&host, target, max_hops, wait_ms).await),
+        Request::Ping6 { host, target, wait_ms } => answer(op, node.ping6(&host, target, wait_ms).await),
     }
 }
 

@@ -462,6 +462,18 @@ impl Node for Recorder {
         self.record(Request::Vpn { container: container.into(), vpn: op.clone() });
         Ok(Probe { success: true, output: String::new() })
     }
+    async fn bgp_table6(&self, router: &str) -> NodeResult<BgpTable> {
+        self.record(Request::BgpTable6 { router: router.into() });
+        Ok(fixture_table())
+    }
+    async fn traceroute6(&self, host: &str, target: std::net::Ipv6Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::Traceroute6 { host: host.into(), target, max_hops, wait_ms });
+        Ok(probe("traceroute6"))
+    }
+    async fn ping6(&self, host: &str, target: std::net::Ipv6Addr, wait_ms: u32) -> NodeResult<Probe> {
+        self.record(Request::Ping6 { host: host.into(), target, wait_ms });
+        Ok(probe("ping6"))
+    }
 }
 
 /// One request of each operation, every argument set to something its neighbours do not
@@ -569,6 +581,9 @@ fn samples() -> Vec<Request> {
             container: "vte-p1-r16".into(),
             vpn: vnet_te_agent::vpn::VpnOp::CountStart { a: "10.210.0.3".parse().unwrap(), b: "10.210.1.3".parse().unwrap() },
         },
+        Request::BgpTable6 { router: "r11".into() },
+        Request::Traceroute6 { host: "src".into(), target: "fd7e:7e00:0:101::2".parse().unwrap(), max_hops: 26, wait_ms: 1700 },
+        Request::Ping6 { host: "dst".into(), target: "fd7e:7e00:0:100::2".parse().unwrap(), wait_ms: 1900 },
     ]
 }
 

@@ -357,6 +357,10 @@ pub struct SpecArgs {
     /// too, each forced along the path and pinged from the first host).
     #[arg(long, value_enum)]
     pub announce: Option<AnnounceArg>,
+    /// Address families the path carries (overrides the spec's `family`): `ipv4` (default),
+    /// `ipv4,ipv6` (dual-stack) or `ipv6`.
+    #[arg(long, value_name = "FAMILIES")]
+    pub family: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -522,6 +526,7 @@ impl From<SpecArgs> for SpecInput {
             delay: a.delay,
             verify: a.verify.map(Into::into),
             announce: a.announce.map(Into::into),
+            family: a.family,
         }
     }
 }

@@ -173,7 +173,7 @@ fn create_body(spec: &ContainerSpec, cgroup_parent: Option<String>) -> Container
     // network namespace, and the links arrive after start.
     let first = spec.attachments.first();
     let (caps, mut sysctls) = caps_and_sysctls(spec.role);
-    // Checked by `create` (`node::check_sysctls`); none of them is one the role sets.
+    // Checked by `create` (`node::check_sysctls`); IPv6's turn on what the role turns off.
     sysctls.extend(spec.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
     ContainerCreateBody {
         image: Some(spec.image.clone()),

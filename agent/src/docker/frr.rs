@@ -32,6 +32,11 @@ pub(super) async fn bgp_table(node: &LocalNode, router: &str) -> NodeResult<BgpT
     Ok(BgpTable::parse(&out)?)
 }
 
+pub(super) async fn bgp_table6(node: &LocalNode, router: &str) -> NodeResult<BgpTable> {
+    let out = node.frr_show(router, vty::Daemon::Bgpd, "show bgp ipv6 unicast json", &format!("reading the IPv6 BGP table of {router}")).await?;
+    Ok(BgpTable::parse(&out)?)
+}
+
 pub(super) async fn bgp_summary(node: &LocalNode, router: &str) -> NodeResult<BgpSummary> {
     let out = node.frr_show(router, vty::Daemon::Bgpd, "show bgp summary json", &format!("reading BGP sessions of {router}")).await?;
     Ok(BgpSummary::parse(&out)?)

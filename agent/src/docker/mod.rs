@@ -182,6 +182,18 @@ impl Node for LocalNode {
         probes::ping(self, host, target, size, dont_fragment, wait_ms).await
     }
 
+    async fn bgp_table6(&self, router: &str) -> NodeResult<BgpTable> {
+        frr::bgp_table6(self, router).await
+    }
+
+    async fn traceroute6(&self, host: &str, target: std::net::Ipv6Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+        probes::traceroute6(self, host, target, max_hops, wait_ms).await
+    }
+
+    async fn ping6(&self, host: &str, target: std::net::Ipv6Addr, wait_ms: u32) -> NodeResult<Probe> {
+        probes::ping6(self, host, target, wait_ms).await
+    }
+
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe> {
         probes::ping_until(self, host, target, within_secs).await
     }

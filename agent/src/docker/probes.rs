@@ -71,6 +71,20 @@ pub(super) async fn ping(
     Ok(Probe { success: code == 0, output })
 }
 
+pub(super) async fn traceroute6(node: &LocalNode, host: &str, target: std::net::Ipv6Addr, max_hops: u32, wait_ms: u32) -> NodeResult<Probe> {
+    let (t, m, w) = (target.to_string(), max_hops.to_string(), wait_secs(wait_ms));
+    let cmd = ["traceroute", "-6", "-n", "-q", "1", "-w", &w, "-m", &m, &t];
+    let (code, output) = node.exec(host, &cmd, &format!("traceroute6 from {host} to {t}")).await?;
+    Ok(Probe { success: code == 0, output })
+}
+
+pub(super) async fn ping6(node: &LocalNode, host: &str, target: std::net::Ipv6Addr, wait_ms: u32) -> NodeResult<Probe> {
+    let (t, w) = (target.to_string(), wait_secs(wait_ms));
+    let cmd = ["ping", "-6", "-n", "-c", "3", "-i", PING_INTERVAL, "-W", &w, &t];
+    let (code, output) = node.exec(host, &cmd, &format!("ping6 from {host} to {t}")).await?;
+    Ok(Probe { success: code == 0, output })
+}
+
 /// Seconds between the echoes of `underlay_rtts`: iputils lets any user go down to 2 ms.
 const UNDERLAY_INTERVAL: &str = "0.01";
 

@@ -49,6 +49,8 @@ pub struct SpecInput {
     pub verify: Option<VerifyMode>,
     /// Overrides the spec's `announce`.
     pub announce: Option<spec::Announce>,
+    /// Overrides the spec's `family` (`ipv4,ipv6`).
+    pub family: Option<String>,
 }
 
 /// Reads the spec (file or chain), with the wiring override applied and checked.
@@ -65,6 +67,11 @@ pub fn load_spec(a: &SpecInput) -> anyhow::Result<PathSpec> {
     if let Some(x) = a.announce {
         s.announce = x;
         revalidate(&s, "--announce")?;
+    }
+    if let Some(f) = &a.family {
+        let families = spec::ipv6::parse_families(f).map_err(|e| SpecError::Invalid { source_name: "--family".into(), problems: vec![spec::Problem::new("--family", e)] })?;
+        s.family = Some(families);
+        revalidate(&s, "--family")?;
     }
     if let Some(d) = &a.delay {
         let mut defaults = s.link_defaults.take().unwrap_or_default();

@@ -6,6 +6,7 @@ pub mod kinds;
 pub mod objects;
 pub mod plan;
 pub mod render;
+pub mod render_ipv6;
 pub mod replan;
 pub mod spec;
 pub mod vpn_render;

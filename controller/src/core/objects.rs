@@ -211,7 +211,13 @@ fn router_spec(plan: &Plan, r: &RouterPlan, network: &BTreeMap<&str, &NetworkPla
         env,
         cmd,
         labels: l,
-        sysctls: tcp_sysctls(r),
+        sysctls: {
+            let mut s = tcp_sysctls(r);
+            if plan.ipv6.is_some() {
+                s.extend(ipv6_sysctls(true));
+            }
+            s
+        },
         devices: vpn_devices(plan, &r.container),
         limits: r.limits,
     }
@@ -223,6 +229,18 @@ fn vpn_devices(plan: &Plan, container: &str) -> Vec<String> {
         Some(v) if v.is_end(container) => vnet_te_agent::vpn::ALLOWED_DEVICES.iter().map(|d| d.to_string()).collect(),
         _ => Vec::new(),
     }
+}
+
+/// IPv6 on in a container of an IPv6 path (Docker turns it off in every namespace), without
+/// duplicate address detection (each link's two ends are planned: waiting for it only delays
+/// the sessions), and ICMPv6 errors not rate-limited (each traceroute6 hop needs its reply).
+/// Routers also forward IPv6.
+fn ipv6_sysctls(router: bool) -> BTreeMap<String, String> {
+    let mut s: BTreeMap<String, String> = vnet_te_agent::node::IPV6_SYSCTLS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if router {
+        s.insert("net.ipv6.conf.all.forwarding".to_string(), "1".to_string());
+    }
+    s
 }
 
 /// The router namespace's TCP settings for sessions across long delays (`plan::TcpPlan`).
@@ -247,6 +265,9 @@ fn host_spec(plan: &Plan, h: &HostPlan, network: &BTreeMap<&str, &NetworkPlan>, 
         l.insert(labels::SUBNETS.into(), a.subnet.to_string());
         // The host routes between that LAN and its edge router.
         sysctls.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
+    }
+    if plan.ipv6.is_some() {
+        sysctls.extend(ipv6_sysctls(false));
     }
     let f = file_specs(files.get(&h.name));
     let docker_net = network.get(h.network.as_str()).is_some_and(|n| n.driver.is_docker());

@@ -91,6 +91,9 @@ struct RouterCtx<'a> {
     vtep: Option<VtepCtx>,
     /// The direct links (the boot script waits for them).
     links: Vec<LinkCtx<'a>>,
+    /// IPv4 sessions and policy (all but IPv6-only paths).
+    ipv4: bool,
+    ipv6: Option<crate::core::render_ipv6::Router6Ctx>,
 }
 
 /// A direct link's end inside the container: its name and address.
@@ -117,6 +120,8 @@ struct NeighborCtx<'a> {
     route_map: Option<String>,
     evpn: bool,
     passive: bool,
+    /// Activated in the IPv4 address family by name (IPv6 plans turn the default off).
+    activate: bool,
     connect_retry: u16,
     /// Session timers across a long delay (the router's own `timers bgp` otherwise).
     timers: Option<TimersCtx>,
@@ -160,6 +165,7 @@ struct HostCtx<'a> {
     address: Ipv4Net,
     gateway: Ipv4Addr,
     l2_address: Option<Ipv4Net>,
+    ipv6: Option<crate::core::render_ipv6::Host6Ctx>,
 }
 
 fn header(plan: &Plan, object: &str) -> String {
@@ -322,6 +328,7 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
                 route_map: has_policy(n).then(|| route_map_name(&n.peer)),
                 evpn: n.evpn,
                 passive: n.passive,
+                activate: plan.ipv6.is_some(),
                 connect_retry: n.timers.map_or(plan.bgp.connect_retry, |t| t.connect_retry),
                 timers: n.timers.map(|t| TimersCtx { keepalive: t.keepalive, hold: t.hold }),
             })
@@ -335,6 +342,8 @@ fn router_ctx<'a>(plan: &'a Plan, r: &'a RouterPlan) -> RouterCtx<'a> {
             mtu: v.mtu,
             route_target: plan.evpn.as_ref().map(|e| e.route_target.clone()).unwrap_or_default(),
         }),
+        ipv4: plan.carries_ipv4(),
+        ipv6: crate::core::render_ipv6::of_router(plan, r),
     }
 }
 
@@ -415,6 +424,7 @@ fn render_host(h: &Handlebars<'_>, plan: &Plan, host: &HostPlan) -> Result<Vec<R
         address: Ipv4Net::new(host.address, host.prefix_len).expect("planned prefix length"),
         gateway: host.gateway,
         l2_address: host.l2_address,
+        ipv6: crate::core::render_ipv6::of_host(plan, host),
     };
     let ctx = context(&host.name, &ctx)?;
     files(h, Kind::Host.files(), &host.name, &ctx)

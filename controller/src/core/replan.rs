@@ -126,6 +126,10 @@ pub fn conflicts(old: &Plan, new: &Plan) -> Vec<String> {
     if old.announce != new.announce {
         c.push(format!("announce changes ({} → {}): every router would originate other prefixes", old.announce, new.announce));
     }
+    if old.ipv6.is_some() || new.ipv6.is_some() {
+        // Update removes and refreshes IPv4 policies and sessions only.
+        c.push("the path carries IPv6: `path update` re-points IPv4-only paths; delete and create it instead".to_string());
+    }
     c.extend(evpn_conflicts(old, new));
     c.extend(router_conflicts(old, new));
     c.extend(host_and_network_conflicts(old, new));
@@ -346,6 +350,14 @@ mod tests {
                 assert!(n.passive != back.passive, "{} - {}: exactly one end listens", r.name, n.peer);
             }
         }
+    }
+
+    #[test]
+    fn a_path_that_carries_ipv6_is_not_updated() {
+        let s = spec_file("ring-detour-ipv6.yaml");
+        let old = plan::build(&s, &Inventory::default()).unwrap();
+        let c = conflicts(&old, &old.clone());
+        assert_eq!(c, ["the path carries IPv6: `path update` re-points IPv4-only paths; delete and create it instead"]);
     }
 
     #[test]

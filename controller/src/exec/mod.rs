@@ -9,6 +9,7 @@ pub mod lock;
 #[cfg(test)] pub mod fake;
 pub mod nodes;
 pub mod observe;
+pub mod observe_ipv6;
 pub mod pool;
 pub mod repair;
 pub mod ssh;

@@ -208,6 +208,9 @@ async fn attach_pings(plan: &Plan, nodes: &Nodes) -> BTreeMap<String, Result<boo
 }
 
 async fn probe(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
+    if !plan.carries_ipv4() {
+        return;
+    }
     // traceroute's -m stops at 255, as does the IPv4 TTL.
     let max_hops = (plan.path.len() as u32 + 2).min(255);
     let wait = probe_wait_ms(plan);
@@ -288,7 +291,11 @@ async fn verify_routing(plan: &Plan, nodes: &Nodes, timeout: Duration, progress:
     // router's table: on a small machine two dozen vtysh runs per round slow FRR's own start.
     let mut reachable = false;
     let full = plan.verify.is_full();
-    if let Some(t) = plan.expectations.traceroutes.first().filter(|_| full) {
+    if full && !plan.carries_ipv4() {
+        progress.update(0, total, "waiting for end-to-end reachability (IPv6)");
+        reachable = super::observe_ipv6::reach(plan, nodes, deadline).await;
+    }
+    if let Some(t) = plan.expectations.traceroutes.first().filter(|_| full && plan.carries_ipv4()) {
         if let Some(h) = plan.host(&t.from) {
             if let Some(node) = node_of(nodes, &h.node) {
                 progress.update(0, total, "waiting for end-to-end reachability");
@@ -320,6 +327,10 @@ async fn verify_routing(plan: &Plan, nodes: &Nodes, timeout: Duration, progress:
         } else {
             read_tables(plan, nodes).await
         };
+        super::observe_ipv6::read_tables(plan, nodes, &mut obs.ipv6).await;
+        if probed {
+            super::observe_ipv6::probe(plan, nodes, &mut obs.ipv6).await;
+        }
         if evpn {
             read_evpn(plan, nodes, &mut obs).await;
         }
@@ -335,6 +346,9 @@ async fn verify_routing(plan: &Plan, nodes: &Nodes, timeout: Duration, progress:
             progress.update(ok_hops, total, "traceroute and ping");
             if !(probed && report.probes.iter().all(|p| p.ok)) {
                 probe(plan, nodes, &mut obs).await;
+            }
+            if !(probed && report.ipv6.as_ref().is_none_or(|r| r.probes.iter().all(|p| p.ok))) {
+                super::observe_ipv6::probe(plan, nodes, &mut obs.ipv6).await;
             }
             if evpn {
                 progress.update(ok_hops, total, "L2 pings, DF ping and VXLAN counters");
@@ -368,6 +382,7 @@ async fn verify_routing(plan: &Plan, nodes: &Nodes, timeout: Duration, progress:
     if full && report.hops.iter().all(|h| matches!(h.status, HopStatus::Ok | HopStatus::WrongPath)) {
         progress.update(0, total, "traceroute and ping (to show the deviation)");
         probe(plan, nodes, &mut obs).await;
+        super::observe_ipv6::probe(plan, nodes, &mut obs.ipv6).await;
         if evpn {
             l2_probe(plan, nodes, &mut obs).await;
         }

@@ -21,6 +21,7 @@ use crate::core::plan::{HostPlan, NetworkRole, Plan, RouteExpectation, RouterPla
 
 pub mod distance;
 mod evpn;
+pub mod ipv6;
 mod report;
 mod schedule;
 pub mod vpn;
@@ -63,6 +64,8 @@ pub struct Observed {
     pub attach_pings: BTreeMap<String, Result<bool, String>>,
     /// Per (from, to): a burst of pings on a path with loss (None: it did not run).
     pub bursts: BTreeMap<(String, String), Option<vnet_te_agent::probe::PingSummary>>,
+    /// What was read over IPv6 (paths that carry it).
+    pub ipv6: ipv6::Observed6,
 }
 
 /// Kinds of L2 probes (the `kind` of their `ProbeReport`).
@@ -91,19 +94,31 @@ fn table_of<'a>(obs: &'a Observed, router: &str) -> Result<&'a BgpTable, (HopSta
 
 /// Compares observations with the plan. Pure.
 pub fn compare(plan: &Plan, obs: &Observed) -> Report {
-    let hops: Vec<HopReport> = plan.path_routers().map(|r| compare_hop(plan, r, obs)).collect();
-    let off_path: Vec<OffPathReport> =
+    let mut hops: Vec<HopReport> = plan.path_routers().map(|r| compare_hop(plan, r, obs)).collect();
+    let mut off_path: Vec<OffPathReport> =
         plan.routers.iter().filter(|r| r.hop.is_none()).map(|r| compare_off_path(plan, r, obs)).collect();
+    if let Some(six) = &plan.ipv6 {
+        for (h, r) in hops.iter_mut().zip(plan.path_routers()) {
+            ipv6::check_hop(plan, six, r, &obs.ipv6, h);
+        }
+        for (o, r) in off_path.iter_mut().zip(plan.routers.iter().filter(|r| r.hop.is_none())) {
+            ipv6::check_off_path(plan, six, r, &obs.ipv6, o);
+        }
+    }
     let mut probes = evpn_probes(plan, obs);
     let control_plane_ok = hops.iter().all(|h| h.status == HopStatus::Ok)
         && off_path.iter().all(|h| h.status == HopStatus::Ok)
         && probes.iter().all(|p| p.ok);
     let full = plan.verify.is_full();
-    if full {
+    if full && plan.carries_ipv4() {
         probes.extend(path_probes(plan, obs));
         probes.extend(hop_probes(plan, obs));
         probes.extend(attach_probes(plan, obs));
     }
+    let report6 = plan.ipv6.as_ref().map(|six| ipv6::Report6 {
+        family: ipv6::family(six),
+        probes: if full { ipv6::probes(plan, six, &obs.ipv6) } else { Vec::new() },
+    });
     probes.extend(l2_probes(plan, obs));
     let distance = if full { distance::delay_reports(plan, obs) } else { Vec::new() };
     let note = (!full).then(|| {
@@ -114,7 +129,10 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         };
         format!("data plane not checked (verify: control-plane){why}")
     });
-    let verified = control_plane_ok && probes.iter().all(|p| p.ok) && distance.iter().all(|d| d.ok);
+    let verified = control_plane_ok
+        && probes.iter().all(|p| p.ok)
+        && distance.iter().all(|d| d.ok)
+        && report6.as_ref().is_none_or(|r| r.probes.iter().all(|p| p.ok));
     Report {
         path: plan.name.clone(),
         plan_hash: plan.hash.clone(),
@@ -128,6 +146,7 @@ pub fn compare(plan: &Plan, obs: &Observed) -> Report {
         down_by_schedule: Vec::new(),
         note,
         elapsed_ms: 0,
+        ipv6: report6,
     }
 }
 
@@ -141,6 +160,8 @@ fn compare_hop(plan: &Plan, r: &RouterPlan, obs: &Observed) -> HopReport {
     let mut status = HopStatus::Ok;
     let mut observed = None;
     match table_of(obs, &r.name) {
+        // An IPv6-only path has no IPv4 routes to check (`ipv6::check_hop` reads its own).
+        _ if !plan.carries_ipv4() => {}
         Err((s, problem)) => {
             status = s;
             problems.push(problem);
@@ -410,6 +431,7 @@ fn compare_off_path(plan: &Plan, r: &RouterPlan, obs: &Observed) -> OffPathRepor
     let mut problems = Vec::new();
     let mut status = HopStatus::Ok;
     match table_of(obs, &r.name) {
+        _ if !plan.carries_ipv4() => {}
         Err((s, problem)) => {
             status = s;
             problems.push(problem);

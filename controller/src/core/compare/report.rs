@@ -94,6 +94,9 @@ pub struct Report {
     pub note: Option<String>,
     /// Wall time to the verdict, in milliseconds (set by `verify`, not by `compare`).
     pub elapsed_ms: u64,
+    /// The families and IPv6 probes of a path that carries IPv6.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ipv6: Option<super::ipv6::Report6>,
 }
 
 
@@ -181,6 +184,9 @@ impl fmt::Display for Report {
         for d in &self.down_by_schedule {
             let until = d.until_ms.map_or(String::new(), |u| format!(" until +{} s", u as f64 / 1000.0));
             writeln!(f, "link {}: DOWN by schedule since +{} s{until}", d.link, d.since_ms as f64 / 1000.0)?;
+        }
+        if let Some(six) = &self.ipv6 {
+            write!(f, "{six}")?;
         }
         if let Some(n) = &self.note {
             writeln!(f, "{n}")?;

@@ -25,6 +25,7 @@ pub fn down_by_schedule(plan: &Plan, elapsed_ms: u64, down: &[DownNow]) -> Repor
             down.len()
         )),
         elapsed_ms: 0,
+        ipv6: None,
     }
 }
 

@@ -138,7 +138,11 @@ pub fn build(spec: &PathSpec, inv: &Inventory) -> Result<Plan, PlanError> {
         announce: spec.announce,
         vpn: None,
         expectations,
+        ipv6: None,
     };
+    // IPv6 first: its twin is built from the plain IPv4 plan, before a VPN rewrites the
+    // traceroutes of the tunnel's ends.
+    plan.ipv6 = super::ipv6::plan(spec, &plan);
     if let Some(v) = &spec.vpn {
         plan.vpn = super::vpn::plan(v, &plan);
         if let Some(v) = &plan.vpn {

@@ -66,9 +66,25 @@ impl fmt::Display for Plan {
                 self.hosts.first().map_or("?", |h| h.name.as_str())
             )?;
         }
-        for t in &self.expectations.traceroutes {
-            let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
-            writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;
+        if self.carries_ipv4() {
+            for t in &self.expectations.traceroutes {
+                let hops: Vec<String> = t.hops.iter().map(|h| h.to_string()).collect();
+                writeln!(f, "traceroute {} → {}: {}", t.from, t.to, hops.join(" "))?;
+            }
+        }
+        if let Some(six) = &self.ipv6 {
+            writeln!(f, "family: {}", crate::core::compare::ipv6::family(six))?;
+            for (r, r6) in self.routers.iter().zip(&six.routers) {
+                let ifs: Vec<String> = r6.interfaces.iter().map(|i| format!("{}/{}", i.address, i.prefix_len)).collect();
+                writeln!(f, "ipv6 {} loopback {} interfaces {}", r.name, r6.loopback, ifs.join(" "))?;
+            }
+            for h in &six.hosts {
+                writeln!(f, "ipv6 host {} {}/{} via {}", h.name, h.address, h.prefix_len, h.gateway)?;
+            }
+            for (from, to, _, hops) in crate::core::compare::ipv6::traceroutes(self, six) {
+                let hops: Vec<String> = hops.iter().map(|h| h.to_string()).collect();
+                writeln!(f, "traceroute6 {from} → {to}: {}", hops.join(" "))?;
+            }
         }
         if let Some(d) = &self.distance {
             for n in &self.networks {

@@ -19,6 +19,7 @@ mod build;
 pub mod cidr;
 mod display;
 pub mod distance;
+pub mod ipv6;
 pub mod neighbours;
 pub mod schedule;
 pub mod sessions;
@@ -97,6 +98,9 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vpn: Option<vpn::VpnPlan>,
     pub expectations: Expectations,
+    /// The IPv6 twin of the addressing, sessions and policy (`family` with ipv6).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ipv6: Option<ipv6::Ipv6Plan>,
 }
 
 fn docker_wiring() -> Wiring {
@@ -504,6 +508,11 @@ pub fn plan_hash(plan: &Plan) -> String {
 }
 
 impl Plan {
+    /// Whether IPv4 is carried (sessions, policy, verification): all but IPv6-only paths.
+    pub fn carries_ipv4(&self) -> bool {
+        self.ipv6.as_ref().is_none_or(|s| s.ipv4)
+    }
+
     pub fn router(&self, name: &str) -> Option<&RouterPlan> {
         self.routers.iter().find(|r| r.name == name)
     }

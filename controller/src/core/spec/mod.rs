@@ -87,6 +87,9 @@ pub struct PathSpec {
     /// Memory and process limits of every router and host (default 256 MiB, 512).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// Address families: `[ipv4]` (absent), `[ipv4, ipv6]` (dual-stack) or `[ipv6]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Vec<ipv6::Family>>,
 }
 
 /// Which prefixes the routers announce into BGP.
@@ -391,6 +394,14 @@ pub struct PoolsSpec {
     /// Experiment LANs: one /24 each (two, three with EVPN), and one per attached LAN.
     #[serde(default = "default_lan_pool")]
     pub lans: Ipv4Net,
+    /// IPv6 pools (with `family` holding ipv6): a /127 per link, a /128 per loopback, a /64
+    /// per LAN; absent ones take the defaults in `ipv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links6: Option<ipnet::Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopbacks6: Option<ipnet::Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lans6: Option<ipnet::Ipv6Net>,
 }
 
 fn default_link_pool() -> Ipv4Net {
@@ -409,6 +420,9 @@ impl Default for PoolsSpec {
             links: default_link_pool(),
             loopbacks: default_loopback_pool(),
             lans: default_lan_pool(),
+            links6: None,
+            loopbacks6: None,
+            lans6: None,
         }
     }
 }
@@ -531,6 +545,7 @@ pub fn chain_verified(name: &str, hops: usize, verify: VerifyMode) -> Result<Pat
         announce: Announce::Ends,
         vpn: None,
         limits: None,
+        family: None,
     };
     if problems.is_empty() {
         problems = validate(&spec);
@@ -661,6 +676,7 @@ pub fn warnings(spec: &PathSpec) -> Vec<String> {
 
 pub mod distance;
 pub mod limits;
+pub mod ipv6;
 mod problem;
 pub mod schedule;
 mod validate;

@@ -23,6 +23,7 @@ pub fn validate(spec: &PathSpec) -> Vec<Problem> {
     schedule::resolve(spec, &mut p);
     vpn::validate(spec, &mut p);
     container_limits(spec, &mut p);
+    ipv6::validate(spec, &mut p);
     p
 }
 

@@ -61,6 +61,11 @@ pub(super) fn validate(spec: &PathSpec, p: &mut Vec<Problem>) {
     if spec.l2vpn != super::L2vpnMode::None {
         p.push(Problem::new("vpn", "cannot be combined with l2vpn: evpn (the hosts share one subnet there)"));
     }
+    if spec.has_ipv6() {
+        // Refused rather than half-done: on a dual-stack path the IPv6 traffic would pass the
+        // transit routers in clear beside the tunnel.
+        p.push(Problem::new("vpn", "tunnels IPv4 only: leave ipv6 out of `family` on a path with a vpn"));
+    }
     for (loc, h) in spec.hosts.sides() {
         if h.attach.is_some() {
             p.push(Problem::new(format!("{loc}.attach"), "a host attached to a LAN of its node cannot be a VPN end"));
@@ -138,5 +143,14 @@ mod tests {
         assert!(p.iter().any(|m| m.starts_with("vpn: needs `verify: full`")), "{p:?}");
         assert!(p.iter().any(|m| m.starts_with("vpn: cannot be combined with l2vpn")), "{p:?}");
         assert!(p.iter().any(|m| m.starts_with("hosts.a.attach: a host attached")), "{p:?}");
+    }
+
+    #[test]
+    fn ipv6_paths_are_refused_until_the_tunnel_carries_ipv6() {
+        for family in ["[ipv4, ipv6]", "[ipv6]"] {
+            let p = problems(&format!("name: t\nrouters: [{{name: r1}}, {{name: r2}}]\nfamily: {family}\nvpn: {{ mode: host-to-host }}\n"));
+            assert!(p.iter().any(|m| m.starts_with("vpn: tunnels IPv4 only")), "{family}: {p:?}");
+        }
+        assert!(problems("name: t\nrouters: [{name: r1}, {name: r2}]\nfamily: [ipv4]\nvpn: { mode: host-to-host }\n").is_empty());
     }
 }
