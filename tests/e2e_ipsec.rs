@@ -4,7 +4,9 @@
 //! PSK is in neither the plan nor a label, only in the ends' 0600 swanctl.conf; one side's
 //! PSK rewritten by hand makes `path verify` exit 1 naming the tunnel; delete leaves no
 //! labelled object and no charon (so no TUN device) of the path. Site-to-site: the edge
-//! routers' tunnel verifies with ESP on r2..r5.
+//! routers' tunnel verifies with ESP on r2..r5. IPv6-only host-to-host: the tunnel joins the
+//! hosts' IPv6 addresses and verifies with ESP on r1..r5 and no plaintext ICMPv6; IPv6-only
+//! site-to-site joins the edge routers' IPv6 loopbacks with ESP on the routers between.
 //!
 //! Without an engine or the images it reports a skip (fails with VNET_TE_REQUIRE_DOCKER=1).
 //! The paths are deleted whatever the outcome (a guard deletes by label on drop).
@@ -116,6 +118,43 @@ fn ipsec_host_to_host_verifies_with_esp_on_every_hop_a_wrong_psk_is_named_and_de
 }
 
 #[test]
+fn ipsec_over_ipv6_host_to_host_verifies_with_esp_on_every_hop_and_delete_leaves_nothing() {
+    let _serial = serial();
+    if !docker_ready("ipsec_over_ipv6_host_to_host") {
+        return;
+    }
+    let name = "e2e-ipsec-h6";
+    let cleanup = Cleanup::new(name);
+    let spec = cleanup.example("ipsec-host-ipv6.yaml", None);
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    show("create", &out);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    // ESP (or NAT-T) over IPv6 on r1..r5 and no plaintext ICMPv6 between the hosts on any.
+    assert_evidence(&json(&out), &["r1", "r2", "r3", "r4", "r5"]);
+    let plan = plan_of(name);
+    let ends = plan["vpn"]["ends"].as_array().unwrap();
+    for e in ends {
+        let outer = e["outer"].as_str().unwrap();
+        assert!(outer.parse::<std::net::Ipv6Addr>().is_ok(), "the tunnel runs between IPv6 addresses: {e}");
+        assert_eq!(e["protected"][0].as_str().unwrap(), format!("{outer}/128"), "{e}");
+    }
+    // The SAs themselves join the two IPv6 addresses.
+    let src = host(&plan, "src")["container"].as_str().unwrap().to_string();
+    let sas = docker_out(&["exec", "-e", "STRONGSWAN_CONF=/etc/vnet-te/strongswan.conf", &src, "swanctl", "--list-sas", "--noblock"]);
+    let sas = String::from_utf8_lossy(&sas.stdout).to_string();
+    assert!(sas.contains(&format!("remote {}/128", ends[1]["outer"].as_str().unwrap())), "{sas}");
+    let pids: Vec<String> = ["src", "dst"].iter().flat_map(|h| charon_pids(host(&plan, h)["container"].as_str().unwrap())).collect();
+    assert_eq!(pids.len(), 2, "one charon per end: {pids:?}");
+    let out = vnet(&["path", "delete", name]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
+    for pid in &pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "charon {pid} outlived its container");
+    }
+    drop(cleanup);
+}
+
+#[test]
 fn ipsec_site_to_site_verifies_with_esp_between_the_edge_routers() {
     let _serial = serial();
     if !docker_ready("ipsec_site_to_site") {
@@ -132,6 +171,32 @@ fn ipsec_site_to_site_verifies_with_esp_between_the_edge_routers() {
     // The edge routers terminate the tunnel, on their loopbacks, protecting the LANs.
     let ends: Vec<&str> = plan["vpn"]["ends"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(ends, ["r1", "r6"]);
+    let out = vnet(&["path", "delete", name]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
+    drop(cleanup);
+}
+
+#[test]
+fn ipsec_over_ipv6_site_to_site_verifies_with_esp_between_the_edge_loopbacks() {
+    let _serial = serial();
+    if !docker_ready("ipsec_over_ipv6_site_to_site") {
+        return;
+    }
+    let name = "e2e-ipsec-s6";
+    let cleanup = Cleanup::new(name);
+    let spec =
+        cleanup.spec("s6.yaml", "name: x\nfamily: [ipv6]\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: r4 }]\nvpn: { mode: site-to-site }\n");
+    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
+    show("create", &out);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    assert_evidence(&json(&out), &["r2", "r3"]);
+    let plan = plan_of(name);
+    let ends = plan["vpn"]["ends"].as_array().unwrap();
+    let loopbacks: Vec<&str> = ends.iter().map(|e| e["outer"].as_str().unwrap()).collect();
+    assert_eq!(loopbacks, ["fd7e:7e00:0:1::1", "fd7e:7e00:0:1::4"], "the edge routers' IPv6 loopbacks");
+    let lans: Vec<&str> = ends.iter().map(|e| e["protected"][0].as_str().unwrap()).collect();
+    assert_eq!(lans, ["fd7e:7e00:0:100::/64", "fd7e:7e00:0:101::/64"]);
     let out = vnet(&["path", "delete", name]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(labelled(name), (0, 0));

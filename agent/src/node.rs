@@ -407,8 +407,8 @@ pub trait Node: Send + Sync {
     }
     async fn ping_until(&self, host: &str, target: Ipv4Addr, within_secs: u32) -> NodeResult<Probe>;
     /// `count` pings from an experiment host, 100 a second, each waited for `wait_ms`: what
-    /// share of them come back (loss along the path). At most 1000.
-    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe>;
+    /// share of them come back (loss along the path). At most 1000. `ping -6` for an IPv6 target.
+    async fn ping_burst(&self, host: &str, target: std::net::IpAddr, count: u32, wait_ms: u32) -> NodeResult<Probe>;
     /// Three pings from an experiment host to each of `targets` (at most `PING_EACH_MAX`),
     /// `PING_EACH_AT_ONCE` targets at a time, in one exec: a line `<target> ok` or
     /// `<target> no-reply` each (`probe::parse_ping_each`); success when every one answered.

@@ -400,7 +400,7 @@ impl Node for RemoteNode {
         self.call(req, &format!("pinging {} targets from {host}", targets.len()), Retry::Yes, timeout).await
     }
 
-    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+    async fn ping_burst(&self, host: &str, target: std::net::IpAddr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         let req = Request::PingBurst { host: host.to_string(), target, count, wait_ms };
         let timeout = READ_TIMEOUT + Duration::from_millis(u64::from(count.min(1000)) * 10 + u64::from(wait_ms));
         self.call(req, &format!("pinging {target} from {host}"), Retry::Yes, timeout).await

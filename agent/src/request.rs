@@ -67,7 +67,7 @@ pub enum Request {
     RemoveMacvlans { container: String },
     WaitBgpd { router: String, within_secs: u32 },
     PingUntil { host: String, target: Ipv4Addr, within_secs: u32 },
-    PingBurst { host: String, target: Ipv4Addr, count: u32, wait_ms: u32 },
+    PingBurst { host: String, target: std::net::IpAddr, count: u32, wait_ms: u32 },
     PingEach { host: String, targets: Vec<Ipv4Addr>, wait_ms: u32 },
     IperfServer { host: String },
     IperfClient { host: String, target: Ipv4Addr, seconds: u32 },

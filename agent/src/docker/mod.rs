@@ -210,7 +210,7 @@ impl Node for LocalNode {
         probes::ping_each(self, host, targets, wait_ms).await
     }
 
-    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+    async fn ping_burst(&self, host: &str, target: std::net::IpAddr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         probes::ping_burst(self, host, target, count, wait_ms).await
     }
 

@@ -25,14 +25,7 @@ pub(super) fn wait_secs(wait_ms: u32) -> String {
     }
 }
 
-pub(super) async fn traceroute(
-    node: &LocalNode,
-    host: &str,
-    target: Ipv4Addr,
-    max_hops: u32,
-    wait_ms: u32,
-    one_at_a_time: bool,
-) -> NodeResult<Probe> {
+pub(super) async fn traceroute(node: &LocalNode, host: &str, target: Ipv4Addr, max_hops: u32, wait_ms: u32, one_at_a_time: bool) -> NodeResult<Probe> {
     let t = target.to_string();
     let m = max_hops.to_string();
     let w = wait_secs(wait_ms);
@@ -48,14 +41,7 @@ pub(super) async fn traceroute(
     Ok(Probe { success: code == 0, output })
 }
 
-pub(super) async fn ping(
-    node: &LocalNode,
-    host: &str,
-    target: Ipv4Addr,
-    size: Option<u32>,
-    dont_fragment: bool,
-    wait_ms: u32,
-) -> NodeResult<Probe> {
+pub(super) async fn ping(node: &LocalNode, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
     let t = target.to_string();
     let s = size.map(|s| s.to_string());
     let w = wait_secs(wait_ms);
@@ -156,12 +142,13 @@ pub(super) async fn ping_each(node: &LocalNode, host: &str, targets: &[Ipv4Addr]
     Ok(Probe { success, output })
 }
 
-pub(super) async fn ping_burst(node: &LocalNode, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+pub(super) async fn ping_burst(node: &LocalNode, host: &str, target: std::net::IpAddr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
     let t = target.to_string();
     let c = count.clamp(1, 1000).to_string();
     let w = wait_secs(wait_ms);
     // -W: a reply later than this counts as lost; 0.01 s apart, so the burst takes count/100 s.
-    let cmd = ["ping", "-n", "-q", "-c", &c, "-i", "0.01", "-W", &w, &t];
+    let family = if target.is_ipv4() { "-4" } else { "-6" };
+    let cmd = ["ping", family, "-n", "-q", "-c", &c, "-i", "0.01", "-W", &w, &t];
     let (code, output) = node.exec(host, &cmd, &format!("pinging {t} from {host}")).await?;
     Ok(Probe { success: code == 0, output })
 }
@@ -177,9 +164,7 @@ pub(super) async fn ping_until(node: &LocalNode, host: &str, target: Ipv4Addr, w
 }
 
 pub(super) async fn interface_counters(node: &LocalNode, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
-    let (_, out) = node
-        .exec(container, &["ip", "-s", "-j", "addr", "show"], &format!("reading interface counters of {container}"))
-        .await?;
+    let (_, out) = node.exec(container, &["ip", "-s", "-j", "addr", "show"], &format!("reading interface counters of {container}")).await?;
     Ok(crate::probe::parse_interface_counters(&out)?)
 }
 

@@ -42,11 +42,21 @@ iptables -w -t mangle -A "$c" -p udp --dport 4500 -m comment --comment nat-t &&
 iptables -w -t mangle -A "$c" -p icmp -s "$a" -d "$b" -m comment --comment plain-ab &&
 iptables -w -t mangle -A "$c" -p icmp -s "$b" -d "$a" -m comment --comment plain-ba"#;
 
+/// Both families' chains: CountStart made one of them, by the addresses' family.
 const COUNT_STOP: &str = r#"c="$1"
-while iptables -w -t mangle -D FORWARD -j "$c" 2>/dev/null; do :; done
-iptables -w -t mangle -F "$c" 2>/dev/null
-iptables -w -t mangle -X "$c" 2>/dev/null
+for t in iptables ip6tables; do
+  while $t -w -t mangle -D FORWARD -j "$c" 2>/dev/null; do :; done
+  $t -w -t mangle -F "$c" 2>/dev/null
+  $t -w -t mangle -X "$c" 2>/dev/null
+done
 true"#;
+
+/// Whichever family's chain exists (the comments' counters add up in `parse_counts`).
+const COUNT_READ: &str = r#"c="$1"; ok=1
+for t in iptables ip6tables; do
+  $t -w -t mangle -L "$c" -n -v -x 2>/dev/null && ok=0
+done
+[ "$ok" = 0 ] || { echo "no counting chain $c"; exit 1; }"#;
 
 pub(super) async fn run(node: &LocalNode, container: &str, op: &VpnOp) -> NodeResult<Probe> {
     let doing = op.doing(container);
@@ -63,7 +73,7 @@ pub(super) async fn run(node: &LocalNode, container: &str, op: &VpnOp) -> NodeRe
             let tool = if x.is_ipv4() { COUNT_START.to_string() } else { COUNT_START.replace("iptables", "ip6tables").replace("-p icmp", "-p ipv6-icmp") };
             return exec(node, container, &["sh", "-c", &tool, "count", COUNT_CHAIN, &a, &b], &doing).await;
         }
-        VpnOp::CountRead {} => vec!["iptables", "-w", "-t", "mangle", "-L", COUNT_CHAIN, "-n", "-v", "-x"],
+        VpnOp::CountRead {} => vec!["sh", "-c", COUNT_READ, "read", COUNT_CHAIN],
         VpnOp::CountStop {} => vec!["sh", "-c", COUNT_STOP, "stop", COUNT_CHAIN],
     };
     exec(node, container, &cmd, &doing).await

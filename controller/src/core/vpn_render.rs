@@ -83,8 +83,35 @@ mod tests {
     use crate::core::{plan, spec};
 
     fn vpn_plan(mode: &str) -> Plan {
-        let s = spec::parse_yaml("t.yaml", &format!("name: t\nrouters: [{{name: r1}}, {{name: r2}}, {{name: r3}}]\nvpn: {{ mode: {mode} }}\n")).unwrap();
+        vpn_plan_of(mode, "[ipv4]")
+    }
+
+    fn vpn_plan_of(mode: &str, family: &str) -> Plan {
+        let s =
+            spec::parse_yaml("t.yaml", &format!("name: t\nrouters: [{{name: r1}}, {{name: r2}}, {{name: r3}}]\nfamily: {family}\nvpn: {{ mode: {mode} }}\n"))
+                .unwrap();
         plan::build(&s, &plan::Inventory::default()).unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_only_path_tunnels_between_the_ipv6_addresses() {
+        let p = vpn_plan_of("host-to-host", "[ipv6]");
+        let v = p.vpn.as_ref().unwrap();
+        let src = &render(&p, v, PSK_PLACEHOLDER)["src"][0].content;
+        assert!(src.contains("local_addrs = fd7e:7e00:0:100::2") && src.contains("remote_addrs = fd7e:7e00:0:101::2"), "{src}");
+        assert!(src.contains("local_ts = fd7e:7e00:0:100::2/128") && src.contains("remote_ts = fd7e:7e00:0:101::2/128"), "{src}");
+        assert_eq!(v.burst_addresses(&p), Some(("fd7e:7e00:0:100::2".parse().unwrap(), "fd7e:7e00:0:101::2".parse().unwrap())));
+        // The traceroute6 goes to the far edge router's LAN address, outside the /128s.
+        let six = p.ipv6.as_ref().unwrap();
+        let traces = crate::core::compare::ipv6::traceroutes(&p, six);
+        assert_eq!(traces[0].2.to_string(), "fd7e:7e00:0:101::1");
+        assert_eq!(traces[0].3.len(), 3);
+        let p = vpn_plan_of("site-to-site", "[ipv6]");
+        let v = p.vpn.as_ref().unwrap();
+        let r1 = &render(&p, v, PSK_PLACEHOLDER)["r1"][0].content;
+        assert!(r1.contains("local_addrs = fd7e:7e00:0:1::1") && r1.contains("remote_addrs = fd7e:7e00:0:1::3"), "{r1}");
+        assert!(r1.contains("local_ts = fd7e:7e00:0:100::/64") && r1.contains("remote_ts = fd7e:7e00:0:101::/64"), "{r1}");
+        assert_eq!(v.burst_addresses(&p).unwrap().1.to_string(), "fd7e:7e00:0:101::2");
     }
 
     #[test]

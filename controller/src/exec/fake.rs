@@ -22,12 +22,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use vnet_te_agent::frr::{AfSummary, BgpPath, BgpSummary, BgpTable, EvpnRoutes, EvpnVnis, NextHop, PeerSummary};
 use vnet_te_agent::delay::{Counters, Settings, Status};
 use vnet_te_agent::docker::delay::{check_container, check_ifname};
+use vnet_te_agent::frr::{AfSummary, BgpPath, BgpSummary, BgpTable, EvpnRoutes, EvpnVnis, NextHop, PeerSummary};
 use vnet_te_agent::node::{
-    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, NetworkSpec, Node, NodeError,
-    MacvlanSpec, NodeResult, Probe, VethSpec, VxlanSpec,
+    ContainerSpec, DelayLineSpec, DelayLineStatus, DelaySettings, FileSpec, Found, MacvlanSpec, NetworkSpec, Node, NodeError, NodeResult, Probe, VethSpec,
+    VxlanSpec,
 };
 use vnet_te_agent::probe::InterfaceCounters;
 use vnet_te_agent::vpn::VpnOp;
@@ -66,7 +66,7 @@ pub enum Call {
     RemoveMacvlans(String),
     WaitBgpd(String),
     PingUntil { host: String, target: Ipv4Addr },
-    PingBurst { host: String, target: Ipv4Addr, count: u32 },
+    PingBurst { host: String, target: std::net::IpAddr, count: u32 },
     PingEach { host: String, targets: Vec<Ipv4Addr> },
     IperfServer { host: String },
     IperfClient { host: String, target: Ipv4Addr },
@@ -147,13 +147,10 @@ impl Call {
             | Call::RemoveMacvlans(n)
             | Call::DelayLines(n) => n.clone(),
             Call::IperfServer { host } => host.clone(),
+            Call::PingBurst { host, target, .. } => format!("{host} {target}"),
             Call::PingEach { host, targets } => format!("{host} {} targets", targets.len()),
             Call::ReadFile { container, path } => format!("{container}:{path}"),
-            Call::Traceroute { host, target, .. }
-            | Call::Ping { host, target, .. }
-            | Call::PingUntil { host, target }
-            | Call::PingBurst { host, target, .. }
-            | Call::IperfClient { host, target } => {
+            Call::Traceroute { host, target, .. } | Call::Ping { host, target, .. } | Call::PingUntil { host, target } | Call::IperfClient { host, target } => {
                 format!("{host} {target}")
             }
             Call::BridgeForwarding(on) => on.to_string(),
@@ -311,15 +308,7 @@ pub struct FakeContainer {
 
 impl FakeContainer {
     fn new(spec: ContainerSpec, running: bool, files: BTreeMap<String, String>) -> Self {
-        FakeContainer {
-            spec,
-            running,
-            files,
-            interfaces: Vec::new(),
-            macvlans: Vec::new(),
-            delay_lines: BTreeMap::new(),
-            rates: BTreeMap::new(),
-        }
+        FakeContainer { spec, running, files, interfaces: Vec::new(), macvlans: Vec::new(), delay_lines: BTreeMap::new(), rates: BTreeMap::new() }
     }
 }
 
@@ -439,10 +428,7 @@ impl FakeNode {
     /// Macvlans on the node's interface `parent`: (container, interface) of each.
     pub fn macvlans_on(&self, parent: &str) -> Vec<(String, String)> {
         let s = self.state();
-        s.containers
-            .values()
-            .flat_map(|c| c.macvlans.iter().filter(|(_, p)| p == parent).map(|(i, _)| (c.spec.name.clone(), i.clone())))
-            .collect()
+        s.containers.values().flat_map(|c| c.macvlans.iter().filter(|(_, p)| p == parent).map(|(i, _)| (c.spec.name.clone(), i.clone()))).collect()
     }
 
     /// A container that vnet-te did not make itself (or made earlier), running.
@@ -461,9 +447,7 @@ impl FakeNode {
             devices: Vec::new(),
             limits: Default::default(),
         };
-        self.state()
-            .containers
-            .insert(name.to_string(), FakeContainer::new(spec, true, BTreeMap::new()));
+        self.state().containers.insert(name.to_string(), FakeContainer::new(spec, true, BTreeMap::new()));
     }
 
     /// A network that vnet-te did not make itself (or made earlier).
@@ -584,10 +568,7 @@ impl Node for FakeNode {
     }
 
     async fn images_present(&self, refs: &[String]) -> NodeResult<BTreeMap<String, bool>> {
-        self.op(Call::ImagesPresent(refs.to_vec()), |s, _| {
-            Ok(refs.iter().map(|r| (r.clone(), !s.missing_images.contains(r))).collect())
-        })
-        .await
+        self.op(Call::ImagesPresent(refs.to_vec()), |s, _| Ok(refs.iter().map(|r| (r.clone(), !s.missing_images.contains(r))).collect())).await
     }
 
     async fn taken_subnets(&self) -> NodeResult<Vec<String>> {
@@ -597,8 +578,7 @@ impl Node for FakeNode {
     async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
         let call = Call::FindContainers { label: label.into(), value: value.map(str::to_string) };
         self.op(call, |s, _| {
-            Ok(s
-                .containers
+            Ok(s.containers
                 .values()
                 .filter(|c| matches_label(&c.spec.labels, label, value))
                 .map(|c| Found { name: c.spec.name.clone(), labels: c.spec.labels.clone(), running: c.running, subnets: vec![] })
@@ -610,8 +590,7 @@ impl Node for FakeNode {
     async fn find_networks(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
         let call = Call::FindNetworks { label: label.into(), value: value.map(str::to_string) };
         self.op(call, |s, _| {
-            Ok(s
-                .networks
+            Ok(s.networks
                 .values()
                 .filter(|n| matches_label(&n.labels, label, value))
                 .map(|n| Found { name: n.name.clone(), labels: n.labels.clone(), running: true, subnets: vec![n.subnet.clone()] })
@@ -736,9 +715,10 @@ impl Node for FakeNode {
     async fn ping(&self, host: &str, target: Ipv4Addr, size: Option<u32>, dont_fragment: bool, wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::Ping { host: host.into(), target, size, dont_fragment, wait_ms }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().is_some_and(|p| {
-                trace_for(p, host, target).is_some() || p.hosts.iter().any(|h| h.attach.as_ref().is_some_and(|a| a.address == target))
-            });
+            let success = s
+                .answers
+                .as_deref()
+                .is_some_and(|p| trace_for(p, host, target).is_some() || p.hosts.iter().any(|h| h.attach.as_ref().is_some_and(|a| a.address == target)));
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -761,8 +741,7 @@ impl Node for FakeNode {
     }
 
     async fn bgp_evpn_routes(&self, router: &str) -> NodeResult<EvpnRoutes> {
-        self.op(Call::BgpEvpnRoutes(router.into()), |s, _| running(s, router).map(|_| EvpnRoutes::default()))
-            .await
+        self.op(Call::BgpEvpnRoutes(router.into()), |s, _| running(s, router).map(|_| EvpnRoutes::default())).await
     }
 
     async fn evpn_vnis(&self, router: &str) -> NodeResult<EvpnVnis> {
@@ -770,8 +749,7 @@ impl Node for FakeNode {
     }
 
     async fn interface_counters(&self, container: &str) -> NodeResult<Vec<InterfaceCounters>> {
-        self.op(Call::InterfaceCounters(container.into()), |s, _| running(s, container).map(|_| Vec::new()))
-            .await
+        self.op(Call::InterfaceCounters(container.into()), |s, _| running(s, container).map(|_| Vec::new())).await
     }
 
     async fn apply_frr_config(&self, router: &str, config: &str, remove: &str) -> NodeResult<()> {
@@ -816,10 +794,7 @@ impl Node for FakeNode {
     }
 
     async fn own_interfaces(&self) -> NodeResult<Vec<String>> {
-        self.op(Call::OwnInterfaces, |s, _| {
-            Ok(s.own_interfaces.clone().unwrap_or_else(|| OWN_INTERFACES.iter().map(|i| i.to_string()).collect()))
-        })
-        .await
+        self.op(Call::OwnInterfaces, |s, _| Ok(s.own_interfaces.clone().unwrap_or_else(|| OWN_INTERFACES.iter().map(|i| i.to_string()).collect()))).await
     }
 
     async fn connect_macvlan(&self, link: &MacvlanSpec) -> NodeResult<()> {
@@ -870,18 +845,20 @@ impl Node for FakeNode {
         self.op(Call::PingEach { host: host.into(), targets: targets.to_vec() }, |s, _| {
             running(s, host)?;
             let answers = |t: &Ipv4Addr| s.answers.as_deref().is_some_and(|p| p.hop_loopbacks().iter().any(|h| h.2 == *t));
-            let output: String =
-                targets.iter().map(|t| format!("{t} {}\n", if answers(t) { "ok" } else { "no-reply" })).collect();
+            let output: String = targets.iter().map(|t| format!("{t} {}\n", if answers(t) { "ok" } else { "no-reply" })).collect();
             Ok(Probe { success: targets.iter().all(answers), output })
         })
         .await
     }
 
-    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, _wait_ms: u32) -> NodeResult<Probe> {
+    async fn ping_burst(&self, host: &str, target: std::net::IpAddr, count: u32, _wait_ms: u32) -> NodeResult<Probe> {
         self.op(Call::PingBurst { host: host.into(), target, count }, |s, _| {
             running(s, host)?;
             // A planned host answers (a tunnelled path plans no trace to it).
-            let answers = s.answers.as_deref().is_some_and(|p| trace_for(p, host, target).is_some() || p.hosts.iter().any(|h| h.address == target));
+            let answers = s.answers.as_deref().is_some_and(|p| match target {
+                std::net::IpAddr::V4(t) => trace_for(p, host, t).is_some() || p.hosts.iter().any(|h| h.address == t),
+                std::net::IpAddr::V6(t) => p.ipv6.as_ref().is_some_and(|six| six.hosts.iter().any(|h| h.address == t)),
+            });
             let received = if answers { count } else { 0 };
             let output = format!("{count} packets transmitted, {received} received, 0% packet loss, time 1ms\n");
             Ok(Probe { success: received > 0, output })
@@ -892,9 +869,7 @@ impl Node for FakeNode {
     async fn ping_until(&self, host: &str, target: Ipv4Addr, _within_secs: u32) -> NodeResult<Probe> {
         self.op(Call::PingUntil { host: host.into(), target }, |s, _| {
             running(s, host)?;
-            let success = s.answers.as_deref().is_some_and(|p| {
-                trace_for(p, host, target).is_some() || p.hop_loopbacks().iter().any(|h| h.2 == target)
-            });
+            let success = s.answers.as_deref().is_some_and(|p| trace_for(p, host, target).is_some() || p.hop_loopbacks().iter().any(|h| h.2 == target));
             Ok(Probe { success, output: String::new() })
         })
         .await
@@ -906,9 +881,7 @@ impl Node for FakeNode {
             let c = running(s, &spec.container)?;
             match c.delay_lines.get_mut(&spec.ifname) {
                 // A second start sets the settings of the line already there.
-                Some(line) if line.queue != spec.queue => {
-                    Err(format!("its delay line runs on queue {}, not {}", line.queue, spec.queue))
-                }
+                Some(line) if line.queue != spec.queue => Err(format!("its delay line runs on queue {}, not {}", line.queue, spec.queue)),
                 Some(line) => {
                     (line.delay_us, line.jitter_us, line.loss_ppm) = (spec.delay_us, spec.jitter_us, spec.loss_ppm);
                     if spec.schedule.is_some() {
@@ -929,11 +902,8 @@ impl Node for FakeNode {
         let call = Call::SetDelayLine { container: container.into(), ifname: ifname.into(), settings };
         self.op(call, |s, _| {
             check_end(container, Some(ifname))?;
-            let line = s
-                .containers
-                .get_mut(container)
-                .and_then(|c| c.delay_lines.get_mut(ifname))
-                .ok_or_else(|| format!("no delay line on {container}:{ifname}"))?;
+            let line =
+                s.containers.get_mut(container).and_then(|c| c.delay_lines.get_mut(ifname)).ok_or_else(|| format!("no delay line on {container}:{ifname}"))?;
             line.delay_us = settings.delay_us.unwrap_or(line.delay_us);
             line.jitter_us = settings.jitter_us.unwrap_or(line.jitter_us);
             line.loss_ppm = settings.loss_ppm.unwrap_or(line.loss_ppm);
@@ -1067,12 +1037,7 @@ pub fn summary_for(r: &RouterPlan) -> BgpSummary {
         .neighbors
         .iter()
         .map(|n| {
-            let p = PeerSummary {
-                hostname: Some(n.peer.clone()),
-                remote_as: Some(n.remote_as),
-                state: "Established".into(),
-                prefixes_received: Some(1),
-            };
+            let p = PeerSummary { hostname: Some(n.peer.clone()), remote_as: Some(n.remote_as), state: "Established".into(), prefixes_received: Some(1) };
             (n.address.to_string(), p)
         })
         .collect();
@@ -1118,11 +1083,7 @@ impl Fakes {
     pub fn new(names: &[&str]) -> Self {
         let journal = Journal::default();
         let swarm = Arc::new(Swarm::default());
-        let nodes = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| FakeNode::joined(n, Ipv4Addr::new(10, 0, 0, i as u8 + 1), journal.clone(), swarm.clone()))
-            .collect();
+        let nodes = names.iter().enumerate().map(|(i, n)| FakeNode::joined(n, Ipv4Addr::new(10, 0, 0, i as u8 + 1), journal.clone(), swarm.clone())).collect();
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let state_dir = std::env::temp_dir().join(format!("vnet-te-fakes-{}-{seq}", std::process::id()));

@@ -160,7 +160,7 @@ async fn loss_bursts(plan: &Plan, nodes: &Nodes, obs: &mut Observed) {
         .map(|t| async move {
             let h = plan.host(&t.from).expect("planned host");
             let summary = match node_of(nodes, &h.node) {
-                Some(n) => n.ping_burst(&h.container, t.target, BURST, wait).await.ok().and_then(|p| parse_ping(&p.output)),
+                Some(n) => n.ping_burst(&h.container, t.target.into(), BURST, wait).await.ok().and_then(|p| parse_ping(&p.output)),
                 None => None,
             };
             ((t.from.clone(), t.to.clone()), summary)

@@ -101,7 +101,7 @@ pub async fn observe(plan: &Plan, nodes: &Nodes) -> VpnObserved {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return obs };
+    let (Some(a), Some((ab, bb))) = (plan.hosts.first(), vpn.burst_addresses(plan)) else { return obs };
     let transit: Vec<Transit> =
         vpn.transit.iter().filter_map(|r| plan.router(r)).map(|r| (r.name.clone(), r.container.clone(), nodes.by_name.get(&r.node).cloned())).collect();
     let count = |op: VpnOp| {
@@ -124,11 +124,10 @@ pub async fn observe(plan: &Plan, nodes: &Nodes) -> VpnObserved {
             futures_util::future::join_all(jobs).await
         }
     };
-    let (ab, bb) = (std::net::IpAddr::V4(a.address), std::net::IpAddr::V4(b.address));
     let started = count(VpnOp::CountStart { a: ab, b: bb }).await;
     obs.burst = Some(match nodes.by_name.get(&a.node) {
         None => Err("node not reachable from here".to_string()),
-        Some(n) => match n.ping_burst(&a.container, b.address, BURST, 1000).await {
+        Some(n) => match n.ping_burst(&a.container, bb, BURST, 1000).await {
             Ok(p) => Ok(parse_ping(&p.output).map_or((BURST, 0), |s| (s.transmitted, s.received))),
             Err(e) => Err(e.to_string()),
         },

@@ -46,7 +46,7 @@ fn report(kind: &str, from: &str, to: &str, target: Ipv4Addr, problem: Option<St
 /// seen, plaintext not seen). Each problem names the tunnel.
 pub fn compare(plan: &Plan, vpn: &VpnPlan, obs: &VpnObserved) -> Vec<ProbeReport> {
     let tunnel = vpn.label();
-    let (Some(a), Some(b)) = (plan.hosts.first(), plan.hosts.get(1)) else { return Vec::new() };
+    let (Some(a), Some(b), Some((ab, bb))) = (plan.hosts.first(), plan.hosts.get(1), vpn.burst_addresses(plan)) else { return Vec::new() };
     let engine = vpn.engine.map_or("engine not probed".to_string(), |e| format!("engine {e}"));
     let mut out = Vec::new();
     for (i, end) in vpn.ends.iter().enumerate() {
@@ -93,8 +93,7 @@ pub fn compare(plan: &Plan, vpn: &VpnPlan, obs: &VpnObserved) -> Vec<ProbeReport
                 .then(|| format!("{tunnel}: {esp} ESP/NAT-T packets on {r} during {sent} pings: the outer packets did not all cross it"))
         });
         out.push(report(IPSEC_ESP, r, &b.name, b.address, esp_problem, format!("{esp} ESP/NAT-T packets")));
-        let plain_problem =
-            problem.or_else(|| (plain > 0).then(|| format!("{tunnel}: {plain} plaintext ICMP packets between {} and {} on {r}", a.address, b.address)));
+        let plain_problem = problem.or_else(|| (plain > 0).then(|| format!("{tunnel}: {plain} plaintext ICMP packets between {ab} and {bb} on {r}")));
         out.push(report(IPSEC_PLAIN, r, &b.name, b.address, plain_problem, format!("{plain} plaintext ICMP packets")));
     }
     out

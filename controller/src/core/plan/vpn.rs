@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, TracerouteExpectation};
@@ -70,22 +70,52 @@ impl VpnPlan {
     pub fn is_end(&self, container: &str) -> bool {
         self.ends.iter().any(|e| e.container == container)
     }
+
+    /// The hosts' addresses the ping burst of verification runs between, in the tunnel's
+    /// family: the IPv6 ones when the ends are IPv6 (the counting chain then counts ICMPv6).
+    pub fn burst_addresses(&self, plan: &Plan) -> Option<(IpAddr, IpAddr)> {
+        let (a, b) = (plan.hosts.first()?, plan.hosts.get(1)?);
+        match (self.ends[0].outer, plan.ipv6.as_ref()) {
+            (IpAddr::V6(_), Some(six)) => Some((IpAddr::V6(six.hosts.first()?.address), IpAddr::V6(six.hosts.get(1)?.address))),
+            _ => Some((IpAddr::V4(a.address), IpAddr::V4(b.address))),
+        }
+    }
 }
 
-/// The tunnel of a spec with a `vpn:` block, over the built plan (hosts and LANs known).
+/// The tunnel of a spec with a `vpn:` block, over the built plan (hosts and LANs known, and
+/// the IPv6 twin of an IPv6-only path, whose tunnel runs between the IPv6 addresses).
 pub fn plan(vpn: &VpnSpec, plan: &Plan) -> Option<VpnPlan> {
     let (a, b) = (plan.hosts.first()?, plan.hosts.get(1)?);
-    let lan = |h: &super::HostPlan| -> Option<Ipv4Net> { plan.networks.iter().find(|n| n.name == h.network).map(|n| n.subnet) };
+    let six = plan.ipv6.as_ref().filter(|s| !s.ipv4);
+    let lan = |h: &super::HostPlan| -> Option<IpNet> {
+        let n = plan.networks.iter().find(|n| n.name == h.network)?;
+        match six {
+            Some(six) => six.networks.get(&n.name).map(|p| IpNet::V6(*p)),
+            None => Some(IpNet::V4(n.subnet)),
+        }
+    };
+    let host_addr = |i: usize, h: &super::HostPlan| -> Option<IpAddr> {
+        match six {
+            Some(six) => six.hosts.get(i).map(|h6| IpAddr::V6(h6.address)),
+            None => Some(IpAddr::V4(h.address)),
+        }
+    };
+    let loopback = |r: &super::RouterPlan| -> Option<IpAddr> {
+        match six {
+            Some(six) => six.routers.iter().find(|r6| r6.name == r.name).map(|r6| IpAddr::V6(r6.loopback.addr())),
+            None => Some(IpAddr::V4(r.loopback.addr())),
+        }
+    };
     let ends = match vpn.mode {
-        VpnMode::HostToHost => [
-            end_addresses(&a.name, &a.container, &a.node, a.address, vec![host_net(a.address)]),
-            end_addresses(&b.name, &b.container, &b.node, b.address, vec![host_net(b.address)]),
-        ],
+        VpnMode::HostToHost => {
+            let (aa, ba) = (host_addr(0, a)?, host_addr(1, b)?);
+            [end_addresses(&a.name, &a.container, &a.node, aa, vec![IpNet::from(aa)]), end_addresses(&b.name, &b.container, &b.node, ba, vec![IpNet::from(ba)])]
+        }
         VpnMode::SiteToSite => {
             let (ra, rb) = (plan.router(plan.path.first()?)?, plan.router(plan.path.last()?)?);
             [
-                end_addresses(&ra.name, &ra.container, &ra.node, ra.loopback.addr(), vec![lan(a)?]),
-                end_addresses(&rb.name, &rb.container, &rb.node, rb.loopback.addr(), vec![lan(b)?]),
+                end_addresses(&ra.name, &ra.container, &ra.node, loopback(ra)?, vec![lan(a)?]),
+                end_addresses(&rb.name, &rb.container, &rb.node, loopback(rb)?, vec![lan(b)?]),
             ]
         }
     };
@@ -96,20 +126,9 @@ pub fn plan(vpn: &VpnSpec, plan: &Plan) -> Option<VpnPlan> {
     Some(VpnPlan { mode: vpn.mode, auth: vpn.auth, name: "vte".to_string(), ends, transit, engine: None })
 }
 
-/// One end with its outer address and protected prefixes (IPv4 today; the IPv6 variant
-/// passes the end's IPv6 address and prefixes here).
-fn end_addresses(name: &str, container: &str, node: &str, outer: Ipv4Addr, protected: Vec<Ipv4Net>) -> VpnEndPlan {
-    VpnEndPlan {
-        name: name.to_string(),
-        container: container.to_string(),
-        node: node.to_string(),
-        outer: IpAddr::V4(outer),
-        protected: protected.into_iter().map(IpNet::V4).collect(),
-    }
-}
-
-fn host_net(a: Ipv4Addr) -> Ipv4Net {
-    Ipv4Net::new(a, 32).expect("a /32")
+/// One end with its outer address and protected prefixes, of one family.
+fn end_addresses(name: &str, container: &str, node: &str, outer: IpAddr, protected: Vec<IpNet>) -> VpnEndPlan {
+    VpnEndPlan { name: name.to_string(), container: container.to_string(), node: node.to_string(), outer, protected }
 }
 
 /// The traceroutes a tunnelled path can still be held to. Inside the tunnel the transit

@@ -61,10 +61,11 @@ pub(super) fn validate(spec: &PathSpec, p: &mut Vec<Problem>) {
     if spec.l2vpn != super::L2vpnMode::None {
         p.push(Problem::new("vpn", "cannot be combined with l2vpn: evpn (the hosts share one subnet there)"));
     }
-    if spec.has_ipv6() {
-        // Refused rather than half-done: on a dual-stack path the IPv6 traffic would pass the
-        // transit routers in clear beside the tunnel.
-        p.push(Problem::new("vpn", "tunnels IPv4 only: leave ipv6 out of `family` on a path with a vpn"));
+    if spec.has_ipv6() && spec.has_ipv4() {
+        // One family per tunnel: IKE and ESP run between addresses of one family, and a
+        // dual-stack path would carry the other family's traffic past the transit routers in
+        // clear beside the tunnel.
+        p.push(Problem::new("vpn", "tunnels one family: on a path with a vpn, `family` is [ipv4] or [ipv6], not both"));
     }
     for (loc, h) in spec.hosts.sides() {
         if h.attach.is_some() {
@@ -146,11 +147,14 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_paths_are_refused_until_the_tunnel_carries_ipv6() {
-        for family in ["[ipv4, ipv6]", "[ipv6]"] {
-            let p = problems(&format!("name: t\nrouters: [{{name: r1}}, {{name: r2}}]\nfamily: {family}\nvpn: {{ mode: host-to-host }}\n"));
-            assert!(p.iter().any(|m| m.starts_with("vpn: tunnels IPv4 only")), "{family}: {p:?}");
+    fn ipv6_only_and_ipv4_only_paths_are_accepted_and_dual_stack_is_refused() {
+        let with = |family: &str, mode: &str| {
+            problems(&format!("name: t\nrouters: [{{name: r1}}, {{name: r2}}, {{name: r3}}]\nfamily: {family}\nvpn: {{ mode: {mode} }}\n"))
+        };
+        for mode in ["host-to-host", "site-to-site"] {
+            assert_eq!(with("[ipv4, ipv6]", mode), ["vpn: tunnels one family: on a path with a vpn, `family` is [ipv4] or [ipv6], not both"], "{mode}");
+            assert!(with("[ipv6]", mode).is_empty(), "{mode}");
+            assert!(with("[ipv4]", mode).is_empty(), "{mode}");
         }
-        assert!(problems("name: t\nrouters: [{name: r1}, {name: r2}]\nfamily: [ipv4]\nvpn: { mode: host-to-host }\n").is_empty());
     }
 }
