@@ -220,7 +220,7 @@ impl Node for Fake {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} {targets:?} {wait_ms}") })
     }
-    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+    async fn ping_burst(&self, host: &str, target: std::net::IpAddr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         self.hit();
         Ok(Probe { success: true, output: format!("{host} {target} {count} {wait_ms}") })
     }
@@ -433,7 +433,7 @@ impl Node for Recorder {
         self.record(Request::PingEach { host: host.into(), targets: targets.to_vec(), wait_ms });
         Ok(probe("ping_each"))
     }
-    async fn ping_burst(&self, host: &str, target: Ipv4Addr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
+    async fn ping_burst(&self, host: &str, target: std::net::IpAddr, count: u32, wait_ms: u32) -> NodeResult<Probe> {
         self.record(Request::PingBurst { host: host.into(), target, count, wait_ms });
         Ok(probe("ping_burst"))
     }
@@ -546,7 +546,8 @@ fn samples() -> Vec<Request> {
         Request::RemoveMacvlans { container: "vte-p1-src".into() },
         Request::WaitBgpd { router: "r11".into(), within_secs: 7 },
         Request::PingUntil { host: "src2".into(), target, within_secs: 9 },
-        Request::PingBurst { host: "src3".into(), target, count: 200, wait_ms: 1500 },
+        // An IPv6 target: a burst through an IPv6 tunnel crosses the wire as such.
+        Request::PingBurst { host: "src3".into(), target: "fd7e:7e00:0:101::2".parse().unwrap(), count: 200, wait_ms: 1500 },
         Request::PingEach { host: "src5".into(), targets: vec![target, Ipv4Addr::new(10, 255, 0, 7)], wait_ms: 1200 },
         Request::IperfServer { host: "dst4".into() },
         Request::IperfClient { host: "src4".into(), target, seconds: 3 },
