@@ -315,7 +315,8 @@ pub fn files_in_env(files: &[FileSpec], cmd: &[String]) -> Option<(Vec<String>, 
     Some((full, env))
 }
 
-fn file_specs(files: Option<&Vec<render::RenderedFile>>) -> Vec<FileSpec> {
+/// The files of one container as the node takes them.
+pub fn file_specs(files: Option<&Vec<render::RenderedFile>>) -> Vec<FileSpec> {
     files.map(|v| v.iter().map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() }).collect()).unwrap_or_default()
 }
 

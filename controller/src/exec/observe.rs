@@ -34,7 +34,7 @@ fn node_of<'a>(nodes: &'a Nodes, name: &str) -> Option<&'a Arc<dyn Node>> {
 }
 
 /// Runs one read per router (concurrently) and collects the results by router name.
-async fn per_router<T, F, Fut>(nodes: &Nodes, routers: Vec<&RouterPlan>, f: F) -> BTreeMap<String, Result<T, String>>
+pub(super) async fn per_router<T, F, Fut>(nodes: &Nodes, routers: Vec<&RouterPlan>, f: F) -> BTreeMap<String, Result<T, String>>
 where
     F: Fn(Arc<dyn Node>, String) -> Fut,
     Fut: std::future::Future<Output = vnet_te_agent::node::NodeResult<T>>,

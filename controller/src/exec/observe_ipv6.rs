@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, StreamExt};
 use vnet_te_agent::probe::parse_traceroute6;
 
-use super::nodes::{Nodes, PARALLELISM};
-use super::observe::probe_wait_ms;
+use super::nodes::Nodes;
+use super::observe::{per_router, probe_wait_ms};
 use crate::core::compare::ipv6::{traceroutes, Observed6};
 use crate::core::plan::Plan;
 
@@ -17,14 +16,7 @@ pub async fn read_tables(plan: &Plan, nodes: &Nodes, obs: &mut Observed6) {
     if plan.ipv6.is_none() {
         return;
     }
-    let jobs = plan.routers.iter().map(|r| async move {
-        let res = match nodes.by_name.get(&r.node) {
-            None => Err("node not reachable from here".to_string()),
-            Some(n) => n.bgp_table6(&r.container).await.map_err(|e| e.to_string()),
-        };
-        (r.name.clone(), res)
-    });
-    obs.tables = stream::iter(jobs).buffer_unordered(PARALLELISM * 2).collect().await;
+    obs.tables = per_router(nodes, plan.routers.iter().collect(), |n, c| async move { n.bgp_table6(&c).await }).await;
 }
 
 /// traceroute6 and ping6 from each host to the other.

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vnet_te_agent::node::{FileSpec, Node, NodeError};
+use vnet_te_agent::node::{Node, NodeError};
 use vnet_te_agent::probe::parse_ping;
 use vnet_te_agent::vpn::VpnOp;
 
@@ -54,8 +54,7 @@ pub async fn setup(plan: &mut Plan, nodes: &Nodes, psk: &str) -> Result<(), Depl
     let files = crate::core::vpn_render::render(plan, &vpn, psk);
     for end in vpn.ends.iter().rev() {
         let n = node(nodes, &end.node)?;
-        let specs: Vec<FileSpec> =
-            files[&end.name].iter().map(|f| FileSpec { path: f.container_path.clone(), mode: f.mode, content: f.content.clone() }).collect();
+        let specs = crate::core::objects::file_specs(files.get(&end.name));
         n.write_files(&end.container, &specs).await.map_err(|source| DeployError::Step { step: "writing the IPsec configuration", source })?;
         let started = n.vpn(&end.container, &VpnOp::Start {}).await.map_err(|source| DeployError::Step { step: "starting strongSwan", source })?;
         if !started.success {
