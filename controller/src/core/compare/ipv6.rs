@@ -70,10 +70,6 @@ pub fn next_hop6(p: &BgpPath) -> Option<Ipv6Addr> {
     p.nexthops.iter().filter_map(|n| n.ip.as_deref()?.parse::<Ipv6Addr>().ok()).find(|ip| !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80)
 }
 
-fn as_path(p: &BgpPath) -> Vec<Option<u32>> {
-    p.as_path()
-}
-
 /// " (LAN of dst)", " (loopback of r6)" or "" for an IPv6 prefix of the plan.
 fn label(plan: &Plan, six: &Ipv6Plan, prefix: &str) -> String {
     for n in plan.networks.iter().filter(|n| n.role == NetworkRole::Lan) {
@@ -90,15 +86,8 @@ fn label(plan: &Plan, six: &Ipv6Plan, prefix: &str) -> String {
 }
 
 fn via(r: &RouterPlan, six: &Ipv6Plan, nh: Option<Ipv6Addr>, path: &[Option<u32>]) -> String {
-    let path = if path.is_empty() { "empty: originated here".to_string() } else { show_path(path) };
     let r6 = six.routers.iter().find(|x| x.name == r.name);
-    match nh {
-        None => format!("this router itself (AS path {path})"),
-        Some(nh) => match r6.and_then(|r6| r6.neighbors.iter().find(|n| n.address == nh)) {
-            Some(n) => format!("{} ({nh}, AS path {path})", n.peer),
-            None => format!("{nh} (AS path {path})"),
-        },
-    }
+    super::via_peer(nh, |nh| r6.and_then(|r6| r6.neighbors.iter().find(|n| n.address == nh)).map(|n| n.peer.as_str()), path)
 }
 
 /// The IPv6 problems of one hop, merged into its report: its status falls to the worst of
@@ -125,7 +114,7 @@ pub fn check_hop(plan: &Plan, six: &Ipv6Plan, r: &RouterPlan, obs: &Observed6, h
                 };
                 let want: Vec<Option<u32>> = e.as_path(plan).into_iter().map(Some).collect();
                 let want_nh = e.next_hop.and_then(|a| six.map_addr(plan, a));
-                let (got_path, got_nh) = (as_path(best), next_hop6(best));
+                let (got_path, got_nh) = (best.as_path(), next_hop6(best));
                 if e.toward == crate::core::plan::Toward::Last && e.origin.is_none() && !plan.carries_ipv4() {
                     hop.observed = Some(got_path.clone());
                 }

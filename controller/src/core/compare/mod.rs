@@ -384,11 +384,16 @@ fn prefix_label(plan: &Plan, prefix: &str) -> String {
 /// Where a best path leads: "r5 (10.199.0.35, AS path 65005 65009)", the neighbour named
 /// when the next hop is one of `r`'s planned neighbours.
 fn via_text(r: &RouterPlan, next_hop: Option<Ipv4Addr>, as_path: &[Option<u32>]) -> String {
+    via_peer(next_hop, |nh| r.neighbors.iter().find(|n| n.address == nh).map(|n| n.peer.as_str()), as_path)
+}
+
+/// The same for either family: `peer_of` names the planned neighbour at a next hop.
+fn via_peer<'a, A: Copy + std::fmt::Display>(next_hop: Option<A>, peer_of: impl Fn(A) -> Option<&'a str>, as_path: &[Option<u32>]) -> String {
     let path = show_path_or_local(as_path);
     match next_hop {
         None => format!("this router itself (AS path {path})"),
-        Some(nh) => match r.neighbors.iter().find(|n| n.address == nh) {
-            Some(n) => format!("{} ({nh}, AS path {path})", n.peer),
+        Some(nh) => match peer_of(nh) {
+            Some(peer) => format!("{peer} ({nh}, AS path {path})"),
             None => format!("{nh} (AS path {path})"),
         },
     }
