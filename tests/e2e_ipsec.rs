@@ -29,6 +29,25 @@ fn charon_pids(container: &str) -> Vec<String> {
         .collect()
 }
 
+/// Creates the path of `spec` and returns its report, which must say verified.
+fn create_verified(spec: &str) -> serde_json::Value {
+    let out = vnet(&["path", "create", "-f", spec, "--output", "json"]);
+    show("create", &out);
+    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    json(&out)
+}
+
+/// Deletes the path: no labelled object left, and none of its ends' charon processes (charon
+/// holds the TUN device: with it gone, so is the device).
+fn delete_leaves_nothing(name: &str, charons: &[String]) {
+    let out = vnet(&["path", "delete", name]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(labelled(name), (0, 0));
+    for pid in charons {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "charon {pid} outlived its container");
+    }
+}
+
 fn assert_evidence(report: &serde_json::Value, transit: &[&str]) {
     assert_eq!(report["verified"], true, "{report}");
     let sas = probes(report, "ipsec-sa");
@@ -58,10 +77,7 @@ fn ipsec_host_to_host_verifies_with_esp_on_every_hop_a_wrong_psk_is_named_and_de
     let name = "e2e-ipsec-h";
     let cleanup = Cleanup::new(name);
     let spec = cleanup.example("ipsec-host.yaml", None);
-    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
-    show("create", &out);
-    assert_eq!(out.status.code(), Some(0), "create did not verify");
-    let report = json(&out);
+    let report = create_verified(&spec);
     assert_evidence(&report, &["r1", "r2", "r3", "r4", "r5", "r6"]);
 
     let plan = plan_of(name);
@@ -107,13 +123,7 @@ fn ipsec_host_to_host_verifies_with_esp_on_every_hop_a_wrong_psk_is_named_and_de
 
     let pids: Vec<String> = [&src, &dst].iter().flat_map(|c| charon_pids(c)).collect();
     assert_eq!(pids.len(), 2, "one charon per end: {pids:?}");
-    let out = vnet(&["path", "delete", name]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
-    // charon held the TUN device: with it gone, so is the device.
-    for pid in &pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "charon {pid} outlived its container");
-    }
+    delete_leaves_nothing(name, &pids);
     drop(cleanup);
 }
 
@@ -126,11 +136,9 @@ fn ipsec_over_ipv6_host_to_host_verifies_with_esp_on_every_hop_and_delete_leaves
     let name = "e2e-ipsec-h6";
     let cleanup = Cleanup::new(name);
     let spec = cleanup.example("ipsec-host-ipv6.yaml", None);
-    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
-    show("create", &out);
-    assert_eq!(out.status.code(), Some(0), "create did not verify");
+    let report = create_verified(&spec);
     // ESP (or NAT-T) over IPv6 on r1..r5 and no plaintext ICMPv6 between the hosts on any.
-    assert_evidence(&json(&out), &["r1", "r2", "r3", "r4", "r5"]);
+    assert_evidence(&report, &["r1", "r2", "r3", "r4", "r5"]);
     let plan = plan_of(name);
     let ends = plan["vpn"]["ends"].as_array().unwrap();
     for e in ends {
@@ -145,12 +153,7 @@ fn ipsec_over_ipv6_host_to_host_verifies_with_esp_on_every_hop_and_delete_leaves
     assert!(sas.contains(&format!("remote {}/128", ends[1]["outer"].as_str().unwrap())), "{sas}");
     let pids: Vec<String> = ["src", "dst"].iter().flat_map(|h| charon_pids(host(&plan, h)["container"].as_str().unwrap())).collect();
     assert_eq!(pids.len(), 2, "one charon per end: {pids:?}");
-    let out = vnet(&["path", "delete", name]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
-    for pid in &pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "charon {pid} outlived its container");
-    }
+    delete_leaves_nothing(name, &pids);
     drop(cleanup);
 }
 
@@ -163,17 +166,13 @@ fn ipsec_site_to_site_verifies_with_esp_between_the_edge_routers() {
     let name = "e2e-ipsec-s";
     let cleanup = Cleanup::new(name);
     let spec = cleanup.example("ipsec-site.yaml", None);
-    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
-    show("create", &out);
-    assert_eq!(out.status.code(), Some(0), "create did not verify");
-    assert_evidence(&json(&out), &["r2", "r3", "r4", "r5"]);
+    let report = create_verified(&spec);
+    assert_evidence(&report, &["r2", "r3", "r4", "r5"]);
     let plan = plan_of(name);
     // The edge routers terminate the tunnel, on their loopbacks, protecting the LANs.
     let ends: Vec<&str> = plan["vpn"]["ends"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(ends, ["r1", "r6"]);
-    let out = vnet(&["path", "delete", name]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
+    delete_leaves_nothing(name, &[]);
     drop(cleanup);
 }
 
@@ -187,19 +186,15 @@ fn ipsec_over_ipv6_site_to_site_verifies_with_esp_between_the_edge_loopbacks() {
     let cleanup = Cleanup::new(name);
     let spec =
         cleanup.spec("s6.yaml", "name: x\nfamily: [ipv6]\nrouters: [{ name: r1 }, { name: r2 }, { name: r3 }, { name: r4 }]\nvpn: { mode: site-to-site }\n");
-    let out = vnet(&["path", "create", "-f", &spec, "--output", "json"]);
-    show("create", &out);
-    assert_eq!(out.status.code(), Some(0), "create did not verify");
-    assert_evidence(&json(&out), &["r2", "r3"]);
+    let report = create_verified(&spec);
+    assert_evidence(&report, &["r2", "r3"]);
     let plan = plan_of(name);
     let ends = plan["vpn"]["ends"].as_array().unwrap();
     let loopbacks: Vec<&str> = ends.iter().map(|e| e["outer"].as_str().unwrap()).collect();
     assert_eq!(loopbacks, ["fd7e:7e00:0:1::1", "fd7e:7e00:0:1::4"], "the edge routers' IPv6 loopbacks");
     let lans: Vec<&str> = ends.iter().map(|e| e["protected"][0].as_str().unwrap()).collect();
     assert_eq!(lans, ["fd7e:7e00:0:100::/64", "fd7e:7e00:0:101::/64"]);
-    let out = vnet(&["path", "delete", name]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(labelled(name), (0, 0));
+    delete_leaves_nothing(name, &[]);
     drop(cleanup);
 }
 
