@@ -60,7 +60,6 @@ done
 
 pub(super) async fn run(node: &LocalNode, container: &str, op: &VpnOp) -> NodeResult<Probe> {
     let doing = op.doing(container);
-    let (a, b);
     let cmd: Vec<&str> = match op {
         VpnOp::ProbeEsp {} => vec!["sh", "-c", PROBE_ESP],
         VpnOp::Start {} => vec!["bash", "-c", START, "start", STRONGSWAN_CONF, SWANCTL_CONF],
@@ -69,7 +68,7 @@ pub(super) async fn run(node: &LocalNode, container: &str, op: &VpnOp) -> NodeRe
             if x.is_ipv4() != y.is_ipv4() {
                 return Err(NodeError::Refused { doing, message: "the two addresses are of different families".into() });
             }
-            (a, b) = (x.to_string(), y.to_string());
+            let (a, b) = (x.to_string(), y.to_string());
             let tool = if x.is_ipv4() { COUNT_START.to_string() } else { COUNT_START.replace("iptables", "ip6tables").replace("-p icmp", "-p ipv6-icmp") };
             return exec(node, container, &["sh", "-c", &tool, "count", COUNT_CHAIN, &a, &b], &doing).await;
         }
