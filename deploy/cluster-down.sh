@@ -11,10 +11,12 @@ LABEL="vnet-te.object=local-cluster${CLUSTER:+-$CLUSTER}"
 log() { printf 'cluster-down: %s\n' "$*" >&2; }
 
 docker info >/dev/null 2>&1 || { log "no Docker engine answers; nothing to remove"; exit 0; }
-mapfile -t nodes < <(docker ps -aq --filter "label=$LABEL")
+mapfile -t nodes < <(docker ps -a --format '{{.Names}}' --filter "label=$LABEL")
 if ((${#nodes[@]})); then
-    # The inner engines' containers die with their node; SIGKILL is enough.
+    # The inner engines' containers die with their node (SIGKILL is enough), and their
+    # cgroups stay behind, empty: removed here.
     docker rm -f -v "${nodes[@]}" >/dev/null
+    "$(dirname "$0")/cluster-node-cgroups.sh" "${nodes[@]}"
 fi
 mapfile -t vols < <(docker volume ls -q --filter "label=$LABEL")
 ((${#vols[@]})) && docker volume rm -f "${vols[@]}" >/dev/null

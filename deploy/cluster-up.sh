@@ -116,7 +116,7 @@ for i in $(seq 1 "$N"); do
         --security-opt systempaths=unconfined \
         -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
         --mount "type=volume,source=${P}n$i-docker,target=/var/lib/docker,volume-label=$LABEL" \
-        -e "VNET_TE_AUTHORIZED_KEY=$(cat "$WORK/id_ed25519.pub")" \
+        -e "VNET_TE_AUTHORIZED_KEY=$(cat "$WORK/id_ed25519.pub")" -e "VNET_TE_NODE_CGROUP=${P}n$i" \
         "$NODE_IMAGE" >/dev/null
 done
 log "started $N nodes from $NODE_IMAGE ($(since) s)"

@@ -96,8 +96,10 @@ if [ -n "${VNET_TE_AUTHORIZED_KEY:-}" ]; then
     chmod 600 /root/.ssh/authorized_keys
 fi
 /usr/sbin/sshd -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password
-# Containers of the inner engine get their own cgroup subtree named after the node.
-exec dockerd --cgroup-parent "/$(hostname)" >/var/log/dockerd.log 2>&1
+# Containers of the inner engine get a cgroup subtree of their own, named after the node's
+# container (VNET_TE_NODE_CGROUP), so nodes of clusters side by side never share one and
+# what a killed node leaves there is found by name (deploy/cluster-node-cgroups.sh).
+exec dockerd --cgroup-parent "/${VNET_TE_NODE_CGROUP:-$(hostname)}" >/var/log/dockerd.log 2>&1
 BOOT
 )"
         NODE_BOOT+=$'\n'

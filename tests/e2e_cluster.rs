@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::cluster::{Cluster, Teardown};
+use common::cluster::{start_node, Cluster, Teardown};
 use common::{json, root, show};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -430,8 +430,7 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
         }
     }
     // Back up: its agent restarts with its engine; the path's containers there stay stopped.
-    let start = Command::new("docker").args(["start", "vnet-te-n3"]).output().unwrap();
-    assert!(start.status.success());
+    start_node("vnet-te-n3");
     wait_until("n3's agent answers again", Duration::from_secs(90), || {
         Command::new("docker").args(["exec", MANAGER, "vnet-te", "cluster", "status"]).output().map(|o| o.status.success()).unwrap_or(false)
     });

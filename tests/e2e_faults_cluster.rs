@@ -15,7 +15,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, Teardown};
+use common::cluster::{start_node, Cluster, Teardown};
 use common::leftovers::{assert_nothing_left, container_ids, Engine};
 use common::show;
 
@@ -55,14 +55,6 @@ fn nothing_left_anywhere(path: &str, ids: &[(&str, Vec<String>)]) {
     for (n, ids) in ids {
         assert_nothing_left(Engine::Node(n), path, ids);
     }
-}
-
-/// The container ids whose cgroups are checked, without those on `node`, whose engine was
-/// stopped under them: runc leaves the cgroups of containers killed with their engine behind
-/// (empty), in the node's cgroup parent, where no operation of vnet-te's reaches (the agent
-/// does not mount the cgroup tree). Everything else of theirs is checked.
-fn killed_engine(ids: Vec<(&'static str, Vec<String>)>, node: &str) -> Vec<(&'static str, Vec<String>)> {
-    ids.into_iter().map(|(n, i)| (n, if n == node { Vec::new() } else { i })).collect()
 }
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
@@ -118,9 +110,9 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     for n in &NODES[..2] {
         assert_nothing_left(Engine::Node(n), "fa", &[]);
     }
-    docker(&["start", NODES[2]]);
+    start_node(NODES[2]);
     every_agent_answers();
-    let ids = killed_engine(ids_everywhere("fa"), NODES[2]);
+    let ids = ids_everywhere("fa");
     let out = on_manager(&["path", "delete", "fa"]);
     assert_eq!(out.status.code(), Some(0), "n3's leftovers go once it answers");
     nothing_left_anywhere("fa", &ids);
@@ -131,7 +123,7 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     assert_eq!(out.status.code(), Some(0), "fb created and verified");
     let on_n3 = containers_on(NODES[2], "fb");
     assert_eq!(on_n3.len(), 4, "r3, r6, r9 and dst on n3: {on_n3:?}");
-    let ids = killed_engine(ids_everywhere("fb"), NODES[2]);
+    let ids = ids_everywhere("fb");
     docker(&["stop", "-t", "2", NODES[2]]);
     let out = on_manager(&["path", "delete", "fb"]);
     let err = stderr(&out);
@@ -146,7 +138,7 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     assert!(stderr(&out).contains("--force: forgot path fb"), "{}", stderr(&out));
     let state = Command::new("docker").args(["exec", MANAGER, "test", "-e", "/root/.vnet-te/paths/fb.json"]).status().unwrap();
     assert!(!state.success(), "the controller's state of fb is gone");
-    docker(&["start", NODES[2]]);
+    start_node(NODES[2]);
     every_agent_answers();
     assert_eq!(containers_on(NODES[2], "fb"), on_n3, "n3 still holds its share");
     let out = on_manager(&["path", "delete", "fb"]);
@@ -197,7 +189,7 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     wait_until("n2 stopped with its dockerd", Duration::from_secs(60), || {
         Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", NODES[1]]).output().map(|o| o.stdout.starts_with(b"false")).unwrap_or(false)
     });
-    docker(&["start", NODES[1]]);
+    start_node(NODES[1]);
     every_agent_answers();
     let out = on_manager(&["path", "verify", "fd", "--timeout", "20"]);
     assert_eq!(out.status.code(), Some(1), "fd does not verify with n2's routers stopped");
@@ -262,7 +254,7 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     let out = on_manager(&["path", "create", "--hops", "60", "--name", "fe", "--timeout", "300"]);
     assert_eq!(out.status.code(), Some(0), "fe created and verified");
     let on_n1 = containers_on(NODES[0], "fe").len();
-    let ids = killed_engine(ids_everywhere("fe"), NODES[2]);
+    let ids = ids_everywhere("fe");
     let child = Command::new("docker")
         .args(["exec", MANAGER, "vnet-te", "path", "delete", "fe"])
         .stdout(Stdio::piped())
@@ -279,7 +271,7 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
     for n in &NODES[..2] {
         assert_nothing_left(Engine::Node(n), "fe", &[]);
     }
-    docker(&["start", NODES[2]]);
+    start_node(NODES[2]);
     every_agent_answers();
     let out = on_manager(&["path", "delete", "fe"]);
     assert_eq!(out.status.code(), Some(0), "what n3 held goes once it answers");

@@ -74,6 +74,17 @@ impl Cluster {
     }
 }
 
+/// Starts a stopped or killed node again, after removing the cgroups its engine's containers
+/// left when they died with it (deploy/cluster-node-cgroups.sh): the checks for leftovers then
+/// see every cgroup the path's containers have, on every node.
+pub fn start_node(node: &str) {
+    let prune = Command::new(root().join("deploy/cluster-node-cgroups.sh")).arg(node).output().expect("running cluster-node-cgroups.sh");
+    show(&format!("deploy/cluster-node-cgroups.sh {node}"), &prune);
+    assert!(prune.status.success(), "{node}'s cgroups not removed");
+    let start = Command::new("docker").args(["start", node]).output().expect("docker start");
+    assert!(start.status.success(), "docker start {node}: {}", String::from_utf8_lossy(&start.stderr));
+}
+
 /// Tears its cluster down when dropped.
 pub struct Teardown(Cluster);
 
