@@ -14,6 +14,7 @@
 mod common;
 
 use common::cluster::{start_node, Cluster, Teardown};
+use common::leftovers::Engine;
 use common::{json, root, show};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -385,6 +386,15 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     );
     assert_eq!(vx.lines().count(), 2, "{vx}");
     assert!(vx.contains("remote 10.196.255.2") && vx.contains("remote 10.196.255.4"), "r2's links lead to n1 and n3: {vx}");
+    // Every node takes link VXLAN only from the cluster's nodes (on Debian 13 through
+    // iptables' nftables backend): one RETURN per node, then DROP.
+    for n in NODES {
+        let chain = Engine::Node(n).sh("iptables -w -S VNET-TE-VXLAN");
+        let rules: Vec<&str> = chain.lines().filter(|l| l.starts_with("-A")).collect();
+        assert_eq!(rules.len(), 4, "{n}: {chain}");
+        assert!(rules[..3].iter().all(|r| r.starts_with("-A VNET-TE-VXLAN -s 10.196.255.") && r.ends_with("/32 -j RETURN")), "{n}: {chain}");
+        assert_eq!(rules[3], "-A VNET-TE-VXLAN -j DROP", "{n}");
+    }
 
     // The same 24 hops over swarm overlays (`--wiring docker`): one overlay per link, made on
     // the manager and attached on each router's node. (Before the node loss below: on Docker
@@ -446,6 +456,10 @@ fn three_nodes_24_hops(test: &str, nodes: Nodes) {
     }
     let out = on_manager(&["path", "delete", "c24"]);
     assert_eq!(out.status.code(), Some(0), "a second delete is a no-op");
+    for n in NODES {
+        let hooks = Engine::Node(n).sh("iptables -w -S INPUT");
+        assert!(!hooks.contains("VNET-TE-VXLAN"), "{n}: the VXLAN filter went with the last path: {hooks}");
+    }
 
     // SSH: a node whose host key changed is refused, even with --accept-new-host-key.
     let rekey = Command::new("docker")
