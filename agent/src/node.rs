@@ -280,6 +280,7 @@ pub struct FileSpec {
 /// A labelled object found on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
+    /// Empty for a container Docker is already removing: its name is released first.
     pub name: String,
     pub labels: BTreeMap<String, String>,
     /// Containers: running or not. Networks: always true.

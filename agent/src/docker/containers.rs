@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig};
+use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     UploadToContainerOptionsBuilder,
@@ -90,9 +90,14 @@ impl LocalNode {
         Ok(list
             .into_iter()
             .map(|c| Found {
-                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                // Docker lists a container whose removal is under way ("removing") without
+                // its name: the empty name says so (see `Found::name`).
+                name: match c.state {
+                    Some(ContainerSummaryStateEnum::REMOVING) => String::new(),
+                    _ => c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                },
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
-                running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+                running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
                 subnets: Vec::new(),
             })
             .collect())

@@ -324,6 +324,10 @@ enum Rule {
 #[derive(Default)]
 struct State {
     containers: BTreeMap<String, FakeContainer>,
+    /// Containers whose removal outlives its request: (name, listings left).
+    lingering: BTreeMap<String, usize>,
+    /// Removed containers Docker still lists without a name: (labels, listings left).
+    removing: Vec<(BTreeMap<String, String>, usize)>,
     networks: BTreeMap<String, NetworkSpec>,
     missing_images: BTreeSet<String>,
     lost: bool,
@@ -393,6 +397,12 @@ impl FakeNode {
     /// (`Call::kind`).
     pub fn fail_nth(&self, kind: &'static str, n: usize) {
         self.state().rules.push(Rule::Nth { kind, n });
+    }
+
+    /// The removal of `container` returns while the engine goes on listing it, nameless (as
+    /// Docker lists a container it is still removing), for `listings` more listings.
+    pub fn linger_on_removal(&self, container: &str, listings: usize) {
+        self.state().lingering.insert(container.to_string(), listings);
     }
 
     /// A lost node: every call fails as for a node that does not answer.
@@ -578,11 +588,20 @@ impl Node for FakeNode {
     async fn find_containers(&self, label: &str, value: Option<&str>) -> NodeResult<Vec<Found>> {
         let call = Call::FindContainers { label: label.into(), value: value.map(str::to_string) };
         self.op(call, |s, _| {
-            Ok(s.containers
+            let mut found: Vec<Found> = s
+                .containers
                 .values()
                 .filter(|c| matches_label(&c.spec.labels, label, value))
                 .map(|c| Found { name: c.spec.name.clone(), labels: c.spec.labels.clone(), running: c.running, subnets: vec![] })
-                .collect())
+                .collect();
+            for (labels, left) in &mut s.removing {
+                if matches_label(labels, label, value) {
+                    found.push(Found { name: String::new(), labels: labels.clone(), running: false, subnets: vec![] });
+                    *left -= 1;
+                }
+            }
+            s.removing.retain(|(_, left)| *left > 0);
+            Ok(found)
         })
         .await
     }
@@ -662,7 +681,9 @@ impl Node for FakeNode {
 
     async fn remove_container(&self, name: &str) -> NodeResult<()> {
         self.op(Call::RemoveContainer(name.into()), |s, _| {
-            s.containers.remove(name);
+            if let (Some(c), Some(n)) = (s.containers.remove(name), s.lingering.remove(name)) {
+                s.removing.push((c.spec.labels, n));
+            }
             Ok(())
         })
         .await

@@ -19,6 +19,9 @@ pub struct Existing {
     pub networks: Vec<(String, String)>,
     /// (node, container name) of the running hosts attached to a LAN of their node.
     pub attached: Vec<(String, String)>,
+    /// The nodes of containers Docker is already removing (listed without a name), one
+    /// entry per container.
+    pub removing: Vec<String>,
 }
 
 impl Existing {
@@ -107,6 +110,10 @@ async fn find_skipping(nodes: &Nodes, select: Select<'_>, skip: &[Unreached]) ->
             }
         };
         for f in c {
+            if f.name.is_empty() {
+                ex.removing.push(node.clone());
+                continue;
+            }
             if f.running && f.labels.contains_key(labels::ATTACH) {
                 ex.attached.push((node.clone(), f.name.clone()));
             }
@@ -188,6 +195,7 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
         removed.networks +=
             remove_each(nodes, select, &mut removed.unreached, networks, "removing networks", |node, n| async move { node.remove_network(&n).await }).await?;
     }
+    finish_removals(nodes, select, &mut removed).await?;
     // A create about to make bridges on a node enables the rule and makes them under the
     // same lock: it is never withdrawn between the two.
     let _rule = super::lock::forwarding(&nodes.state_dir).await?;
@@ -220,6 +228,40 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
     }
     removed.unreached.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(removed)
+}
+
+/// How long a delete waits for containers Docker is already removing.
+const REMOVING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits until no container of `select` is left that Docker is still removing (on a loaded
+/// engine a removal can outlive its request, and the container stays listed, nameless, until
+/// Docker has finished): the delete is over only when nothing of the path is listed.
+async fn finish_removals(nodes: &Nodes, select: Select<'_>, removed: &mut Removed) -> Result<(), DeployError> {
+    let deadline = tokio::time::Instant::now() + REMOVING_WAIT;
+    loop {
+        let (ex, unreached) = find_skipping(nodes, select, &removed.unreached).await;
+        removed.unreached.extend(unreached);
+        if ex.removing.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let on: BTreeSet<&String> = ex.removing.iter().collect();
+            let on: Vec<&str> = on.into_iter().map(String::as_str).collect();
+            return Err(DeployError::Step {
+                step: "removing containers",
+                source: NodeError::Failed {
+                    doing: "waiting for Docker to finish removing containers".into(),
+                    message: format!(
+                        "{} still being removed by Docker on {} after {} s",
+                        ex.removing.len(),
+                        on.join(", "),
+                        REMOVING_WAIT.as_secs()
+                    ),
+                },
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Runs one removal per (node, object), concurrently, skipping nodes in `unreached`, and

@@ -298,3 +298,31 @@ async fn a_node_lost_while_the_delete_runs_is_named_and_the_rest_goes() {
     assert_eq!((removed.containers, removed.unreached.len()), (on_n3.len(), 0));
     assert!(labelled(&fakes, "p").is_empty());
 }
+
+/// A container whose removal outlives its request stays listed, without a name, while Docker
+/// finishes: the delete waits until it is gone instead of refusing a nameless container or
+/// returning while something of the path is still listed; past the wait it says so.
+#[tokio::test(start_paused = true)]
+async fn delete_waits_for_containers_docker_is_still_removing() {
+    let plan = plan_on(&spec::chain("p", 4).unwrap(), &["n1", "n2"]);
+    let fakes = super::created(&plan).await;
+    let r2 = plan.routers.iter().find(|r| r.name == "r2").unwrap();
+    fakes.node(&r2.node).linger_on_removal(&r2.container, 5);
+    fakes.journal.clear();
+
+    let removed = delete(&fakes.nodes(), Some("p")).await.unwrap();
+
+    assert_eq!(removed.containers, 4 + 2);
+    assert!(labelled(&fakes, "p").is_empty());
+    let removals = fakes.journal.find(|e| matches!(&e.call, Call::RemoveContainer(c) if *c == r2.container));
+    assert_eq!(removals.len(), 1, "a nameless container is not asked to go again: {}", fakes.journal.dump());
+    // Listed nameless five times on its node: the delete listed it until it was gone.
+    let listings = fakes.journal.find(|e| matches!(e.call, Call::FindContainers { .. }) && e.node == r2.node);
+    assert!(listings.len() > 5, "{} listings", listings.len());
+
+    // A removal Docker never finishes: the delete fails, naming the node.
+    let fakes = super::created(&plan).await;
+    fakes.node(&r2.node).linger_on_removal(&r2.container, usize::MAX);
+    let err = delete(&fakes.nodes(), Some("p")).await.unwrap_err().to_string();
+    assert!(err.contains("still being removed by Docker on ") && err.contains(&r2.node), "{err}");
+}
