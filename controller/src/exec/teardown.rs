@@ -258,7 +258,8 @@ async fn finish_removals(nodes: &Nodes, select: Select<'_>, removed: &mut Remove
                 source: NodeError::Failed {
                     doing: "waiting for Docker to finish removing containers".into(),
                     message: format!(
-                        "{} still being removed by Docker on {} after {} s",
+                        "{} still being removed by Docker on {} after {} s (`docker ps -a` lists them as \"Removal In \
+                         Progress\"; one that stays there is lost to the engine, and a restart of dockerd clears it)",
                         ex.removing.len(),
                         on.join(", "),
                         REMOVING_WAIT.as_secs()
