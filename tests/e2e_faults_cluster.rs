@@ -248,13 +248,12 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
         assert!(!hooks.contains("VNET-TE-VXLAN"), "{n}: {hooks}");
     }
 
-    // 6. n3 killed while a delete runs, once n1's containers start to stop (every container
-    //    stops before any is removed): the delete removes the rest, names n3 with what may
-    //    be left there and what to run (exit 3); once n3 is back a delete leaves nothing.
+    // 6. n3 killed while a delete runs (its removals start after n1's and n2's): the delete
+    //    removes the rest, names n3 with what may be left there and what to run (exit 3);
+    //    once n3 is back a delete leaves nothing.
     let out = on_manager(&["path", "create", "--hops", "60", "--name", "fe", "--timeout", "300"]);
     assert_eq!(out.status.code(), Some(0), "fe created and verified");
-    let running_on = |node: &str| Engine::Node(node).sh("docker ps -q --filter label=vnet-te.path=fe").lines().count();
-    let on_n1 = running_on(NODES[0]);
+    let on_n1 = containers_on(NODES[0], "fe").len();
     let ids = ids_everywhere("fe");
     let child = Command::new("docker")
         .args(["exec", MANAGER, "vnet-te", "path", "delete", "fe"])
@@ -262,7 +261,7 @@ fn faults_cluster_node_lost_in_create_and_delete_agent_restarted_mid_create_dock
         .stderr(Stdio::piped())
         .spawn()
         .expect("docker exec");
-    wait_until("the delete stopping fe's containers on n1", Duration::from_secs(60), || running_on(NODES[0]) < on_n1);
+    wait_until("the delete removing fe's containers on n1", Duration::from_secs(60), || containers_on(NODES[0], "fe").len() < on_n1);
     docker(&["kill", NODES[2]]);
     let out = finish(child, "[n1] vnet-te path delete fe (n3 killed while it ran)");
     let err = stderr(&out);

@@ -337,9 +337,6 @@ pub trait Node: Send + Sync {
     async fn start_container(&self, name: &str) -> NodeResult<()>;
     /// Force-removes a container; absent is success.
     async fn remove_container(&self, name: &str) -> NodeResult<()>;
-    /// Ends a running container at once (SIGKILL to its init, and with it every process of
-    /// its namespaces); one not running, or absent, is left as it is.
-    async fn kill_container(&self, name: &str) -> NodeResult<()>;
     /// Reads one file from a container (running or stopped).
     async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>>;
     /// `show bgp ipv4 unicast json` in a router container.

@@ -260,11 +260,6 @@ impl Node for RemoteNode {
         self.call(req, &format!("removing container {name}"), Retry::Yes, CHANGE_TIMEOUT).await
     }
 
-    async fn kill_container(&self, name: &str) -> NodeResult<()> {
-        let req = Request::KillContainer { name: name.to_string() };
-        self.call(req, &format!("stopping container {name}"), Retry::Yes, CHANGE_TIMEOUT).await
-    }
-
     async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
         let req = Request::ReadFile { container: container.to_string(), path: path.to_string() };
         self.call(req, &format!("reading {path} from {container}"), Retry::Yes, READ_TIMEOUT).await

@@ -124,10 +124,6 @@ impl Node for Fake {
         self.hit();
         Ok(())
     }
-    async fn kill_container(&self, _name: &str) -> NodeResult<()> {
-        self.hit();
-        Ok(())
-    }
     async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
         self.hit();
         Ok((path == "/etc/frr/frr.conf").then(|| format!("! {container}\nrouter bgp 65001\n")))
@@ -349,10 +345,6 @@ impl Node for Recorder {
         self.record(Request::RemoveContainer { name: name.into() });
         Ok(())
     }
-    async fn kill_container(&self, name: &str) -> NodeResult<()> {
-        self.record(Request::KillContainer { name: name.into() });
-        Ok(())
-    }
     async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
         self.record(Request::ReadFile { container: container.into(), path: path.into() });
         Ok(Some(format!("{container}:{path}")))
@@ -514,7 +506,6 @@ fn samples() -> Vec<Request> {
         Request::CreateContainer { spec: container_spec("r1", "router bgp 65001\n".into()) },
         Request::StartContainer { name: "r2".into() },
         Request::RemoveContainer { name: "r3".into() },
-        Request::KillContainer { name: "r3".into() },
         Request::ReadFile { container: "r4".into(), path: "/etc/frr/frr.conf".into() },
         Request::BgpTable { router: "r5".into() },
         Request::BgpSummary { router: "r6".into() },

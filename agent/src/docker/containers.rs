@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -385,20 +384,6 @@ pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
     // With the last container of every path, vnet-te's weighted group goes too.
     node.release_cgroup().await;
     Ok(())
-}
-
-pub(super) async fn kill(node: &LocalNode, name: &str) -> NodeResult<()> {
-    let doing = || format!("stopping container {name}");
-    match node.ours(name, &doing).await {
-        Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => return Ok(()),
-        other => other?,
-    };
-    let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
-    match node.docker.kill_container(name, Some(opts)).await {
-        // Gone, or not running (409): nothing to end.
-        Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
-        other => other.map_err(docker_err(doing())),
-    }
 }
 
 pub(super) async fn read_file(node: &LocalNode, container: &str, path: &str) -> NodeResult<Option<String>> {

@@ -162,10 +162,6 @@ impl Node for LocalNode {
         containers::remove(self, name).await
     }
 
-    async fn kill_container(&self, name: &str) -> NodeResult<()> {
-        containers::kill(self, name).await
-    }
-
     async fn read_file(&self, container: &str, path: &str) -> NodeResult<Option<String>> {
         containers::read_file(self, container, path).await
     }

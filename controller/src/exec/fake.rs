@@ -47,7 +47,6 @@ pub enum Call {
     CreateContainer(ContainerSpec),
     StartContainer(String),
     RemoveContainer(String),
-    KillContainer(String),
     ReadFile { container: String, path: String },
     BgpTable(String),
     BgpSummary(String),
@@ -92,7 +91,6 @@ impl Call {
             Call::CreateContainer(_) => "create_container",
             Call::StartContainer(_) => "start_container",
             Call::RemoveContainer(_) => "remove_container",
-            Call::KillContainer(_) => "kill_container",
             Call::ReadFile { .. } => "read_file",
             Call::BgpTable(_) => "bgp_table",
             Call::BgpSummary(_) => "bgp_summary",
@@ -140,7 +138,6 @@ impl Call {
             Call::RemoveNetwork(n)
             | Call::StartContainer(n)
             | Call::RemoveContainer(n)
-            | Call::KillContainer(n)
             | Call::BgpTable(n)
             | Call::BgpSummary(n)
             | Call::BgpEvpnRoutes(n)
@@ -181,7 +178,6 @@ impl Call {
                 | Call::CreateContainer(_)
                 | Call::StartContainer(_)
                 | Call::RemoveContainer(_)
-                | Call::KillContainer(_)
                 | Call::BridgeForwarding(_)
                 | Call::VxlanFilter(_)
                 | Call::ApplyFrrConfig { .. }
@@ -201,7 +197,7 @@ impl Call {
     pub fn containers(&self) -> Vec<&str> {
         match self {
             Call::CreateContainer(s) => vec![&s.name],
-            Call::StartContainer(n) | Call::RemoveContainer(n) | Call::KillContainer(n) | Call::WaitBgpd(n) | Call::RemoveMacvlans(n) => vec![n],
+            Call::StartContainer(n) | Call::RemoveContainer(n) | Call::WaitBgpd(n) | Call::RemoveMacvlans(n) => vec![n],
             Call::ConnectVeth(v) => vec![&v.a.container, &v.b.container],
             Call::ConnectVxlan(v) => vec![&v.container],
             Call::ConnectMacvlan(m) => vec![&m.container],
@@ -504,7 +500,7 @@ impl FakeNode {
     /// Records the call, applies the failure rules, lets other tasks run as a real
     /// request would, then runs `f` on the node's state.
     async fn op<T>(&self, call: Call, f: impl FnOnce(&mut State, &Swarm) -> Result<T, Refusal>) -> NodeResult<T> {
-        let container_op = matches!(call, Call::CreateContainer(_) | Call::StartContainer(_) | Call::RemoveContainer(_) | Call::KillContainer(_));
+        let container_op = matches!(call, Call::CreateContainer(_) | Call::StartContainer(_) | Call::RemoveContainer(_));
         let doing = call.to_string();
         let id = self.journal.begin(&self.name, call.clone());
         let refused = {
@@ -687,16 +683,6 @@ impl Node for FakeNode {
         self.op(Call::RemoveContainer(name.into()), |s, _| {
             if let (Some(c), Some(n)) = (s.containers.remove(name), s.lingering.remove(name)) {
                 s.removing.push((c.spec.labels, n));
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn kill_container(&self, name: &str) -> NodeResult<()> {
-        self.op(Call::KillContainer(name.into()), |s, _| {
-            if let Some(c) = s.containers.get_mut(name) {
-                c.running = false;
             }
             Ok(())
         })

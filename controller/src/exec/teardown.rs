@@ -186,12 +186,6 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
         }
         let attached: Vec<(&String, &String)> = ex.attached.iter().map(|(n, c)| (n, c)).collect();
         remove_each(nodes, select, &mut removed.unreached, attached, "removing macvlans", |node, c| async move { node.remove_macvlans(&c).await }).await?;
-        // Every running container ends first, all at once: while containers go one by one,
-        // the routers still there recompute their routes over what is left (in a mesh, the
-        // whole mesh at each removal), and the engine removes a stopped container quickly.
-        // What fails here is left to the removal, which reports it.
-        let running: Vec<(&String, &String)> = ex.containers.iter().filter(|(_, _, running)| *running).map(|(n, c, _)| (n, c)).collect();
-        let _ = remove_each(nodes, select, &mut removed.unreached, running, "stopping containers", |node, c| async move { node.kill_container(&c).await }).await;
         let containers: Vec<(&String, &String)> = ex.containers.iter().map(|(n, c, _)| (n, c)).collect();
         removed.containers +=
             remove_each(nodes, select, &mut removed.unreached, containers, "removing containers", |node, c| async move { node.remove_container(&c).await })
