@@ -171,6 +171,9 @@ pub fn forget_state(nodes: &Nodes, path: Option<&str>) -> Result<(), DeployError
 /// filter where no vnet-te container is.
 pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Removed, DeployError> {
     let mut removed = Removed::default();
+    // Whether the last listing came after the last removal and showed nothing Docker is
+    // still removing: then there is nothing to wait for.
+    let mut settled = false;
     // Two sweeps: a create interrupted mid-request can land one more object just after
     // the first listing.
     for _sweep in 0..2 {
@@ -182,6 +185,7 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
             }
         }
         if ex.is_empty() {
+            settled = ex.removing.is_empty();
             break;
         }
         let attached: Vec<(&String, &String)> = ex.attached.iter().map(|(n, c)| (n, c)).collect();
@@ -195,7 +199,9 @@ pub async fn delete_selected(nodes: &Nodes, select: Select<'_>) -> Result<Remove
         removed.networks +=
             remove_each(nodes, select, &mut removed.unreached, networks, "removing networks", |node, n| async move { node.remove_network(&n).await }).await?;
     }
-    finish_removals(nodes, select, &mut removed).await?;
+    if !settled {
+        finish_removals(nodes, select, &mut removed).await?;
+    }
     // A create about to make bridges on a node enables the rule and makes them under the
     // same lock: it is never withdrawn between the two.
     let _rule = super::lock::forwarding(&nodes.state_dir).await?;
@@ -245,8 +251,7 @@ async fn finish_removals(nodes: &Nodes, select: Select<'_>, removed: &mut Remove
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            let on: BTreeSet<&String> = ex.removing.iter().collect();
-            let on: Vec<&str> = on.into_iter().map(String::as_str).collect();
+            let on: BTreeSet<&str> = ex.removing.iter().map(String::as_str).collect();
             return Err(DeployError::Step {
                 step: "removing containers",
                 source: NodeError::Failed {
@@ -255,7 +260,7 @@ async fn finish_removals(nodes: &Nodes, select: Select<'_>, removed: &mut Remove
                         "{} still being removed by Docker on {} after {} s (`docker ps -a` lists them as \"Removal In \
                          Progress\"; one that stays there is lost to the engine, and a restart of dockerd clears it)",
                         ex.removing.len(),
-                        on.join(", "),
+                        on.into_iter().collect::<Vec<_>>().join(", "),
                         REMOVING_WAIT.as_secs()
                     ),
                 },
