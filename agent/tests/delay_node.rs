@@ -9,6 +9,7 @@
 
 #[path = "../../tests/common/skip.rs"]
 mod skip;
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -17,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use vnet_te_agent::docker::delay::{control_dir, BINARY_ENV};
 use vnet_te_agent::docker::LocalNode;
-use vnet_te_agent::node::{ContainerRole, ContainerSpec, DelayLineSpec, DelaySettings, Node, NodeError, VethEnd, VethSpec};
+use vnet_te_agent::node::{ContainerSpec, DelayLineSpec, DelaySettings, Node, NodeError, VethEnd, VethSpec};
 
 const TEST: &str = "delay_node::a_delay_line_started_on_a_node_delays_its_link_end_and_ends_with_the_container";
-const IMAGE: &str = "vnet-te/host:0.1.0";
+use support::HOST_IMAGE as IMAGE;
 const B_ADDR: Ipv4Addr = Ipv4Addr::new(10, 254, 1, 2);
 
 /// The test's containers, force-removed whatever the outcome.
@@ -39,24 +40,9 @@ impl Drop for Containers {
 
 fn spec(name: &str) -> ContainerSpec {
     ContainerSpec {
-        name: name.into(),
         hostname: name.rsplit('-').next().unwrap_or(name).into(),
-        image: IMAGE.into(),
-        role: ContainerRole::Host,
-        // No Docker network: the container's own empty namespace, links made afterwards.
-        attachments: Vec::new(),
-        files: Vec::new(),
-        env: Vec::new(),
-        cmd: vec!["sleep".into(), "infinity".into()],
-        // A path's labels: the node acts only on vnet-te's containers.
-        labels: BTreeMap::from([
-            ("vnet-te.path".into(), "delay-node-test".into()),
-            ("vnet-te.role".into(), "host".into()),
-            ("vnet-te.test".into(), "delay-node".into()),
-        ]),
         sysctls: BTreeMap::from([("net.ipv4.tcp_syn_retries".into(), "9".into())]),
-        devices: Vec::new(),
-        limits: Default::default(),
+        ..support::idle_host(name, "delay-node")
     }
 }
 

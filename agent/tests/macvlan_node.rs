@@ -11,17 +11,17 @@
 mod lan;
 #[path = "../../tests/common/skip.rs"]
 mod skip;
+mod support;
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
 use lan::{ip_ok, Lan};
 
 use vnet_te_agent::docker::LocalNode;
-use vnet_te_agent::node::{ContainerRole, ContainerSpec, MacvlanSpec, Node, NodeError};
+use vnet_te_agent::node::{MacvlanSpec, Node, NodeError};
 
 const TEST: &str = "macvlan_node::a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it";
-const IMAGE: &str = "vnet-te/host:0.1.0";
+use support::HOST_IMAGE as IMAGE;
 
 /// The test's container, force-removed whatever the outcome.
 struct Container(String);
@@ -48,25 +48,7 @@ async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
     };
     ip_ok(&["-n", &lan.ns, "addr", "add", "10.254.9.2/24", "dev", &lan.peer]);
     let c = Container(format!("vte-mvtest-{id}"));
-    let spec = ContainerSpec {
-        name: c.0.clone(),
-        hostname: "h".into(),
-        image: IMAGE.into(),
-        role: ContainerRole::Host,
-        attachments: Vec::new(),
-        files: Vec::new(),
-        env: Vec::new(),
-        cmd: vec!["sleep".into(), "infinity".into()],
-        // A path's labels: the node acts only on vnet-te's containers.
-        labels: BTreeMap::from([
-            ("vnet-te.path".into(), "macvlan-node-test".into()),
-            ("vnet-te.role".into(), "host".into()),
-            ("vnet-te.test".into(), "macvlan-node".into()),
-        ]),
-        sysctls: BTreeMap::new(),
-        devices: Vec::new(),
-        limits: Default::default(),
-    };
+    let spec = support::idle_host(&c.0, "macvlan-node");
     node.create_container(&spec).await.unwrap();
     node.start_container(&c.0).await.unwrap();
 

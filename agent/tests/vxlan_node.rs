@@ -7,16 +7,16 @@
 
 #[path = "../../tests/common/skip.rs"]
 mod skip;
+mod support;
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vnet_te_agent::docker::LocalNode;
-use vnet_te_agent::node::{ContainerRole, ContainerSpec, Node, VxlanSpec};
+use vnet_te_agent::node::{Node, VxlanSpec};
 
 const TEST: &str = "vxlan_node::a_vxlan_link_waits_for_its_identifier_to_be_freed";
-const IMAGE: &str = "vnet-te/host:0.1.0";
+use support::HOST_IMAGE as IMAGE;
 
 /// The test's container and the node-side tunnel holding the identifier, removed whatever the outcome.
 struct Cleanup {
@@ -51,24 +51,7 @@ async fn a_vxlan_link_waits_for_its_identifier_to_be_freed() {
     if !made.status.success() {
         return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("cannot make a VXLAN device here: {}", String::from_utf8_lossy(&made.stderr)));
     }
-    let spec = ContainerSpec {
-        name: guard.container.clone(),
-        hostname: "h".into(),
-        image: IMAGE.into(),
-        role: ContainerRole::Host,
-        attachments: Vec::new(),
-        files: Vec::new(),
-        env: Vec::new(),
-        cmd: vec!["sleep".into(), "infinity".into()],
-        labels: BTreeMap::from([
-            ("vnet-te.path".into(), "vxlan-node-test".into()),
-            ("vnet-te.role".into(), "host".into()),
-            ("vnet-te.test".into(), "vxlan-node".into()),
-        ]),
-        sysctls: BTreeMap::new(),
-        devices: Vec::new(),
-        limits: Default::default(),
-    };
+    let spec = support::idle_host(&guard.container, "vxlan-node");
     node.create_container(&spec).await.unwrap();
     node.start_container(&guard.container).await.unwrap();
     let link = VxlanSpec {

@@ -7,10 +7,37 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use vnet_te_agent::node::Node;
+use vnet_te_agent::node::{ContainerRole, ContainerSpec, Node};
 use vnet_te_agent::remote::RemoteNode;
 use vnet_te_agent::server;
 use vnet_te_agent::tls::{self, ClusterCa, IssuedCert};
+
+/// The image of the node tests' idle host containers.
+pub const HOST_IMAGE: &str = "vnet-te/host:0.1.0";
+
+/// An idle host container on no Docker network (its own empty namespace: links are made
+/// afterwards), with a path's labels, since a node acts only on vnet-te's containers. `test`
+/// names the path (`TEST-test`) and goes in the `vnet-te.test` label.
+pub fn idle_host(name: &str, test: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        hostname: "h".into(),
+        image: HOST_IMAGE.into(),
+        role: ContainerRole::Host,
+        attachments: Vec::new(),
+        files: Vec::new(),
+        env: Vec::new(),
+        cmd: vec!["sleep".into(), "infinity".into()],
+        labels: std::collections::BTreeMap::from([
+            ("vnet-te.path".into(), format!("{test}-test")),
+            ("vnet-te.role".into(), "host".into()),
+            ("vnet-te.test".into(), test.into()),
+        ]),
+        sysctls: Default::default(),
+        devices: Vec::new(),
+        limits: Default::default(),
+    }
+}
 
 pub struct Pki {
     pub ca: ClusterCa,
