@@ -83,17 +83,10 @@ fn tc_show(pid: &str) -> String {
 
 #[tokio::test]
 async fn a_delay_line_started_on_a_node_delays_its_link_end_and_ends_with_the_container() {
-    let node = match LocalNode::connect("local").await {
+    let node = match support::docker_node(&[IMAGE.to_string()]).await {
         Ok(n) => n,
-        Err(e) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("no Docker engine answers: {e}")),
+        Err(why) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &why),
     };
-    match node.images_present(&[IMAGE.to_string()]).await {
-        Ok(p) if p.get(IMAGE) == Some(&true) => {}
-        other => {
-            let reason = format!("the image {IMAGE} is not there ({other:?}): vnet-te images build");
-            return skip::skip_or_fail(TEST, skip::Requirement::Docker, &reason);
-        }
-    }
     // The binary of this build (the test's own executable has none beside it).
     std::env::set_var(BINARY_ENV, env!("CARGO_BIN_EXE_vnet-te-delay"));
 

@@ -17,7 +17,6 @@ use std::process::{Command, Stdio};
 
 use lan::{ip_ok, Lan};
 
-use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::{MacvlanSpec, Node, NodeError};
 
 const TEST: &str = "macvlan_node::a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it";
@@ -34,13 +33,10 @@ impl Drop for Container {
 
 #[tokio::test]
 async fn a_host_is_attached_to_a_lan_of_the_node_and_taken_off_it() {
-    let node = match LocalNode::connect("local").await {
+    let node = match support::docker_node(&[IMAGE.to_string()]).await {
         Ok(n) => n,
-        Err(e) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("no Docker engine: {e}")),
+        Err(why) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &why),
     };
-    if !node.images_present(&[IMAGE.to_string()]).await.is_ok_and(|m| m[IMAGE]) {
-        return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("image {IMAGE} missing"));
-    }
     let id = std::process::id() % 100_000;
     let lan = match Lan::new("mv") {
         Ok(lan) => lan,

@@ -12,7 +12,6 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vnet_te_agent::docker::LocalNode;
 use vnet_te_agent::node::{Node, VxlanSpec};
 
 const TEST: &str = "vxlan_node::a_vxlan_link_waits_for_its_identifier_to_be_freed";
@@ -33,13 +32,10 @@ impl Drop for Cleanup {
 
 #[tokio::test]
 async fn a_vxlan_link_waits_for_its_identifier_to_be_freed() {
-    let node = match LocalNode::connect("local").await {
+    let node = match support::docker_node(&[IMAGE.to_string()]).await {
         Ok(n) => n,
-        Err(e) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("no Docker engine: {e}")),
+        Err(why) => return skip::skip_or_fail(TEST, skip::Requirement::Docker, &why),
     };
-    if !node.images_present(&[IMAGE.to_string()]).await.is_ok_and(|m| m[IMAGE]) {
-        return skip::skip_or_fail(TEST, skip::Requirement::Docker, &format!("image {IMAGE} missing"));
-    }
     let id = std::process::id() % 100_000;
     // A UDP port and identifier no path uses (paths tunnel on 4790).
     let (vni, port) = (9_000_000 + id, 47_000 + (id % 1000) as u16);
