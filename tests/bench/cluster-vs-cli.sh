@@ -27,6 +27,10 @@ WORK="$(mktemp -d)"
 log() { printf 'bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+# The machine's busy CPU time so far, in seconds (/proc/stat: user, nice, system, irq, softirq,
+# steal). Both sides drive the same engines on the same cores: when their busy time per second
+# nears the core count, the side that asks the engines for less work is the faster one.
+cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat; }
 
 docker exec "$M" vnet-te cluster status >/dev/null ||
     { log "no local cluster answers: run deploy/cluster-up.sh 3 first"; exit 1; }
@@ -65,6 +69,7 @@ dst_ip="$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["
 for round in $(seq 1 "$ROUNDS"); do
     cleanup_cli
     t0=$(now)
+    c0=$(cpu_busy)
     docker exec "$M" sh /bench/manager.sh
     pids=()
     for n in "${NODES[@]}"; do
@@ -79,13 +84,16 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     t1=$(now)
     base="$(secs "$t0" "$t1")"
+    base_cpu="$(secs "$c0" "$(cpu_busy)")"
     cleanup_cli
 
     t0=$(now)
+    c0=$(cpu_busy)
     docker exec "$M" vnet-te path create --hops "$HOPS" --name bench --wiring "$WIRING" >"$WORK/report.txt" 2>"$WORK/create.log" ||
         { cat "$WORK/create.log" "$WORK/report.txt" >&2; log "vnet-te create failed"; exit 1; }
     t1=$(now)
     ours="$(secs "$t0" "$t1")"
+    ours_cpu="$(secs "$c0" "$(cpu_busy)")"
     t0=$(now)
     docker exec "$M" vnet-te path delete bench >/dev/null 2>&1
     t1=$(now)
@@ -93,4 +101,5 @@ for round in $(seq 1 "$ROUNDS"); do
     ratio="$(awk -v a="$ours" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
     printf 'round %d: %d hops over %d nodes: cli-script %s s, vnet-te create->verified %s s (ratio %s, target <= 0.5; wiring %s); vnet-te delete %s s\n' \
         "$round" "$HOPS" "${#NODES[@]}" "$base" "$ours" "$ratio" "$WIRING" "$del"
+    printf 'round %d: busy CPU of the machine (%d cores): cli-script %s s, vnet-te %s s\n' "$round" "$(nproc)" "$base_cpu" "$ours_cpu"
 done

@@ -243,40 +243,33 @@ async fn connect(node: &LocalNode, container: &str, a: &crate::node::Attachment)
         .map_err(docker_err(format!("attaching {container} to {} as {}", a.network, a.address)))
 }
 
-/// The scope of a network as this engine reports it. None when it cannot say (a worker answers
-/// 404 for an overlay it has not attached yet): connecting after start is right either way.
-async fn network_scope(node: &LocalNode, network: &str) -> Option<String> {
-    match node.docker.inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>).await {
-        Ok(n) => Some(n.scope.unwrap_or_default()),
-        Err(e) => {
-            tracing::debug!(network, error = %e, "no scope for the network");
-            None
-        }
-    }
-}
-
 pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult<()> {
     let doing = || format!("creating container {}", spec.name);
     scope::check_container_spec(spec).map_err(|message| NodeError::Refused { doing: doing(), message })?;
+    // The scope of each network as this engine reports it; None: it has none of that name
+    // yet (a swarm worker knows an overlay only once a container of its own joins it: the
+    // name, checked, is resolved by the manager at attach).
+    let mut scopes = Vec::with_capacity(spec.attachments.len());
     for a in &spec.attachments {
-        match node.our_network(&a.network, &doing).await {
-            // A swarm worker knows an overlay only once a container of its own joins it: the
-            // name (checked) is resolved by the manager at attach.
-            Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => {}
-            other => drop(other?),
-        }
+        scopes.push(match node.our_network(&a.network, &doing).await {
+            Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => None,
+            other => Some(other?.scope.unwrap_or_default()),
+        });
     }
+    let joins_swarm = scopes.iter().any(|s| s.as_deref() != Some("local"));
     let body = create_body(spec, node.cgroup_parent().await);
     let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
     node.docker.create_container(Some(opts), body).await.map_err(docker_err(format!("creating container {} from {}", spec.name, spec.image)))?;
+    if joins_swarm {
+        node.swarm_joining.lock().expect("swarm_joining lock").insert(spec.name.clone());
+    }
     let rest = spec.attachments.get(1..).unwrap_or_default();
-    if let (Some(first), false) = (spec.attachments.first(), rest.is_empty()) {
+    if !rest.is_empty() {
         let v = node.docker.client_version();
-        let api = (v.major_version, v.minor_version);
-        // (The first test spares older engines the inspect.)
-        if api >= NETWORK_MODE_CHECKED_FROM && connect_after_start(api, network_scope(node, &first.network).await.as_deref()) {
+        if connect_after_start((v.major_version, v.minor_version), scopes[0].as_deref()) {
             node.after_start.lock().expect("after_start lock").insert(spec.name.clone(), rest.to_vec());
         } else {
+            let _turn = swarm_turn(node, joins_swarm).await;
             for a in rest {
                 connect(node, &spec.name, a).await?;
             }
@@ -288,14 +281,36 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
     Ok(())
 }
 
+/// This node's turn to join swarm networks, when `joins` (None otherwise): one start or connect
+/// that joins a swarm network at a time per node. Each first join of an overlay on a node
+/// sends the overlay's other nodes a bulk sync and waits up to 30 s for each one's answer; an
+/// engine that sends two to one node at once keeps only the later one's wait to be answered,
+/// and the earlier join then stalls the full 30 s, past the manager's 20 s attach deadline
+/// (moby's networkdb before its fix of moby/moby#51701, Docker 20.10 and 26 among them). One
+/// at a time costs nothing measurable: a node's engine makes its overlay attaches one after
+/// another anyway (tests/bench/overlay-attach.sh).
+async fn swarm_turn(node: &LocalNode, joins: bool) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    if joins {
+        Some(node.swarm_join.lock().await)
+    } else {
+        None
+    }
+}
+
 pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
     node.ours(name, &|| format!("starting container {name}")).await?;
+    let joins_swarm = node.swarm_joining.lock().expect("swarm_joining lock").contains(name);
     let deadline = std::time::Instant::now() + START_WITHIN;
     let mut tries = 1;
     loop {
-        let e = match start_once(node, name).await {
+        let once = {
+            let _turn = swarm_turn(node, joins_swarm).await;
+            start_once(node, name).await
+        };
+        let e = match once {
             Ok(()) => {
                 node.after_start.lock().expect("after_start lock").remove(name);
+                node.swarm_joining.lock().expect("swarm_joining lock").remove(name);
                 return Ok(());
             }
             Err(e) => e,
@@ -321,9 +336,18 @@ pub(super) async fn start(node: &LocalNode, name: &str) -> NodeResult<()> {
             });
         }
         tracing::warn!(container = name, error = %e, "overlay attach failed in the swarm; starting again");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(retry_pause()).await;
         tries += 1;
     }
+}
+
+/// The pause before a start is tried again: 0.2 s and up to 2 s more at random. The two ends of
+/// an overlay that stalled together (`swarm_turn`) fail at the same instant; tried again in step,
+/// their joins would meet again.
+fn retry_pause() -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    std::time::Duration::from_millis(200 + random % 2000)
 }
 
 /// How long a container's start may take in all: room for the manager's attach deadline to
@@ -367,6 +391,7 @@ async fn start_once(node: &LocalNode, name: &str) -> NodeResult<()> {
 
 pub(super) async fn remove(node: &LocalNode, name: &str) -> NodeResult<()> {
     node.after_start.lock().expect("after_start lock").remove(name);
+    node.swarm_joining.lock().expect("swarm_joining lock").remove(name);
     match node.ours(name, &|| format!("removing container {name}")).await {
         Err(NodeError::Docker { source, .. }) if is_status(&source, 404) => return Ok(()),
         other => other?,

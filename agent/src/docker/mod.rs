@@ -58,6 +58,11 @@ pub struct LocalNode {
     /// Networks of created containers that are connected only once they run
     /// (`containers::connect_after_start`), by container name.
     after_start: std::sync::Mutex<std::collections::HashMap<String, Vec<crate::node::Attachment>>>,
+    /// Created containers whose start or connects join a swarm network (`containers::create`).
+    swarm_joining: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Held by every start or connect that joins a swarm network: one at a time per node
+    /// (`containers::SWARM_JOINS_ONE_AT_A_TIME`).
+    swarm_join: tokio::sync::Mutex<()>,
 }
 
 impl LocalNode {
@@ -69,7 +74,14 @@ impl LocalNode {
             .negotiate_version()
             .await
             .map_err(docker_err("negotiating the Docker API version (is dockerd running?)"))?;
-        Ok(LocalNode { name: name.to_string(), docker, cgroup_layout: tokio::sync::OnceCell::new(), after_start: Default::default() })
+        Ok(LocalNode {
+            name: name.to_string(),
+            docker,
+            cgroup_layout: tokio::sync::OnceCell::new(),
+            after_start: Default::default(),
+            swarm_joining: Default::default(),
+            swarm_join: Default::default(),
+        })
     }
 
     pub fn docker(&self) -> &Docker {
