@@ -283,12 +283,13 @@ pub(super) async fn create(node: &LocalNode, spec: &ContainerSpec) -> NodeResult
 
 /// This node's turn to join swarm networks, when `joins` (None otherwise): one start or connect
 /// that joins a swarm network at a time per node. Each first join of an overlay on a node
-/// sends the overlay's other nodes a bulk sync and waits up to 30 s for each one's answer; an
-/// engine that sends two to one node at once keeps only the later one's wait to be answered,
-/// and the earlier join then stalls the full 30 s, past the manager's 20 s attach deadline
-/// (moby's networkdb before its fix of moby/moby#51701, Docker 20.10 and 26 among them). One
-/// at a time costs nothing measurable: a node's engine makes its overlay attaches one after
-/// another anyway (tests/bench/overlay-attach.sh).
+/// sends the overlay's other nodes a bulk sync and waits up to 30 s for each one's answer, but
+/// the engine keeps one awaited answer per peer: a second bulk sync to the same node (another
+/// join at once), or an answer to one from it, leaves the first join waiting the full 30 s,
+/// past the manager's 20 s attach deadline (moby's networkdb before its fix of
+/// moby/moby#51701, Docker 20.10 and 26 among them). This takes away the first cause; the
+/// second needs the engine's fix. One at a time costs little, since a node's engine makes its
+/// overlay attaches one after another anyway (figures in docs/performance.md).
 async fn swarm_turn(node: &LocalNode, joins: bool) -> Option<tokio::sync::MutexGuard<'_, ()>> {
     if joins {
         Some(node.swarm_join.lock().await)

@@ -61,7 +61,7 @@ pub struct LocalNode {
     /// Created containers whose start or connects join a swarm network (`containers::create`).
     swarm_joining: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Held by every start or connect that joins a swarm network: one at a time per node
-    /// (`containers::SWARM_JOINS_ONE_AT_A_TIME`).
+    /// (`containers::swarm_turn`).
     swarm_join: tokio::sync::Mutex<()>,
 }
 
