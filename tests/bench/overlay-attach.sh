@@ -27,7 +27,7 @@ for n in "$M" "$A" "$B"; do
         { log "$n is not in a swarm: run deploy/cluster-up.sh 3 first"; exit 1; }
 done
 cleanup() {
-    local n i
+    local n
     for n in "$A" "$B"; do
         docker exec "$n" sh -c 'docker ps -aq --filter label=bench=attach | xargs -r docker rm -f >/dev/null
             docker network ls -q --filter label=bench=attach --filter driver=bridge | xargs -r docker network rm >/dev/null' || true
