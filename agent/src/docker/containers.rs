@@ -473,6 +473,14 @@ mod tests {
     }
 
     #[test]
+    fn starts_tried_again_pause_apart_by_chance_within_0_2_to_2_2_s() {
+        let pauses: Vec<_> = (0..20).map(|_| retry_pause()).collect();
+        assert!(pauses.iter().all(|p| (200..2200).contains(&p.as_millis())), "{pauses:?}");
+        // Two ends that fail together must not try again in step.
+        assert!(pauses.iter().any(|p| *p != pauses[0]), "{pauses:?}");
+    }
+
+    #[test]
     fn a_start_is_tried_again_only_when_the_swarm_did_not_attach_an_overlay() {
         assert!(attach_failed("Docker responded with status code 500: attaching to network failed, make sure your network options are correct and check manager logs: context deadline exceeded"));
         assert!(attach_failed("Docker responded with status code 404: network vte-ring-l3 not found"));
